@@ -1,0 +1,144 @@
+"""Command line: `python -m synapse_async <command>` (SPEC §26).
+
+Exit codes: 0 success; 2 invalid configuration (every problem printed); 3 database unreachable at startup;
+130 second interrupt during shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from synapse_async import __version__
+from synapse_async.config import Config, ConfigError, describe, load_config
+from synapse_async.obs.logging import configure_logging, get_logger
+from synapse_async.obs.ring import LogRing
+
+EXIT_CONFIG = 2
+
+
+def _utf8_streams() -> None:
+    """Output streams are UTF-8 regardless of the locale (SPEC §3.2 step 2)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors="backslashreplace")
+
+
+def _load() -> Config:
+    try:
+        return load_config(os.environ)
+    except ConfigError as exc:
+        print("Invalid configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem.render()}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _setup_logging(cfg: Config, ring: LogRing | None = None) -> None:
+    configure_logging(level=cfg.log_level, fmt=cfg.log_format, ring=ring)
+    # Library warnings (e.g. platformdirs in the embedded server) become log records, so every line stays JSON.
+    logging.captureWarnings(True)
+
+
+def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run on uvloop when available (faster I/O for the gateway and the pool), else the default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def cmd_run(_args: argparse.Namespace) -> int:
+    cfg = _load()
+    _setup_logging(cfg, LogRing(cfg.log_buffer_size, capture_level=cfg.log_level))
+    from synapse_async.runtime import Runtime, StartupError
+
+    log = get_logger("synapse_async")
+    if cfg.jwt_secret_generated:
+        log.warning("jwt_secret_generated", detail="sandbox mode: a random per-process JWT secret is in use")
+
+    async def main() -> int:
+        runtime = Runtime(cfg)
+        try:
+            return await runtime.run()
+        except StartupError as exc:
+            log.error("startup_failed", error=str(exc), exit_code=exc.exit_code)
+            return exc.exit_code
+
+    return _run_async(main)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    cfg = _load()
+    _setup_logging(cfg)
+
+    async def main() -> int:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from synapse_async.db.embedded import EmbeddedPostgres
+        from synapse_async.db.migrate import migrate
+        from synapse_async.db.urls import to_sqlalchemy_url
+
+        embedded = None
+        url = cfg.database_url
+        if url is None:
+            embedded = EmbeddedPostgres(cfg.embedded_pg_dir)
+            url = await embedded.start()
+        engine = create_async_engine(to_sqlalchemy_url(url))
+        try:
+            before, after = await migrate(engine, args.to)
+        finally:
+            await engine.dispose()
+            if embedded is not None:
+                await embedded.stop()
+        print(f"schema: {before or 'base'} -> {after or 'base'}")
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_check_config(_args: argparse.Namespace) -> int:
+    cfg = _load()
+    for line in describe(cfg, os.environ):
+        print(line)
+    print("configuration OK")
+    return 0
+
+
+def cmd_generate_secret(_args: argparse.Namespace) -> int:
+    # 48 random bytes in URL-safe base64 are exactly 64 characters.
+    print(secrets.token_urlsafe(48))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m synapse_async", description="synapse-async engagement bot")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="start the service (default)").set_defaults(func=cmd_run)
+    migrate = sub.add_parser("migrate", help="apply migrations and exit")
+    migrate.add_argument("--to", default="head", help="target revision (default head; 'base' empties the schema)")
+    migrate.set_defaults(func=cmd_migrate)
+    sub.add_parser("check-config", help="validate the environment; exit 0 or 2").set_defaults(func=cmd_check_config)
+    sub.add_parser("generate-secret", help="print a random 64-character secret").set_defaults(func=cmd_generate_secret)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _utf8_streams()
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = getattr(args, "func", cmd_run)
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

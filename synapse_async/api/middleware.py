@@ -1,0 +1,98 @@
+"""Cross-cutting HTTP behaviour: request ids, the startup/shutdown gate, uniform errors, access log.
+
+Order matters: the request-id middleware runs first so every later log line and error carries the id; the error
+middleware turns any exception into the uniform body (a pool timeout or lost connection becomes 503
+`unavailable`, never a hang or a 500).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from synapse_async.api.errors import ApiError, error_response
+from synapse_async.db.engine import is_transient
+from synapse_async.health import Lifecycle
+from synapse_async.obs.logging import get_logger
+
+log = get_logger("synapse_async.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PROBE_PATHS = frozenset({"/health", "/ready"})
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def _route_template(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "<unmatched>"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-ID", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        if request.path not in PROBE_PATHS:
+            log.info(
+                "http_request",
+                method=request.method,
+                route=_route_template(request),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client_ip=request.remote,
+            )
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+def gate(lifecycle: Lifecycle) -> Middleware:
+    """Before startup step 10 and after shutdown began, the API answers 503 (probes always answer)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/api/") and (lifecycle.shutting_down or not lifecycle.api_open):
+            reason = "shutting down" if lifecycle.shutting_down else "starting up"
+            raise ApiError.unavailable(f"The service is {reason}; try again shortly.")
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPRequestEntityTooLarge:
+        response = error_response(413, "payload_too_large", "The request body is too large.")
+    except web.HTTPNotFound:
+        response = error_response(404, "not_found", "Not found.")
+    except web.HTTPMethodNotAllowed:
+        response = error_response(405, "method_not_allowed", "Method not allowed.")
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("http_database_unavailable", error=type(exc).__name__)
+            response = error_response(503, "unavailable", "The database is temporarily unavailable; try again shortly.")
+        else:
+            log.exception("http_internal_error")
+            response = error_response(500, "internal_error", "An internal error occurred.")
+    response.headers["X-Request-ID"] = request.get(REQUEST_ID, "")
+    return response

@@ -1,0 +1,1 @@
+"""Configuration cache and the supervised LISTEN connection that keeps it fresh (SPEC §16)."""

@@ -1,0 +1,417 @@
+"""The in-memory configuration cache (SPEC §16.1).
+
+The event path reads configuration only from here, never from the database, so a message costs no config query.
+Each guild's configuration is one immutable `GuildConfig`; a reload builds a new one and swaps it in with a single
+assignment, so a reader sees either the old or the new state, never a mix. A notification names one table (and
+usually one guild) and reloads exactly that slice; after every listener (re)connection a full reload runs because
+notifications sent while disconnected are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from synapse_async.obs.logging import get_logger
+from synapse_async.settings import REGISTRY, ResolvedSettings, normalize_stored
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Multiplier:
+    xp: float
+    stars: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    channel_id: int
+    name: str
+    type: str
+    parent_id: int | None
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GuildInfo:
+    guild_id: int
+    name: str
+    owner_id: int
+    afk_channel_id: int | None
+    icon_hash: str | None
+    left: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonInfo:
+    season_id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NoXpTargets:
+    channels: frozenset[int] = frozenset()
+    roles: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateInfo:
+    template_id: int
+    name: str
+    description: str | None
+    category_id: int | None
+    rarity_id: int | None
+    series_id: int | None
+    series_order: int | None
+    trigger_type: str
+    trigger_config: Mapping[str, Any]
+    xp_reward: int
+    gold_reward: int
+    badge_image_url: str | None
+    announce_channel_id: int | None
+    is_hidden: bool
+    max_earners: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    category_id: int
+    name: str
+    icon: str | None
+    sort_order: int
+
+
+@dataclass(frozen=True, slots=True)
+class RarityInfo:
+    rarity_id: int
+    name: str
+    color: str
+    emoji: str | None
+    sort_order: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    series_id: int
+    name: str
+    description: str | None
+
+
+_DEFAULT_SETTINGS = ResolvedSettings({})
+
+
+@dataclass(frozen=True, slots=True)
+class GuildConfig:
+    """Everything the hot path needs about one guild, immutable and swapped as a whole."""
+
+    guild_id: int
+    settings: ResolvedSettings = field(default_factory=lambda: _DEFAULT_SETTINGS)
+    info: GuildInfo | None = None
+    channels: Mapping[int, ChannelInfo] = field(default_factory=dict)
+    type_defaults: Mapping[tuple[str, str], Multiplier] = field(default_factory=dict)
+    overrides: Mapping[tuple[int, str], Multiplier] = field(default_factory=dict)
+    role_multipliers: Mapping[int, Multiplier] = field(default_factory=dict)
+    no_xp: NoXpTargets = NoXpTargets()
+    level_roles: tuple[tuple[int, int], ...] = ()  # (level, role_id) ascending
+    templates: tuple[TemplateInfo, ...] = ()  # active only, ordered by series, series_order, id
+    categories: Mapping[int, CategoryInfo] = field(default_factory=dict)
+    rarities: Mapping[int, RarityInfo] = field(default_factory=dict)
+    series: Mapping[int, SeriesInfo] = field(default_factory=dict)
+    active_season: SeasonInfo | None = None
+
+
+# --- loaders: one per notifiable table; each returns {guild_id: value for that GuildConfig field} -------------
+
+Loader = Callable[[AsyncConnection, int | None], Awaitable[dict[int, Any]]]
+
+
+async def _rows(
+    conn: AsyncConnection, sql: str, guild_id: int | None, *, where: str = "TRUE", order: str = "", **types: Any
+) -> list[Any]:
+    """Run `sql WHERE where [AND guild_id = :g] [ORDER BY order]`; typed columns decode JSONB deterministically."""
+    stmt_sql = f"{sql} WHERE {where}" + (" AND guild_id = :g" if guild_id is not None else "")
+    stmt = text(stmt_sql + (f" ORDER BY {order}" if order else ""))
+    query: Any = stmt.columns(**types) if types else stmt
+    result = await conn.execute(query, {"g": guild_id} if guild_id is not None else {})
+    return list(result.all())
+
+
+def _group(rows: list[Any], build: Callable[[list[Any]], Any]) -> dict[int, Any]:
+    grouped: dict[int, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(int(row.guild_id), []).append(row)
+    return {g: build(rs) for g, rs in grouped.items()}
+
+
+async def _load_settings(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(conn, "SELECT guild_id, key, value FROM settings", guild_id, value=JSONB)
+
+    def build(rs: list[Any]) -> ResolvedSettings:
+        overrides: dict[str, object] = {}
+        for r in rs:
+            if r.key not in REGISTRY:
+                log.warning("unknown_setting_ignored", guild_id=r.guild_id, key=r.key)
+                continue
+            try:
+                overrides[r.key] = normalize_stored(r.key, r.value)
+            except (TypeError, ValueError):
+                log.warning("invalid_stored_setting_ignored", guild_id=r.guild_id, key=r.key)
+        return ResolvedSettings(overrides)
+
+    return _group(rows, build)
+
+
+async def _load_guilds(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn, "SELECT guild_id, name, owner_id, afk_channel_id, icon_hash, left_at FROM guilds", guild_id
+    )
+    return {
+        int(r.guild_id): GuildInfo(
+            int(r.guild_id), r.name, int(r.owner_id), r.afk_channel_id, r.icon_hash, r.left_at is not None
+        )
+        for r in rows
+    }
+
+
+async def _load_channels(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn, "SELECT guild_id, channel_id, name, type, parent_id, deleted_at FROM guild_channels", guild_id
+    )
+    return _group(
+        rows,
+        lambda rs: {
+            int(r.channel_id): ChannelInfo(int(r.channel_id), r.name, r.type, r.parent_id, r.deleted_at is not None)
+            for r in rs
+        },
+    )
+
+
+async def _load_type_defaults(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn,
+        "SELECT guild_id, channel_type, event_type, xp_multiplier, star_multiplier FROM channel_type_defaults",
+        guild_id,
+    )
+    return _group(
+        rows,
+        lambda rs: {
+            (r.channel_type, r.event_type): Multiplier(float(r.xp_multiplier), float(r.star_multiplier)) for r in rs
+        },
+    )
+
+
+async def _load_overrides(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn,
+        "SELECT guild_id, channel_id, event_type, xp_multiplier, star_multiplier FROM channel_overrides",
+        guild_id,
+    )
+    return _group(
+        rows,
+        lambda rs: {
+            (int(r.channel_id), r.event_type): Multiplier(float(r.xp_multiplier), float(r.star_multiplier)) for r in rs
+        },
+    )
+
+
+async def _load_role_multipliers(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(conn, "SELECT guild_id, role_id, xp_multiplier, star_multiplier FROM role_multipliers", guild_id)
+    return _group(
+        rows, lambda rs: {int(r.role_id): Multiplier(float(r.xp_multiplier), float(r.star_multiplier)) for r in rs}
+    )
+
+
+async def _load_no_xp(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(conn, "SELECT guild_id, target_type, target_id FROM no_xp_targets", guild_id)
+    return _group(
+        rows,
+        lambda rs: NoXpTargets(
+            frozenset(int(r.target_id) for r in rs if r.target_type == "channel"),
+            frozenset(int(r.target_id) for r in rs if r.target_type == "role"),
+        ),
+    )
+
+
+async def _load_level_roles(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn, "SELECT guild_id, role_id, level FROM level_role_rewards", guild_id, order="level, role_id"
+    )
+    return _group(rows, lambda rs: tuple((int(r.level), int(r.role_id)) for r in rs))
+
+
+async def _load_templates(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn,
+        "SELECT guild_id, id, name, description, category_id, rarity_id, series_id, series_order, trigger_type,"
+        " trigger_config, xp_reward, gold_reward, badge_image_url, announce_channel_id, is_hidden, max_earners"
+        " FROM achievement_templates",
+        guild_id,
+        where="active",
+        order="series_id NULLS FIRST, series_order NULLS FIRST, id",
+        trigger_config=JSONB,
+    )
+    return _group(
+        rows,
+        lambda rs: tuple(
+            TemplateInfo(
+                int(r.id),
+                r.name,
+                r.description,
+                r.category_id,
+                r.rarity_id,
+                r.series_id,
+                r.series_order,
+                r.trigger_type,
+                dict(r.trigger_config or {}),
+                int(r.xp_reward),
+                int(r.gold_reward),
+                r.badge_image_url,
+                r.announce_channel_id,
+                bool(r.is_hidden),
+                r.max_earners,
+            )
+            for r in rs
+        ),
+    )
+
+
+async def _load_categories(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(conn, "SELECT guild_id, id, name, icon, sort_order FROM achievement_categories", guild_id)
+    return _group(rows, lambda rs: {int(r.id): CategoryInfo(int(r.id), r.name, r.icon, r.sort_order) for r in rs})
+
+
+async def _load_rarities(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(conn, "SELECT guild_id, id, name, color, emoji, sort_order FROM achievement_rarities", guild_id)
+    return _group(
+        rows, lambda rs: {int(r.id): RarityInfo(int(r.id), r.name, r.color, r.emoji, r.sort_order) for r in rs}
+    )
+
+
+async def _load_series(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(conn, "SELECT guild_id, id, name, description FROM achievement_series", guild_id)
+    return _group(rows, lambda rs: {int(r.id): SeriesInfo(int(r.id), r.name, r.description) for r in rs})
+
+
+async def _load_active_season(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+    rows = await _rows(
+        conn,
+        "SELECT guild_id, season_id, name, starts_at, ends_at FROM seasons",
+        guild_id,
+        where="status = 'active'",
+    )
+    return {int(r.guild_id): SeasonInfo(int(r.season_id), r.name, r.starts_at, r.ends_at) for r in rows}
+
+
+# table -> (GuildConfig field, loader, value when the guild has no rows)
+_GUILD_TABLES: dict[str, tuple[str, Loader, Callable[[], Any]]] = {
+    "settings": ("settings", _load_settings, lambda: _DEFAULT_SETTINGS),
+    "guilds": ("info", _load_guilds, lambda: None),
+    "guild_channels": ("channels", _load_channels, dict),
+    "channel_type_defaults": ("type_defaults", _load_type_defaults, dict),
+    "channel_overrides": ("overrides", _load_overrides, dict),
+    "role_multipliers": ("role_multipliers", _load_role_multipliers, dict),
+    "no_xp_targets": ("no_xp", _load_no_xp, NoXpTargets),
+    "level_role_rewards": ("level_roles", _load_level_roles, tuple),
+    "achievement_templates": ("templates", _load_templates, tuple),
+    "achievement_categories": ("categories", _load_categories, dict),
+    "achievement_rarities": ("rarities", _load_rarities, dict),
+    "achievement_series": ("series", _load_series, dict),
+    "seasons": ("active_season", _load_active_season, lambda: None),
+}
+GLOBAL_TABLES = frozenset({"revoked_tokens"})
+CACHED_TABLES = frozenset(_GUILD_TABLES) | GLOBAL_TABLES
+
+
+class ConfigCache:
+    """Per-guild configuration plus global revoked token ids, reloaded by table and guild."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._guilds: dict[int, GuildConfig] = {}
+        self._revoked: frozenset[str] = frozenset()
+        self.loaded = False
+        self.full_reloads = 0
+        self.reloads: Counter[str] = Counter()  # "<table>:<guild_id or *>" -> count, observable by tests
+        self.last_full_reload_at: datetime | None = None
+        self.last_reload_at: datetime | None = None
+        # Full and targeted reloads are serialized: a targeted reload that read newer data must never be
+        # overwritten by a full reload whose snapshot is older.
+        self._lock = asyncio.Lock()
+
+    # --- reads (hot path: dictionary lookups only) -------------------------------------------------------------
+    def guild(self, guild_id: int) -> GuildConfig:
+        cfg = self._guilds.get(guild_id)
+        return cfg if cfg is not None else GuildConfig(guild_id)
+
+    def settings(self, guild_id: int) -> ResolvedSettings:
+        return self.guild(guild_id).settings
+
+    def known_guild_ids(self) -> frozenset[int]:
+        return frozenset(g for g, c in self._guilds.items() if c.info is not None)
+
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    # --- reloads -------------------------------------------------------------------------------------------------
+    async def full_reload(self) -> None:
+        """Load every table for every guild in one consistent snapshot, then swap everything at once."""
+        async with self._lock:
+            await self._full_reload()
+
+    async def _full_reload(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            per_table = {table: await loader(conn, None) for table, (_, loader, _) in _GUILD_TABLES.items()}
+            revoked = await self._load_revoked(conn)
+            await conn.rollback()
+        guild_ids: set[int] = set()
+        for values in per_table.values():
+            guild_ids.update(values)
+        fresh: dict[int, GuildConfig] = {}
+        for gid in guild_ids:
+            kwargs = {fld: per_table[table].get(gid, empty()) for table, (fld, _, empty) in _GUILD_TABLES.items()}
+            fresh[gid] = GuildConfig(gid, **kwargs)
+        self._guilds = fresh
+        self._revoked = revoked
+        self.loaded = True
+        self.full_reloads += 1
+        self.last_full_reload_at = self.last_reload_at = datetime.now(UTC)
+        log.info("config_cache_full_reload", guilds=len(fresh), revoked_ids=len(revoked))
+
+    async def reload(self, table: str, guild_id: int | None) -> None:
+        """Reload one table, for one guild or (guild_id None) for all guilds."""
+        async with self._lock:
+            await self._reload(table, guild_id)
+
+    async def _reload(self, table: str, guild_id: int | None) -> None:
+        if table in GLOBAL_TABLES:
+            async with self._engine.connect() as conn:
+                self._revoked = await self._load_revoked(conn)
+        else:
+            fld, loader, empty = _GUILD_TABLES[table]
+            async with self._engine.connect() as conn:
+                values = await loader(conn, guild_id)
+            targets = {guild_id} if guild_id is not None else set(self._guilds) | set(values)
+            for gid in targets:
+                old = self._guilds.get(gid) or GuildConfig(gid)
+                self._guilds[gid] = dataclasses.replace(old, **{fld: values.get(gid, empty())})
+        self.reloads[f"{table}:{guild_id if guild_id is not None else '*'}"] += 1
+        self.last_reload_at = datetime.now(UTC)
+        log.debug("config_cache_reload", table=table, guild_id=guild_id)
+
+    @staticmethod
+    async def _load_revoked(conn: AsyncConnection) -> frozenset[str]:
+        result = await conn.execute(text("SELECT jti FROM revoked_tokens WHERE expires_at > now()"))
+        return frozenset(str(r[0]) for r in result.all())

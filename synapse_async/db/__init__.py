@@ -1,0 +1,1 @@
+"""Database access: engine and pool, typed models, migrations, NOTIFY helper, embedded server."""

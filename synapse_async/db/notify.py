@@ -1,0 +1,74 @@
+"""The one NOTIFY helper every writer uses (SPEC §16.3; technical-debt item 1).
+
+The old design sent NOTIFY after commit on another connection, so a listener could reload before the change was
+visible, or be told about a change that was rolled back. Here the notification is `SELECT pg_notify(...)` with bind
+parameters, executed on the writing transaction's own connection: PostgreSQL delivers it exactly at COMMIT and
+never after a ROLLBACK. Only allowlisted tables may be named, so a typo cannot silently skip a reload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+CONFIG_CHANNEL = "synapse_config"
+EVENTS_CHANNEL = "synapse_events"
+MAX_EVENT_PAYLOAD_BYTES = 1000
+
+CONFIG_TABLES: frozenset[str] = frozenset(
+    {
+        "settings",
+        "guilds",
+        "guild_channels",
+        "channel_type_defaults",
+        "channel_overrides",
+        "role_multipliers",
+        "no_xp_targets",
+        "level_role_rewards",
+        "achievement_templates",
+        "achievement_categories",
+        "achievement_rarities",
+        "achievement_series",
+        "seasons",
+        "revoked_tokens",
+    }
+)
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+async def notify_config(db: AsyncSession | AsyncConnection, table: str, guild_id: int | None = None) -> None:
+    """Queue a config-change notification inside the caller's open transaction."""
+    if table not in CONFIG_TABLES:
+        raise ValueError(f"{table!r} is not a config table that may be notified")
+    payload = table if guild_id is None else f"{table}:{int(guild_id)}"
+    await db.execute(_NOTIFY, {"channel": CONFIG_CHANNEL, "payload": payload})
+
+
+async def notify_event(db: AsyncSession | AsyncConnection, event: Mapping[str, object]) -> None:
+    """Queue a cross-process event (ids only, ≤ 1,000 bytes) inside the caller's open transaction."""
+    body = json.dumps({"v": 1, **event}, separators=(",", ":"), default=str)
+    if len(body.encode()) > MAX_EVENT_PAYLOAD_BYTES:
+        raise ValueError("synapse_events payloads carry ids only and must stay under 1,000 bytes")
+    await db.execute(_NOTIFY, {"channel": EVENTS_CHANNEL, "payload": body})
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """A parsed `synapse_config` payload; `guild_id=None` means reload the whole table."""
+
+    table: str
+    guild_id: int | None
+
+
+def parse_config_payload(payload: str) -> ConfigChange | None:
+    """Parse `<table>` or `<table>:<guild_id>`; None for tables outside the allowlist (the receiver warns)."""
+    table, _, guild = payload.partition(":")
+    if table not in CONFIG_TABLES:
+        return None
+    guild_id = int(guild) if guild.isdigit() and 0 < int(guild) < 2**63 else None
+    return ConfigChange(table, guild_id)

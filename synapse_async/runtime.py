@@ -1,0 +1,205 @@
+"""The composition root: the one place that builds every component and owns startup and shutdown order.
+
+Startup follows SPEC §3.2: embedded database (if needed) → HTTP server with probes → pool (retried, exit 3) →
+schema at head (migrate under a lock, or wait) → full cache load → LISTEN supervisor → gateway (slot) → open the
+API → background tasks. Shutdown follows SPEC §3.3 within `SHUTDOWN_DEADLINE_SECONDS`: `/ready` turns 503 at
+once, background work stops, the HTTP server drains, then the listener, the pool and the embedded server close.
+Everything else in the package receives its dependencies from here; nothing holds connections in module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from typing import Protocol
+
+from aiohttp import web
+
+from synapse_async.api.app import build_app
+from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.cache.listener import ConfigListener, ListenerSettings
+from synapse_async.config import Config
+from synapse_async.db.embedded import EmbeddedPostgres
+from synapse_async.db.engine import Database
+from synapse_async.db.migrate import is_at_head, migrate
+from synapse_async.health import Components, GatewayStatus, Lifecycle
+from synapse_async.obs.logging import get_logger
+from synapse_async.tasks.supervisor import TaskSupervisor
+
+log = get_logger(__name__)
+
+LISTENER_TASK = "cache_listener"
+
+
+class StartupError(Exception):
+    """Startup cannot continue; the CLI exits with `exit_code` (3 = database unreachable, SPEC §3.2)."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class GatewayClient(GatewayStatus, Protocol):
+    """The slot the Discord gateway plugs into (real Discord or the sandbox simulator)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Runtime:
+    """Owns the process's components and their lifecycle."""
+
+    def __init__(self, config: Config, *, gateway: GatewayClient | None = None) -> None:
+        self.config = config
+        self.components = Components(Lifecycle())
+        self.supervisor = TaskSupervisor(restart_delay=config.task_restart_seconds)
+        self.components.tasks = self.supervisor
+        self.gateway = gateway
+        self.embedded: EmbeddedPostgres | None = None
+        self.database_url: str | None = None
+        self.http_port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._shutdown_done = False
+
+    # --- startup -----------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        url = cfg.database_url
+        if url is None:
+            self.embedded = EmbeddedPostgres(cfg.embedded_pg_dir)
+            log.warning("embedded_database", detail="local use only", data_dir=str(cfg.embedded_pg_dir))
+            url = await self.embedded.start()
+        self.database_url = url
+
+        await self._start_http()
+
+        db = Database(
+            url,
+            pool_size=cfg.db_pool_size,
+            max_overflow=cfg.db_pool_max_overflow,
+            pool_timeout=cfg.db_pool_timeout_seconds,
+            statement_timeout_ms=cfg.db_statement_timeout_ms,
+        )
+        self.components.db = db
+        try:
+            await db.wait_until_reachable(cfg.db_connect_retry_seconds)
+        except Exception as exc:
+            raise StartupError(3, f"database unreachable after {cfg.db_connect_retry_seconds:g}s: {exc}") from exc
+        self.supervisor.every("db_probe", cfg.db_probe_seconds, db.run_probe)
+
+        await self._ensure_schema(db)
+
+        cache = ConfigCache(db.engine)
+        await cache.full_reload()
+
+        listener = ConfigListener(
+            url,
+            cache,
+            ListenerSettings(
+                ping_seconds=cfg.listen_ping_seconds,
+                max_failures=cfg.listen_max_failures,
+                backoff_max_seconds=cfg.listen_backoff_max_seconds,
+                half_open_seconds=cfg.listen_half_open_seconds,
+                poll_seconds=cfg.cache_poll_seconds,
+            ),
+        )
+        self.components.listener = listener
+        self.supervisor.add(LISTENER_TASK, listener.run)
+        # Step 8 completes when LISTEN is active (or its first attempt failed: it keeps retrying in the background).
+        await listener.first_attempt_done.wait()
+        self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
+
+        if self.gateway is not None:
+            self.components.gateway = self.gateway
+            await self.gateway.start()
+
+        self.components.lifecycle.api_open = True
+        log.info(
+            "startup_complete", http_port=self.http_port, sandbox=cfg.sandbox, embedded_db=self.embedded is not None
+        )
+
+    async def _start_http(self) -> None:
+        app = build_app(self.config, self.components)
+        # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)
+        await site.start()
+        # The bound port matters when HTTP_PORT=0 (tests, several local processes).
+        addresses = self._runner.addresses
+        self.http_port = int(addresses[0][1]) if addresses else self.config.http_port
+        log.info("http_listening", host=self.config.http_host, port=self.http_port)
+
+    async def _ensure_schema(self, db: Database) -> None:
+        if self.config.db_auto_migrate:
+            before, after = await migrate(db.engine, "head")
+            if before != after:
+                log.info("schema_migrated", from_revision=before, to_revision=after)
+        else:
+            while not await is_at_head(db.engine):
+                log.warning("migrations_pending", detail="run `python -m synapse_async migrate`")
+                await asyncio.sleep(self.config.migration_poll_seconds)
+        self.components.lifecycle.migrations_at_head = True
+
+    # --- running -----------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """First signal: begin graceful shutdown (`/ready` is 503 from now on). Second: exit 130 at once."""
+        self._signals += 1
+        if self._signals > 1:
+            log.error("second_signal_exiting_now")
+            os._exit(130)
+        self.components.lifecycle.shutting_down = True
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, shut down; return the process exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            startup = asyncio.create_task(self.start(), name="startup")
+            stopping = asyncio.create_task(self._stop.wait(), name="stop-wait")
+            await asyncio.wait({startup, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if startup.done():
+                startup.result()  # raises StartupError
+                await stopping
+            else:
+                startup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await startup
+            return 0
+        finally:
+            await self.shutdown()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    # --- shutdown ----------------------------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Graceful shutdown in SPEC §3.3 order, bounded by the deadline; resources are always released."""
+        if self._shutdown_done:
+            return
+        self._shutdown_done = True
+        self.components.lifecycle.shutting_down = True
+        deadline = self.config.shutdown_deadline_seconds
+        log.info("shutdown_started", deadline_s=deadline)
+        try:
+            async with asyncio.timeout(max(deadline - 2.0, 1.0)):
+                await self.supervisor.stop(exclude={LISTENER_TASK})
+                if self._runner is not None:
+                    await self._runner.cleanup()
+                if self.gateway is not None:
+                    await self.gateway.close()
+                await self.supervisor.stop()
+        except TimeoutError:
+            log.error("shutdown_deadline_exceeded", deadline_s=deadline)
+        finally:
+            if self.components.db is not None:
+                await self.components.db.dispose()
+            if self.embedded is not None:
+                await self.embedded.stop()
+            log.info("shutdown_complete")

@@ -1,0 +1,1 @@
+"""Supervised background tasks (SPEC §23.1)."""

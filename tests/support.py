@@ -1,0 +1,53 @@
+"""Helpers shared by the integration tests: start a real Runtime in-process, wait for conditions, HTTP calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from synapse_async.config import load_config
+from synapse_async.runtime import Runtime
+
+# Short intervals so that behaviour which takes minutes in production takes a fraction of a second here.
+FAST_ENV = {
+    "HTTP_HOST": "127.0.0.1",
+    "HTTP_PORT": "0",
+    "LOG_LEVEL": "WARNING",
+    "DB_PROBE_SECONDS": "0.2",
+    "LISTEN_PING_SECONDS": "0.3",
+    "MIGRATION_POLL_SECONDS": "0.1",
+    "TASK_RESTART_SECONDS": "0.1",
+    "SHUTDOWN_DEADLINE_SECONDS": "5",
+    "DB_CONNECT_RETRY_SECONDS": "5",
+}
+
+
+def make_runtime(database_url: str, **env: str) -> Runtime:
+    merged = {**FAST_ENV, "DATABASE_URL": database_url, **env}
+    return Runtime(load_config(merged))
+
+
+async def wait_for(
+    predicate: Callable[[], bool] | Callable[[], Awaitable[bool]], timeout: float = 15.0, interval: float = 0.05
+) -> None:
+    """Poll until `predicate` is true; fail with a clear message after `timeout` (a guard, not a measurement)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def get_json(port: int, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with http.get(f"http://127.0.0.1:{port}{path}") as resp:
+            return resp.status, await resp.json()

@@ -1,0 +1,155 @@
+"""Config cache + LISTEN supervisor against a real PostgreSQL (SPEC §16; invariant 8 of §27)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.cache.listener import ListenerState
+from synapse_async.db.notify import notify_config
+from synapse_async.runtime import Runtime
+from synapse_async.services.audit import Actor
+from synapse_async.services.settings import update_settings
+from tests.support import get_json, make_runtime, wait_for
+
+GUILD_A = 900000000000000001
+GUILD_B = 900000000000000002
+
+
+@pytest.fixture(scope="module")
+async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
+    rt = make_runtime(fresh_database)
+    await rt.start()
+    assert rt.components.db is not None
+    async with rt.components.db.sessions.begin() as s:
+        for gid in (GUILD_A, GUILD_B):
+            await s.execute(
+                text("INSERT INTO guilds (guild_id, name, owner_id, joined_at) VALUES (:g, :n, 1, now())"),
+                {"g": gid, "n": f"guild {gid}"},
+            )
+            await notify_config(s, "guilds", gid)
+    cache = rt.components.cache
+    assert cache is not None
+    await wait_for(lambda: {GUILD_A, GUILD_B} <= cache.known_guild_ids())
+    yield rt
+    await rt.shutdown()
+
+
+def _cache(rt: Runtime) -> ConfigCache:
+    assert rt.components.cache is not None
+    return rt.components.cache
+
+
+async def test_probes_report_ready_with_pool_and_listener_state(runtime: Runtime) -> None:
+    assert runtime.http_port is not None
+    status, body = await get_json(runtime.http_port, "/ready")
+    assert (status, body) == (200, {"ready": True})
+    status, health = await get_json(runtime.http_port, "/health")
+    assert status == 200
+    assert health["status"] == "ok"
+    assert health["db"]["pool"]["size"] == 10 and health["db"]["last_probe_ok"] is True
+    assert health["cache_listener"]["state"] == "connected" and health["cache_listener"]["mode"] == "listen"
+    assert {t["name"] for t in health["tasks"]} == {"db_probe", "cache_listener"}
+
+
+async def test_rolled_back_notify_is_never_seen_and_committed_one_is(runtime: Runtime) -> None:
+    cache = _cache(runtime)
+    assert runtime.components.db is not None
+    sessions = runtime.components.db.sessions
+    before = cache.reloads[f"settings:{GUILD_A}"]
+
+    session = sessions()
+    async with session:
+        await session.begin()
+        await session.execute(
+            text("INSERT INTO settings (guild_id, key, value) VALUES (:g, 'cooldown.seconds', '7'::jsonb)"),
+            {"g": GUILD_A},
+        )
+        await notify_config(session, "settings", GUILD_A)
+        await session.rollback()
+    # A marker notification sent afterwards proves the listener has drained everything before it.
+    async with sessions.begin() as s:
+        await notify_config(s, "settings", GUILD_B)
+    await wait_for(lambda: cache.reloads[f"settings:{GUILD_B}"] >= 1)
+    assert cache.reloads[f"settings:{GUILD_A}"] == before
+    assert cache.settings(GUILD_A).int("cooldown.seconds") == 30
+
+    async with sessions.begin() as s:
+        await s.execute(
+            text("INSERT INTO settings (guild_id, key, value) VALUES (:g, 'cooldown.seconds', '7'::jsonb)"),
+            {"g": GUILD_A},
+        )
+        await notify_config(s, "settings", GUILD_A)
+    await wait_for(lambda: cache.settings(GUILD_A).int("cooldown.seconds") == 7)
+    assert cache.reloads[f"settings:{GUILD_A}"] == before + 1
+
+
+async def test_settings_change_reloads_only_that_guilds_settings(runtime: Runtime) -> None:
+    cache = _cache(runtime)
+    assert runtime.components.db is not None
+    full_before = cache.full_reloads
+    counts_before = dict(cache.reloads)
+    actor = Actor("svc:test", "service", "api")
+    await update_settings(runtime.components.db.sessions, GUILD_B, {"rewards.message.xp": 40}, actor)
+    await wait_for(lambda: cache.settings(GUILD_B).int("rewards.message.xp") == 40)
+    diff = {k: v - counts_before.get(k, 0) for k, v in cache.reloads.items() if v != counts_before.get(k, 0)}
+    assert diff == {f"settings:{GUILD_B}": 1}
+    assert cache.full_reloads == full_before
+    assert cache.settings(GUILD_A).int("rewards.message.xp") == 15
+
+
+async def test_listener_reconnects_and_full_reload_catches_missed_changes(runtime: Runtime, pg_server_url: str) -> None:
+    cache = _cache(runtime)
+    listener = runtime.components.listener
+    assert listener is not None and runtime.components.db is not None
+    connections, full_reloads = listener.connections, cache.full_reloads
+    old_pid = listener.backend_pid
+
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+    finally:
+        await admin.close()
+    await wait_for(lambda: listener.state is not ListenerState.CONNECTED)
+    # Changed while the listener is down: its NOTIFY reaches nobody.
+    async with runtime.components.db.sessions.begin() as s:
+        await s.execute(
+            text("INSERT INTO settings (guild_id, key, value) VALUES (:g, 'message.min_length', '12'::jsonb)"),
+            {"g": GUILD_B},
+        )
+        await notify_config(s, "settings", GUILD_B)
+    await wait_for(lambda: listener.state is ListenerState.CONNECTED and listener.connections == connections + 1)
+    assert listener.backend_pid != old_pid
+    assert cache.full_reloads > full_reloads
+    assert cache.settings(GUILD_B).int("message.min_length") == 12
+
+
+async def test_unknown_table_notification_is_ignored(runtime: Runtime) -> None:
+    cache = _cache(runtime)
+    assert runtime.components.db is not None
+    reloads = sum(cache.reloads.values())
+    async with runtime.components.db.engine.begin() as conn:
+        await conn.execute(text("SELECT pg_notify('synapse_config', 'members:1')"))
+    async with runtime.components.db.sessions.begin() as s:
+        await notify_config(s, "guilds", GUILD_A)
+    await wait_for(lambda: sum(cache.reloads.values()) == reloads + 1)
+    with pytest.raises(ValueError, match="not a config table"):
+        async with runtime.components.db.sessions.begin() as s:
+            await notify_config(s, "members", GUILD_A)
+
+
+async def test_public_settings_and_metrics_endpoints(runtime: Runtime) -> None:
+    assert runtime.http_port is not None
+    status, body = await get_json(runtime.http_port, f"/api/guilds/{GUILD_A}/settings")
+    assert status == 200 and body["guild_name"] == f"guild {GUILD_A}" and body["economy.xp_name"] == "XP"
+    assert "rewards.message.xp" not in body
+    status, body = await get_json(runtime.http_port, f"/api/guilds/{GUILD_A}/metrics")
+    assert status == 200 and body["members"] == 0 and body["guild_id"] == str(GUILD_A)
+    status, body = await get_json(runtime.http_port, "/api/guilds/123/metrics")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, body = await get_json(runtime.http_port, "/api/guilds/abc/metrics")
+    assert status == 400 and body["error"]["details"][0]["field"] == "guild_id"
