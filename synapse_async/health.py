@@ -28,6 +28,12 @@ class GatewayStatus(Protocol):
         ...
 
 
+class StatusSource(Protocol):
+    """A component that contributes a section to `/health` (pipeline, announcer, …)."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
 @dataclass(slots=True)
 class Lifecycle:
     """Startup and shutdown milestones (SPEC §3.2–§3.3) that readiness depends on."""
@@ -48,6 +54,8 @@ class Components:
     listener: ConfigListener | None = None
     tasks: TaskSupervisor | None = None
     gateway: GatewayStatus | None = None
+    pipeline: StatusSource | None = None
+    simulator: Any = None  # the sandbox's DiscordSimulator, for the /sandbox control endpoints
 
     def require_db(self) -> Database:
         if self.db is None:
@@ -104,4 +112,5 @@ class Components:
             },
             "gateway": {"shards": shards},
             "tasks": task_list,
+            "pipeline": self.pipeline.snapshot() if self.pipeline is not None else None,
         }

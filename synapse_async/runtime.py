@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -26,7 +26,13 @@ from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.health import Components, GatewayStatus, Lifecycle
 from synapse_async.obs.logging import get_logger
+from synapse_async.pipeline.intake import IntakeCounter
 from synapse_async.tasks.supervisor import TaskSupervisor
+
+if TYPE_CHECKING:
+    from synapse_async.bot.normalizer import EventSink
+    from synapse_async.sandbox import DiscordSimulator
+    from synapse_async.sandbox.community import CommunityActivity
 
 log = get_logger(__name__)
 
@@ -52,13 +58,19 @@ class GatewayClient(GatewayStatus, Protocol):
 class Runtime:
     """Owns the process's components and their lifecycle."""
 
-    def __init__(self, config: Config, *, gateway: GatewayClient | None = None) -> None:
+    def __init__(self, config: Config, *, gateway: GatewayClient | None = None, sink: EventSink | None = None) -> None:
         self.config = config
         self.components = Components(Lifecycle())
         self.supervisor = TaskSupervisor(restart_delay=config.task_restart_seconds)
         self.components.tasks = self.supervisor
         self.gateway = gateway
         self.embedded: EmbeddedPostgres | None = None
+        self.simulator: DiscordSimulator | None = None
+        self._community: CommunityActivity | None = None
+        # Until the reward pipeline consumes events, the normalizer's sink only counts them (shown in /health).
+        self.intake = IntakeCounter()
+        self.components.pipeline = self.intake
+        self.sink: EventSink = sink if sink is not None else self.intake
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -114,13 +126,53 @@ class Runtime:
         await listener.first_attempt_done.wait()
         self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
 
-        if self.gateway is not None:
-            self.components.gateway = self.gateway
-            await self.gateway.start()
+        if self.gateway is None:
+            self.gateway = await self._build_gateway(db, cache)
+        self.components.gateway = self.gateway
+        await self.gateway.start()
 
         self.components.lifecycle.api_open = True
+        if self._community is not None:
+            self._community.start()
         log.info(
             "startup_complete", http_port=self.http_port, sandbox=cfg.sandbox, embedded_db=self.embedded is not None
+        )
+
+    async def _build_gateway(self, db: Database, cache: ConfigCache) -> GatewayClient:
+        """Step 9: Discord with a token, else the in-process simulator (SPEC §3.5), through the same hikari client."""
+        from synapse_async.bot.gateway import DiscordGateway
+        from synapse_async.bot.normalizer import Normalizer
+
+        cfg = self.config
+        token, api_url = cfg.discord_token, cfg.discord_api_url
+        if token is None:
+            from synapse_async.sandbox import DiscordSimulator
+            from synapse_async.sandbox.community import CommunityActivity
+
+            simulator = DiscordSimulator(members=cfg.sandbox_members, seed=cfg.sandbox_seed)
+            await simulator.start(host="127.0.0.1", port=0)
+            self.simulator = self.components.simulator = simulator
+            token, api_url = simulator.token, simulator.api_url
+            log.warning("sandbox_mode", detail="DISCORD_TOKEN unset: local Discord simulator", api_url=api_url)
+            if cfg.sandbox_activity_per_minute > 0:
+                self._community = CommunityActivity(
+                    simulator, per_minute=cfg.sandbox_activity_per_minute, seed=cfg.sandbox_seed
+                )
+        shard_count = cfg.shard_count if cfg.shard_count is not None else (1 if cfg.sandbox else None)
+        local_shards = cfg.shard_ids
+        register = cfg.register_commands == "true" or (
+            cfg.register_commands == "auto" and (local_shards is None or 0 in local_shards)
+        )
+        normalizer = Normalizer(self.sink, cache, author_cache_max=cfg.message_author_cache_max)
+        return DiscordGateway(
+            token=token,
+            rest_url=api_url,
+            sessions=db.sessions,
+            normalizer=normalizer,
+            shard_ids=local_shards,
+            shard_count=shard_count,
+            default_guilds=cfg.dev_guild_ids,
+            register_commands=register,
         )
 
     async def _start_http(self) -> None:
@@ -189,12 +241,16 @@ class Runtime:
         log.info("shutdown_started", deadline_s=deadline)
         try:
             async with asyncio.timeout(max(deadline - 2.0, 1.0)):
+                if self._community is not None:
+                    await self._community.stop()
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()
                 if self.gateway is not None:
                     await self.gateway.close()
                 await self.supervisor.stop()
+                if self.simulator is not None:
+                    await self.simulator.stop()
         except TimeoutError:
             log.error("shutdown_deadline_exceeded", deadline_s=deadline)
         finally:

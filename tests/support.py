@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from synapse_async.bot.normalizer import EventSink
 from synapse_async.config import load_config
 from synapse_async.runtime import Runtime
 
@@ -26,9 +27,9 @@ FAST_ENV = {
 }
 
 
-def make_runtime(database_url: str, **env: str) -> Runtime:
+def make_runtime(database_url: str, *, sink: EventSink | None = None, **env: str) -> Runtime:
     merged = {**FAST_ENV, "DATABASE_URL": database_url, **env}
-    return Runtime(load_config(merged))
+    return Runtime(load_config(merged), sink=sink)
 
 
 async def wait_for(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from synapse_async.api import probes, public
+from synapse_async.api import probes, public, sandbox
 from synapse_async.api.keys import COMPONENTS, CONFIG
 from synapse_async.api.middleware import errors, gate, request_context
 from synapse_async.config import Config
@@ -20,4 +20,6 @@ def build_app(config: Config, components: Components) -> web.Application:
     app[COMPONENTS] = components
     app.add_routes(probes.routes)
     app.add_routes(public.routes)
+    if config.sandbox:
+        app.add_routes(sandbox.routes)
     return app

@@ -43,9 +43,7 @@ class EmbeddedPostgres:
             ) from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = get_server(
-                self.data_dir, cleanup_mode="delete" if self._delete_on_stop else "stop"
-            )
+            self._server = get_server(self.data_dir, cleanup_mode="delete" if self._delete_on_stop else "stop")
         except Exception as exc:
             raise EmbeddedPostgresError(f"embedded PostgreSQL failed to start in {self.data_dir}: {exc}") from exc
         return str(self._server.get_uri())

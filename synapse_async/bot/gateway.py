@@ -1,0 +1,238 @@
+"""The hikari gateway client inside the runtime's event loop (SPEC §3.2 step 9, §7.1, §17.1).
+
+Builds one `hikari.GatewayBot` for the configured shards (REST base from `DISCORD_API_URL`; hikari discovers the
+gateway URL through `GET /gateway/bot`, for Discord and the simulator alike), with only the caches the app reads
+and the intents of SPEC §7.1. Listeners are thin: guild structure goes to `services.guild_sync`, activity goes
+through the `Normalizer` to the pipeline. It implements the runtime's `GatewayClient` slot (start, close, shard
+states for `/health` and `/ready`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import hikari
+import lightbulb
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from synapse_async.bot.normalizer import Normalizer
+from synapse_async.db.engine import is_transient
+from synapse_async.db.retry import with_db_retry
+from synapse_async.obs.logging import get_logger
+from synapse_async.services.guild_sync import (
+    ChannelSnapshot,
+    GuildSnapshot,
+    RoleSnapshot,
+    delete_channel,
+    mark_guild_left,
+    sync_guild,
+    upsert_channel,
+)
+from synapse_async.services.members import refresh_profile
+
+log = get_logger(__name__)
+
+INTENTS = (
+    hikari.Intents.GUILDS
+    | hikari.Intents.GUILD_MEMBERS
+    | hikari.Intents.MESSAGE_CONTENT
+    | hikari.Intents.GUILD_MESSAGES
+    | hikari.Intents.GUILD_MESSAGE_REACTIONS
+    | hikari.Intents.GUILD_VOICE_STATES
+)
+# Only what the app reads: no message, presence, emoji, sticker, invite or DM caches (SPEC §25 memory target).
+CACHE_COMPONENTS = (
+    hikari.api.CacheComponents.GUILDS
+    | hikari.api.CacheComponents.GUILD_CHANNELS
+    | hikari.api.CacheComponents.GUILD_THREADS
+    | hikari.api.CacheComponents.ROLES
+    | hikari.api.CacheComponents.MEMBERS
+    | hikari.api.CacheComponents.VOICE_STATES
+    | hikari.api.CacheComponents.ME
+)
+
+_CHANNEL_KINDS: dict[hikari.ChannelType, str] = {
+    hikari.ChannelType.GUILD_TEXT: "text",
+    hikari.ChannelType.GUILD_NEWS: "announcement",
+    hikari.ChannelType.GUILD_FORUM: "forum",
+    hikari.ChannelType.GUILD_MEDIA: "media",
+    hikari.ChannelType.GUILD_VOICE: "voice",
+    hikari.ChannelType.GUILD_STAGE: "stage",
+    hikari.ChannelType.GUILD_CATEGORY: "category",
+}
+
+
+def channel_snapshot(channel: hikari.GuildChannel) -> ChannelSnapshot | None:
+    """The stored form of a guild channel; None for threads and unknown types (threads are never stored)."""
+    kind = _CHANNEL_KINDS.get(hikari.ChannelType(channel.type))
+    if kind is None:
+        return None
+    return ChannelSnapshot(
+        channel_id=int(channel.id),
+        name=channel.name or str(channel.id),
+        type=kind,
+        parent_id=int(channel.parent_id) if channel.parent_id is not None and kind != "category" else None,
+        position=int(getattr(channel, "position", 0) or 0),
+    )
+
+
+def guild_snapshot(
+    guild: hikari.Guild, channels: Sequence[hikari.GuildChannel], roles: Sequence[hikari.Role]
+) -> GuildSnapshot:
+    return GuildSnapshot(
+        guild_id=int(guild.id),
+        name=guild.name,
+        owner_id=int(guild.owner_id),
+        afk_channel_id=int(guild.afk_channel_id) if guild.afk_channel_id is not None else None,
+        icon_hash=guild.icon_hash,
+        channels=[snap for c in channels if (snap := channel_snapshot(c)) is not None],
+        roles=[RoleSnapshot(int(r.id), r.name, int(r.position), int(r.permissions), bool(r.is_managed)) for r in roles],
+    )
+
+
+class DiscordGateway:
+    """Owns the GatewayBot and its lightbulb client; started and closed by the runtime."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        rest_url: str,
+        sessions: async_sessionmaker[AsyncSession],
+        normalizer: Normalizer,
+        shard_ids: Sequence[int] | None,
+        shard_count: int | None,
+        default_guilds: Sequence[int] = (),
+        register_commands: bool = True,
+    ) -> None:
+        self.bot = hikari.GatewayBot(
+            token,
+            rest_url=rest_url,
+            intents=INTENTS,
+            cache_settings=hikari.impl.CacheSettings(components=CACHE_COMPONENTS, max_messages=0),
+            banner=None,
+            logs=None,  # our logging is configured once by the CLI; hikari must not add handlers
+            suppress_optimization_warning=True,
+        )
+        self.commands = lightbulb.client_from_app(
+            self.bot, default_enabled_guilds=list(default_guilds), sync_commands=register_commands
+        )
+        self._sessions = sessions
+        self._normalizer = normalizer
+        normalizer.bind(self.bot)
+        self._shard_ids = list(shard_ids) if shard_ids is not None else None
+        self._shard_count = shard_count
+        self.guild_syncs = 0
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        n = self._normalizer
+        b = self.bot
+        b.subscribe(hikari.GuildAvailableEvent, self._on_guild_visible)
+        b.subscribe(hikari.GuildJoinEvent, self._on_guild_visible)
+        b.subscribe(hikari.GuildUpdateEvent, self._on_guild_update)
+        b.subscribe(hikari.GuildLeaveEvent, self._on_guild_leave)
+        b.subscribe(hikari.GuildChannelCreateEvent, self._on_channel_upsert)
+        b.subscribe(hikari.GuildChannelUpdateEvent, self._on_channel_upsert)
+        b.subscribe(hikari.GuildChannelDeleteEvent, self._on_channel_delete)
+        b.subscribe(hikari.MemberUpdateEvent, self._on_member_update)
+        b.subscribe(hikari.GuildMessageCreateEvent, _sync_listener(n.on_message_create))
+        b.subscribe(hikari.GuildMessageDeleteEvent, n.on_message_delete)
+        b.subscribe(hikari.GuildBulkMessageDeleteEvent, n.on_bulk_delete)
+        b.subscribe(hikari.GuildReactionAddEvent, n.on_reaction_add)
+        b.subscribe(hikari.GuildReactionDeleteEvent, n.on_reaction_remove)
+        b.subscribe(hikari.GuildThreadCreateEvent, _sync_listener(n.on_thread_create))
+        b.subscribe(hikari.VoiceStateUpdateEvent, _sync_listener(n.on_voice_state))
+        b.subscribe(hikari.MemberCreateEvent, _sync_listener(n.on_member_create))
+        b.subscribe(hikari.MemberDeleteEvent, _sync_listener(n.on_member_delete))
+
+    # --- lifecycle (runtime GatewayClient slot) ----------------------------------------------------------------
+    async def start(self) -> None:
+        await self.bot.start(check_for_updates=False, shard_ids=self._shard_ids, shard_count=self._shard_count)
+
+    async def close(self) -> None:
+        if self.bot.is_alive:
+            await self.bot.close()
+
+    def shard_states(self) -> list[dict[str, Any]]:
+        out = []
+        for shard_id, shard in sorted(self.bot.shards.items()):
+            connected = shard.is_alive and shard.is_connected
+            latency = shard.heartbeat_latency
+            out.append(
+                {
+                    "id": shard_id,
+                    "state": "connected" if connected else "disconnected",
+                    "latency_ms": round(latency * 1000, 1) if latency == latency and latency != float("inf") else None,
+                }
+            )
+        return out
+
+    # --- guild structure ---------------------------------------------------------------------------------------
+    async def _on_guild_visible(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
+        snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
+        try:
+            result = await with_db_retry(lambda: sync_guild(self._sessions, snap), what="guild_sync")
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The database stayed down through every retry; the next GUILD_CREATE (reconnect) syncs again.
+            log.error("guild_sync_failed", guild_id=snap.guild_id, error=type(exc).__name__)
+            return
+        self.guild_syncs += 1
+        self._normalizer.voice.rebuild(
+            int(event.guild_id),
+            (
+                (
+                    int(v.user_id),
+                    int(v.channel_id),
+                    v.is_self_muted or v.is_guild_muted,
+                    v.is_self_deafened or v.is_guild_deafened,
+                )
+                for v in event.voice_states.values()
+                if v.channel_id is not None and not (v.member is not None and v.member.is_bot)
+            ),
+            self._normalizer.now(),
+        )
+        log.info(
+            "guild_synced",
+            guild_id=int(event.guild_id),
+            channels_changed=result.channels_changed,
+            roles_changed=result.roles_changed,
+        )
+
+    async def _on_guild_update(self, event: hikari.GuildUpdateEvent) -> None:
+        guild = event.guild
+        channels = list(self.bot.cache.get_guild_channels_view_for_guild(guild.id).values())
+        roles = list(event.roles.values())
+        await sync_guild(self._sessions, guild_snapshot(guild, channels, roles))
+
+    async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:
+        await mark_guild_left(self._sessions, int(event.guild_id))
+
+    async def _on_channel_upsert(self, event: hikari.GuildChannelCreateEvent | hikari.GuildChannelUpdateEvent) -> None:
+        snap = channel_snapshot(event.channel)
+        if snap is not None:
+            await upsert_channel(self._sessions, int(event.guild_id), snap)
+
+    async def _on_channel_delete(self, event: hikari.GuildChannelDeleteEvent) -> None:
+        if channel_snapshot(event.channel) is not None:
+            await delete_channel(self._sessions, int(event.guild_id), int(event.channel.id))
+
+    async def _on_member_update(self, event: hikari.MemberUpdateEvent) -> None:
+        member = event.member
+        if member.is_bot:
+            return
+        await refresh_profile(
+            self._sessions, int(event.guild_id), int(member.id), member.display_name, member.avatar_hash
+        )
+
+
+def _sync_listener(handler: Any) -> Any:
+    """hikari wants coroutine listeners; these handlers are synchronous (no await between receipt and submit)."""
+
+    async def listener(event: Any) -> None:
+        handler(event)
+
+    return listener

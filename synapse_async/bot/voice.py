@@ -1,0 +1,60 @@
+"""The voice tracker (SPEC §7.3): who is in which voice channel since when, per guild. Pure and bounded.
+
+It holds only members currently in voice, so it stays as small as the guild's voice activity. Classifying an update
+against it (join, leave, move, or a state change within one channel) is what makes repeated or replayed voice
+updates harmless: an update that leaves the tracked channel unchanged records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from synapse_async.domain.events import VoiceChange
+
+
+@dataclass(slots=True)
+class VoiceEntry:
+    channel_id: int
+    since: datetime
+    muted: bool
+    deafened: bool
+
+
+class VoiceTracker:
+    def __init__(self) -> None:
+        self._guilds: dict[int, dict[int, VoiceEntry]] = {}
+
+    def update(
+        self, guild_id: int, user_id: int, channel_id: int | None, now: datetime, *, muted: bool, deafened: bool
+    ) -> tuple[VoiceChange, int | None] | None:
+        """Apply one voice-state update; return (change, previous channel) or None when nothing is recorded."""
+        members = self._guilds.setdefault(guild_id, {})
+        previous = members.get(user_id)
+        if channel_id is None:
+            if previous is None:
+                return None
+            del members[user_id]
+            return "leave", previous.channel_id
+        if previous is None:
+            members[user_id] = VoiceEntry(channel_id, now, muted, deafened)
+            return "join", None
+        if previous.channel_id == channel_id:
+            previous.muted, previous.deafened = muted, deafened
+            return None
+        members[user_id] = VoiceEntry(channel_id, now, muted, deafened)
+        return "move", previous.channel_id
+
+    def rebuild(self, guild_id: int, states: Iterable[tuple[int, int, bool, bool]], now: datetime) -> None:
+        """Replace a guild's state from the gateway voice-state cache: (user_id, channel_id, muted, deafened)."""
+        self._guilds[guild_id] = {u: VoiceEntry(c, now, m, d) for u, c, m, d in states}
+
+    def entry(self, guild_id: int, user_id: int) -> VoiceEntry | None:
+        return self._guilds.get(guild_id, {}).get(user_id)
+
+    def members(self, guild_id: int) -> dict[int, VoiceEntry]:
+        return dict(self._guilds.get(guild_id, {}))
+
+    def __len__(self) -> int:
+        return sum(len(m) for m in self._guilds.values())
