@@ -1,12 +1,11 @@
-"""Gateway ingest benchmark: how fast a real hikari GatewayBot receives MESSAGE_CREATEs from the simulator.
+"""Gateway ingest benchmark (issue: Discord side): messages/s the bot ingests AND normalizes, versus the same hikari
+client with a no-op listener, measured in the same run against a simulator in ANOTHER process.
 
-Runs the Discord simulator and a `hikari.GatewayBot` in one event loop, dispatches `--events` member messages
-(spread over the sandbox members and text channels, zlib-stream compressed as in production) and measures the
-end-to-end rate and the dispatch → listener latency (in a burst that is mostly queueing; pace with `--rate` for
-per-event latency). This is the ceiling the app's event intake (§7) works under;
-run it before blaming the pipeline for slowness.
+    .venv/bin/python bench/gateway_ingest.py [--workload ../shared/bench/workload-5000.jsonl] [--repeat 2]
 
-    .venv/bin/python bench/gateway_ingest.py --events 5000 --members 200 --shards 2
+Both phases use `make_gateway_bot` (the app's exact intents and cache settings) and the same workload burst; the
+rate is messages received ÷ time from the first to the last receipt. The last line is machine-readable:
+`RESULT ingest_per_s=<float> normalized_per_s=<float> ratio=<float>`.
 """
 
 from __future__ import annotations
@@ -14,93 +13,120 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
+import os
 import sys
 import time
+from pathlib import Path
 
+import aiohttp
 import hikari
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from synapse_async.sandbox import DiscordSimulator
-from synapse_async.sandbox.world import ChannelType
+from synapse_async.bot.gateway import make_gateway_bot
+from synapse_async.bot.normalizer import Normalizer
+from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.pipeline.intake import IntakeCounter
+from synapse_async.sandbox.workload import BENCH_GUILD_ID
 
-INTENTS = (
-    hikari.Intents.GUILDS
-    | hikari.Intents.GUILD_MEMBERS
-    | hikari.Intents.GUILD_MESSAGES
-    | hikari.Intents.MESSAGE_CONTENT
-    | hikari.Intents.GUILD_MESSAGE_REACTIONS
-    | hikari.Intents.GUILD_VOICE_STATES
-)
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WORKLOAD = ROOT.parent / "shared" / "bench" / "workload-5000.jsonl"
 
 
-async def run(events: int, members: int, shards: int, rate: float) -> dict[str, float | int]:
-    sim = DiscordSimulator(members=members, seed=1, recommended_shards=shards)
-    await sim.start()
-    bot = hikari.GatewayBot(
-        token=sim.token,
-        rest_url=sim.api_url,
-        intents=INTENTS,
-        banner=None,
-        logs=None,
-        suppress_optimization_warning=True,
+async def start_simulator(workload: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "synapse_async.sandbox",
+        "--members",
+        "0",
+        "--workload",
+        str(workload),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    sent_at: dict[int, float] = {}
-    latencies: list[float] = []
-    done = asyncio.Event()
+    assert proc.stdout is not None
+    info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+    return proc, info
 
-    async def on_message(event: hikari.GuildMessageCreateEvent) -> None:
-        started = sent_at.get(int(event.message_id))
-        if started is not None:
-            latencies.append(time.perf_counter() - started)
-            if len(latencies) >= events:
-                done.set()
+
+async def run_phase(info: dict[str, str], *, normalize: bool, expected: int) -> tuple[float, float]:
+    """Return (messages/s from first to last receipt, bot-process CPU microseconds per message)."""
+    bot = make_gateway_bot(info["token"], info["api_url"])
+    received = 0
+    first = last = 0.0
+    done = asyncio.Event()
+    available = asyncio.Event()
+
+    def count() -> None:
+        nonlocal received, first, last
+        now = time.perf_counter()
+        if received == 0:
+            first = now
+        received += 1
+        last = now
+        if received >= expected:
+            done.set()
+
+    if normalize:
+        engine = create_async_engine("postgresql+asyncpg://unused@127.0.0.1/unused")  # never connected
+        sink = IntakeCounter()
+        normalizer = Normalizer(sink, ConfigCache(engine), author_cache_max=100_000)
+        normalizer.bind(bot)
+
+        async def on_message(event: hikari.GuildMessageCreateEvent) -> None:
+            normalizer.on_message_create(event)
+            count()
+    else:
+
+        async def on_message(event: hikari.GuildMessageCreateEvent) -> None:
+            count()
+
+    async def on_available(event: hikari.GuildAvailableEvent) -> None:
+        if int(event.guild_id) == BENCH_GUILD_ID:
+            available.set()
 
     bot.subscribe(hikari.GuildMessageCreateEvent, on_message)
-    await bot.start(check_for_updates=False)
+    bot.subscribe(hikari.GuildAvailableEvent, on_available)
+    await bot.start(check_for_updates=False, shard_count=1)
     try:
-        await sim.wait_for_ready(shards)
-        guild = sim.guild()
-        users = sim.member_ids()
-        channels = [c.id for c in guild.channels.values() if c.type == ChannelType.TEXT]
-        begin = time.perf_counter()
-        for index in range(events):
-            if rate > 0:
-                delay = begin + index / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            dispatch_start = time.perf_counter()
-            message = await sim.message(
-                users[index % len(users)], channels[index % len(channels)], f"benchmark message {index} hello world"
-            )
-            sent_at[int(message)] = dispatch_start
-        await asyncio.wait_for(done.wait(), timeout=max(30.0, events / 100))
-        elapsed = time.perf_counter() - begin
+        await asyncio.wait_for(available.wait(), 60)
+        base = info["api_url"].split("/api/")[0]
+        cpu_before = time.process_time()
+        async with aiohttp.ClientSession() as http, http.post(f"{base}/_control/replay", json={}) as resp:
+            resp.raise_for_status()
+        await asyncio.wait_for(done.wait(), 300)
+        cpu_us = (time.process_time() - cpu_before) / expected * 1e6
     finally:
         await bot.close()
-        await sim.stop()
-    ordered = sorted(latencies)
-    return {
-        "events": events,
-        "shards": shards,
-        "rate": rate,
-        "seconds": round(elapsed, 3),
-        "events_per_second": round(events / elapsed, 1),
-        "latency_p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "latency_p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-    }
+        if normalize:
+            await engine.dispose()
+    return (received / (last - first) if last > first else float("nan")), cpu_us
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--members", type=int, default=100)
-    parser.add_argument("--shards", type=int, default=1)
-    parser.add_argument("--rate", type=float, default=0.0, help="events per second (0 = one burst)")
-    args = parser.parse_args(argv)
-    result = asyncio.run(run(args.events, args.members, args.shards, args.rate))
-    sys.stdout.write(json.dumps(result) + "\n")
-    return 0
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating rounds per phase; the best of each is kept")
+    args = parser.parse_args()
+    expected = sum(1 for line in args.workload.open(encoding="utf-8") if line.strip())
+    proc, info = await start_simulator(args.workload)
+    try:
+        ingest, normalized = [], []
+        for _ in range(args.repeat):  # alternate so machine noise hits both phases alike
+            ingest.append(await run_phase(info, normalize=False, expected=expected))
+            normalized.append(await run_phase(info, normalize=True, expected=expected))
+    finally:
+        proc.terminate()
+        await proc.wait()
+    best_ingest, best_norm = max(r for r, _ in ingest), max(r for r, _ in normalized)
+    cpu_ingest, cpu_norm = min(c for _, c in ingest), min(c for _, c in normalized)
+    print(f"messages per round:        {expected}")
+    print(f"ingest only (no-op):       {', '.join(f'{r:,.0f}' for r, _ in ingest)} msg/s  (best {best_ingest:,.0f})")
+    print(f"ingest + normalize:        {', '.join(f'{r:,.0f}' for r, _ in normalized)} msg/s  (best {best_norm:,.0f})")
+    print(f"bot CPU per message:       {cpu_ingest:.0f} µs no-op, {cpu_norm:.0f} µs normalizing")
+    print(f"ratio normalized/ingest:   {best_norm / best_ingest:.3f}")
+    print(f"RESULT ingest_per_s={best_ingest:.1f} normalized_per_s={best_norm:.1f} ratio={best_norm / best_ingest:.3f}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    asyncio.run(main())

@@ -158,6 +158,7 @@ def test_code_block_needs_opening_and_closing_fence(text: str, expected: bool) -
         ("HTTPS://EXAMPLE.COM", 1),
         ("https://a.com/x, and http://b.org/y; also <https://c.net>", 3),
         ("https://a.com/https://b.com", 1),
+        ("https://a.com<https://b.com>", 2),
         ("ftp://example.com www.example.com example.com", 0),
         ("a bare https:// scheme", 0),
         ("no link here", 0),

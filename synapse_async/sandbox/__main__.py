@@ -12,9 +12,12 @@ import asyncio
 import json
 import signal
 import sys
+from pathlib import Path
 
 from synapse_async.sandbox.community import CommunityActivity
+from synapse_async.sandbox.control import add_control_routes
 from synapse_async.sandbox.server import DiscordSimulator
+from synapse_async.sandbox.workload import add_workload_guild, load_workload
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heartbeat-ms", type=int, default=41250)
     parser.add_argument("--shards", type=int, default=1, help="recommended shard count in GET /gateway/bot")
     parser.add_argument("--activity-per-minute", type=float, default=0.0, help="random member activity (0 = off)")
+    parser.add_argument("--workload", type=Path, default=None, help="JSONL workload: add its guild, enable /_control/")
     return parser.parse_args(argv)
 
 
@@ -36,6 +40,10 @@ async def serve(args: argparse.Namespace) -> None:
         heartbeat_interval_ms=args.heartbeat_ms,
         recommended_shards=args.shards,
     )
+    if args.workload is not None:
+        rows = load_workload(args.workload)
+        add_workload_guild(sim.world, rows)
+        add_control_routes(sim, rows)
     await sim.start(host=args.host, port=args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
