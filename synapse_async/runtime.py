@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -58,7 +59,14 @@ class GatewayClient(GatewayStatus, Protocol):
 class Runtime:
     """Owns the process's components and their lifecycle."""
 
-    def __init__(self, config: Config, *, gateway: GatewayClient | None = None, sink: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        gateway: GatewayClient | None = None,
+        sink: EventSink | None = None,
+        extensions: Sequence[str] | None = None,
+    ) -> None:
         self.config = config
         self.components = Components(Lifecycle())
         self.supervisor = TaskSupervisor(restart_delay=config.task_restart_seconds)
@@ -71,6 +79,7 @@ class Runtime:
         self.intake = IntakeCounter()
         self.components.pipeline = self.intake
         self.sink: EventSink = sink if sink is not None else self.intake
+        self._extensions = extensions
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -140,6 +149,7 @@ class Runtime:
 
     async def _build_gateway(self, db: Database, cache: ConfigCache) -> GatewayClient:
         """Step 9: Discord with a token, else the in-process simulator (SPEC §3.5), through the same hikari client."""
+        from synapse_async.bot.commands import EXTENSIONS
         from synapse_async.bot.gateway import DiscordGateway
         from synapse_async.bot.normalizer import Normalizer
 
@@ -169,6 +179,8 @@ class Runtime:
             rest_url=api_url,
             sessions=db.sessions,
             normalizer=normalizer,
+            cache=cache,
+            extensions=self._extensions if self._extensions is not None else EXTENSIONS,
             shard_ids=local_shards,
             shard_count=shard_count,
             default_guilds=cfg.dev_guild_ids,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -27,9 +27,11 @@ FAST_ENV = {
 }
 
 
-def make_runtime(database_url: str, *, sink: EventSink | None = None, **env: str) -> Runtime:
+def make_runtime(
+    database_url: str, *, sink: EventSink | None = None, extensions: Sequence[str] | None = None, **env: str
+) -> Runtime:
     merged = {**FAST_ENV, "DATABASE_URL": database_url, **env}
-    return Runtime(load_config(merged), sink=sink)
+    return Runtime(load_config(merged), sink=sink, extensions=extensions)
 
 
 async def wait_for(

@@ -16,7 +16,9 @@ import hikari
 import lightbulb
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from synapse_async.bot.commands.framework import Responder, install
 from synapse_async.bot.normalizer import Normalizer
+from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import is_transient
 from synapse_async.db.retry import with_db_retry
 from synapse_async.obs.logging import get_logger
@@ -116,6 +118,8 @@ class DiscordGateway:
         normalizer: Normalizer,
         shard_ids: Sequence[int] | None,
         shard_count: int | None,
+        cache: ConfigCache,
+        extensions: Sequence[str] = (),
         default_guilds: Sequence[int] = (),
         register_commands: bool = True,
     ) -> None:
@@ -123,6 +127,9 @@ class DiscordGateway:
         self.commands = lightbulb.client_from_app(
             self.bot, default_enabled_guilds=list(default_guilds), sync_commands=register_commands
         )
+        self.responder = Responder()
+        install(self.commands, cache, self.responder)
+        self._extensions = list(extensions)
         self._sessions = sessions
         self._normalizer = normalizer
         normalizer.bind(self.bot)
@@ -134,6 +141,9 @@ class DiscordGateway:
     def _subscribe(self) -> None:
         n = self._normalizer
         b = self.bot
+        # lightbulb syncs commands when started; StartedEvent fires once per process start, never on reconnects.
+        b.subscribe(hikari.StartedEvent, self.commands.start)
+        b.subscribe(hikari.StoppingEvent, self.commands.stop)
         b.subscribe(hikari.GuildAvailableEvent, self._on_guild_visible)
         b.subscribe(hikari.GuildJoinEvent, self._on_guild_visible)
         b.subscribe(hikari.GuildUpdateEvent, self._on_guild_update)
@@ -154,6 +164,9 @@ class DiscordGateway:
 
     # --- lifecycle (runtime GatewayClient slot) ----------------------------------------------------------------
     async def start(self) -> None:
+        # Commands are loaded before the gateway starts; lightbulb syncs them once, on this start's StartedEvent,
+        # and only writes to Discord when the definitions differ (never again on reconnects).
+        await self.commands.load_extensions(*self._extensions)
         await self.bot.start(check_for_updates=False, shard_ids=self._shard_ids, shard_count=self._shard_count)
 
     async def close(self) -> None:
@@ -161,6 +174,11 @@ class DiscordGateway:
             await self.bot.close()
 
     def shard_states(self) -> list[dict[str, Any]]:
+        if not self.bot.shards:
+            # Not started yet: report the shards this process will run (0 when Discord will decide) as disconnected,
+            # so readiness cannot turn green before the gateway is up.
+            expected = self._shard_ids if self._shard_ids is not None else [0]
+            return [{"id": i, "state": "disconnected", "latency_ms": None} for i in expected]
         out = []
         for shard_id, shard in sorted(self.bot.shards.items()):
             connected = shard.is_alive and shard.is_connected
