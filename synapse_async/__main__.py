@@ -13,12 +13,15 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synapse_async import __version__
 from synapse_async.config import Config, ConfigError, describe, load_config
 from synapse_async.obs.logging import configure_logging, get_logger
 from synapse_async.obs.ring import LogRing
+
+if TYPE_CHECKING:
+    from synapse_async.runtime import Runtime
 
 EXIT_CONFIG = 2
 
@@ -67,7 +70,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
         log.warning("jwt_secret_generated", detail="sandbox mode: a random per-process JWT secret is in use")
 
     async def main() -> int:
-        runtime = Runtime(cfg)
+        runtime = Runtime(cfg, on_started=_print_banner)
         try:
             return await runtime.run()
         except StartupError as exc:
@@ -75,6 +78,25 @@ def cmd_run(_args: argparse.Namespace) -> int:
             return exc.exit_code
 
     return _run_async(main)
+
+
+def _print_banner(runtime: Runtime) -> None:
+    """A human summary on stdout (logs stay JSON on stderr): where the API is and, in sandbox mode, how to play."""
+    host = "127.0.0.1" if runtime.config.http_host in ("0.0.0.0", "::") else runtime.config.http_host
+    base = f"http://{host}:{runtime.http_port}"
+    lines = [f"synapse-async is up: {base}/health  {base}/ready"]
+    if runtime.simulator is not None:
+        sim = runtime.simulator
+        general, member = sim.channel_id("general"), sim.member_ids()[0]
+        lines += [
+            "Sandbox mode (no DISCORD_TOKEN): the simulated guild 'Sandbox' is connected through the real gateway.",
+            "Inject activity, e.g.:",
+            f"  curl -X POST {base}/sandbox/messages -H 'Content-Type: application/json' "
+            f"""-d '{{"user_id": "{member}", "channel_id": "{general}", "content": "hello world"}}'""",
+            f"  curl {base}/sandbox/state",
+            f"  curl {base}/api/guilds/{sim.default_guild_id}/metrics",
+        ]
+    print("\n".join(lines), flush=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

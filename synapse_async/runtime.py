@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -66,8 +66,10 @@ class Runtime:
         gateway: GatewayClient | None = None,
         sink: EventSink | None = None,
         extensions: Sequence[str] | None = None,
+        on_started: Callable[[Runtime], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_started = on_started
         self.components = Components(Lifecycle())
         self.supervisor = TaskSupervisor(restart_delay=config.task_restart_seconds)
         self.components.tasks = self.supervisor
@@ -143,6 +145,8 @@ class Runtime:
         self.components.lifecycle.api_open = True
         if self._community is not None:
             self._community.start()
+        if self._on_started is not None:
+            self._on_started(self)
         log.info(
             "startup_complete", http_port=self.http_port, sandbox=cfg.sandbox, embedded_db=self.embedded is not None
         )

@@ -63,7 +63,6 @@ def scope_of(guild: GuildConfig, channel_id: int | None, parent_id: int | None) 
     )
 
 
-
 def _override_steps(scope: ChannelScope) -> list[tuple[ChannelRule, int | None]]:
     """Steps 1–3 in order, each with the channel whose overrides it consults (None: the step does not apply)."""
     return [
