@@ -247,3 +247,45 @@ async def test_shutdown_closes_the_gateway_cleanly(fresh_database: str) -> None:
     codes = [c.code for c in sim.close_codes]  # the simulator keeps its records after it stopped
     assert codes
     assert set(codes) <= {1000, 1001}
+
+
+async def test_system_and_webhook_messages_are_gated(sandbox: tuple[Runtime, DiscordSimulator, RecordingSink]) -> None:
+    from synapse_async.sandbox.world import MessageType
+
+    _, sim, sink = sandbox
+    general = sim.channel_id("general")
+    system, _ = await sim.events.create_message(
+        channel_id=general, author_id=ALICE, content="", message_type=MessageType.THREAD_CREATED
+    )
+    hooked, _ = await sim.events.create_message(channel_id=general, author_id=ALICE, content="hi", webhook_id=424242)
+    marker = int(await sim.message(ALICE, "general", "a normal message after them"))
+    await wait_for(lambda: any(e.message_id == marker for e in sink.of(MessageCreated)))
+    seen = {e.message_id for e in sink.of(MessageCreated)}
+    assert system.id not in seen
+    assert hooked.id not in seen
+
+
+async def test_member_update_refreshes_a_stored_name(sandbox: tuple[Runtime, DiscordSimulator, RecordingSink]) -> None:
+    rt, sim, _ = sandbox
+    assert rt.components.db is not None
+    async with rt.components.db.sessions.begin() as s:
+        await s.execute(
+            text("INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, 'old name')"),
+            {"g": GUILD, "u": BOB},
+        )
+
+    async def stored() -> str:
+        rows = await _rows(rt, f"SELECT display_name FROM members WHERE guild_id = :g AND user_id = {BOB}")
+        return str(rows[0][0])
+
+    await sim.update_member(BOB, nick="Bob the Builder ✨")
+
+    async def renamed() -> bool:
+        return await stored() == "Bob the Builder ✨"
+
+    await wait_for(renamed)
+    # A member without a row gets none: names are refreshed only for known members (SPEC §7.1).
+    await sim.update_member(ALICE, nick="Alice")
+    marker = int(await sim.message(BOB, "general", "marker"))
+    await wait_for(lambda: any(e.message_id == marker for e in sandbox[2].of(MessageCreated)))
+    assert await _rows(rt, f"SELECT 1 FROM members WHERE guild_id = :g AND user_id = {ALICE}") == []
