@@ -27,7 +27,9 @@ from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.health import Components, GatewayStatus, Lifecycle
 from synapse_async.obs.logging import get_logger
-from synapse_async.pipeline.intake import IntakeCounter
+from synapse_async.pipeline.lanes import Pipeline
+from synapse_async.pipeline.processor import CooldownCache, Effects, Processor
+from synapse_async.services.lake import LakeAuthorLookup
 from synapse_async.tasks.supervisor import TaskSupervisor
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 LISTENER_TASK = "cache_listener"
+PIPELINE_TASK = "pipeline"
 
 
 class StartupError(Exception):
@@ -54,6 +57,14 @@ class GatewayClient(GatewayStatus, Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class RoleSyncRequests(Protocol):
+    def request(self, guild_id: int, user_id: int, level: int) -> None: ...
+
+
+class EffectsPublisher(Protocol):
+    def publish(self, effects: Effects) -> None: ...
 
 
 class Runtime:
@@ -77,11 +88,12 @@ class Runtime:
         self.embedded: EmbeddedPostgres | None = None
         self.simulator: DiscordSimulator | None = None
         self._community: CommunityActivity | None = None
-        # Until the reward pipeline consumes events, the normalizer's sink only counts them (shown in /health).
-        self.intake = IntakeCounter()
-        self.components.pipeline = self.intake
-        self.sink: EventSink = sink if sink is not None else self.intake
+        # Tests may replace the pipeline as the normalizer's sink with a recorder; normally the pipeline consumes.
+        self.sink: EventSink | None = sink
+        self.pipeline: Pipeline | None = None
         self._extensions = extensions
+        self.role_syncer: RoleSyncRequests | None = None
+        self.announcements: EffectsPublisher | None = None
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -119,6 +131,18 @@ class Runtime:
 
         cache = ConfigCache(db.engine)
         await cache.full_reload()
+        self.pipeline = Pipeline(
+            db,
+            Processor(cache, CooldownCache(cfg.cooldown_cache_max)),
+            concurrency=cfg.pipeline_concurrency,
+            buffer_events=cfg.pipeline_buffer_events,
+            buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
+            on_commit=self._after_commit,
+        )
+        self.components.pipeline = self.pipeline
+        if self.sink is None:
+            self.sink = self.pipeline
+        self.supervisor.add(PIPELINE_TASK, self.pipeline.run)
 
         listener = ConfigListener(
             url,
@@ -177,7 +201,13 @@ class Runtime:
         register = cfg.register_commands == "true" or (
             cfg.register_commands == "auto" and (local_shards is None or 0 in local_shards)
         )
-        normalizer = Normalizer(self.sink, cache, author_cache_max=cfg.message_author_cache_max)
+        assert self.sink is not None
+        normalizer = Normalizer(
+            self.sink,
+            cache,
+            author_cache_max=cfg.message_author_cache_max,
+            lake_author_lookup=LakeAuthorLookup(db.engine),
+        )
         return DiscordGateway(
             token=token,
             rest_url=api_url,
@@ -190,6 +220,14 @@ class Runtime:
             default_guilds=cfg.dev_guild_ids,
             register_commands=register,
         )
+
+    def _after_commit(self, effects: Effects) -> None:
+        """Effects of a committed transaction: announcements and role syncs (SPEC §8.1 'after commit')."""
+        if self.role_syncer is not None:
+            for (guild_id, user_id), level in effects.role_syncs.items():
+                self.role_syncer.request(guild_id, user_id, level)
+        if self.announcements is not None:
+            self.announcements.publish(effects)
 
     async def _start_http(self) -> None:
         app = build_app(self.config, self.components)
@@ -259,6 +297,11 @@ class Runtime:
             async with asyncio.timeout(max(deadline - 2.0, 1.0)):
                 if self._community is not None:
                     await self._community.stop()
+                if self.pipeline is not None:
+                    self.pipeline.stop_accepting()
+                await self.supervisor.stop(exclude={LISTENER_TASK, PIPELINE_TASK})
+                if self.pipeline is not None:
+                    await self.pipeline.drain(max(deadline - 8.0, 1.0))
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()

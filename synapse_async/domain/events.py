@@ -173,3 +173,20 @@ GatewayDomainEvent = (
     | MemberJoined
     | MemberLeft
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoiceTick(DomainEvent):
+    """One member's voice tick for a slot (SPEC §7.3); `occurred_at` is the slot start."""
+
+    member: MemberRef
+    channel_id: int
+    minutes: int
+    eligible: bool  # passed the AFK / muted+deafened / alone tests; an ineligible member gets no item at all
+
+    @property
+    def reward_key(self) -> str:
+        return f"vt:{self.member.user_id}:{int(self.occurred_at.timestamp())}"
+
+
+PipelineEvent = GatewayDomainEvent | VoiceTick

@@ -1,0 +1,517 @@
+"""One transaction's worth of events → committed rows (SPEC §8.1, §9, §10.2, §12.4, §15.2).
+
+`Processor.process` runs INSIDE a transaction the caller owns and returns the after-commit `Effects` (cooldown
+updates, announcements, role syncs); nothing outside the database changes here. Events are handled strictly in
+order, so a micro-batch equals one-by-one processing: rewards read the journal windows written by earlier events
+of the same batch, cooldowns see a provisional overlay, and level changes are applied at the very event whose XP
+crossed the threshold. The one effect that would make a batch differ — an achievement whose reward changes XP
+mid-batch — is detected and answered with `NeedsSingles`: the caller rolls back and replays the batch one event per
+transaction, where achievements are applied in place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from cachetools import LRUCache
+
+from synapse_async.cache.config_cache import ConfigCache, GuildConfig, TemplateInfo
+from synapse_async.domain.events import (
+    MemberJoined,
+    MemberLeft,
+    MemberRef,
+    MessageCreated,
+    PipelineEvent,
+    ReactionAdded,
+    ThreadCreated,
+    VoiceTick,
+)
+from synapse_async.domain.snowflakes import snowflake_time
+from synapse_async.pipeline import sql
+from synapse_async.pipeline.lake import lake_row, periods, season_at
+from synapse_async.rewards.achievements import MemberSnapshot, counter_keys, evaluate
+from synapse_async.rewards.formula import Reward, RewardInput, compute_reward, cooldown_active
+from synapse_async.rewards.leveling import curve_for, level_change
+
+_STATS = ("messages_sent", "reactions_given", "reactions_received", "threads_created", "voice_minutes")
+
+CooldownKey = tuple[int, ...]
+
+
+class NeedsSingles(Exception):
+    """A batch would earn an achievement; replay it one event per transaction (exactly like one-by-one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelUp:
+    guild_id: int
+    user_id: int
+    level: int
+    gold: int
+    channel_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Earned:
+    guild_id: int
+    user_id: int
+    template: TemplateInfo
+    channel_id: int | None
+    paid: bool
+
+
+@dataclass(slots=True)
+class Effects:
+    """Work that may happen only after COMMIT succeeded."""
+
+    cooldowns: dict[CooldownKey, datetime] = field(default_factory=dict)
+    level_ups: list[LevelUp] = field(default_factory=list)
+    achievements: list[Earned] = field(default_factory=list)
+    role_syncs: dict[tuple[int, int], int] = field(default_factory=dict)
+    processed: int = 0
+    duplicates: int = 0
+    committed_ns: list[int] = field(default_factory=list)  # received_ns of each processed event (latency)
+
+
+class CooldownCache:
+    """Bounded (`COOLDOWN_CACHE_MAX`) last-paid-message times; updated only after commit (SPEC §9.3)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._entries: LRUCache[CooldownKey, datetime] = LRUCache(maxsize=maxsize)
+
+    def get(self, key: CooldownKey) -> datetime | None:
+        return self._entries.get(key)
+
+    def apply(self, updates: Mapping[CooldownKey, datetime]) -> None:
+        for key, at in updates.items():
+            current = self._entries.get(key)
+            if current is None or at > current:
+                self._entries[key] = at
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Where an XP change comes from: its guild, event time (journal, seasons) and key (level/achievement keys)."""
+
+    guild_id: int
+    occurred_at: datetime
+    key: str
+    season_id: int | None
+    announce_channel: int | None
+
+
+@dataclass(slots=True)
+class _Member:
+    """A member's level state as this transaction has left it (the row stays locked until commit)."""
+
+    level: int
+    peak: int
+
+
+class _Tx:
+    """Per-transaction scratch state: cooldown overlay, tracked levels, preference and earned-set caches."""
+
+    def __init__(self, conn: asyncpg.Connection, singles: bool) -> None:
+        self.conn = conn
+        self.singles = singles
+        self.effects = Effects()
+        self.levels: dict[tuple[int, int], _Member] = {}
+        self.prefs: dict[tuple[int, int], tuple[bool, bool, bool]] = {}
+
+
+class Processor:
+    def __init__(self, cache: ConfigCache, cooldowns: CooldownCache) -> None:
+        self._cache = cache
+        self.cooldowns = cooldowns
+
+    async def process(self, conn: asyncpg.Connection, events: Sequence[PipelineEvent], *, singles: bool) -> Effects:
+        tx = _Tx(conn, singles)
+        for event in events:
+            guild = self._cache.guild(event.guild_id)
+            if guild.info is not None and guild.info.left:
+                continue
+            if await self._event(tx, guild, event):
+                tx.effects.processed += 1
+                tx.effects.committed_ns.append(event.received_ns)
+            else:
+                tx.effects.duplicates += 1
+        return tx.effects
+
+    # --- one event -----------------------------------------------------------------------------------------
+    async def _event(self, tx: _Tx, guild: GuildConfig, event: PipelineEvent) -> bool:
+        """Process one event; False when the whole event was a duplicate."""
+        if not isinstance(event, VoiceTick):
+            row = lake_row(event, guild)
+            if isinstance(event, MemberJoined) and row is not None:
+                existed = await tx.conn.fetchval(
+                    "SELECT true FROM members WHERE guild_id = $1 AND user_id = $2", event.guild_id, row.user_id
+                )
+                row.payload["is_rejoin"] = bool(existed)
+            if row is not None and guild.settings.bool(f"lake.source.{row.event_type}"):
+                lake_id = await tx.conn.fetchval(
+                    sql.LAKE,
+                    event.guild_id,
+                    row.user_id,
+                    row.event_type,
+                    row.channel_id,
+                    row.target_id,
+                    row.source_key,
+                    json.dumps(row.payload),
+                    row.occurred_at,
+                    periods(guild, row.occurred_at),
+                )
+                if lake_id is None:
+                    return False
+        if isinstance(event, MessageCreated):
+            await self._message(tx, guild, event)
+        elif isinstance(event, ThreadCreated):
+            reward = compute_reward(
+                RewardInput("thread_create", event.thread_id, event.parent_id, event.owner.role_ids), guild
+            )
+            await self._item(
+                tx,
+                guild,
+                event,
+                "thread_create",
+                event.owner,
+                reward,
+                event.reward_key,
+                channel_id=event.thread_id,
+                ref_id=event.thread_id,
+                active=True,
+                announce=event.thread_id,
+            )
+        elif isinstance(event, ReactionAdded):
+            await self._reaction(tx, guild, event)
+        elif isinstance(event, VoiceTick):
+            await self._voice_tick(tx, guild, event)
+        elif isinstance(event, MemberJoined):
+            await self._member_join(tx, guild, event)
+        elif isinstance(event, MemberLeft):
+            await tx.conn.execute(sql.MEMBER_LEAVE, event.guild_id, event.user_id, event.occurred_at)
+        return True
+
+    async def _message(self, tx: _Tx, guild: GuildConfig, event: MessageCreated) -> None:
+        settings = guild.settings
+        key: CooldownKey = (event.guild_id, event.author.user_id)
+        if settings.str("cooldown.scope") == "channel":
+            key = (*key, event.channel_id)
+        last = tx.effects.cooldowns.get(key) or self.cooldowns.get(key)
+        item = RewardInput(
+            "message",
+            event.channel_id,
+            event.parent_id,
+            event.author.role_ids,
+            meta=event.meta,
+            cooldown_active=cooldown_active(event.occurred_at, last, settings.int("cooldown.seconds")),
+        )
+        reward = compute_reward(item, guild)
+        inserted = await self._item(
+            tx,
+            guild,
+            event,
+            "message",
+            event.author,
+            reward,
+            event.reward_key,
+            channel_id=event.channel_id,
+            ref_id=event.message_id,
+            active=True,
+            announce=event.channel_id,
+        )
+        if inserted and reward.zero_reason is None:
+            tx.effects.cooldowns[key] = event.occurred_at  # provisional: applied to the cache after commit
+
+    async def _reaction(self, tx: _Tx, guild: GuildConfig, event: ReactionAdded) -> None:
+        settings = guild.settings
+        reactor, author = event.reactor.user_id, event.author_id
+        age = (event.occurred_at - snowflake_time(event.message_id)).total_seconds()
+        pair_hours = settings.int("reactions.pair_window_hours")
+
+        async def pair_count(user: int, counterpart: int, kind: str) -> int:
+            return int(
+                await tx.conn.fetchval(
+                    sql.PAIR_COUNT, event.guild_id, user, counterpart, kind, event.occurred_at, pair_hours
+                )
+            )
+
+        items: list[tuple[int, str]] = [(reactor, "reaction_given")]
+        if author is not None and author != reactor and not event.author_is_bot:
+            items.append((author, "reaction_received"))
+        for user, kind in sorted(items):  # rows of two members: ascending user id (SPEC §8.1)
+            pair = 0
+            if author is not None and author != reactor and not event.author_is_bot:
+                pair = await pair_count(user, author if user == reactor else reactor, kind)
+            reactors = (
+                int(await tx.conn.fetchval(sql.REACTOR_COUNT, event.guild_id, event.message_id))
+                if kind == "reaction_received"
+                else 0
+            )
+            earner = (
+                event.reactor if user == reactor else MemberRef(user_id=user, display_name=str(user), avatar_hash=None)
+            )
+            item = RewardInput(
+                kind,  # type: ignore[arg-type]
+                event.channel_id,
+                event.parent_id,
+                earner.role_ids,
+                author_unknown=author is None,
+                reactor_id=reactor,
+                author_id=author,
+                author_is_bot=event.author_is_bot,
+                pair_count=pair,
+                reactor_count=reactors,
+                message_age_seconds=age,
+            )
+            reward = compute_reward(item, guild)
+            counterpart = author if user == reactor else reactor
+            key = event.given_key if kind == "reaction_given" else event.received_key
+            await self._item(
+                tx,
+                guild,
+                event,
+                kind,
+                earner,
+                reward,
+                key,
+                channel_id=event.channel_id,
+                counterpart_id=counterpart,
+                ref_id=event.message_id,
+                active=user == reactor,
+                announce=event.channel_id,
+            )
+
+    async def _voice_tick(self, tx: _Tx, guild: GuildConfig, event: VoiceTick) -> None:
+        paid = int(
+            await tx.conn.fetchval(sql.PAID_TICKS_LAST_HOUR, event.guild_id, event.member.user_id, event.occurred_at)
+        )
+        item = RewardInput("voice_tick", event.channel_id, None, event.member.role_ids, paid_ticks_last_hour=paid)
+        reward = compute_reward(item, guild)
+        await self._item(
+            tx,
+            guild,
+            event,
+            "voice_tick",
+            event.member,
+            reward,
+            event.reward_key,
+            channel_id=event.channel_id,
+            active=True,
+            stat_increment=event.minutes,
+            announce=None,
+        )
+
+    async def _member_join(self, tx: _Tx, guild: GuildConfig, event: MemberJoined) -> None:
+        m = event.member
+        row = await tx.conn.fetchrow(
+            sql.MEMBER_JOIN, event.guild_id, m.user_id, m.display_name[:100], m.avatar_hash, event.joined_at
+        )
+        if row is not None and row["existed"] and guild.settings.bool("level_roles.restore_on_rejoin"):
+            tx.effects.role_syncs[(event.guild_id, m.user_id)] = int(row["level"])
+
+    # --- one reward item ---------------------------------------------------------------------------------------
+    async def _item(
+        self,
+        tx: _Tx,
+        guild: GuildConfig,
+        event: PipelineEvent,
+        kind: str,
+        earner: MemberRef,
+        reward: Reward,
+        key: str,
+        *,
+        channel_id: int | None,
+        ref_id: int | None = None,
+        counterpart_id: int | None = None,
+        active: bool,
+        announce: int | None,
+        stat_increment: int = 1,
+    ) -> bool:
+        """Journal + atomic member/season increments; then level change and achievements. False if duplicate."""
+        season = season_at(guild, event.occurred_at)
+        season_id = season.season_id if season is not None else None
+        row = await tx.conn.fetchrow(
+            sql.reward_item(kind),
+            event.guild_id,
+            earner.user_id,
+            kind,
+            key,
+            season_id,
+            channel_id,
+            counterpart_id,
+            ref_id,
+            reward.xp,
+            reward.stars,
+            reward.zero_reason,
+            json.dumps(reward.details, default=str),
+            event.occurred_at,
+            earner.display_name[:100],
+            earner.avatar_hash,
+            stat_increment,
+            active,
+        )
+        if row is None or row["journal_id"] is None:
+            return False
+        cause = Cause(event.guild_id, event.occurred_at, key, season_id, announce)
+        await self.after_xp_change(tx, guild, earner.user_id, row, cause)
+        return True
+
+    async def after_xp_change(
+        self, tx: _Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], cause: Cause, *, pay_gold: bool = True
+    ) -> None:
+        """Level change (§10.2) and achievements (§12.4) after the atomic update that returned `row`."""
+        await self._level(tx, guild, user_id, row, cause, pay_gold)
+        active = [t for t in guild.templates if t.trigger_type != "manual"]
+        if not active:
+            return
+        for _ in range(3):  # rewards may change XP again: at most 3 passes (SPEC §12.4)
+            snapshot = await self._snapshot(tx, guild, user_id, row, active)
+            earned_ids = frozenset(r["template_id"] for r in await tx.conn.fetch(sql.EARNED, cause.guild_id, user_id))
+            newly = evaluate(active, snapshot, earned_ids)
+            if not newly:
+                return
+            if not tx.singles:
+                raise NeedsSingles()
+            changed = False
+            for template in newly:
+                new_row = await self._earn(tx, guild, user_id, template, cause, pay_rewards=pay_gold)
+                if new_row is not None:
+                    row, changed = new_row, True
+            if not changed:
+                return
+
+    async def _level(
+        self, tx: _Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], cause: Cause, pay_gold: bool
+    ) -> None:
+        settings = guild.settings
+        curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
+        member = tx.levels.setdefault((cause.guild_id, user_id), _Member(int(row["level"]), int(row["peak_level"])))
+        change = level_change(
+            curve,
+            new_xp=int(row["xp"]),
+            old_level=member.level,
+            old_peak=member.peak,
+            gold_per_level_up=settings.int("leveling.gold_per_level_up"),
+            pay_gold=pay_gold,
+        )
+        if not change.changed:
+            return
+        member.level, member.peak = change.new_level, change.new_peak
+        gold_after = await tx.conn.fetchval(
+            sql.LEVEL_UPDATE, cause.guild_id, user_id, change.new_level, change.new_peak, change.gold_bonus
+        )
+        details = json.dumps({"from": change.old_level, "to": change.new_level, "bonus": change.gold_bonus})
+        lvl_key = f"{cause.key}#lvl"
+        journal_id = await tx.conn.fetchval(
+            sql.JOURNAL_PLAIN,
+            cause.guild_id,
+            user_id,
+            "level_change",
+            lvl_key,
+            cause.season_id,
+            0,
+            details,
+            cause.occurred_at,
+            None,
+        )
+        if change.gold_bonus > 0:
+            await tx.conn.execute(
+                sql.LEDGER,
+                cause.guild_id,
+                user_id,
+                change.gold_bonus,
+                gold_after,
+                "level_up",
+                journal_id,
+                None,
+                lvl_key,
+                None,
+            )
+            if cause.season_id is not None:
+                await tx.conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, cause.guild_id, change.gold_bonus)
+        tx.effects.role_syncs[(cause.guild_id, user_id)] = change.new_level
+        if change.announce and settings.bool("announce.level_up") and (await self._prefs(tx, cause, user_id))[0]:
+            tx.effects.level_ups.append(
+                LevelUp(cause.guild_id, user_id, change.new_level, change.gold_bonus, cause.announce_channel)
+            )
+
+    async def _prefs(self, tx: _Tx, cause: Cause, user_id: int) -> tuple[bool, bool, bool]:
+        key = (cause.guild_id, user_id)
+        if key not in tx.prefs:
+            row = await tx.conn.fetchrow(sql.PREFERENCES, cause.guild_id, user_id)
+            tx.prefs[key] = (True, True, True) if row is None else (row[0], row[1], row[2])
+        return tx.prefs[key]
+
+    async def _snapshot(
+        self, tx: _Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], templates: Sequence[TemplateInfo]
+    ) -> MemberSnapshot:
+        guild_id = guild.guild_id
+        active_season = guild.active_season.season_id if guild.active_season is not None else None
+        keys = sorted(counter_keys(templates, active_season))
+        counters: dict[tuple[str, str], int] = {}
+        if keys:
+            for r in await tx.conn.fetch(sql.COUNTERS, guild_id, user_id, [k[0] for k in keys], [k[1] for k in keys]):
+                counters[(r["event_type"], r["period"])] = int(r["count"])
+        season_row = (
+            await tx.conn.fetchrow(sql.SEASON_ROW, active_season, user_id) if active_season is not None else None
+        )
+        return MemberSnapshot(
+            xp=int(row["xp"]),
+            level=tx.levels.get((guild_id, user_id), _Member(int(row["level"]), 0)).level,
+            lifetime_stars=int(row["lifetime_stars"]),
+            stats={s: int(row[s]) for s in _STATS},
+            season_stats={s: int(season_row[f"s_{s}"]) for s in _STATS} if season_row is not None else None,
+            season_stars=int(season_row["s_stars"]) if season_row is not None else None,
+            counters=counters,
+            season_id=active_season,
+        )
+
+    async def _earn(
+        self, tx: _Tx, guild: GuildConfig, user_id: int, template: TemplateInfo, cause: Cause, *, pay_rewards: bool
+    ) -> Mapping[str, Any] | None:
+        """Earn one template automatically (max_earners claimed atomically); return the new member row if XP moved."""
+        if await tx.conn.fetchval(sql.CLAIM_TEMPLATE, template.template_id) is None:
+            return None  # full or deactivated meanwhile: stops awarding
+        key = f"{cause.key}#ach:{template.template_id}"
+        xp, gold = (template.xp_reward, template.gold_reward) if pay_rewards else (0, 0)
+        details = json.dumps({"template_id": template.template_id, "gold": gold})
+        journal_id = await tx.conn.fetchval(
+            sql.JOURNAL_PLAIN,
+            cause.guild_id,
+            user_id,
+            "achievement",
+            key,
+            cause.season_id,
+            xp,
+            details,
+            cause.occurred_at,
+            None,
+        )
+        await tx.conn.fetchval(sql.EARN, cause.guild_id, user_id, template.template_id, "auto", None, journal_id)
+        if pay_rewards and guild.settings.bool("announce.achievements") and (await self._prefs(tx, cause, user_id))[1]:
+            channel = template.announce_channel_id or cause.announce_channel
+            tx.effects.achievements.append(Earned(cause.guild_id, user_id, template, channel, True))
+        if xp == 0 and gold == 0:
+            return None
+        row = await tx.conn.fetchrow(sql.ADD_XP_GOLD, cause.guild_id, user_id, xp, gold)
+        assert row is not None
+        if gold > 0:
+            await tx.conn.execute(
+                sql.LEDGER, cause.guild_id, user_id, gold, row["gold"], "achievement", journal_id, None, key, None
+            )
+        if cause.season_id is not None:
+            if xp:
+                await tx.conn.execute(sql.SEASON_XP, cause.season_id, user_id, cause.guild_id, xp)
+            if gold:
+                await tx.conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, cause.guild_id, gold)
+        ach_cause = Cause(cause.guild_id, cause.occurred_at, key, cause.season_id, cause.announce_channel)
+        await self._level(tx, guild, user_id, row, ach_cause, True)
+        return dict(row)

@@ -1,0 +1,160 @@
+"""The pipeline's SQL (SPEC §8.1): few statements per event, atomic increments only, never read-modify-write.
+
+Each reward item is ONE statement: the journal insert (ON CONFLICT DO NOTHING — the idempotency gate), and only if
+it inserted, the member upsert-increment and the season-stats upsert-increment, returning the member's state after
+the change. Each lake row is one statement: the insert (the whole-event duplicate gate) plus its counters.
+Statements are run through asyncpg, which prepares and caches them; runs of events go out pipelined.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+LAKE = """
+WITH lake AS (
+    INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+    ON CONFLICT (guild_id, source_key) DO NOTHING
+    RETURNING id, user_id
+), counters AS (
+    INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
+    SELECT $1, lake.user_id, $3, p, 1 FROM lake CROSS JOIN unnest($9::text[]) AS p
+     WHERE lake.user_id IS NOT NULL
+    ON CONFLICT (guild_id, user_id, event_type, period)
+    DO UPDATE SET count = ec.count + 1, updated_at = now()
+    RETURNING 1
+)
+SELECT (SELECT id FROM lake) AS lake_id, (SELECT count(*) FROM counters) AS counters
+"""
+
+STAT_COLUMNS = {
+    "message": "messages_sent",
+    "reaction_given": "reactions_given",
+    "reaction_received": "reactions_received",
+    "thread_create": "threads_created",
+    "voice_tick": "voice_minutes",
+}
+MEMBER_COLUMNS = (
+    "xp, level, peak_level, gold, lifetime_stars, messages_sent, reactions_given, reactions_received,"
+    " threads_created, voice_minutes"
+)
+SEASON_COLUMNS = (
+    "stars AS s_stars, xp AS s_xp, messages_sent AS s_messages_sent, reactions_given AS s_reactions_given,"
+    " reactions_received AS s_reactions_received, threads_created AS s_threads_created,"
+    " voice_minutes AS s_voice_minutes"
+)
+
+
+@cache
+def reward_item(kind: str) -> str:
+    """$1 guild, $2 user, $3 kind, $4 key, $5 season, $6 channel, $7 counterpart, $8 ref, $9 xp, $10 stars,
+    $11 zero_reason, $12 details, $13 occurred_at, $14 display name, $15 avatar, $16 stat increment, $17 active."""
+    stat = STAT_COLUMNS[kind]
+    return f"""
+WITH j AS (
+    INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, channel_id,
+                                counterpart_id, ref_id, xp_delta, star_delta, zero_reason, details, occurred_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)
+    ON CONFLICT (guild_id, idempotency_key) DO NOTHING
+    RETURNING id
+), m AS (
+    INSERT INTO members AS mm (guild_id, user_id, display_name, avatar_hash, xp, lifetime_stars, {stat},
+                               last_active_at)
+    SELECT $1, $2, $14, $15, $9, $10, $16, CASE WHEN $17::boolean THEN $13::timestamptz END FROM j
+    ON CONFLICT (guild_id, user_id) DO UPDATE SET
+        xp = mm.xp + EXCLUDED.xp,
+        lifetime_stars = mm.lifetime_stars + EXCLUDED.lifetime_stars,
+        {stat} = mm.{stat} + EXCLUDED.{stat},
+        display_name = CASE WHEN EXCLUDED.display_name = $2::text THEN mm.display_name ELSE EXCLUDED.display_name END,
+        avatar_hash = COALESCE(EXCLUDED.avatar_hash, mm.avatar_hash),
+        last_active_at = GREATEST(mm.last_active_at, EXCLUDED.last_active_at),
+        updated_at = now()
+    RETURNING {MEMBER_COLUMNS}
+), s AS (
+    INSERT INTO season_stats AS ss (season_id, user_id, guild_id, stars, xp, {stat})
+    SELECT $5, $2, $1, $10, $9, $16 FROM j WHERE $5::bigint IS NOT NULL
+    ON CONFLICT (season_id, user_id) DO UPDATE SET
+        stars = ss.stars + EXCLUDED.stars,
+        xp = GREATEST(ss.xp + EXCLUDED.xp, 0),
+        {stat} = ss.{stat} + EXCLUDED.{stat}
+    RETURNING {SEASON_COLUMNS}
+)
+SELECT (SELECT id FROM j) AS journal_id, m.*, s.* FROM (SELECT 1) AS one LEFT JOIN m ON true LEFT JOIN s ON true
+"""
+
+
+PAIR_COUNT = """
+SELECT count(*) FROM reward_journal
+ WHERE guild_id = $1 AND user_id = $2 AND counterpart_id = $3 AND event_type = $4 AND zero_reason IS NULL
+   AND occurred_at > $5::timestamptz - make_interval(hours => $6) AND occurred_at < $5
+"""
+REACTOR_COUNT = """
+SELECT count(*) FROM reward_journal
+ WHERE guild_id = $1 AND ref_id = $2 AND event_type = 'reaction_received' AND zero_reason IS NULL
+"""
+PAID_TICKS_LAST_HOUR = """
+SELECT count(*) FROM reward_journal
+ WHERE guild_id = $1 AND user_id = $2 AND event_type = 'voice_tick' AND zero_reason IS NULL
+   AND occurred_at > $3::timestamptz - interval '60 minutes' AND occurred_at < $3
+"""
+
+# Level change (SPEC §10.2): the level columns and the bonus gold in one atomic update of the locked row.
+LEVEL_UPDATE = """
+UPDATE members SET level = $3, peak_level = GREATEST(peak_level, $4), gold = gold + $5, updated_at = now()
+ WHERE guild_id = $1 AND user_id = $2
+RETURNING gold
+"""
+JOURNAL_PLAIN = """
+INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, xp_delta, star_delta,
+                            details, occurred_at, actor_id)
+VALUES ($1, $2, $3, $4, $5, $6, 0, $7::jsonb, $8, $9)
+ON CONFLICT (guild_id, idempotency_key) DO NOTHING
+RETURNING id
+"""
+LEDGER = """
+INSERT INTO gold_ledger (guild_id, user_id, delta, balance_after, reason, journal_id, actor_id, idempotency_key, note)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (guild_id, idempotency_key) DO NOTHING
+"""
+SEASON_GOLD = """
+INSERT INTO season_stats AS ss (season_id, user_id, guild_id, gold_earned) VALUES ($1, $2, $3, $4)
+ON CONFLICT (season_id, user_id) DO UPDATE SET gold_earned = ss.gold_earned + EXCLUDED.gold_earned
+"""
+SEASON_XP = """
+INSERT INTO season_stats AS ss (season_id, user_id, guild_id, xp) VALUES ($1, $2, $3, GREATEST($4::bigint, 0))
+ON CONFLICT (season_id, user_id) DO UPDATE SET xp = GREATEST(ss.xp + $4::bigint, 0)
+"""
+PREFERENCES = """
+SELECT announce_level_up, announce_achievements, announce_awards FROM member_preferences
+ WHERE guild_id = $1 AND user_id = $2
+"""
+EARNED = "SELECT template_id FROM member_achievements WHERE guild_id = $1 AND user_id = $2"
+COUNTERS = """
+SELECT event_type, period, count FROM event_counters
+ WHERE guild_id = $1 AND user_id = $2 AND (event_type, period) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+"""
+SEASON_ROW = f"SELECT {SEASON_COLUMNS} FROM season_stats WHERE season_id = $1 AND user_id = $2"
+CLAIM_TEMPLATE = """
+UPDATE achievement_templates SET earned_count = earned_count + 1, updated_at = now()
+ WHERE id = $1 AND active AND (max_earners IS NULL OR earned_count < max_earners)
+RETURNING id
+"""
+EARN = """
+INSERT INTO member_achievements (guild_id, user_id, template_id, source, granted_by, journal_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING template_id
+"""
+ADD_XP_GOLD = f"""
+UPDATE members SET xp = xp + $3, gold = gold + $4, updated_at = now() WHERE guild_id = $1 AND user_id = $2
+RETURNING {MEMBER_COLUMNS}
+"""
+MEMBER_JOIN = """
+INSERT INTO members AS mm (guild_id, user_id, display_name, avatar_hash, joined_at, left_at)
+VALUES ($1, $2, $3, $4, $5, NULL)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET joined_at = EXCLUDED.joined_at, left_at = NULL,
+    display_name = EXCLUDED.display_name, avatar_hash = COALESCE(EXCLUDED.avatar_hash, mm.avatar_hash),
+    updated_at = now()
+RETURNING (xmax <> 0) AS existed, level
+"""
+MEMBER_LEAVE = "UPDATE members SET left_at = $3, updated_at = now() WHERE guild_id = $1 AND user_id = $2"
