@@ -95,6 +95,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LISTEN_HALF_OPEN_SECONDS", "60", "Reconnect attempt interval while the circuit is open"),
     Variable("CACHE_POLL_SECONDS", "30", "Full cache reload interval while the circuit is open"),
     Variable("TASK_RESTART_SECONDS", "30", "Delay before a failed background task is restarted"),
+    Variable("VOICE_TICK_CHECK_SECONDS", "60", "How often the voice ticker checks for slot boundaries"),
+    Variable("SEASON_CHECK_SECONDS", "60", "How often expired seasons are ended (and renewed)"),
     Variable("SHUTDOWN_DEADLINE_SECONDS", "25", "Graceful shutdown deadline, 5–300"),
     Variable("SANDBOX_MEMBERS", "20", "Sandbox world size"),
     Variable("SANDBOX_ACTIVITY_PER_MINUTE", "0", "Simulated sandbox events per minute"),
@@ -161,6 +163,8 @@ class Config:
     listen_half_open_seconds: float = 60.0
     cache_poll_seconds: float = 30.0
     task_restart_seconds: float = 30.0
+    voice_tick_check_seconds: float = 60.0
+    season_check_seconds: float = 60.0
     shutdown_deadline_seconds: float = 25.0
     sandbox_members: int = 20
     sandbox_activity_per_minute: int = 0
@@ -442,6 +446,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         listen_half_open_seconds=r.number("LISTEN_HALF_OPEN_SECONDS", 60.0, 0.05, 3600),
         cache_poll_seconds=r.number("CACHE_POLL_SECONDS", 30.0, 0.05, 3600),
         task_restart_seconds=r.number("TASK_RESTART_SECONDS", 30.0, 0.01, 3600),
+        voice_tick_check_seconds=r.number("VOICE_TICK_CHECK_SECONDS", 60.0, 0.05, 3600),
+        season_check_seconds=r.number("SEASON_CHECK_SECONDS", 60.0, 0.05, 3600),
         shutdown_deadline_seconds=r.number("SHUTDOWN_DEADLINE_SECONDS", 25.0, 5, 300),
         sandbox_members=r.integer("SANDBOX_MEMBERS", 20, 1, 100000),
         sandbox_activity_per_minute=r.integer("SANDBOX_ACTIVITY_PER_MINUTE", 0, 0, 600000),

@@ -55,6 +55,7 @@ class Components:
     tasks: TaskSupervisor | None = None
     gateway: GatewayStatus | None = None
     pipeline: StatusSource | None = None
+    announcements: StatusSource | None = None
     simulator: Any = None  # the sandbox's DiscordSimulator, for the /sandbox control endpoints
 
     def require_db(self) -> Database:
@@ -113,4 +114,5 @@ class Components:
             "gateway": {"shards": shards},
             "tasks": task_list,
             "pipeline": self.pipeline.snapshot() if self.pipeline is not None else None,
+            "announcements": self.announcements.snapshot() if self.announcements is not None else None,
         }

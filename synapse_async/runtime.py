@@ -33,14 +33,19 @@ from synapse_async.services.lake import LakeAuthorLookup
 from synapse_async.tasks.supervisor import TaskSupervisor
 
 if TYPE_CHECKING:
+    from synapse_async.announce.announcer import Announcer
+    from synapse_async.bot.gateway import DiscordGateway
     from synapse_async.bot.normalizer import EventSink
     from synapse_async.sandbox import DiscordSimulator
     from synapse_async.sandbox.community import CommunityActivity
+    from synapse_async.tasks.seasons import SeasonRollover
+    from synapse_async.tasks.voice_ticker import VoiceTicker
 
 log = get_logger(__name__)
 
 LISTENER_TASK = "cache_listener"
 PIPELINE_TASK = "pipeline"
+ANNOUNCER_TASK = "announcer"
 
 
 class StartupError(Exception):
@@ -94,6 +99,9 @@ class Runtime:
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
         self.announcements: EffectsPublisher | None = None
+        self.announcer: Announcer | None = None
+        self.voice_ticker: VoiceTicker | None = None
+        self.season_rollover: SeasonRollover | None = None
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -197,18 +205,20 @@ class Runtime:
                     simulator, per_minute=cfg.sandbox_activity_per_minute, seed=cfg.sandbox_seed
                 )
         shard_count = cfg.shard_count if cfg.shard_count is not None else (1 if cfg.sandbox else None)
+        self._api_url, self._token = api_url, token
         local_shards = cfg.shard_ids
         register = cfg.register_commands == "true" or (
             cfg.register_commands == "auto" and (local_shards is None or 0 in local_shards)
         )
         assert self.sink is not None
+        assert self.pipeline is not None
         normalizer = Normalizer(
             self.sink,
             cache,
             author_cache_max=cfg.message_author_cache_max,
             lake_author_lookup=LakeAuthorLookup(db.engine),
         )
-        return DiscordGateway(
+        gateway = DiscordGateway(
             token=token,
             rest_url=api_url,
             sessions=db.sessions,
@@ -220,6 +230,44 @@ class Runtime:
             default_guilds=cfg.dev_guild_ids,
             register_commands=register,
         )
+        self._wire_discord_tasks(gateway, cache, db)
+        return gateway
+
+    def _wire_discord_tasks(self, gateway: DiscordGateway, cache: ConfigCache, db: Database) -> None:
+        """Background work that needs the gateway: announcer, voice ticker, season rollover (SPEC §23.1)."""
+        from synapse_async.announce.announcer import Announcer
+        from synapse_async.announce.publisher import AnnouncementPublisher, usable_channels
+        from synapse_async.domain.events import MemberRef
+        from synapse_async.levelroles.syncer import LevelRoleSyncer
+        from synapse_async.tasks.seasons import SeasonRollover
+        from synapse_async.tasks.voice_ticker import VoiceTicker
+
+        bot = gateway.bot
+        self.announcer = Announcer(bot.rest, is_usable=usable_channels(cache))
+        self.announcements = AnnouncementPublisher(self.announcer, cache)
+        self.supervisor.add(ANNOUNCER_TASK, self.announcer.run)
+        self.components.announcements = self.announcer
+        # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer
+        # adds none of its own: 403/404 surface at once and are logged, never retried.
+        self.role_syncer = LevelRoleSyncer(bot, cache, max_retries=0)
+        self.supervisor.add("level_roles", self.role_syncer.run)
+
+        def member_ref(guild_id: int, user_id: int) -> MemberRef:
+            m = bot.cache.get_member(guild_id, user_id)
+            if m is None:
+                return MemberRef(user_id=user_id, display_name=str(user_id), avatar_hash=None)
+            return MemberRef(
+                user_id=user_id,
+                display_name=m.display_name,
+                avatar_hash=m.avatar_hash,
+                role_ids=tuple(int(r) for r in m.role_ids),
+            )
+
+        assert self.pipeline is not None
+        self.voice_ticker = VoiceTicker(gateway.normalizer.voice, cache, self.pipeline.submit, member_ref)
+        self.supervisor.every("voice_ticker", self.config.voice_tick_check_seconds, self.voice_ticker.check)
+        self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
+        self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 
     def _after_commit(self, effects: Effects) -> None:
         """Effects of a committed transaction: announcements and role syncs (SPEC §8.1 'after commit')."""
@@ -302,6 +350,8 @@ class Runtime:
                 await self.supervisor.stop(exclude={LISTENER_TASK, PIPELINE_TASK})
                 if self.pipeline is not None:
                     await self.pipeline.drain(max(deadline - 8.0, 1.0))
+                if self.announcer is not None:
+                    await self.announcer.flush(asyncio.get_running_loop().time() + max(deadline - 5.0, 0.5) / 4)
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()

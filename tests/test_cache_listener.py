@@ -53,7 +53,9 @@ async def test_probes_report_ready_with_pool_and_listener_state(runtime: Runtime
     assert health["status"] == "ok"
     assert health["db"]["pool"]["size"] == 10 and health["db"]["last_probe_ok"] is True
     assert health["cache_listener"]["state"] == "connected" and health["cache_listener"]["mode"] == "listen"
-    assert {t["name"] for t in health["tasks"]} == {"db_probe", "cache_listener", "pipeline"}
+    assert {"db_probe", "cache_listener", "pipeline", "announcer", "voice_ticker", "season_rollover"} <= {
+        t["name"] for t in health["tasks"]
+    }
 
 
 async def test_rolled_back_notify_is_never_seen_and_committed_one_is(runtime: Runtime) -> None:

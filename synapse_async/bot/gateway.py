@@ -132,6 +132,7 @@ class DiscordGateway:
         self._extensions = list(extensions)
         self._sessions = sessions
         self._normalizer = normalizer
+        self.normalizer = normalizer
         normalizer.bind(self.bot)
         self._shard_ids = list(shard_ids) if shard_ids is not None else None
         self._shard_count = shard_count

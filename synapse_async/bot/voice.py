@@ -56,5 +56,8 @@ class VoiceTracker:
     def members(self, guild_id: int) -> dict[int, VoiceEntry]:
         return dict(self._guilds.get(guild_id, {}))
 
+    def guild_ids(self) -> list[int]:
+        return [g for g, members in self._guilds.items() if members]
+
     def __len__(self) -> int:
         return sum(len(m) for m in self._guilds.values())

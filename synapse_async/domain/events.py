@@ -181,8 +181,7 @@ class VoiceTick(DomainEvent):
 
     member: MemberRef
     channel_id: int
-    minutes: int
-    eligible: bool  # passed the AFK / muted+deafened / alone tests; an ineligible member gets no item at all
+    minutes: int  # only eligible members get a tick at all (SPEC §7.3); every emitted tick adds these minutes
 
     @property
     def reward_key(self) -> str:

@@ -1,0 +1,100 @@
+"""Season rollover (SPEC §11, §23.1): end expired seasons and, with `season.auto_renew`, start the next at once.
+
+Runs every 60 s in each process for its LOCAL guilds only, one transaction per guild: the status change, the
+audit rows (actor `system`) and the `seasons:<guild>` NOTIFY commit together. An automatically ended season ends
+exactly at its `ends_at` (not at the moment the task noticed), and the renewed season starts there, so
+attribution windows `[starts_at, COALESCE(ended_at, ends_at))` never overlap or leave a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.db.notify import notify_config
+from synapse_async.obs.logging import get_logger
+from synapse_async.services.audit import Actor, record
+
+log = get_logger(__name__)
+
+_EXPIRE = text(
+    """
+    UPDATE seasons SET status = 'ended', ended_at = ends_at
+     WHERE guild_id = :g AND status = 'active' AND ends_at <= now()
+    RETURNING season_id, name, starts_at, ends_at
+    """
+)
+_COUNT = text("SELECT count(*) FROM seasons WHERE guild_id = :g")
+_NAME_TAKEN = text("SELECT 1 FROM seasons WHERE guild_id = :g AND name = :n")
+_START = text(
+    """
+    INSERT INTO seasons (guild_id, name, starts_at, ends_at, status, created_by)
+    VALUES (:g, :n, :s, :e, 'active', 'system')
+    RETURNING season_id
+    """
+)
+
+
+class SeasonRollover:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cache: ConfigCache,
+        local_guilds: Callable[[], Collection[int]],
+    ) -> None:
+        self._sessions = sessions
+        self._cache = cache
+        self._local_guilds = local_guilds
+        self.ended = 0
+        self.started = 0
+
+    async def check(self) -> None:
+        for guild_id in sorted(self._local_guilds()):
+            await self.roll_guild(guild_id)
+
+    async def roll_guild(self, guild_id: int) -> None:
+        system = Actor.system()
+        settings = self._cache.settings(guild_id)
+        async with self._sessions.begin() as s:
+            ended = (await s.execute(_EXPIRE, {"g": guild_id})).all()
+            if not ended:
+                return
+            for row in ended:
+                self.ended += 1
+                await record(
+                    s,
+                    system,
+                    guild_id=guild_id,
+                    action="season.auto_end",
+                    target_type="season",
+                    target_id=str(row.season_id),
+                    before={"status": "active", "name": row.name},
+                    after={"status": "ended", "ended_at": row.ends_at.isoformat()},
+                )
+            last = max(ended, key=lambda r: r.ends_at)
+            if settings.bool("season.auto_renew"):
+                number = int((await s.execute(_COUNT, {"g": guild_id})).scalar_one()) + 1
+                base = settings.str("season.name_template").replace("{n}", str(number))[:100]
+                name, suffix = base, 2
+                while (await s.execute(_NAME_TAKEN, {"g": guild_id, "n": name})).first() is not None:
+                    tag = f" ({suffix})"
+                    name, suffix = base[: 100 - len(tag)] + tag, suffix + 1
+                starts = last.ends_at
+                ends = starts + timedelta(days=settings.int("season.default_days"))
+                season_id = (await s.execute(_START, {"g": guild_id, "n": name, "s": starts, "e": ends})).scalar_one()
+                self.started += 1
+                await record(
+                    s,
+                    system,
+                    guild_id=guild_id,
+                    action="season.auto_start",
+                    target_type="season",
+                    target_id=str(season_id),
+                    after={"name": name, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()},
+                )
+            await notify_config(s, "seasons", guild_id)
+        log.info("season_rollover", guild_id=guild_id, ended=len(ended), renewed=settings.bool("season.auto_renew"))

@@ -1,0 +1,339 @@
+"""Anti-gaming, voice ticks, seasons, achievements and announcements through the real pipeline (SPEC §7.3, §9, §11,
+§12, §14). One sandbox runtime for the module; each test uses its own members and channels."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from synapse_async.domain.events import VoiceTick
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox import DiscordSimulator
+from synapse_async.tasks.seasons import SeasonRollover
+from synapse_async.tasks.voice_ticker import VoiceTicker
+from tests.pipeline_support import (
+    GUILD,
+    journal,
+    member,
+    query,
+    set_settings,
+    settle,
+    wait_key,
+    write_config,
+)
+from tests.support import make_runtime, wait_for
+
+U = [100000000000001000 + i for i in range(30)]
+PLAIN = "hello there, how is everyone doing"
+
+
+@pytest.fixture(scope="module")
+async def sandbox(fresh_database: str) -> AsyncIterator[tuple[Runtime, DiscordSimulator, int]]:
+    rt = make_runtime(fresh_database, SANDBOX_MEMBERS="30")
+    await rt.start()
+    assert rt.simulator is not None and rt.components.cache is not None
+    cache = rt.components.cache
+    await wait_for(lambda: GUILD in cache.known_guild_ids())
+    await set_settings(rt, {"cooldown.seconds": 0})
+    # An announcement channel outside the category: no type default or override applies, multipliers are 1.
+    plain = int(await rt.simulator.create_channel("plain", "announcement"))
+    await wait_for(lambda: plain in cache.guild(GUILD).channels)
+    yield rt, rt.simulator, plain
+    await rt.shutdown()
+
+
+async def test_reaction_pays_reactor_and_author_then_decays_and_caps(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, plain = sandbox
+    reactor, author = U[0], U[1]
+    paid: list[tuple[int, int, int, int, str | None]] = []
+    for i in range(4):
+        msg = int(await sim.message(author, plain, f"{PLAIN} #{i}"))
+        await sim.react(reactor, msg, "👍")
+        given = await wait_key(rt, f"rg:{msg}:{reactor}")
+        received = await wait_key(rt, f"rr:{msg}:{reactor}")
+        paid.append(
+            (
+                given["xp_delta"],
+                given["star_delta"],
+                received["xp_delta"],
+                received["star_delta"],
+                received["zero_reason"],
+            )
+        )
+    # p = 0, 1, 2 → d = 1, 1/2, 1/3; p = 3 reaches the pair cap
+    assert paid == [(2, 1, 3, 1, None), (1, 0, 1, 0, None), (0, 0, 1, 0, None), (0, 0, 0, 0, "pair_cap")]
+    m = await member(rt, author)
+    assert m is not None and m["reactions_received"] == 4
+
+
+async def test_self_bot_and_unknown_targets(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = sandbox
+    own = int(await sim.message(U[2], plain, PLAIN))
+    await sim.react(U[2], own, "🔥")
+    row = await wait_key(rt, f"rg:{own}:{U[2]}")
+    assert row["zero_reason"] == "self"
+    assert await query(rt, "SELECT 1 FROM reward_journal WHERE idempotency_key = :k", k=f"rr:{own}:{U[2]}") == []
+
+    bot_user = int(await sim.join(username="a-bot", bot=True))
+    bot_msg = int(await sim.message(bot_user, plain, "beep"))
+    await sim.react(U[2], bot_msg, "🔥")
+    assert (await wait_key(rt, f"rg:{bot_msg}:{U[2]}"))["zero_reason"] == "bot_target"
+
+    # A reaction to a message the bot never saw and cannot fetch: the author stays unknown.
+    template_msg = int(await sim.message(U[3], plain, PLAIN))
+    await sim.react(U[2], template_msg, "🎉")
+    await wait_key(rt, f"rg:{template_msg}:{U[2]}")
+    _, record = sim.gateway.dispatched("MESSAGE_REACTION_ADD")[-1]
+    ghost = template_msg + 12345
+    payload = {k: v for k, v in record.d.items() if k != "message_author_id"}
+    payload["message_id"] = str(ghost)
+    await sim.gateway.dispatch("MESSAGE_REACTION_ADD", payload, guild_id=GUILD)
+    assert (await wait_key(rt, f"rg:{ghost}:{U[2]}"))["zero_reason"] == "unknown_target"
+
+
+async def test_reactor_cap_velocity_cap_and_remove_readd(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = sandbox
+    await set_settings(rt, {"reactions.unique_reactor_cap": 3, "reactions.velocity_min_reactors": 1})
+    try:
+        msg = int(await sim.message(U[4], plain, PLAIN))
+        for reactor in U[5:9]:
+            await sim.react(reactor, msg, "👍")
+        rows = [await wait_key(rt, f"rr:{msg}:{reactor}") for reactor in U[5:9]]
+        # r = 0 → full 3 XP; r ≥ 1 inside the velocity window → capped at 1; r = 3 → reactor cap
+        assert [(r["xp_delta"], r["zero_reason"]) for r in rows] == [
+            (3, None),
+            (1, None),
+            (1, None),
+            (0, "reactor_cap"),
+        ]
+
+        await sim.react(U[5], msg, "👍", remove=True)
+        await sim.react(U[5], msg, "👍")  # re-add: the same lake key — a duplicate event
+        await sim.react(U[5], msg, "😂")  # another emoji: recorded in the lake, never paid again
+        await wait_for(_lake_has(rt, f"radd:{msg}:{U[5]}:u1f602"))
+        await settle(rt)
+        keys = [r["idempotency_key"] for r in await journal(rt, U[5]) if str(msg) in r["idempotency_key"]]
+        assert keys == [f"rg:{msg}:{U[5]}"]
+        removes = await query(rt, "SELECT 1 FROM event_lake WHERE source_key = :k", k=f"rrem:{msg}:{U[5]}:u1f44d")
+        assert len(removes) == 1
+    finally:
+        await set_settings(rt, {"reactions.unique_reactor_cap": 10, "reactions.velocity_min_reactors": 5})
+
+
+def _lake_has(rt: Runtime, key: str):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return bool(await query(rt, "SELECT 1 FROM event_lake WHERE source_key = :k", k=key))
+
+    return check
+
+
+async def test_voice_ticks_follow_eligibility_and_the_hourly_cap(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, _ = sandbox
+    assert rt.pipeline is not None and rt.voice_ticker is not None and rt.components.cache is not None
+    await set_settings(rt, {"voice.hourly_tick_cap": 2})
+    lounge = sim.channel_id("Lounge")
+    talker, listener, deaf, afk_member = U[10], U[11], U[12], U[13]
+    await sim.voice(talker, "Lounge")
+    await sim.voice(listener, "Lounge", self_mute=True)
+    await sim.voice(deaf, "Lounge", self_mute=True, self_deaf=True)
+    await sim.voice(afk_member, "AFK")
+    tracker = rt.voice_ticker._tracker
+    await wait_for(lambda: {talker, listener, deaf, afk_member} <= set(tracker.members(GUILD)))
+
+    # A ticker of our own on the same tracker, cache and pipeline, with a clock we move by whole slots.
+    clock = [time.time()]
+    ticker = VoiceTicker(
+        tracker, rt.components.cache, rt.pipeline.submit, rt.voice_ticker._member, clock=lambda: clock[0]
+    )
+    await ticker.check()  # aligns to the current slot
+    slots = []
+    for _ in range(3):
+        clock[0] += 600
+        await ticker.check()
+        slots.append(int(clock[0] // 600) * 600)
+    for slot in slots:
+        await wait_key(rt, f"vt:{talker}:{slot}")
+    await settle(rt)
+    ticks = await journal(rt, talker, "voice_tick")
+    assert [(t["xp_delta"], t["zero_reason"]) for t in ticks] == [(10, None), (10, None), (0, "hourly_cap")]
+    assert len(await journal(rt, listener, "voice_tick")) == 3  # muted only: still eligible
+    assert await journal(rt, deaf, "voice_tick") == []  # muted and deafened
+    assert await journal(rt, afk_member, "voice_tick") == []  # AFK channel
+    m = await member(rt, talker)
+    assert m is not None and m["voice_minutes"] == 30  # capped ticks still add minutes
+    assert ticks[0]["channel_id"] == lounge
+    assert isinstance(VoiceTick, type)
+    await set_settings(rt, {"voice.hourly_tick_cap": 6})
+
+
+async def test_season_stats_rollover_with_auto_renew(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = sandbox
+    assert rt.components.cache is not None and rt.components.db is not None
+    cache = rt.components.cache
+    now = datetime.now(UTC)
+    await write_config(
+        rt,
+        "INSERT INTO seasons (guild_id, name, starts_at, ends_at, status) VALUES (:g, 'Season 1', :s, :e, 'active')",
+        "seasons",
+        s=now - timedelta(days=1),
+        e=now + timedelta(seconds=3),
+    )
+    season = cache.guild(GUILD).active_season
+    assert season is not None
+    msg = int(await sim.message(U[14], plain, PLAIN))
+    row = await wait_key(rt, f"msg:{msg}")
+    assert row["season_id"] == season.season_id
+    stats = await query(rt, "SELECT stars, xp, messages_sent FROM season_stats WHERE user_id = :u", u=U[14])
+    assert stats == [{"stars": 1, "xp": 15, "messages_sent": 1}]
+
+    await set_settings(rt, {"season.auto_renew": True})
+    rollover = SeasonRollover(rt.components.db.sessions, cache, lambda: [GUILD])
+    await wait_for(lambda: datetime.now(UTC) >= season.ends_at, timeout=10)
+    await rollover.check()
+    await wait_for(
+        lambda: (
+            cache.guild(GUILD).active_season is not None
+            and cache.guild(GUILD).active_season.season_id != season.season_id
+        )
+    )
+    seasons = await query(rt, "SELECT name, status, starts_at, ends_at, ended_at FROM seasons ORDER BY season_id")
+    assert [(s["name"], s["status"]) for s in seasons] == [("Season 1", "ended"), ("Season 2", "active")]
+    assert seasons[0]["ended_at"] == seasons[0]["ends_at"] == seasons[1]["starts_at"]  # no gap, no overlap
+    audit = await query(rt, "SELECT action FROM audit_log WHERE guild_id = :g AND target_type = 'season' ORDER BY id")
+    assert [a["action"] for a in audit] == ["season.auto_end", "season.auto_start"]
+    msg2 = int(await sim.message(U[14], plain, PLAIN))
+    row2 = await wait_key(rt, f"msg:{msg2}")
+    assert row2["season_id"] != season.season_id
+    m = await member(rt, U[14])
+    assert m is not None and m["lifetime_stars"] == 2  # lifetime keeps counting across seasons
+    per_season = await query(rt, "SELECT stars FROM season_stats WHERE user_id = :u ORDER BY season_id", u=U[14])
+    assert [s["stars"] for s in per_season] == [1, 1]
+    await set_settings(rt, {"season.auto_renew": False})
+
+
+async def test_achievement_earned_once_with_reward_and_announcement(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, plain = sandbox
+    await write_config(
+        rt,
+        "INSERT INTO achievement_templates (guild_id, name, description, trigger_type, trigger_config, xp_reward,"
+        " gold_reward, max_earners) VALUES (:g, 'Chatterbox', 'Three messages', 'stat_threshold',"
+        ' \'{"stat": "messages_sent", "value": 3}\'::jsonb, 100, 20, 1)',
+        "achievement_templates",
+    )
+    user, other = U[15], U[16]
+    ids = [int(await sim.message(user, plain, f"{PLAIN} {i}")) for i in range(4)]
+    await wait_key(rt, f"msg:{ids[-1]}")
+    await settle(rt)
+    earned = await query(rt, "SELECT user_id, source FROM member_achievements WHERE guild_id = :g")
+    assert earned == [{"user_id": user, "source": "auto"}]
+    ach = await wait_key(rt, f"msg:{ids[2]}#ach:{(await _template_id(rt, 'Chatterbox'))}")
+    assert ach["xp_delta"] == 100
+    m = await member(rt, user)
+    assert m is not None and m["xp"] == 4 * 15 + 100
+    # 45 + 100 = 145 XP crossed level 2 (125): that level change belongs to the achievement that moved it;
+    # the 4th message (160 XP) crossed level 3 (156).
+    assert (await wait_key(rt, f"{ach['idempotency_key']}#lvl"))["details"]["to"] == 2
+    assert (await wait_key(rt, f"msg:{ids[3]}#lvl"))["details"]["to"] == 3
+    assert m["gold"] == 20 + 2 * 50
+    # max_earners = 1: a second member reaching the threshold earns nothing
+    for i in range(3):
+        last = int(await sim.message(other, plain, f"{PLAIN} other {i}"))
+    await wait_key(rt, f"msg:{last}")
+    await settle(rt)
+    assert len(await query(rt, "SELECT 1 FROM member_achievements WHERE guild_id = :g")) == 1
+
+    # Announcements went to the event's channel, never pinging anyone.
+    def posts() -> list[object]:
+        return [c for c in sim.rest_calls if c.method == "POST" and c.path.endswith(f"/channels/{plain}/messages")]
+
+    await wait_for(lambda: len(posts()) >= 2)
+    titles = [c.json["embeds"][0]["title"] for c in posts()]  # type: ignore[attr-defined]
+    assert "Achievement unlocked!" in titles and "Level up!" in titles
+    assert all(c.json["allowed_mentions"] == {"parse": []} for c in posts())  # type: ignore[attr-defined]
+
+
+async def _template_id(rt: Runtime, name: str) -> int:
+    rows = await query(rt, "SELECT id FROM achievement_templates WHERE guild_id = :g AND name = :n", n=name)
+    return int(rows[0]["id"])
+
+
+async def test_level_up_announcement_respects_the_member_preference(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, _ = sandbox
+    quiet = U[17]
+    assert rt.components.cache is not None
+    cache = rt.components.cache
+    # A channel of its own: the shared one may still be inside its 3-per-minute announcement throttle.
+    plain = int(await sim.create_channel("quiet-corner", "announcement"))
+    await wait_for(lambda: plain in cache.guild(GUILD).channels)
+    assert rt.components.db is not None
+    from sqlalchemy import text
+
+    async with rt.components.db.sessions.begin() as s:
+        await s.execute(
+            text("INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, 'quiet')"),
+            {"g": GUILD, "u": quiet},
+        )
+        await s.execute(
+            text("INSERT INTO member_preferences (guild_id, user_id, announce_level_up) VALUES (:g, :u, false)"),
+            {"g": GUILD, "u": quiet},
+        )
+    before = len(sim.rest_calls)
+    await set_settings(rt, {"rewards.message.xp": 200})
+    try:
+        msg = int(await sim.message(quiet, plain, PLAIN))
+        await wait_key(rt, f"msg:{msg}#lvl")
+        await settle(rt)
+        marker_user = U[18]
+        marker = int(await sim.message(marker_user, plain, PLAIN))  # this one levels up and is announced
+        await wait_key(rt, f"msg:{marker}#lvl")
+        await wait_for(lambda: any(f"<@{marker_user}>" in str(c.json) for c in sim.rest_calls[before:]))  # type: ignore[attr-defined]
+        assert not any(f"<@{quiet}>" in str(c.json) for c in sim.rest_calls[before:])  # type: ignore[attr-defined]
+    finally:
+        await set_settings(rt, {"rewards.message.xp": 15})
+
+
+async def test_level_up_applies_reward_roles_and_skips_roles_above_the_bot(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, plain = sandbox
+    assert rt.role_syncer is not None
+    low = int(await sim.create_role("Level 2", position=1))
+    high = int(await sim.create_role("Level 3 (above bot)", position=10))  # above the bot's role
+    for role, level in ((low, 2), (high, 3)):
+        await write_config(
+            rt,
+            "INSERT INTO level_role_rewards (guild_id, role_id, level) VALUES (:g, :r, :l)",
+            "level_role_rewards",
+            r=role,
+            l=level,
+        )
+    climber = U[20]
+    before = len(sim.rest_calls)
+    await set_settings(rt, {"rewards.message.xp": 200})  # 200 XP: straight to level 4
+    try:
+        msg = int(await sim.message(climber, plain, PLAIN))
+        await wait_key(rt, f"msg:{msg}#lvl")
+
+        def patches() -> list[object]:
+            return [
+                c for c in sim.rest_calls[before:] if c.method == "PATCH" and c.path.endswith(f"/members/{climber}")
+            ]
+
+        await wait_for(lambda: len(patches()) == 1)
+        call = patches()[0]
+        assert low in {int(r) for r in call.json["roles"]}  # type: ignore[attr-defined]
+        assert high not in {int(r) for r in call.json["roles"]}  # type: ignore[attr-defined]
+        assert rt.role_syncer.problems(GUILD).get(high) == "role_above_bot"
+    finally:
+        await set_settings(rt, {"rewards.message.xp": 15})
