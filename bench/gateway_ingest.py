@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import hikari
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -28,25 +25,8 @@ from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.pipeline.intake import IntakeCounter
 from synapse_async.sandbox.workload import BENCH_GUILD_ID
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WORKLOAD = ROOT.parent / "shared" / "bench" / "workload-5000.jsonl"
-
-
-async def start_simulator(workload: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "synapse_async.sandbox",
-        "--members",
-        "0",
-        "--workload",
-        str(workload),
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
-    return proc, info
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
 
 
 async def run_phase(info: dict[str, str], *, normalize: bool, expected: int) -> tuple[float, float]:
@@ -90,10 +70,8 @@ async def run_phase(info: dict[str, str], *, normalize: bool, expected: int) -> 
     await bot.start(check_for_updates=False, shard_count=1)
     try:
         await asyncio.wait_for(available.wait(), 60)
-        base = info["api_url"].split("/api/")[0]
         cpu_before = time.process_time()
-        async with aiohttp.ClientSession() as http, http.post(f"{base}/_control/replay", json={}) as resp:
-            resp.raise_for_status()
+        await replay(info)
         await asyncio.wait_for(done.wait(), 300)
         cpu_us = (time.process_time() - cpu_before) / expected * 1e6
     finally:
@@ -108,7 +86,7 @@ async def main() -> None:
     parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds per phase; the best of each is kept")
     args = parser.parse_args()
-    expected = sum(1 for line in args.workload.open(encoding="utf-8") if line.strip())
+    expected = count_rows(args.workload)
     proc, info = await start_simulator(args.workload)
     try:
         ingest, normalized = [], []

@@ -101,8 +101,15 @@ def add_workload_guild(world: World, rows: Sequence[WorkloadRow], guild_id: int 
     return guild
 
 
-async def replay(events: WorldEvents, rows: Sequence[WorkloadRow], *, rate: float | None = None) -> dict[str, float]:
-    """Dispatch every row as a MESSAGE_CREATE; `rate` events/s paces them, None sends as fast as possible."""
+async def replay(
+    events: WorldEvents, rows: Sequence[WorkloadRow], *, rate: float | None = None, id_offset: int = 0
+) -> dict[str, float]:
+    """Dispatch every row as a MESSAGE_CREATE; `rate` events/s paces them, None sends as fast as possible.
+
+    `id_offset` (< 4096) is added to every message id's increment bits, so a second round produces NEW messages
+    with (practically) the same timestamps instead of duplicates of the first round."""
+    if not 0 <= id_offset < 4096:
+        raise ValueError("id_offset must be in 0..4095")
     started = time.perf_counter()
     for index, row in enumerate(rows):
         if rate is not None:
@@ -114,7 +121,7 @@ async def replay(events: WorldEvents, rows: Sequence[WorkloadRow], *, rate: floa
             author_id=row.author_id,
             content=row.content,
             attachments=row.attachments,
-            message_id=row.msg_id,
+            message_id=row.msg_id + id_offset,
         )
     elapsed = time.perf_counter() - started
     return {"dispatched": float(len(rows)), "seconds": elapsed, "per_s": len(rows) / elapsed if elapsed else 0.0}

@@ -1,0 +1,188 @@
+"""Pipeline benchmark: workload → simulator in ANOTHER process → hikari → normalizer → lanes → committed rows.
+
+    .venv/bin/python bench/pipeline.py [--workload ../shared/bench/workload-5000.jsonl] [--paced-rate 1000]
+
+Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
+(b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
+with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
+(app + hikari; the simulator runs elsewhere), and then checks the journal: every dispatched message must be
+journaled exactly once. PostgreSQL is the embedded server (fresh data directory) unless DATABASE_URL is set, in
+which case a fresh database is created on that server. The last line is machine-readable:
+`RESULT ingest_per_s=… pipeline_per_s=… ratio=… p50_ms=… p99_ms=… rss_mb=… lost=… duplicated=…`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import hikari
+
+from synapse_async.bot.gateway import make_gateway_bot
+from synapse_async.config import load_config
+from synapse_async.db.embedded import EmbeddedPostgres
+from synapse_async.db.urls import to_asyncpg_dsn, with_database
+from synapse_async.pipeline.processor import Effects
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox.workload import BENCH_GUILD_ID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
+
+
+class MeasuredRuntime(Runtime):
+    """The real runtime, plus a record of (commit time, receive time) for every committed event."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.commits: list[tuple[int, int]] = []
+
+    def _after_commit(self, effects: Effects) -> None:
+        now = time.monotonic_ns()
+        self.commits.extend((now, received) for received in effects.committed_ns)
+        super()._after_commit(effects)
+
+
+async def ingest_only(info: dict[str, str], expected: int) -> float:
+    bot = make_gateway_bot(info["token"], info["api_url"])
+    times: list[float] = []
+    done, available = asyncio.Event(), asyncio.Event()
+
+    async def on_message(_event: hikari.GuildMessageCreateEvent) -> None:
+        times.append(time.perf_counter())
+        if len(times) >= expected:
+            done.set()
+
+    async def on_available(event: hikari.GuildAvailableEvent) -> None:
+        if int(event.guild_id) == BENCH_GUILD_ID:
+            available.set()
+
+    bot.subscribe(hikari.GuildMessageCreateEvent, on_message)
+    bot.subscribe(hikari.GuildAvailableEvent, on_available)
+    await bot.start(check_for_updates=False, shard_count=1)
+    try:
+        await asyncio.wait_for(available.wait(), 60)
+        await replay(info, id_offset=4000)  # ids no other phase uses
+        await asyncio.wait_for(done.wait(), 300)
+    finally:
+        await bot.close()
+    return len(times) / (times[-1] - times[0])
+
+
+async def wait_committed(rt: MeasuredRuntime, count: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while len(rt.commits) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(rt.commits)} of {count} events committed")
+        await asyncio.sleep(0.05)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
+    parser.add_argument("--paced-rate", type=float, default=1000.0)
+    args = parser.parse_args()
+    expected = count_rows(args.workload)
+
+    embedded = None
+    if os.environ.get("DATABASE_URL"):
+        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
+    else:
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
+        server_url = await embedded.start()
+    db_name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{db_name}"')
+    await admin.close()
+    database_url = with_database(server_url, db_name)
+
+    sim, info = await start_simulator(args.workload)
+    rt: MeasuredRuntime | None = None
+    try:
+        ingest = await ingest_only(info, expected)
+
+        env = {
+            "DATABASE_URL": database_url,
+            "DISCORD_TOKEN": info["token"],
+            "DISCORD_API_URL": info["api_url"],
+            "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": "0",
+            "LOG_LEVEL": "WARNING",
+            "SHARD_COUNT": "1",
+        }
+        rt = MeasuredRuntime(load_config(env))
+        await rt.start()
+        cache = rt.components.cache
+        assert cache is not None
+        while BENCH_GUILD_ID not in cache.known_guild_ids():  # noqa: ASYNC110 - polling a cache, no event exists
+            await asyncio.sleep(0.05)
+
+        await replay(info)  # burst: the whole workload as fast as the simulator sends it
+        await wait_committed(rt, expected)
+        burst = rt.commits[:expected]
+        first_receive = min(received for _, received in burst)
+        last_commit = max(committed for committed, _ in burst)
+        pipeline_rate = expected / ((last_commit - first_receive) / 1e9)
+
+        mark = len(rt.commits)
+        await replay(info, rate=args.paced_rate, id_offset=1)  # new ids, paced
+        await wait_committed(rt, mark + expected)
+        latencies = sorted((c - r) / 1e6 for c, r in rt.commits[mark : mark + expected])
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            journaled = await conn.fetchval(
+                "SELECT count(*) FROM reward_journal WHERE guild_id = $1 AND event_type = 'message'", BENCH_GUILD_ID
+            )
+            distinct = await conn.fetchval(
+                "SELECT count(DISTINCT idempotency_key) FROM reward_journal WHERE guild_id = $1"
+                " AND event_type = 'message'",
+                BENCH_GUILD_ID,
+            )
+            sent = await conn.fetchval("SELECT sum(messages_sent) FROM members WHERE guild_id = $1", BENCH_GUILD_ID)
+        finally:
+            await conn.close()
+        dispatched = 2 * expected
+        lost = dispatched - int(distinct)
+        duplicated = int(journaled) - int(distinct) + abs(int(sent) - int(journaled))
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        stats = rt.pipeline.stats if rt.pipeline is not None else None
+
+        print(f"workload:                      {expected} messages, {args.workload.name}")
+        print(f"(a) ingest only (no-op):       {ingest:,.0f} events/s")
+        print(f"(b) end to end, committed:     {pipeline_rate:,.0f} events/s")
+        print(f"(c) ratio b/a:                 {pipeline_rate / ingest:.3f}")
+        print(f"(d) latency @ {args.paced_rate:,.0f}/s:          p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
+        if stats is not None:
+            print(
+                f"    transactions: {stats.batches}, events/transaction {stats.processed / max(stats.batches, 1):.1f}"
+            )
+        print(f"journal check: dispatched {dispatched}, journaled {journaled}, lost {lost}, duplicated {duplicated}")
+        print(
+            f"RESULT ingest_per_s={ingest:.1f} pipeline_per_s={pipeline_rate:.1f} ratio={pipeline_rate / ingest:.3f}"
+            f" p50_ms={p50:.2f} p99_ms={p99:.2f} rss_mb={rss_mb:.1f} lost={lost} duplicated={duplicated}"
+        )
+    finally:
+        if rt is not None:
+            await rt.shutdown()
+        sim.terminate()
+        await sim.wait()
+        if embedded is not None:
+            await embedded.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
