@@ -134,16 +134,68 @@ class Processor:
 
     async def process(self, conn: asyncpg.Connection, events: Sequence[PipelineEvent], *, singles: bool) -> Effects:
         tx = _Tx(conn, singles)
-        for event in events:
-            guild = self._cache.guild(event.guild_id)
-            if guild.info is not None and guild.info.left:
+        i = 0
+        while i < len(events):
+            if not singles and isinstance(events[i], MessageCreated):
+                j = i
+                while j < len(events) and isinstance(events[j], MessageCreated):
+                    j += 1
+                await self._message_run(tx, events[i:j])  # type: ignore[arg-type]
+                i = j
                 continue
-            if await self._event(tx, guild, event):
-                tx.effects.processed += 1
-                tx.effects.committed_ns.append(event.received_ns)
-            else:
-                tx.effects.duplicates += 1
+            await self._count(tx, events[i], await self._event_if_served(tx, events[i]))
+            i += 1
         return tx.effects
+
+    async def _event_if_served(self, tx: _Tx, event: PipelineEvent) -> bool | None:
+        guild = self._cache.guild(event.guild_id)
+        if guild.info is not None and guild.info.left:
+            return None
+        return await self._event(tx, guild, event)
+
+    @staticmethod
+    async def _count(tx: _Tx, event: PipelineEvent, outcome: bool | None) -> None:
+        if outcome is None:
+            return
+        if outcome:
+            tx.effects.processed += 1
+            tx.effects.committed_ns.append(event.received_ns)
+        else:
+            tx.effects.duplicates += 1
+
+    async def _message_run(self, tx: _Tx, run: Sequence[MessageCreated]) -> None:
+        """A run of messages, pipelined: rewards are decided in Python (they need no reads), all statements go out
+        in one round trip, then level changes and achievement checks follow in order. Any duplicate in the run, or
+        an achievement, replays the batch one event per transaction so the outcome equals one-by-one exactly."""
+        args: list[tuple[Any, ...]] = []
+        plans: list[tuple[MessageCreated, GuildConfig, int | None]] = []
+        for event in run:
+            guild = self._cache.guild(event.guild_id)
+            if (guild.info is not None and guild.info.left) or not guild.settings.bool("lake.source.message_create"):
+                raise NeedsSingles()  # rare: gated guild or lake off — the general path handles those
+            reward, _key, _previous = self._message_reward(tx, guild, event)
+            season = season_at(guild, event.occurred_at)
+            season_id = season.season_id if season is not None else None
+            row = lake_row(event, guild)
+            assert row is not None
+            args.append(
+                (
+                    event.guild_id, event.author.user_id, "message", event.reward_key, season_id, event.channel_id,
+                    None, event.message_id, reward.xp, reward.stars, reward.zero_reason,
+                    json.dumps(reward.details, default=str), event.occurred_at, event.author.display_name[:100],
+                    event.author.avatar_hash, 1, True, "message_create", row.source_key, json.dumps(row.payload),
+                    row.target_id, periods(guild, event.occurred_at),
+                )
+            )  # fmt: skip
+            plans.append((event, guild, season_id))
+        rows = await tx.conn.fetchmany(sql.reward_item("message", with_lake=True), args)
+        if any(r["lake_id"] is None or r["journal_id"] is None for r in rows):
+            raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
+        for (event, guild, season_id), row in zip(plans, rows, strict=True):
+            tx.effects.processed += 1
+            tx.effects.committed_ns.append(event.received_ns)
+            cause = Cause(event.guild_id, event.occurred_at, event.reward_key, season_id, event.channel_id)
+            await self.after_xp_change(tx, guild, event.author.user_id, row, cause)
 
     # --- one event -----------------------------------------------------------------------------------------
     async def _event(self, tx: _Tx, guild: GuildConfig, event: PipelineEvent) -> bool:
@@ -199,7 +251,11 @@ class Processor:
             await tx.conn.execute(sql.MEMBER_LEAVE, event.guild_id, event.user_id, event.occurred_at)
         return True
 
-    async def _message(self, tx: _Tx, guild: GuildConfig, event: MessageCreated) -> None:
+    def _message_reward(
+        self, tx: _Tx, guild: GuildConfig, event: MessageCreated
+    ) -> tuple[Reward, CooldownKey, datetime | None]:
+        """The message's reward (§9.4) with the cooldown seen through this transaction's provisional overlay; a paid
+        message marks the overlay at once so later messages of the same batch see it."""
         settings = guild.settings
         key: CooldownKey = (event.guild_id, event.author.user_id)
         if settings.str("cooldown.scope") == "channel":
@@ -214,21 +270,23 @@ class Processor:
             cooldown_active=cooldown_active(event.occurred_at, last, settings.int("cooldown.seconds")),
         )
         reward = compute_reward(item, guild)
-        inserted = await self._item(
-            tx,
-            guild,
-            event,
-            "message",
-            event.author,
-            reward,
-            event.reward_key,
-            channel_id=event.channel_id,
-            ref_id=event.message_id,
-            active=True,
-            announce=event.channel_id,
-        )
-        if inserted and reward.zero_reason is None:
+        previous = tx.effects.cooldowns.get(key)
+        if reward.zero_reason is None:
             tx.effects.cooldowns[key] = event.occurred_at  # provisional: applied to the cache after commit
+        return reward, key, previous
+
+    async def _message(self, tx: _Tx, guild: GuildConfig, event: MessageCreated) -> None:
+        reward, key, previous = self._message_reward(tx, guild, event)
+        inserted = await self._item(
+            tx, guild, event, "message", event.author, reward, event.reward_key,
+            channel_id=event.channel_id, ref_id=event.message_id, active=True, announce=event.channel_id,
+        )  # fmt: skip
+        if not inserted and reward.zero_reason is None:
+            # A duplicate item pays nothing and must not start a cooldown: restore the overlay as it was.
+            if previous is None:
+                tx.effects.cooldowns.pop(key, None)
+            else:
+                tx.effects.cooldowns[key] = previous
 
     async def _reaction(self, tx: _Tx, guild: GuildConfig, event: ReactionAdded) -> None:
         settings = guild.settings

@@ -45,16 +45,43 @@ SEASON_COLUMNS = (
 )
 
 
+_LAKE_CTE = """
+lake AS (
+    INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
+    VALUES ($1, $2, $18, $6, $21, $19, $20::jsonb, $13)
+    ON CONFLICT (guild_id, source_key) DO NOTHING
+    RETURNING id, user_id
+), counters AS (
+    INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
+    SELECT $1, lake.user_id, $18, p, 1 FROM lake CROSS JOIN unnest($22::text[]) AS p
+    ON CONFLICT (guild_id, user_id, event_type, period)
+    DO UPDATE SET count = ec.count + 1, updated_at = now()
+    RETURNING 1
+),"""
+
+
 @cache
-def reward_item(kind: str) -> str:
-    """$1 guild, $2 user, $3 kind, $4 key, $5 season, $6 channel, $7 counterpart, $8 ref, $9 xp, $10 stars,
-    $11 zero_reason, $12 details, $13 occurred_at, $14 display name, $15 avatar, $16 stat increment, $17 active."""
+def reward_item(kind: str, *, with_lake: bool = False) -> str:
+    """One reward item as ONE statement.
+
+    $1 guild, $2 user, $3 kind, $4 key, $5 season, $6 channel, $7 counterpart, $8 ref, $9 xp, $10 stars,
+    $11 zero_reason, $12 details, $13 occurred_at, $14 display name, $15 avatar, $16 stat increment, $17 active.
+    `with_lake` prefixes the event's lake row and counters ($18 lake type, $19 source key, $20 payload, $21 target,
+    $22 periods) and journals only if that row is new — a whole single-item event in one round trip, which is
+    what lets the pipeline send runs of messages pipelined.
+    """
     stat = STAT_COLUMNS[kind]
+    journal_source = (
+        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13 WHERE EXISTS (SELECT 1 FROM lake)"
+        if with_lake
+        else "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)"
+    )
+    lake_id = "(SELECT id FROM lake)" if with_lake else "NULL::bigint"
     return f"""
-WITH j AS (
+WITH {_LAKE_CTE if with_lake else ""} j AS (
     INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, channel_id,
                                 counterpart_id, ref_id, xp_delta, star_delta, zero_reason, details, occurred_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)
+    {journal_source}
     ON CONFLICT (guild_id, idempotency_key) DO NOTHING
     RETURNING id
 ), m AS (
@@ -79,7 +106,8 @@ WITH j AS (
         {stat} = ss.{stat} + EXCLUDED.{stat}
     RETURNING {SEASON_COLUMNS}
 )
-SELECT (SELECT id FROM j) AS journal_id, m.*, s.* FROM (SELECT 1) AS one LEFT JOIN m ON true LEFT JOIN s ON true
+SELECT {lake_id} AS lake_id, (SELECT id FROM j) AS journal_id, m.*, s.*
+  FROM (SELECT 1) AS one LEFT JOIN m ON true LEFT JOIN s ON true
 """
 
 
