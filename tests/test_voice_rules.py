@@ -1,0 +1,43 @@
+"""Voice tick eligibility and slots (SPEC §7.3): pure rules."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from synapse_async.rewards.voice import VoicePresence, eligible_members, slot_start
+
+AFK = 99
+RULES = {"afk_channel_id": AFK, "skip_afk": True, "skip_muted_deafened": True, "require_others": True}
+
+
+def test_alone_in_a_channel_earns_nothing_when_others_are_required() -> None:
+    present = {1: VoicePresence(10, False, False)}
+    assert eligible_members(present, **RULES) == set()
+    assert eligible_members(present, **{**RULES, "require_others": False}) == {1}
+
+
+def test_muted_and_deafened_members_neither_earn_nor_count_as_company() -> None:
+    present = {1: VoicePresence(10, False, False), 2: VoicePresence(10, True, True)}
+    assert eligible_members(present, **RULES) == set()
+    present[3] = VoicePresence(10, True, False)  # muted only: still active
+    assert eligible_members(present, **RULES) == {1, 3}
+    assert eligible_members(present, **{**RULES, "skip_muted_deafened": False}) == {1, 2, 3}
+
+
+def test_afk_channel_is_skipped_per_channel() -> None:
+    present = {1: VoicePresence(AFK, False, False), 2: VoicePresence(AFK, False, False)}
+    assert eligible_members(present, **RULES) == set()
+    assert eligible_members(present, **{**RULES, "skip_afk": False}) == {1, 2}
+
+
+def test_company_must_be_in_the_same_channel() -> None:
+    present = {1: VoicePresence(10, False, False), 2: VoicePresence(11, False, False)}
+    assert eligible_members(present, **RULES) == set()
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False), st.integers(min_value=1, max_value=60))
+def test_slots_are_multiples_of_the_tick_since_the_epoch(now: float, minutes: int) -> None:
+    slot = slot_start(now, minutes)
+    assert slot % (minutes * 60) == 0
+    assert slot <= now < slot + minutes * 60
