@@ -97,6 +97,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TASK_RESTART_SECONDS", "30", "Delay before a failed background task is restarted"),
     Variable("VOICE_TICK_CHECK_SECONDS", "60", "How often the voice ticker checks for slot boundaries"),
     Variable("SEASON_CHECK_SECONDS", "60", "How often expired seasons are ended (and renewed)"),
+    Variable("JOB_POLL_SECONDS", "5", "How often the job runner looks for queued jobs of local guilds"),
     Variable("SHUTDOWN_DEADLINE_SECONDS", "25", "Graceful shutdown deadline, 5–300"),
     Variable("SANDBOX_MEMBERS", "20", "Sandbox world size"),
     Variable("SANDBOX_ACTIVITY_PER_MINUTE", "0", "Simulated sandbox events per minute"),
@@ -165,6 +166,7 @@ class Config:
     task_restart_seconds: float = 30.0
     voice_tick_check_seconds: float = 60.0
     season_check_seconds: float = 60.0
+    job_poll_seconds: float = 5.0
     shutdown_deadline_seconds: float = 25.0
     sandbox_members: int = 20
     sandbox_activity_per_minute: int = 0
@@ -448,6 +450,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         task_restart_seconds=r.number("TASK_RESTART_SECONDS", 30.0, 0.01, 3600),
         voice_tick_check_seconds=r.number("VOICE_TICK_CHECK_SECONDS", 60.0, 0.05, 3600),
         season_check_seconds=r.number("SEASON_CHECK_SECONDS", 60.0, 0.05, 3600),
+        job_poll_seconds=r.number("JOB_POLL_SECONDS", 5.0, 0.05, 3600),
         shutdown_deadline_seconds=r.number("SHUTDOWN_DEADLINE_SECONDS", 25.0, 5, 300),
         sandbox_members=r.integer("SANDBOX_MEMBERS", 20, 1, 100000),
         sandbox_activity_per_minute=r.integer("SANDBOX_ACTIVITY_PER_MINUTE", 0, 0, 600000),
@@ -483,3 +486,23 @@ def describe(cfg: Config, env: Mapping[str, str]) -> list[str]:
     if cfg.embedded_database:
         lines.append(f"# DATABASE_URL unset: embedded PostgreSQL in {cfg.embedded_pg_dir}")
     return lines
+
+
+def markdown_table() -> str:
+    """The README's variable table, generated from `VARIABLES` (`make env-docs` rewrites the README and
+    `.env.example`; a test fails when they drift)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for v in VARIABLES:
+        lines.append(f"| `{v.name}` | {v.default} | {v.doc}{' (secret, masked in output)' if v.secret else ''} |")
+    return "\n".join(lines)
+
+
+def env_example() -> str:
+    lines = [
+        "# synapse-async environment. Copy to .env and fill in; every variable is optional except where noted.",
+        "# docker-compose reads POSTGRES_PASSWORD from here too (no default password is committed).",
+        "POSTGRES_PASSWORD=",
+    ]
+    for v in VARIABLES:
+        lines += [f"# {v.doc} (default: {v.default})", f"# {v.name}="]
+    return "\n".join(lines) + "\n"

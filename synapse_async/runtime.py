@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from synapse_async.announce.announcer import Announcer
     from synapse_async.bot.gateway import DiscordGateway
     from synapse_async.bot.normalizer import EventSink
+    from synapse_async.jobs.runner import JobRunner
     from synapse_async.sandbox import DiscordSimulator
     from synapse_async.sandbox.community import CommunityActivity
     from synapse_async.tasks.seasons import SeasonRollover
@@ -102,6 +105,7 @@ class Runtime:
         self.announcer: Announcer | None = None
         self.voice_ticker: VoiceTicker | None = None
         self.season_rollover: SeasonRollover | None = None
+        self.jobs: JobRunner | None = None
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -238,6 +242,8 @@ class Runtime:
         from synapse_async.announce.announcer import Announcer
         from synapse_async.announce.publisher import AnnouncementPublisher, usable_channels
         from synapse_async.domain.events import MemberRef
+        from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
+        from synapse_async.jobs.runner import JobRunner
         from synapse_async.levelroles.syncer import LevelRoleSyncer
         from synapse_async.tasks.seasons import SeasonRollover
         from synapse_async.tasks.voice_ticker import VoiceTicker
@@ -266,6 +272,16 @@ class Runtime:
         assert self.pipeline is not None
         self.voice_ticker = VoiceTicker(gateway.normalizer.voice, cache, self.pipeline.submit, member_ref)
         self.supervisor.every("voice_ticker", self.config.voice_tick_check_seconds, self.voice_ticker.check)
+        self.jobs = JobRunner(
+            db,
+            {
+                "relevel": relevel_handler(db, self.pipeline.processor, cache, self._after_commit),
+                "level_role_sync": level_role_sync_handler(db, self.role_syncer),
+            },
+            lambda: [int(g) for g in bot.cache.get_guilds_view()],
+            instance=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
+        )
+        self.supervisor.every("job_runner", self.config.job_poll_seconds, self.jobs.poll)
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 
@@ -347,6 +363,8 @@ class Runtime:
                     await self._community.stop()
                 if self.pipeline is not None:
                     self.pipeline.stop_accepting()
+                if self.jobs is not None:
+                    self.jobs.stop()  # running jobs stop between batches (SPEC §3.3 step 3)
                 await self.supervisor.stop(exclude={LISTENER_TASK, PIPELINE_TASK})
                 if self.pipeline is not None:
                     await self.pipeline.drain(max(deadline - 8.0, 1.0))

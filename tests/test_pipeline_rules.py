@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from synapse_async.domain.events import VoiceTick
+from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
 from synapse_async.tasks.seasons import SeasonRollover
@@ -337,3 +338,35 @@ async def test_level_up_applies_reward_roles_and_skips_roles_above_the_bot(
         assert rt.role_syncer.problems(GUILD).get(high) == "role_above_bot"
     finally:
         await set_settings(rt, {"rewards.message.xp": 15})
+
+
+async def test_curve_change_queues_a_relevel_job_that_pays_no_gold(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, plain = sandbox
+    user = U[22]
+    msg = int(await sim.message(user, plain, PLAIN))
+    await wait_key(rt, f"msg:{msg}")
+    await settle(rt)
+    before = await member(rt, user)
+    assert before is not None and before["level"] == 1  # 15 XP
+    await set_settings(rt, {"leveling.level_base": 10})  # required(1) = 12, required(2) = 15: 15 XP is level 3
+    try:
+
+        async def finished() -> bool:
+            rows = await query(rt, "SELECT status FROM jobs WHERE guild_id = :g AND kind = 'relevel'")
+            return bool(rows) and all(r["status"] == "succeeded" for r in rows)
+
+        await wait_for(finished, timeout=30)
+        job = (await query(rt, "SELECT job_id, result FROM jobs WHERE guild_id = :g AND kind = 'relevel'"))[0]
+        after = await member(rt, user)
+        assert (
+            after is not None
+            and (after["level"], after["peak_level"]) == (3, 3) == (curve_for(10, 1.25).level(15),) * 2
+        )
+        assert after["gold"] == before["gold"]  # relevel never pays level-up gold
+        row = await wait_key(rt, f"relevel:{job['job_id']}:{user}")
+        assert row["event_type"] == "level_change" and row["details"] == {"from": 1, "to": 3, "bonus": 0}
+        assert job["result"]["changed"] >= 1
+    finally:
+        await set_settings(rt, {"leveling.level_base": 100})

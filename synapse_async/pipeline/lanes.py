@@ -85,6 +85,10 @@ class Pipeline:
         self.stats = PipelineStats()
 
     @property
+    def processor(self) -> Processor:
+        return self._processor
+
+    @property
     def cooldowns(self) -> CooldownCache:
         return self._processor.cooldowns
 

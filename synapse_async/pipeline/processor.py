@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -63,6 +63,21 @@ class Earned:
     template: TemplateInfo
     channel_id: int | None
     paid: bool
+    granted_by: str | None = None  # the granting admin for manual grants ("Granted by …" footer, SPEC §14)
+
+
+@dataclass(frozen=True, slots=True)
+class ManualAward:
+    """A manual award to announce after commit (SPEC §14): only created when an applied amount is positive and the
+    guild toggle and the member's preference allow it. Amounts are the APPLIED deltas (a clamped part may be 0)."""
+
+    guild_id: int
+    user_id: int
+    xp: int
+    gold: int
+    reason: str
+    actor_id: str
+    channel_id: int | None
 
 
 @dataclass(slots=True)
@@ -73,6 +88,7 @@ class Effects:
     level_ups: list[LevelUp] = field(default_factory=list)
     achievements: list[Earned] = field(default_factory=list)
     role_syncs: dict[tuple[int, int], int] = field(default_factory=dict)
+    awards: list[ManualAward] = field(default_factory=list)
     processed: int = 0
     duplicates: int = 0
     committed_ns: list[int] = field(default_factory=list)  # received_ns of each processed event (latency)
@@ -116,8 +132,12 @@ class _Member:
     peak: int
 
 
-class _Tx:
-    """Per-transaction scratch state: cooldown overlay, tracked levels, preference and earned-set caches."""
+class Tx:
+    """Per-transaction scratch state: cooldown overlay, tracked levels, preference and earned-set caches.
+
+    Public so that services (awards, grants, revokes) can run the processor's level and achievement logic inside a
+    transaction of their own: they open it on `conn` and pass `singles=True`, so achievements apply in place.
+    """
 
     def __init__(self, conn: asyncpg.Connection, singles: bool) -> None:
         self.conn = conn
@@ -127,13 +147,26 @@ class _Tx:
         self.prefs: dict[tuple[int, int], tuple[bool, bool, bool]] = {}
 
 
+Tx = Tx  # the original private name, kept for existing references
+
+
+@dataclass(frozen=True, slots=True)
+class Earning:
+    """What `Processor.earn` wrote: the achievement journal row, whether the badge row was new, and the member row
+    after the rewards (None when the template pays nothing)."""
+
+    journal_id: int
+    recorded: bool
+    row: Mapping[str, Any] | None
+
+
 class Processor:
     def __init__(self, cache: ConfigCache, cooldowns: CooldownCache) -> None:
         self._cache = cache
         self.cooldowns = cooldowns
 
     async def process(self, conn: asyncpg.Connection, events: Sequence[PipelineEvent], *, singles: bool) -> Effects:
-        tx = _Tx(conn, singles)
+        tx = Tx(conn, singles)
         i = 0
         while i < len(events):
             if not singles and isinstance(events[i], MessageCreated):
@@ -147,14 +180,14 @@ class Processor:
             i += 1
         return tx.effects
 
-    async def _event_if_served(self, tx: _Tx, event: PipelineEvent) -> bool | None:
+    async def _event_if_served(self, tx: Tx, event: PipelineEvent) -> bool | None:
         guild = self._cache.guild(event.guild_id)
         if guild.info is not None and guild.info.left:
             return None
         return await self._event(tx, guild, event)
 
     @staticmethod
-    async def _count(tx: _Tx, event: PipelineEvent, outcome: bool | None) -> None:
+    async def _count(tx: Tx, event: PipelineEvent, outcome: bool | None) -> None:
         if outcome is None:
             return
         if outcome:
@@ -163,7 +196,7 @@ class Processor:
         else:
             tx.effects.duplicates += 1
 
-    async def _message_run(self, tx: _Tx, run: Sequence[MessageCreated]) -> None:
+    async def _message_run(self, tx: Tx, run: Sequence[MessageCreated]) -> None:
         """A run of messages, pipelined: rewards are decided in Python (they need no reads), all statements go out
         in one round trip, then level changes and achievement checks follow in order. Any duplicate in the run, or
         an achievement, replays the batch one event per transaction so the outcome equals one-by-one exactly."""
@@ -198,7 +231,7 @@ class Processor:
             await self.after_xp_change(tx, guild, event.author.user_id, row, cause)
 
     # --- one event -----------------------------------------------------------------------------------------
-    async def _event(self, tx: _Tx, guild: GuildConfig, event: PipelineEvent) -> bool:
+    async def _event(self, tx: Tx, guild: GuildConfig, event: PipelineEvent) -> bool:
         """Process one event; False when the whole event was a duplicate."""
         if not isinstance(event, VoiceTick):
             row = lake_row(event, guild)
@@ -252,7 +285,7 @@ class Processor:
         return True
 
     def _message_reward(
-        self, tx: _Tx, guild: GuildConfig, event: MessageCreated
+        self, tx: Tx, guild: GuildConfig, event: MessageCreated
     ) -> tuple[Reward, CooldownKey, datetime | None]:
         """The message's reward (§9.4) with the cooldown seen through this transaction's provisional overlay; a paid
         message marks the overlay at once so later messages of the same batch see it."""
@@ -275,7 +308,7 @@ class Processor:
             tx.effects.cooldowns[key] = event.occurred_at  # provisional: applied to the cache after commit
         return reward, key, previous
 
-    async def _message(self, tx: _Tx, guild: GuildConfig, event: MessageCreated) -> None:
+    async def _message(self, tx: Tx, guild: GuildConfig, event: MessageCreated) -> None:
         reward, key, previous = self._message_reward(tx, guild, event)
         inserted = await self._item(
             tx, guild, event, "message", event.author, reward, event.reward_key,
@@ -288,7 +321,7 @@ class Processor:
             else:
                 tx.effects.cooldowns[key] = previous
 
-    async def _reaction(self, tx: _Tx, guild: GuildConfig, event: ReactionAdded) -> None:
+    async def _reaction(self, tx: Tx, guild: GuildConfig, event: ReactionAdded) -> None:
         settings = guild.settings
         reactor, author = event.reactor.user_id, event.author_id
         age = (event.occurred_at - snowflake_time(event.message_id)).total_seconds()
@@ -347,7 +380,7 @@ class Processor:
                 announce=event.channel_id,
             )
 
-    async def _voice_tick(self, tx: _Tx, guild: GuildConfig, event: VoiceTick) -> None:
+    async def _voice_tick(self, tx: Tx, guild: GuildConfig, event: VoiceTick) -> None:
         paid = int(
             await tx.conn.fetchval(sql.PAID_TICKS_LAST_HOUR, event.guild_id, event.member.user_id, event.occurred_at)
         )
@@ -367,7 +400,7 @@ class Processor:
             announce=None,
         )
 
-    async def _member_join(self, tx: _Tx, guild: GuildConfig, event: MemberJoined) -> None:
+    async def _member_join(self, tx: Tx, guild: GuildConfig, event: MemberJoined) -> None:
         m = event.member
         row = await tx.conn.fetchrow(
             sql.MEMBER_JOIN, event.guild_id, m.user_id, m.display_name[:100], m.avatar_hash, event.joined_at
@@ -378,7 +411,7 @@ class Processor:
     # --- one reward item ---------------------------------------------------------------------------------------
     async def _item(
         self,
-        tx: _Tx,
+        tx: Tx,
         guild: GuildConfig,
         event: PipelineEvent,
         kind: str,
@@ -422,13 +455,48 @@ class Processor:
         await self.after_xp_change(tx, guild, earner.user_id, row, cause)
         return True
 
+    async def relevel_member(
+        self, tx: Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], job_id: str
+    ) -> bool:
+        """SPEC §10.3 relevel: recompute the level from XP on the current curve; raise the peak without paying gold,
+        journal `relevel:<job>:<user>`, no announcements; achievements earned without rewards. True if it changed."""
+        settings = guild.settings
+        curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
+        old, peak = int(row["level"]), int(row["peak_level"])
+        new = curve.level(int(row["xp"]))
+        if new == old:
+            return False
+        await tx.conn.execute(sql.LEVEL_UPDATE, guild.guild_id, user_id, new, new, 0)
+        key = f"relevel:{job_id}:{user_id}"
+        details = json.dumps({"from": old, "to": new, "bonus": 0})
+        await tx.conn.fetchval(
+            sql.JOURNAL_PLAIN, guild.guild_id, user_id, "level_change", key, None, 0, details, datetime.now(UTC), None
+        )
+        tx.levels[(guild.guild_id, user_id)] = _Member(new, max(peak, new))
+        tx.effects.role_syncs[(guild.guild_id, user_id)] = new
+        cause = Cause(guild.guild_id, datetime.now(UTC), key, None, None)
+        await self.after_xp_change(tx, guild, user_id, {**row, "level": new}, cause, pay_gold=False)
+        return True
+
     async def after_xp_change(
-        self, tx: _Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], cause: Cause, *, pay_gold: bool = True
+        self,
+        tx: Tx,
+        guild: GuildConfig,
+        user_id: int,
+        row: Mapping[str, Any],
+        cause: Cause,
+        *,
+        pay_gold: bool = True,
+        achievements: bool = True,
     ) -> None:
-        """Level change (§10.2) and achievements (§12.4) after the atomic update that returned `row`."""
+        """Level change (§10.2) and achievements (§12.4) after the atomic update that returned `row`.
+
+        `achievements=False` applies the level change only: a revoke lowers XP, so the only template an evaluation could
+        newly earn there is the one just revoked (its slot was freed), which §12.4 defers to the member's next change.
+        """
         await self._level(tx, guild, user_id, row, cause, pay_gold)
         active = [t for t in guild.templates if t.trigger_type != "manual"]
-        if not active:
+        if not active or not achievements:
             return
         for _ in range(3):  # rewards may change XP again: at most 3 passes (SPEC §12.4)
             snapshot = await self._snapshot(tx, guild, user_id, row, active)
@@ -447,7 +515,7 @@ class Processor:
                 return
 
     async def _level(
-        self, tx: _Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], cause: Cause, pay_gold: bool
+        self, tx: Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], cause: Cause, pay_gold: bool
     ) -> None:
         settings = guild.settings
         curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
@@ -501,15 +569,21 @@ class Processor:
                 LevelUp(cause.guild_id, user_id, change.new_level, change.gold_bonus, cause.announce_channel)
             )
 
-    async def _prefs(self, tx: _Tx, cause: Cause, user_id: int) -> tuple[bool, bool, bool]:
-        key = (cause.guild_id, user_id)
+    async def _prefs(self, tx: Tx, cause: Cause, user_id: int) -> tuple[bool, bool, bool]:
+        return await self.preferences(tx, cause.guild_id, user_id)
+
+    @staticmethod
+    async def preferences(tx: Tx, guild_id: int, user_id: int) -> tuple[bool, bool, bool]:
+        """The member's (level-up, achievement, award) announcement preferences, read once per transaction; no row
+        means all on (SPEC §14)."""
+        key = (guild_id, user_id)
         if key not in tx.prefs:
-            row = await tx.conn.fetchrow(sql.PREFERENCES, cause.guild_id, user_id)
+            row = await tx.conn.fetchrow(sql.PREFERENCES, guild_id, user_id)
             tx.prefs[key] = (True, True, True) if row is None else (row[0], row[1], row[2])
         return tx.prefs[key]
 
     async def _snapshot(
-        self, tx: _Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], templates: Sequence[TemplateInfo]
+        self, tx: Tx, guild: GuildConfig, user_id: int, row: Mapping[str, Any], templates: Sequence[TemplateInfo]
     ) -> MemberSnapshot:
         guild_id = guild.guild_id
         active_season = guild.active_season.season_id if guild.active_season is not None else None
@@ -533,12 +607,36 @@ class Processor:
         )
 
     async def _earn(
-        self, tx: _Tx, guild: GuildConfig, user_id: int, template: TemplateInfo, cause: Cause, *, pay_rewards: bool
+        self, tx: Tx, guild: GuildConfig, user_id: int, template: TemplateInfo, cause: Cause, *, pay_rewards: bool
     ) -> Mapping[str, Any] | None:
         """Earn one template automatically (max_earners claimed atomically); return the new member row if XP moved."""
         if await tx.conn.fetchval(sql.CLAIM_TEMPLATE, template.template_id) is None:
             return None  # full or deactivated meanwhile: stops awarding
         key = f"{cause.key}#ach:{template.template_id}"
+        earning = await self.earn(tx, guild, user_id, template, cause, key=key, pay_rewards=pay_rewards)
+        return earning.row if earning is not None else None
+
+    async def earn(
+        self,
+        tx: Tx,
+        guild: GuildConfig,
+        user_id: int,
+        template: TemplateInfo,
+        cause: Cause,
+        *,
+        key: str,
+        pay_rewards: bool = True,
+        source: str = "auto",
+        granted_by: str | None = None,
+    ) -> Earning | None:
+        """Record a template whose `earned_count` the caller has ALREADY claimed (`sql.CLAIM_TEMPLATE`) and pay it.
+
+        One definition for automatic earning and manual grants (`source = 'grant'`, `granted_by` = the admin, also
+        written as the journal's and ledger's actor): journal `achievement` keyed `key`, the badge row, ledger,
+        season stats and the level change (§10.2). None when `key` is already journaled — nothing is written then,
+        and a caller that claimed must roll back. `recorded = False` means the member already had the badge (only a
+        writer that does not lock the member row first can race here); a grant then rolls back.
+        """
         xp, gold = (template.xp_reward, template.gold_reward) if pay_rewards else (0, 0)
         details = json.dumps({"template_id": template.template_id, "gold": gold})
         journal_id = await tx.conn.fetchval(
@@ -551,19 +649,23 @@ class Processor:
             xp,
             details,
             cause.occurred_at,
-            None,
+            granted_by,
         )
-        await tx.conn.fetchval(sql.EARN, cause.guild_id, user_id, template.template_id, "auto", None, journal_id)
+        if journal_id is None:
+            return None
+        recorded = await tx.conn.fetchval(
+            sql.EARN, cause.guild_id, user_id, template.template_id, source, granted_by, journal_id
+        )
         if pay_rewards and guild.settings.bool("announce.achievements") and (await self._prefs(tx, cause, user_id))[1]:
             channel = template.announce_channel_id or cause.announce_channel
-            tx.effects.achievements.append(Earned(cause.guild_id, user_id, template, channel, True))
+            tx.effects.achievements.append(Earned(cause.guild_id, user_id, template, channel, True, granted_by))
         if xp == 0 and gold == 0:
-            return None
+            return Earning(journal_id, recorded is not None, None)
         row = await tx.conn.fetchrow(sql.ADD_XP_GOLD, cause.guild_id, user_id, xp, gold)
         assert row is not None
         if gold > 0:
             await tx.conn.execute(
-                sql.LEDGER, cause.guild_id, user_id, gold, row["gold"], "achievement", journal_id, None, key, None
+                sql.LEDGER, cause.guild_id, user_id, gold, row["gold"], "achievement", journal_id, granted_by, key, None
             )
         if cause.season_id is not None:
             if xp:
@@ -572,4 +674,4 @@ class Processor:
                 await tx.conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, cause.guild_id, gold)
         ach_cause = Cause(cause.guild_id, cause.occurred_at, key, cause.season_id, cause.announce_channel)
         await self._level(tx, guild, user_id, row, ach_cause, True)
-        return dict(row)
+        return Earning(journal_id, recorded is not None, dict(row))

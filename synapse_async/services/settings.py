@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from synapse_async.db.notify import notify_config
+from synapse_async.jobs.store import enqueue
 from synapse_async.services.audit import Actor, record
 from synapse_async.settings import (
     REGISTRY,
@@ -125,9 +126,12 @@ async def update_settings(
                 before={"key": key, "value": before_json, "is_default": key not in current},
                 after={"key": key, "value": after_json},
             )
+        jobs = frozenset(jobs_triggered(set(changed)))
+        for kind in sorted(jobs):  # relevel / level_role_sync (SPEC §5.1): never fails the settings write
+            await enqueue(session, guild_id, kind, actor.actor_id)
         if changed:
             await notify_config(session, "settings", guild_id)
-    return SettingsChange(changed, frozenset(jobs_triggered(set(changed))))
+    return SettingsChange(changed, jobs)
 
 
 async def reset_setting(
@@ -153,5 +157,8 @@ async def reset_setting(
             before={"key": key, "value": before_json},
             after={"key": key, "value": after_json, "is_default": True},
         )
+        jobs = frozenset(jobs_triggered({key}))
+        for kind in sorted(jobs):
+            await enqueue(session, guild_id, kind, actor.actor_id)
         await notify_config(session, "settings", guild_id)
-    return SettingsChange({key: (before_json, after_json)}, frozenset(jobs_triggered({key})))
+    return SettingsChange({key: (before_json, after_json)}, jobs)
