@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import io
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from synapse_async.db.models import Base
-from synapse_async.db.urls import to_asyncpg_dsn, to_sqlalchemy_url, with_database
+from synapse_async.db.urls import to_asyncpg_dsn, to_sqlalchemy_url
+from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "migrations"
@@ -134,25 +134,6 @@ async def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
         await conn.close()
 
 
-async def _create_database(server_url: str) -> str:
-    name = f"schema_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(to_asyncpg_dsn(server_url))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(server_url, name)
-
-
-async def _drop_database(server_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1].split("?", 1)[0]
-    conn = await asyncpg.connect(to_asyncpg_dsn(server_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 async def _rejects(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.PostgresError:
     """Run `sql` in a savepoint, expect PostgreSQL to refuse it, and return the error for inspection."""
     with pytest.raises(asyncpg.PostgresError) as info:
@@ -176,9 +157,9 @@ def _constraint(error: asyncpg.PostgresError) -> str | None:
 @pytest.fixture
 async def scratch_database(pg_server_url: str) -> AsyncIterator[str]:
     """An empty database of its own for tests that migrate up and down."""
-    url = await _create_database(pg_server_url)
+    url = await create_database(pg_server_url)
     yield url
-    await _drop_database(pg_server_url, url)
+    await drop_database(pg_server_url, url)
 
 
 @pytest.fixture(scope="module")
