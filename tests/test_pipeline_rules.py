@@ -370,3 +370,45 @@ async def test_curve_change_queues_a_relevel_job_that_pays_no_gold(
         assert job["result"]["changed"] >= 1
     finally:
         await set_settings(rt, {"leveling.level_base": 100})
+
+
+async def test_manual_award_is_announced_after_commit_without_pings(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    from synapse_async.services.audit import Actor
+    from synapse_async.services.economy import award
+
+    rt, sim, _ = sandbox
+    assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
+    cache = rt.components.cache
+    channel = int(await sim.create_channel("awards", "announcement"))
+    await wait_for(lambda: channel in cache.guild(GUILD).channels)
+    before = len(sim.rest_calls)
+    result = await award(
+        rt.components.db,
+        rt.pipeline.processor,
+        cache,
+        guild_id=GUILD,
+        user_id=U[24],
+        xp=40,
+        gold=-5,  # clamped to 0: only the positive XP part is announced
+        reason="Helped a newcomer",
+        actor=Actor("100000000000000010", "user", "api"),
+        request_id="award-test-0001",
+        channel_id=channel,
+    )
+    assert (result.xp_applied, result.gold_applied) == (40, 0)
+    rt._after_commit(result.effects)  # what the API/command adapter does once the service returned
+
+    def posted() -> list[object]:
+        return [
+            c
+            for c in sim.rest_calls[before:]
+            if c.method == "POST" and c.path.endswith(f"/channels/{channel}/messages")
+        ]
+
+    await wait_for(lambda: len(posted()) == 1)
+    body = posted()[0].json  # type: ignore[attr-defined]
+    assert body["embeds"][0]["title"] == "Award"
+    assert "+40" in body["embeds"][0]["description"] and "Gold" not in body["embeds"][0]["description"]
+    assert body["allowed_mentions"] == {"parse": []}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from synapse_async.announce.announcer import Announcement, Announcer
-from synapse_async.announce.embeds import achievement_embed, level_up_embed
+from synapse_async.announce.embeds import achievement_embed, award_embed, level_up_embed
 from synapse_async.cache.config_cache import ConfigCache, GuildConfig, TemplateInfo
 from synapse_async.pipeline.processor import Effects
 
@@ -50,10 +50,26 @@ class AnnouncementPublisher:
             self._announcer.enqueue(Announcement(up.guild_id, "level_up", up.user_id, channels, embed))
         for earned in effects.achievements:
             guild = self._cache.guild(earned.guild_id)
-            self._announcer.enqueue(self._achievement(guild, earned.user_id, earned.template, earned.channel_id))
+            self._announcer.enqueue(
+                self._achievement(guild, earned.user_id, earned.template, earned.channel_id, earned.granted_by)
+            )
+        for award in effects.awards:
+            guild = self._cache.guild(award.guild_id)
+            s = guild.settings
+            embed = award_embed(
+                user_id=award.user_id,
+                xp=max(award.xp, 0),
+                gold=max(award.gold, 0),
+                xp_name=s.str("economy.xp_name"),
+                gold_name=s.str("economy.gold_name"),
+                reason=award.reason,
+                awarded_by=award.actor_id,
+            )
+            channels = _candidates(s.snowflake("announce.channel_id"), award.channel_id)
+            self._announcer.enqueue(Announcement(award.guild_id, "manual_award", award.user_id, channels, embed))
 
     def _achievement(
-        self, guild: GuildConfig, user_id: int, template: TemplateInfo, channel: int | None
+        self, guild: GuildConfig, user_id: int, template: TemplateInfo, channel: int | None, granted_by: str | None
     ) -> Announcement:
         rarity = guild.rarities.get(template.rarity_id) if template.rarity_id is not None else None
         s = guild.settings
@@ -70,7 +86,7 @@ class AnnouncementPublisher:
             xp_name=s.str("economy.xp_name"),
             gold_name=s.str("economy.gold_name"),
             image_url=template.badge_image_url,
-            granted_by=None,
+            granted_by=granted_by,
         )
         channels = _candidates(template.announce_channel_id, s.snowflake("announce.channel_id"), channel)
         return Announcement(guild.guild_id, "achievement", user_id, channels, embed)

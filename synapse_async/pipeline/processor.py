@@ -147,9 +147,6 @@ class Tx:
         self.prefs: dict[tuple[int, int], tuple[bool, bool, bool]] = {}
 
 
-Tx = Tx  # the original private name, kept for existing references
-
-
 @dataclass(frozen=True, slots=True)
 class Earning:
     """What `Processor.earn` wrote: the achievement journal row, whether the badge row was new, and the member row

@@ -1,0 +1,768 @@
+"""Manual awards, achievement grants and revokes, and purchases (SPEC §10.2, §10.3, §12.3, §12.4, §14, §22).
+
+Each operation is ONE transaction with the pipeline's guarantees, and for the same reasons:
+
+- Balances move only through atomic SQL (`xp = GREATEST(xp + Δ, 0)`, `gold = gold − cost WHERE gold >= cost`), never
+  read-modify-write, so a concurrent message, award or purchase can never lose an update; negative amounts are
+  clamped by the database itself and the journal, ledger and result report the APPLIED delta (§10.3).
+- Level changes, level-up gold, automatic achievements and achievement payouts are the processor's own code
+  (`Processor.after_xp_change`, `Processor.earn`), run on a `Tx` of this transaction — one definition of "level"
+  and of "earning" for events and admin actions alike (§27 item 4).
+- Every operation is keyed (§7.5: `award:`, `grant:`, `revoke:` + request id, `buy:` + interaction id). A repeated
+  key applies nothing and returns the first result (`replayed=True`); a concurrent duplicate that slips past the
+  up-front check hits the unique key, rolls its whole transaction back and reads the winner's rows instead.
+- Nothing outside the database changes here: announcements, role syncs and level-ups are returned as `Effects` for
+  the caller to hand to the after-commit publisher once this function has returned (i.e. committed). Manual-award
+  announcement candidates travel in `Effects.awards` (added for this module); grants mark `Earned.granted_by`.
+- Admin mutations write their audit row (§22) in the same transaction, so an award without its audit trail (or
+  the reverse) cannot exist.
+
+Lock order is always member row first, then template rows (the pipeline's order), so grants, awards and events for
+the same member serialize instead of deadlocking. Should PostgreSQL still report a deadlock or serialization
+failure, the whole transaction is retried (it changed nothing outside the database, so a retry is safe).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import asyncpg
+
+from synapse_async.cache.config_cache import ConfigCache, TemplateInfo
+from synapse_async.db.engine import Database
+from synapse_async.pipeline import sql
+from synapse_async.pipeline.lake import season_at
+from synapse_async.pipeline.processor import Cause, Effects, ManualAward, Processor, Tx
+from synapse_async.rewards.leveling import clamp_delta
+from synapse_async.services.audit import Actor
+
+__all__ = [
+    "AMOUNT_LIMIT",
+    "REASON_MAX",
+    "AwardResult",
+    "GrantRejected",
+    "GrantResult",
+    "PurchaseResult",
+    "RevokeRejected",
+    "RevokeResult",
+    "award",
+    "buy_coffee",
+    "grant",
+    "record_raw",
+    "revoke",
+]
+
+AMOUNT_LIMIT = 1_000_000
+"""Largest absolute XP or gold amount of one manual award (SPEC §17.3)."""
+REASON_MAX = 200
+"""Longest award/grant/revoke reason; it is also the gold ledger's note (VARCHAR(200))."""
+_REQUEST_ID_MAX = 64
+"""API `Idempotency-Key`s, interaction ids and UUIDs all fit (§7.5, §18); derived keys such as
+`award:<id>#ach:<template>#lvl` must stay within the journal's 160 characters."""
+_ATTEMPTS = 3
+
+T = TypeVar("T")
+
+
+# --- results and rejections --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AwardResult:
+    """A manual award: its journal row, the APPLIED deltas and the member's balances afterwards.
+
+    On a replay (`replayed=True`) the ids and applied deltas are those of the first request, `xp`/`gold`/`level` the
+    member's current values, and `effects` is empty — the first call already announced.
+    """
+
+    journal_id: int
+    xp_applied: int
+    gold_applied: int
+    xp: int
+    gold: int
+    level: int
+    effects: Effects
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GrantResult:
+    """A manual grant: the `achievement` journal row, the template's paid rewards and the balances afterwards."""
+
+    journal_id: int
+    template_id: int
+    xp_applied: int
+    gold_applied: int
+    xp: int
+    gold: int
+    level: int
+    effects: Effects
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeResult:
+    """A revoke: its `revoke` journal row (always written, so the request id is exactly-once even without reversal),
+    the applied (≤ 0) reversal and the balances afterwards."""
+
+    journal_id: int
+    template_id: int
+    xp_applied: int
+    gold_applied: int
+    xp: int
+    gold: int
+    level: int
+    effects: Effects
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseResult:
+    """`/buy-coffee`: `ok` False means nothing was written; `balance` is the gold after the purchase (or the current
+    gold when it failed, 0 without a member row)."""
+
+    ok: bool
+    cost: int
+    balance: int
+    replayed: bool = False
+
+
+GrantReason = Literal["unknown", "inactive", "already_earned", "max_earners"]
+
+
+class GrantRejected(Exception):
+    """The grant was refused and nothing was written; `reason` maps to 404 (unknown) or 409 (the others)."""
+
+    def __init__(self, reason: GrantReason) -> None:
+        super().__init__(reason)
+        self.reason: GrantReason = reason
+
+
+class RevokeRejected(Exception):
+    """The revoke was refused (the member does not have the badge: 404) and nothing was written."""
+
+    def __init__(self, reason: Literal["not_earned"]) -> None:
+        super().__init__(reason)
+        self.reason: Literal["not_earned"] = reason
+
+
+class _Replay(Exception):
+    """A concurrent request with the same key committed first: roll back everything and read its result."""
+
+
+# --- SQL of this module (everything else is the pipeline's, in `synapse_async.pipeline.sql`) ---------------------
+
+# The member row an admin action needs; a name not yet known is the user id, replaced once a real one is given.
+_ENSURE_MEMBER = """
+INSERT INTO members AS mm (guild_id, user_id, display_name) VALUES ($1, $2, $3)
+ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = EXCLUDED.display_name, updated_at = now()
+ WHERE mm.display_name = $2::text AND EXCLUDED.display_name <> $2::text
+"""
+_LOCK_MEMBER = f"SELECT {sql.MEMBER_COLUMNS} FROM members WHERE guild_id = $1 AND user_id = $2 FOR UPDATE"
+# Clamped in the database: the locked sub-select yields the values the update starts from, so the applied delta is
+# `new − old` from one atomic statement and XP/gold can never go below 0 (§10.3).
+_CLAMPED_ADD = f"""
+UPDATE members AS m
+   SET xp = GREATEST(m.xp + $3::bigint, 0), gold = GREATEST(m.gold + $4::bigint, 0), updated_at = now()
+  FROM (SELECT xp AS old_xp, gold AS old_gold FROM members WHERE guild_id = $1 AND user_id = $2 FOR UPDATE) AS old
+ WHERE m.guild_id = $1 AND m.user_id = $2
+RETURNING {sql.MEMBER_COLUMNS}, old.old_xp, old.old_gold
+"""
+_BALANCES = "SELECT xp, gold, level FROM members WHERE guild_id = $1 AND user_id = $2"
+# The first result of a keyed admin action: its journal row, its gold movement (same key) and current balances.
+_READ_BACK = """
+SELECT j.id AS journal_id, j.user_id, j.xp_delta, j.details, COALESCE(l.delta, 0) AS gold_delta,
+       COALESCE(m.xp, 0) AS xp, COALESCE(m.gold, 0) AS gold, COALESCE(m.level, 1) AS level
+  FROM reward_journal j
+  LEFT JOIN gold_ledger l ON l.guild_id = j.guild_id AND l.idempotency_key = j.idempotency_key
+  LEFT JOIN members m ON m.guild_id = j.guild_id AND m.user_id = j.user_id
+ WHERE j.guild_id = $1 AND j.idempotency_key = $2
+"""
+_TEMPLATE = """
+SELECT id, name, description, category_id, rarity_id, series_id, series_order, trigger_type, trigger_config,
+       xp_reward, gold_reward, badge_image_url, announce_channel_id, is_hidden, max_earners, active
+  FROM achievement_templates WHERE id = $1 AND guild_id = $2
+"""
+_HAS_BADGE = "SELECT true FROM member_achievements WHERE guild_id = $1 AND user_id = $2 AND template_id = $3"
+_TEMPLATE_ACTIVE = "SELECT active FROM achievement_templates WHERE id = $1"
+_DELETE_BADGE = """
+DELETE FROM member_achievements WHERE guild_id = $1 AND user_id = $2 AND template_id = $3
+RETURNING earned_at, source, granted_by, journal_id
+"""
+_RELEASE_TEMPLATE = """
+UPDATE achievement_templates SET earned_count = GREATEST(earned_count - 1, 0), updated_at = now() WHERE id = $1
+RETURNING xp_reward, gold_reward
+"""
+# ONE conditional update (§10.3): it charges only if the gold suffices, atomically against concurrent spending.
+_CHARGE = """
+UPDATE members SET gold = gold - $3, updated_at = now() WHERE guild_id = $1 AND user_id = $2 AND gold >= $3
+RETURNING gold
+"""
+_GOLD = "SELECT gold FROM members WHERE guild_id = $1 AND user_id = $2"
+_PRIOR_PURCHASE = "SELECT delta, balance_after FROM gold_ledger WHERE guild_id = $1 AND idempotency_key = $2"
+_AUDIT = """
+INSERT INTO audit_log (guild_id, actor_id, actor_kind, via, action, target_type, target_id,
+                       before, after, reason, client_ip, request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11::inet, $12)
+"""
+
+
+# --- plumbing ----------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _transaction(db: Database) -> AsyncIterator[asyncpg.Connection]:
+    """A raw asyncpg transaction on a pooled connection, opened exactly like the pipeline's lanes: the processor's
+    statements are asyncpg statements (prepared and cached), and they must share this one transaction."""
+    async with db.engine.connect() as sa_conn:
+        raw = await sa_conn.get_raw_connection()
+        conn: asyncpg.Connection = raw.driver_connection
+        async with conn.transaction():
+            yield conn
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a whole transaction again after a deadlock or serialization failure: it rolled back and touched nothing
+    outside the database, so repeating it is exactly-once still (its keys make sure of that)."""
+    for remaining in range(_ATTEMPTS - 1, -1, -1):
+        try:
+            return await attempt()
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            if remaining == 0:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def record_raw(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    *,
+    guild_id: int | None,
+    action: str,
+    target_type: str,
+    target_id: str | None = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str | None = None,
+) -> None:
+    """`services.audit.record` for an asyncpg transaction: the audit row commits or rolls back with the change."""
+    await conn.execute(
+        _AUDIT,
+        guild_id,
+        actor.actor_id,
+        actor.kind,
+        actor.via,
+        action,
+        target_type,
+        target_id,
+        None if before is None else json.dumps(before, default=str),
+        None if after is None else json.dumps(after, default=str),
+        reason,
+        actor.client_ip,
+        actor.request_id,
+    )
+
+
+def _check_request_id(request_id: str) -> None:
+    if not request_id or len(request_id) > _REQUEST_ID_MAX or not request_id.isascii() or not request_id.isprintable():
+        raise ValueError(f"request_id must be 1–{_REQUEST_ID_MAX} printable ASCII characters")
+
+
+def _check_reason(reason: str | None, *, required: bool) -> None:
+    if reason is None:
+        if required:
+            raise ValueError("reason is required")
+        return
+    if not reason.strip() or len(reason) > REASON_MAX:
+        raise ValueError(f"reason must be 1–{REASON_MAX} characters and not blank")
+
+
+def _check_amount(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not -AMOUNT_LIMIT <= value <= AMOUNT_LIMIT:
+        raise ValueError(f"{name} must be an integer between -{AMOUNT_LIMIT:,} and {AMOUNT_LIMIT:,}")
+
+
+def _cause(cache: ConfigCache, guild_id: int, key: str, channel_id: int | None) -> tuple[Cause, datetime]:
+    """Admin actions happen now: they belong to the season active now (§11 attribution)."""
+    now = datetime.now(UTC)
+    season = season_at(cache.guild(guild_id), now)
+    return Cause(guild_id, now, key, season.season_id if season is not None else None, channel_id), now
+
+
+def _details(row: Mapping[str, Any]) -> dict[str, Any]:
+    value = row["details"]
+    return dict(value) if isinstance(value, Mapping) else dict(json.loads(value))
+
+
+async def _read_back(conn: asyncpg.Connection, guild_id: int, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(_READ_BACK, guild_id, key)
+
+
+async def _replayed(db: Database, guild_id: int, key: str) -> asyncpg.Record:
+    """The committed winner of a key race (read after our rollback)."""
+    async with _transaction(db) as conn:
+        row = await _read_back(conn, guild_id, key)
+    # ON CONFLICT only reports a conflict once the other transaction COMMITTED, so its row is visible now.
+    assert row is not None, f"{key} conflicted but is not committed"
+    return row
+
+
+async def _balances(conn: asyncpg.Connection, guild_id: int, user_id: int) -> tuple[int, int, int]:
+    row = await conn.fetchrow(_BALANCES, guild_id, user_id)
+    assert row is not None  # the member row is locked by this transaction
+    return int(row["xp"]), int(row["gold"]), int(row["level"])
+
+
+def _template_info(row: Mapping[str, Any]) -> TemplateInfo:
+    """The template as the DATABASE has it now: a grant must honour a deactivation the cache has not seen yet."""
+    config = row["trigger_config"]
+    return TemplateInfo(
+        int(row["id"]),
+        row["name"],
+        row["description"],
+        row["category_id"],
+        row["rarity_id"],
+        row["series_id"],
+        row["series_order"],
+        row["trigger_type"],
+        dict(config) if isinstance(config, Mapping) else dict(json.loads(config or "{}")),
+        int(row["xp_reward"]),
+        int(row["gold_reward"]),
+        row["badge_image_url"],
+        row["announce_channel_id"],
+        bool(row["is_hidden"]),
+        row["max_earners"],
+    )
+
+
+# --- manual award ------------------------------------------------------------------------------------------------
+
+
+async def award(
+    db: Database,
+    processor: Processor,
+    cache: ConfigCache,
+    *,
+    guild_id: int,
+    user_id: int,
+    xp: int,
+    gold: int,
+    reason: str,
+    actor: Actor,
+    request_id: str,
+    display_name: str | None = None,
+    channel_id: int | None = None,
+) -> AwardResult:
+    """Give (or take, clamped at 0) XP and gold to a member, creating the member row if needed (§10.2, §10.3, §14).
+
+    Journal `manual_award` with the applied XP delta, ledger `manual_award` with the applied gold delta (if any),
+    season XP by the applied delta and season gold only when positive, the level change with gold only above the
+    peak, automatic achievements, audit `award.create`. `channel_id` is where a command was used (announcement
+    fallback channel); API awards have none. Raises ValueError for amounts outside ±1,000,000, both amounts 0, or a
+    reason that is blank or longer than 200 characters.
+    """
+    _check_amount("xp", xp)
+    _check_amount("gold", gold)
+    if xp == 0 and gold == 0:
+        raise ValueError("at least one of xp and gold must be non-zero")
+    _check_reason(reason, required=True)
+    _check_request_id(request_id)
+    key = f"award:{request_id}"
+
+    def from_row(row: Mapping[str, Any]) -> AwardResult:
+        return AwardResult(
+            int(row["journal_id"]),
+            int(row["xp_delta"]),
+            int(row["gold_delta"]),
+            int(row["xp"]),
+            int(row["gold"]),
+            int(row["level"]),
+            Effects(),
+            replayed=True,
+        )
+
+    async def attempt() -> AwardResult:
+        async with _transaction(db) as conn:
+            done = await _read_back(conn, guild_id, key)
+            if done is not None:
+                return from_row(done)
+            tx = Tx(conn, singles=True)
+            guild = cache.guild(guild_id)
+            cause, now = _cause(cache, guild_id, key, channel_id)
+            await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
+            row = await conn.fetchrow(_CLAMPED_ADD, guild_id, user_id, xp, gold)
+            assert row is not None  # ensured just above, in this transaction
+            old_xp, old_gold = int(row["old_xp"]), int(row["old_gold"])
+            xp_applied, gold_applied = int(row["xp"]) - old_xp, int(row["gold"]) - old_gold
+            assert (xp_applied, gold_applied) == (clamp_delta(old_xp, xp), clamp_delta(old_gold, gold))
+            details = json.dumps({"reason": reason, "requested": {"xp": xp, "gold": gold}, "gold": gold_applied})
+            journal_id = await conn.fetchval(
+                sql.JOURNAL_PLAIN,
+                guild_id,
+                user_id,
+                "manual_award",
+                key,
+                cause.season_id,
+                xp_applied,
+                details,
+                now,
+                actor.actor_id,
+            )
+            if journal_id is None:
+                raise _Replay()
+            if gold_applied != 0:
+                await conn.execute(
+                    sql.LEDGER,
+                    guild_id,
+                    user_id,
+                    gold_applied,
+                    row["gold"],
+                    "manual_award",
+                    journal_id,
+                    actor.actor_id,
+                    key,
+                    reason,
+                )
+            if cause.season_id is not None:
+                if xp_applied != 0:
+                    await conn.execute(sql.SEASON_XP, cause.season_id, user_id, guild_id, xp_applied)
+                if gold_applied > 0:
+                    await conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, guild_id, gold_applied)
+            await processor.after_xp_change(tx, guild, user_id, row, cause)
+            if (
+                (xp_applied > 0 or gold_applied > 0)
+                and guild.settings.bool("announce.manual_awards")
+                and (await processor.preferences(tx, guild_id, user_id))[2]
+            ):
+                tx.effects.awards.append(
+                    ManualAward(guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id)
+                )
+            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+            await record_raw(
+                conn,
+                actor,
+                guild_id=guild_id,
+                action="award.create",
+                target_type="member",
+                target_id=str(user_id),
+                before={"xp": old_xp, "gold": old_gold, "level": int(row["level"])},
+                after={
+                    "xp": new_xp,
+                    "gold": new_gold,
+                    "level": new_level,
+                    "journal_id": journal_id,
+                    "xp_applied": xp_applied,
+                    "gold_applied": gold_applied,
+                    "requested": {"xp": xp, "gold": gold},
+                },
+                reason=reason,
+            )
+            return AwardResult(journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects)
+
+    try:
+        return await _retrying(attempt)
+    except _Replay:
+        return from_row(await _replayed(db, guild_id, key))
+
+
+# --- achievement grant -------------------------------------------------------------------------------------------
+
+
+async def grant(
+    db: Database,
+    processor: Processor,
+    cache: ConfigCache,
+    *,
+    guild_id: int,
+    user_id: int,
+    template_id: int,
+    actor: Actor,
+    request_id: str,
+    reason: str | None = None,
+    display_name: str | None = None,
+    channel_id: int | None = None,
+) -> GrantResult:
+    """Grant an achievement manually (§12.4): series order is not required, rewards are paid like an automatic earn.
+
+    Refused (GrantRejected, nothing written) when the template is unknown in this guild, inactive, already earned by
+    the member, or full. Fullness is decided by the same conditional `earned_count` increment the pipeline uses, so
+    concurrent grants can never exceed `max_earners` (§12.3). Badge `source = 'grant'` with `granted_by` = the
+    actor; journal `achievement` and ledger `achievement` keyed `grant:<request_id>`; audit `achievement.grant`.
+    """
+    _check_reason(reason, required=False)
+    _check_request_id(request_id)
+    key = f"grant:{request_id}"
+
+    def from_row(row: Mapping[str, Any]) -> GrantResult:
+        return GrantResult(
+            int(row["journal_id"]),
+            int(_details(row)["template_id"]),
+            int(row["xp_delta"]),
+            int(row["gold_delta"]),
+            int(row["xp"]),
+            int(row["gold"]),
+            int(row["level"]),
+            Effects(),
+            replayed=True,
+        )
+
+    async def attempt() -> GrantResult:
+        async with _transaction(db) as conn:
+            done = await _read_back(conn, guild_id, key)
+            if done is not None:
+                return from_row(done)
+            found = await conn.fetchrow(_TEMPLATE, template_id, guild_id)
+            if found is None:
+                raise GrantRejected("unknown")
+            if not found["active"]:
+                raise GrantRejected("inactive")
+            template = _template_info(found)
+            await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
+            await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template: the pipeline's order
+            if await conn.fetchval(_HAS_BADGE, guild_id, user_id, template_id):
+                raise GrantRejected("already_earned")
+            if await conn.fetchval(sql.CLAIM_TEMPLATE, template_id) is None:
+                # Deactivated since the read above, or full (possibly by a concurrent grant that just committed).
+                raise GrantRejected("max_earners" if await conn.fetchval(_TEMPLATE_ACTIVE, template_id) else "inactive")
+            tx = Tx(conn, singles=True)
+            guild = cache.guild(guild_id)
+            cause, _ = _cause(cache, guild_id, key, channel_id)
+            earning = await processor.earn(
+                tx, guild, user_id, template, cause, key=key, source="grant", granted_by=actor.actor_id
+            )
+            if earning is None:
+                raise _Replay()
+            if not earning.recorded:
+                raise GrantRejected("already_earned")
+            if earning.row is not None:  # rewards changed XP: evaluate automatic achievements again (§12.4)
+                await processor.after_xp_change(tx, guild, user_id, earning.row, cause)
+            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+            await record_raw(
+                conn,
+                actor,
+                guild_id=guild_id,
+                action="achievement.grant",
+                target_type="member_achievement",
+                target_id=f"{user_id}:{template_id}",
+                after={
+                    "user_id": str(user_id),
+                    "template_id": template_id,
+                    "source": "grant",
+                    "granted_by": actor.actor_id,
+                    "journal_id": earning.journal_id,
+                    "xp": template.xp_reward,
+                    "gold": template.gold_reward,
+                },
+                reason=reason,
+            )
+            return GrantResult(
+                earning.journal_id,
+                template_id,
+                template.xp_reward,
+                template.gold_reward,
+                new_xp,
+                new_gold,
+                new_level,
+                tx.effects,
+            )
+
+    try:
+        return await _retrying(attempt)
+    except _Replay:
+        return from_row(await _replayed(db, guild_id, key))
+
+
+# --- achievement revoke ------------------------------------------------------------------------------------------
+
+
+async def revoke(
+    db: Database,
+    processor: Processor,
+    cache: ConfigCache,
+    *,
+    guild_id: int,
+    user_id: int,
+    template_id: int,
+    actor: Actor,
+    request_id: str,
+    reason: str,
+    reverse_rewards: bool = False,
+) -> RevokeResult:
+    """Take an earned badge away (§12.4): delete it and release its `earned_count` slot.
+
+    With `reverse_rewards` the template's XP and gold are subtracted, clamped at 0 in the database, and the level
+    recomputed (a level-down pays and announces nothing). Every revoke writes a `revoke` journal row keyed
+    `revoke:<request_id>` (XP delta = the applied reversal, 0 without one) so a repeated request is recognised in
+    both modes; a `revoke` ledger row follows when gold moved. Automatic achievements are NOT evaluated here: the
+    only one that could fire is the template just revoked, which §12.4 leaves to the member's next change.
+    Raises RevokeRejected("not_earned") (nothing written) when the member does not have the badge.
+    """
+    _check_reason(reason, required=True)
+    _check_request_id(request_id)
+    key = f"revoke:{request_id}"
+
+    def from_row(row: Mapping[str, Any]) -> RevokeResult:
+        return RevokeResult(
+            int(row["journal_id"]),
+            int(_details(row)["template_id"]),
+            int(row["xp_delta"]),
+            int(row["gold_delta"]),
+            int(row["xp"]),
+            int(row["gold"]),
+            int(row["level"]),
+            Effects(),
+            replayed=True,
+        )
+
+    async def attempt() -> RevokeResult:
+        async with _transaction(db) as conn:
+            done = await _read_back(conn, guild_id, key)
+            if done is not None:
+                return from_row(done)
+            member = await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template
+            badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
+            if badge is None or member is None:
+                raise RevokeRejected("not_earned")
+            rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
+            assert rewards is not None  # the badge's foreign key keeps its template
+            tx = Tx(conn, singles=True)
+            guild = cache.guild(guild_id)
+            cause, now = _cause(cache, guild_id, key, None)
+            row: Mapping[str, Any] = member
+            xp_applied = gold_applied = 0
+            if reverse_rewards and (rewards["xp_reward"] or rewards["gold_reward"]):
+                updated = await conn.fetchrow(
+                    _CLAMPED_ADD, guild_id, user_id, -int(rewards["xp_reward"]), -int(rewards["gold_reward"])
+                )
+                assert updated is not None
+                row = updated
+                xp_applied = int(updated["xp"]) - int(updated["old_xp"])
+                gold_applied = int(updated["gold"]) - int(updated["old_gold"])
+            details = json.dumps(
+                {
+                    "template_id": template_id,
+                    "reason": reason,
+                    "reverse_rewards": reverse_rewards,
+                    "requested": {"xp": -int(rewards["xp_reward"]), "gold": -int(rewards["gold_reward"])}
+                    if reverse_rewards
+                    else None,
+                    "gold": gold_applied,
+                }
+            )
+            journal_id = await conn.fetchval(
+                sql.JOURNAL_PLAIN,
+                guild_id,
+                user_id,
+                "revoke",
+                key,
+                cause.season_id,
+                xp_applied,
+                details,
+                now,
+                actor.actor_id,
+            )
+            if journal_id is None:
+                raise _Replay()
+            if gold_applied != 0:
+                await conn.execute(
+                    sql.LEDGER,
+                    guild_id,
+                    user_id,
+                    gold_applied,
+                    row["gold"],
+                    "revoke",
+                    journal_id,
+                    actor.actor_id,
+                    key,
+                    reason,
+                )
+            if cause.season_id is not None and xp_applied != 0:
+                await conn.execute(sql.SEASON_XP, cause.season_id, user_id, guild_id, xp_applied)
+            if xp_applied != 0:
+                await processor.after_xp_change(tx, guild, user_id, row, cause, achievements=False)
+            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+            await record_raw(
+                conn,
+                actor,
+                guild_id=guild_id,
+                action="achievement.revoke",
+                target_type="member_achievement",
+                target_id=f"{user_id}:{template_id}",
+                before={
+                    "user_id": str(user_id),
+                    "template_id": template_id,
+                    "earned_at": badge["earned_at"].isoformat(),
+                    "source": badge["source"],
+                    "granted_by": badge["granted_by"],
+                    "journal_id": badge["journal_id"],
+                },
+                after={
+                    "reverse_rewards": reverse_rewards,
+                    "journal_id": journal_id,
+                    "xp_applied": xp_applied,
+                    "gold_applied": gold_applied,
+                },
+                reason=reason,
+            )
+            return RevokeResult(
+                journal_id, template_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects
+            )
+
+    try:
+        return await _retrying(attempt)
+    except _Replay:
+        return from_row(await _replayed(db, guild_id, key))
+
+
+# --- purchase ----------------------------------------------------------------------------------------------------
+
+
+async def buy_coffee(
+    db: Database, cache: ConfigCache, *, guild_id: int, user_id: int, interaction_id: int
+) -> PurchaseResult:
+    """`/buy-coffee` (§10.3, §27 item 5): one conditional update plus one `purchase` ledger row, or nothing at all.
+
+    The price is `economy.coffee_cost` from the cache. Too little gold or no member row → `ok=False` and no write.
+    The ledger row is keyed `buy:<interaction_id>`; a repeated interaction returns the first purchase's result,
+    and a concurrent duplicate that charged before seeing the key is rolled back, so nobody pays twice.
+    """
+    cost = cache.settings(guild_id).int("economy.coffee_cost")
+    key = f"buy:{int(interaction_id)}"
+
+    async def read_prior(conn: asyncpg.Connection) -> PurchaseResult | None:
+        prior = await conn.fetchrow(_PRIOR_PURCHASE, guild_id, key)
+        if prior is None:
+            return None
+        return PurchaseResult(True, -int(prior["delta"]), int(prior["balance_after"]), replayed=True)
+
+    async def attempt() -> PurchaseResult:
+        async with _transaction(db) as conn:
+            prior = await read_prior(conn)
+            if prior is not None:
+                return prior
+            balance = await conn.fetchval(_CHARGE, guild_id, user_id, cost)
+            if balance is None:
+                # The update may have waited for a concurrent delivery of this interaction that has committed (and
+                # spent the gold): that purchase is the answer. Otherwise report the balance as it is NOW — read by a
+                # new statement, since the update's snapshot predates whatever it waited for.
+                current = await conn.fetchval(_GOLD, guild_id, user_id)
+                return await read_prior(conn) or PurchaseResult(False, cost, int(current or 0))
+            status = await conn.execute(
+                sql.LEDGER, guild_id, user_id, -cost, balance, "purchase", None, str(user_id), key, None
+            )
+            if status.endswith(" 0"):  # the same interaction committed meanwhile: undo this charge
+                raise _Replay()
+            return PurchaseResult(True, cost, int(balance))
+
+    try:
+        return await _retrying(attempt)
+    except _Replay:
+        async with _transaction(db) as conn:
+            prior = await read_prior(conn)
+        assert prior is not None  # the conflicting row is committed
+        return prior
