@@ -6,9 +6,11 @@ fact. `Actor` travels from the adapter (HTTP handler, slash command, CLI) into t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,42 +34,60 @@ class Actor:
         return cls("system", "system", "system")
 
 
+_COLUMNS = (
+    "guild_id, actor_id, actor_kind, via, action, target_type, target_id, before, after, reason, client_ip, request_id"
+)
 _INSERT = text(
-    """
-    INSERT INTO audit_log (guild_id, actor_id, actor_kind, via, action, target_type, target_id,
-                           before, after, reason, client_ip, request_id)
+    f"""
+    INSERT INTO audit_log ({_COLUMNS})
     VALUES (:guild_id, :actor_id, :actor_kind, :via, :action, :target_type, :target_id,
             :before, :after, :reason, CAST(:client_ip AS inet), :request_id)
     """
 ).bindparams(bindparam("before", type_=JSONB), bindparam("after", type_=JSONB))
+# The same row for code that holds a raw asyncpg transaction (the pipeline's services).
+_INSERT_RAW = f"""
+INSERT INTO audit_log ({_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11::inet, $12)
+"""
 
 
-async def record(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    guild_id: int | None,
-    action: str,
-    target_type: str,
-    target_id: str | None = None,
-    before: Any = None,
-    after: Any = None,
-    reason: str | None = None,
-) -> None:
-    await session.execute(
-        _INSERT,
-        {
-            "guild_id": guild_id,
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit row's content (SPEC §22): what changed, on what, before and after (never secrets)."""
+
+    guild_id: int | None
+    action: str
+    target_type: str
+    target_id: str | None = None
+    before: Any = None
+    after: Any = None
+    reason: str | None = None
+
+    def values(self, actor: Actor) -> dict[str, Any]:
+        return {
+            "guild_id": self.guild_id,
             "actor_id": actor.actor_id,
             "actor_kind": actor.kind,
             "via": actor.via,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "before": before,
-            "after": after,
-            "reason": reason,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
             "client_ip": actor.client_ip,
             "request_id": actor.request_id,
-        },
-    )
+        }
+
+
+async def record(session: AsyncSession, actor: Actor, **entry: Any) -> None:
+    """Write the audit row in the caller's (SQLAlchemy) transaction; `entry` are the `AuditEntry` fields."""
+    await session.execute(_INSERT, AuditEntry(**entry).values(actor))
+
+
+async def record_raw(conn: asyncpg.Connection, actor: Actor, **entry: Any) -> None:
+    """`record` for an asyncpg transaction: the audit row commits or rolls back with the change."""
+    values = AuditEntry(**entry).values(actor)
+    for key in ("before", "after"):
+        values[key] = None if values[key] is None else json.dumps(values[key], default=str)
+    await conn.execute(_INSERT_RAW, *values.values())

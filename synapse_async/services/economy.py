@@ -39,7 +39,7 @@ from synapse_async.pipeline import sql
 from synapse_async.pipeline.lake import season_at
 from synapse_async.pipeline.processor import Cause, Effects, ManualAward, Processor, Tx
 from synapse_async.rewards.leveling import clamp_delta
-from synapse_async.services.audit import Actor
+from synapse_async.services.audit import Actor, record_raw
 
 __all__ = [
     "AMOUNT_LIMIT",
@@ -53,7 +53,6 @@ __all__ = [
     "award",
     "buy_coffee",
     "grant",
-    "record_raw",
     "revoke",
 ]
 
@@ -91,8 +90,10 @@ class AwardResult:
 
 
 @dataclass(frozen=True, slots=True)
-class GrantResult:
-    """A manual grant: the `achievement` journal row, the template's paid rewards and the balances afterwards."""
+class BadgeResult:
+    """A grant (its `achievement` journal row and paid rewards) or a revoke (its `revoke` journal row, always
+    written so the request id is exactly-once even without reversal, and the applied ≤ 0 reversal), with the
+    balances afterwards."""
 
     journal_id: int
     template_id: int
@@ -105,20 +106,8 @@ class GrantResult:
     replayed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RevokeResult:
-    """A revoke: its `revoke` journal row (always written, so the request id is exactly-once even without reversal),
-    the applied (≤ 0) reversal and the balances afterwards."""
-
-    journal_id: int
-    template_id: int
-    xp_applied: int
-    gold_applied: int
-    xp: int
-    gold: int
-    level: int
-    effects: Effects
-    replayed: bool = False
+GrantResult = BadgeResult
+RevokeResult = BadgeResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,14 +194,24 @@ RETURNING gold
 """
 _GOLD = "SELECT gold FROM members WHERE guild_id = $1 AND user_id = $2"
 _PRIOR_PURCHASE = "SELECT delta, balance_after FROM gold_ledger WHERE guild_id = $1 AND idempotency_key = $2"
-_AUDIT = """
-INSERT INTO audit_log (guild_id, actor_id, actor_kind, via, action, target_type, target_id,
-                       before, after, reason, client_ip, request_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11::inet, $12)
-"""
 
 
 # --- plumbing ----------------------------------------------------------------------------------------------------
+
+
+def _replayed_badge(row: Mapping[str, Any]) -> BadgeResult:
+    """The first result of a repeated grant/revoke request id, read back from its journal row."""
+    return BadgeResult(
+        int(row["journal_id"]),
+        int(_details(row)["template_id"]),
+        int(row["xp_delta"]),
+        int(row["gold_delta"]),
+        int(row["xp"]),
+        int(row["gold"]),
+        int(row["level"]),
+        Effects(),
+        replayed=True,
+    )
 
 
 @asynccontextmanager
@@ -236,36 +235,6 @@ async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
             if remaining == 0:
                 raise
     raise AssertionError("unreachable")
-
-
-async def record_raw(
-    conn: asyncpg.Connection,
-    actor: Actor,
-    *,
-    guild_id: int | None,
-    action: str,
-    target_type: str,
-    target_id: str | None = None,
-    before: Any = None,
-    after: Any = None,
-    reason: str | None = None,
-) -> None:
-    """`services.audit.record` for an asyncpg transaction: the audit row commits or rolls back with the change."""
-    await conn.execute(
-        _AUDIT,
-        guild_id,
-        actor.actor_id,
-        actor.kind,
-        actor.via,
-        action,
-        target_type,
-        target_id,
-        None if before is None else json.dumps(before, default=str),
-        None if after is None else json.dumps(after, default=str),
-        reason,
-        actor.client_ip,
-        actor.request_id,
-    )
 
 
 def _check_request_id(request_id: str) -> None:
@@ -498,24 +467,11 @@ async def grant(
     _check_request_id(request_id)
     key = f"grant:{request_id}"
 
-    def from_row(row: Mapping[str, Any]) -> GrantResult:
-        return GrantResult(
-            int(row["journal_id"]),
-            int(_details(row)["template_id"]),
-            int(row["xp_delta"]),
-            int(row["gold_delta"]),
-            int(row["xp"]),
-            int(row["gold"]),
-            int(row["level"]),
-            Effects(),
-            replayed=True,
-        )
-
     async def attempt() -> GrantResult:
         async with _transaction(db) as conn:
             done = await _read_back(conn, guild_id, key)
             if done is not None:
-                return from_row(done)
+                return _replayed_badge(done)
             found = await conn.fetchrow(_TEMPLATE, template_id, guild_id)
             if found is None:
                 raise GrantRejected("unknown")
@@ -574,7 +530,7 @@ async def grant(
     try:
         return await _retrying(attempt)
     except _Replay:
-        return from_row(await _replayed(db, guild_id, key))
+        return _replayed_badge(await _replayed(db, guild_id, key))
 
 
 # --- achievement revoke ------------------------------------------------------------------------------------------
@@ -606,24 +562,11 @@ async def revoke(
     _check_request_id(request_id)
     key = f"revoke:{request_id}"
 
-    def from_row(row: Mapping[str, Any]) -> RevokeResult:
-        return RevokeResult(
-            int(row["journal_id"]),
-            int(_details(row)["template_id"]),
-            int(row["xp_delta"]),
-            int(row["gold_delta"]),
-            int(row["xp"]),
-            int(row["gold"]),
-            int(row["level"]),
-            Effects(),
-            replayed=True,
-        )
-
     async def attempt() -> RevokeResult:
         async with _transaction(db) as conn:
             done = await _read_back(conn, guild_id, key)
             if done is not None:
-                return from_row(done)
+                return _replayed_badge(done)
             member = await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template
             badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
             if badge is None or member is None:
@@ -716,7 +659,7 @@ async def revoke(
     try:
         return await _retrying(attempt)
     except _Replay:
-        return from_row(await _replayed(db, guild_id, key))
+        return _replayed_badge(await _replayed(db, guild_id, key))
 
 
 # --- purchase ----------------------------------------------------------------------------------------------------
