@@ -166,6 +166,10 @@ async def main() -> None:
         print(f"(c) ratio b/a:                 {pipeline_rate / ingest:.3f}")
         print(f"(d) latency @ {args.paced_rate:,.0f}/s:          p50 {p50:.2f} ms, p99 {p99:.2f} ms")
         print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
+        if rt.pipeline is not None:
+            proc = rt.pipeline.processor
+            per_event = proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6
+            print(f"    pipelined message runs: {proc.pipelined_events} events, {per_event:.0f} µs of DB wait each")
         if stats is not None:
             print(
                 f"    transactions: {stats.batches}, events/transaction {stats.processed / max(stats.batches, 1):.1f}"

@@ -76,3 +76,24 @@ async def test_every_accepted_event_is_committed_exactly_once_across_an_outage(t
     finally:
         await rt.shutdown()
         await server.stop()
+
+
+async def test_the_outage_buffer_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = await server.start()
+    rt = make_runtime(url, DB_POOL_TIMEOUT_SECONDS="0.5", PIPELINE_BUFFER_EVENTS="5", SANDBOX_MEMBERS="3")
+    try:
+        await rt.start()
+        sim, cache, pipeline = rt.simulator, rt.components.cache, rt.pipeline
+        assert sim is not None and cache is not None and pipeline is not None
+        await wait_for(lambda: GUILD in cache.known_guild_ids())
+        await server.stop()
+        for i in range(12):
+            await sim.message(MEMBERS[i % 3], "general", f"while the database is down {i}")
+        await wait_for(lambda: pipeline.stats.dropped >= 6, timeout=30)
+        snapshot = pipeline.snapshot()
+        assert snapshot["buffered"] <= 5 + 256  # the bound plus at most one batch in flight
+        assert snapshot["dropped"] == pipeline.stats.dropped
+    finally:
+        await rt.shutdown()
+        await server.stop()

@@ -188,3 +188,27 @@ async def test_multi_level_jump_pays_gold_once_per_level(sandbox: tuple[Runtime,
         assert ledger == [{"delta": 650, "balance_after": 650, "reason": "level_up"}]
     finally:
         await set_settings(rt, {"rewards.message.xp": 15})
+
+
+async def test_a_permanent_error_drops_only_the_faulty_event(sandbox: tuple[Runtime, DiscordSimulator]) -> None:
+    from datetime import UTC, datetime
+
+    from synapse_async.domain.events import MemberRef, VoiceTick
+
+    rt, sim = sandbox
+    assert rt.pipeline is not None
+    failed = rt.pipeline.stats.failed
+    # A tick with negative minutes violates the members CHECK (voice_minutes >= 0): a bug, not an outage.
+    bad = VoiceTick(
+        guild_id=GUILD,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        member=MemberRef(user_id=U[10], display_name="x", avatar_hash=None),
+        channel_id=sim.channel_id("Lounge"),
+        minutes=-5,
+    )
+    rt.pipeline.submit(bad)
+    after = await post(sim, U[11])
+    await wait_key(rt, f"msg:{after}")  # the lane went on
+    await settle(rt)
+    assert rt.pipeline.stats.failed == failed + 1
+    assert await member(rt, U[10]) is None  # nothing of the faulty event was written

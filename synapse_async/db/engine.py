@@ -52,7 +52,9 @@ def is_transient(error: BaseException) -> bool:
             return True
         return is_transient(error.orig) if error.orig is not None else False
     orig = getattr(error, "__cause__", None)
-    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | ConnectionError):
+    # Only connection loss: other asyncpg.InterfaceErrors (wrong argument count, misuse) are bugs, and retrying a
+    # bug forever would stall the lane.
+    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.ConnectionDoesNotExistError | ConnectionError):
         return True
     sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if isinstance(sqlstate, str) and sqlstate in _TRANSIENT_SQLSTATES:

@@ -51,7 +51,9 @@ lake AS (
     VALUES ($1, $2, $18, $6, $21, $19, $20::jsonb, $13)
     ON CONFLICT (guild_id, source_key) DO NOTHING
     RETURNING id, user_id
-), counters AS (
+),"""
+_COUNTERS_CTE = """
+counters AS (
     INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
     SELECT $1, lake.user_id, $18, p, 1 FROM lake CROSS JOIN unnest($22::text[]) AS p
     ON CONFLICT (guild_id, user_id, event_type, period)
@@ -59,16 +61,26 @@ lake AS (
     RETURNING 1
 ),"""
 
+# Counters of a whole pipelined run in one statement: (user, period) pairs summed in Python first, so a member
+# with several messages in the run costs one row update per period instead of one per message.
+COUNTERS_BULK = """
+INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
+SELECT $1, u, $2, p, n FROM unnest($3::bigint[], $4::text[], $5::bigint[]) AS t(u, p, n)
+ON CONFLICT (guild_id, user_id, event_type, period)
+DO UPDATE SET count = ec.count + EXCLUDED.count, updated_at = now()
+"""
+
 
 @cache
-def reward_item(kind: str, *, with_lake: bool = False) -> str:
+def reward_item(kind: str, *, with_lake: bool = False, with_counters: bool = True) -> str:
     """One reward item as ONE statement.
 
     $1 guild, $2 user, $3 kind, $4 key, $5 season, $6 channel, $7 counterpart, $8 ref, $9 xp, $10 stars,
     $11 zero_reason, $12 details, $13 occurred_at, $14 display name, $15 avatar, $16 stat increment, $17 active.
     `with_lake` prefixes the event's lake row and counters ($18 lake type, $19 source key, $20 payload, $21 target,
     $22 periods) and journals only if that row is new — a whole single-item event in one round trip, which is
-    what lets the pipeline send runs of messages pipelined.
+    what lets the pipeline send runs of messages pipelined. `with_counters=False` leaves the lake counters to
+    `COUNTERS_BULK` (the run's counters in one statement) and takes no $22.
     """
     stat = STAT_COLUMNS[kind]
     journal_source = (
@@ -78,7 +90,7 @@ def reward_item(kind: str, *, with_lake: bool = False) -> str:
     )
     lake_id = "(SELECT id FROM lake)" if with_lake else "NULL::bigint"
     return f"""
-WITH {_LAKE_CTE if with_lake else ""} j AS (
+WITH {_LAKE_CTE if with_lake else ""}{_COUNTERS_CTE if with_lake and with_counters else ""} j AS (
     INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, channel_id,
                                 counterpart_id, ref_id, xp_delta, star_delta, zero_reason, details, occurred_at)
     {journal_source}
