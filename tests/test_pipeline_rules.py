@@ -412,3 +412,25 @@ async def test_manual_award_is_announced_after_commit_without_pings(
     assert body["embeds"][0]["title"] == "Award"
     assert "+40" in body["embeds"][0]["description"] and "Gold" not in body["embeds"][0]["description"]
     assert body["allowed_mentions"] == {"parse": []}
+
+
+async def test_mode_change_queues_a_level_role_sync_job(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, _ = sandbox
+    climber = U[20]  # level 4 with the "Level 2" role from the level-roles test above
+    low = next(r.id for r in sim.guild().roles.values() if r.name == "Level 2")
+    assert low in sim.guild().members[climber].roles
+    before = len(sim.rest_calls)
+    await set_settings(rt, {"level_roles.mode": "replace"})
+    try:
+
+        async def synced() -> bool:
+            rows = await query(rt, "SELECT status FROM jobs WHERE guild_id = :g AND kind = 'level_role_sync'")
+            return bool(rows) and all(r["status"] == "succeeded" for r in rows)
+
+        await wait_for(synced, timeout=30)
+        patches = [c for c in sim.rest_calls[before:] if c.method == "PATCH" and c.path.endswith(f"/members/{climber}")]
+        # replace: only the highest reward level ≤ 4 counts (level 3, above the bot: skipped) → "Level 2" goes
+        assert len(patches) == 1
+        assert low not in {int(r) for r in patches[0].json["roles"]}  # type: ignore[attr-defined]
+    finally:
+        await set_settings(rt, {"level_roles.mode": "stack"})
