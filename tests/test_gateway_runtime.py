@@ -196,6 +196,8 @@ async def test_voice_updates_are_classified_and_state_changes_record_nothing(
     changes = [(e.change, e.before_channel_id, e.after_channel_id) for e in mine()]
     assert changes == [("join", None, lounge), ("move", lounge, afk), ("leave", afk, None)]
     assert mine()[0].lake_key.startswith(f"vj:{BOB}:{lounge}:")
+    assert mine()[0].members_in_channel >= 1  # the joiner counts
+    assert mine()[1].seconds_in_previous is not None and mine()[1].seconds_in_previous >= 0
 
 
 async def test_resume_replays_missed_events_and_duplicates_keep_their_keys(

@@ -41,3 +41,22 @@ def test_slots_are_multiples_of_the_tick_since_the_epoch(now: float, minutes: in
     slot = slot_start(now, minutes)
     assert slot % (minutes * 60) == 0
     assert slot <= now < slot + minutes * 60
+
+
+def test_tracker_classifies_updates_and_remembers_join_times() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from synapse_async.bot.voice import VoiceTracker
+
+    tracker = VoiceTracker()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    assert tracker.update(1, 7, 10, t0, muted=False, deafened=False) == ("join", None)
+    assert tracker.update(1, 7, 10, t0 + timedelta(seconds=5), muted=True, deafened=False) is None  # state only
+    change = tracker.update(1, 7, 11, t0 + timedelta(seconds=30), muted=True, deafened=False)
+    assert change is not None and change[0] == "move" and change[1] is not None
+    assert (change[1].channel_id, change[1].since, change[1].muted) == (10, t0, True)
+    assert tracker.count_in(1, 11) == 1
+    leave = tracker.update(1, 7, None, t0 + timedelta(seconds=90), muted=False, deafened=False)
+    assert leave is not None and leave[0] == "leave" and leave[1] is not None and leave[1].channel_id == 11
+    assert tracker.update(1, 7, None, t0, muted=False, deafened=False) is None  # already gone
+    assert len(tracker) == 0

@@ -347,7 +347,7 @@ class Normalizer:
         )
         if change is None:
             return
-        kind, before = change
+        kind, previous = change
         self._emit(
             VoiceStateChanged(
                 guild_id=guild_id,
@@ -355,8 +355,11 @@ class Normalizer:
                 received_ns=time.monotonic_ns(),
                 user_id=int(state.user_id),
                 change=kind,
-                before_channel_id=before,
+                before_channel_id=previous.channel_id if previous is not None else None,
                 after_channel_id=channel,
+                # Seconds in the channel just left: unknown (None) when the tracker was rebuilt meanwhile.
+                seconds_in_previous=int((now - previous.since).total_seconds()) if previous is not None else None,
+                members_in_channel=self.voice.count_in(guild_id, channel) if channel is not None else 0,
                 self_mute=state.is_self_muted,
                 self_deaf=state.is_self_deafened,
                 server_mute=state.is_guild_muted,

@@ -28,15 +28,15 @@ class VoiceTracker:
 
     def update(
         self, guild_id: int, user_id: int, channel_id: int | None, now: datetime, *, muted: bool, deafened: bool
-    ) -> tuple[VoiceChange, int | None] | None:
-        """Apply one voice-state update; return (change, previous channel) or None when nothing is recorded."""
+    ) -> tuple[VoiceChange, VoiceEntry | None] | None:
+        """Apply one voice-state update; return (change, the previous entry) or None when nothing is recorded."""
         members = self._guilds.setdefault(guild_id, {})
         previous = members.get(user_id)
         if channel_id is None:
             if previous is None:
                 return None
             del members[user_id]
-            return "leave", previous.channel_id
+            return "leave", previous
         if previous is None:
             members[user_id] = VoiceEntry(channel_id, now, muted, deafened)
             return "join", None
@@ -44,7 +44,10 @@ class VoiceTracker:
             previous.muted, previous.deafened = muted, deafened
             return None
         members[user_id] = VoiceEntry(channel_id, now, muted, deafened)
-        return "move", previous.channel_id
+        return "move", previous
+
+    def count_in(self, guild_id: int, channel_id: int) -> int:
+        return sum(1 for e in self._guilds.get(guild_id, {}).values() if e.channel_id == channel_id)
 
     def rebuild(self, guild_id: int, states: Iterable[tuple[int, int, bool, bool]], now: datetime) -> None:
         """Replace a guild's state from the gateway voice-state cache: (user_id, channel_id, muted, deafened)."""

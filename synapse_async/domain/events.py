@@ -129,6 +129,8 @@ class VoiceStateChanged(DomainEvent):
     self_deaf: bool
     server_mute: bool
     server_deaf: bool
+    seconds_in_previous: int | None = None  # leave/move: time spent in the channel left (tracker)
+    members_in_channel: int = 0  # join: members in the channel joined, this one included
 
     @property
     def lake_key(self) -> str:

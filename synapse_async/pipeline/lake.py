@@ -165,13 +165,17 @@ def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:
             "server_mute": event.server_mute,
             "server_deaf": event.server_deaf,
             "is_afk_channel": event.after_channel_id == afk,
-            "members_in_channel": None,
+            "members_in_channel": event.members_in_channel,
         }
         return LakeRow(
             "voice_join", event.user_id, event.after_channel_id, None, event.lake_key, payload, event.occurred_at
         )
     if event.change == "leave":
-        payload = {**flags, "duration_seconds": None, "is_afk_channel": event.before_channel_id == afk}
+        payload = {
+            **flags,
+            "duration_seconds": event.seconds_in_previous,
+            "is_afk_channel": event.before_channel_id == afk,
+        }
         return LakeRow(
             "voice_leave", event.user_id, event.before_channel_id, None, event.lake_key, payload, event.occurred_at
         )
@@ -179,7 +183,7 @@ def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:
         payload = {
             "from_channel_id": _s(event.before_channel_id),
             "to_channel_id": _s(event.after_channel_id),
-            "seconds_in_previous": None,
+            "seconds_in_previous": event.seconds_in_previous if event.seconds_in_previous is not None else 0,
             "to_is_afk_channel": event.after_channel_id == afk,
         }
         return LakeRow(
