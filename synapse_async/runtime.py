@@ -356,6 +356,8 @@ class Runtime:
         self._shutdown_done = True
         self.components.lifecycle.shutting_down = True
         deadline = self.config.shutdown_deadline_seconds
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         log.info("shutdown_started", deadline_s=deadline)
         try:
             async with asyncio.timeout(max(deadline - 2.0, 1.0)):
@@ -366,10 +368,10 @@ class Runtime:
                 if self.jobs is not None:
                     self.jobs.stop()  # running jobs stop between batches (SPEC §3.3 step 3)
                 await self.supervisor.stop(exclude={LISTENER_TASK, PIPELINE_TASK})
-                if self.pipeline is not None:
-                    await self.pipeline.drain(max(deadline - 8.0, 1.0))
-                if self.announcer is not None:
-                    await self.announcer.flush(asyncio.get_running_loop().time() + max(deadline - 5.0, 0.5) / 4)
+                if self.pipeline is not None:  # step 4: drain until deadline − 8 s
+                    await self.pipeline.drain(max(started + deadline - 8.0 - loop.time(), 0.5))
+                if self.announcer is not None:  # step 5: flush announcements until deadline − 5 s
+                    await self.announcer.flush(max(started + deadline - 5.0, loop.time() + 0.5))
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()

@@ -95,3 +95,43 @@ async def test_ready_turns_503_as_soon_as_shutdown_is_requested(fresh_database: 
         assert status == 503 and body["reasons"] == ["shutting_down"]
     finally:
         await rt.shutdown()
+
+
+async def test_a_second_signal_during_shutdown_exits_130_at_once(tmp_path: Path) -> None:
+    """Shutdown is kept busy (the database is gone while an event waits in the pipeline), then signalled again."""
+    import aiohttp
+
+    from synapse_async.db.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = await server.start()
+    env = _clean_env(DATABASE_URL=url, HTTP_HOST="127.0.0.1", HTTP_PORT="0", SHUTDOWN_DEADLINE_SECONDS="20")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "synapse_async", "run", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    lines: list[dict[str, object]] = []
+    try:
+        assert proc.stderr is not None
+        port = await asyncio.wait_for(_read_port(proc.stderr, lines), 120)
+
+        async def ready() -> bool:
+            return (await get_json(port, "/ready"))[0] == 200
+
+        await wait_for(ready, timeout=120)
+        await server.stop()
+        body = {"user_id": "100000000000001000", "channel_id": "100000000000000201", "content": "stuck in the lane"}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/sandbox/messages", json=body) as resp:
+                assert resp.status == 202
+        proc.send_signal(signal.SIGTERM)
+        while True:  # wait until the graceful shutdown has begun (it then waits for the stuck event)
+            entry = json.loads(await asyncio.wait_for(proc.stderr.readline(), 60))
+            if entry.get("event") == "shutdown_started":
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 130
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await server.stop()
