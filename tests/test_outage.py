@@ -97,3 +97,25 @@ async def test_the_outage_buffer_is_bounded_and_drops_the_oldest(tmp_path: Path)
     finally:
         await rt.shutdown()
         await server.stop()
+
+
+async def test_events_older_than_the_buffer_age_are_dropped_during_an_outage(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = await server.start()
+    rt = make_runtime(url, DB_POOL_TIMEOUT_SECONDS="0.5", PIPELINE_BUFFER_MAX_AGE_SECONDS="1", SANDBOX_MEMBERS="3")
+    try:
+        await rt.start()
+        sim, cache, pipeline = rt.simulator, rt.components.cache, rt.pipeline
+        assert sim is not None and cache is not None and pipeline is not None
+        await wait_for(lambda: GUILD in cache.known_guild_ids())
+        await server.stop()
+        first = await sim.message(MEMBERS[0], "general", "taken into the lane, retried")
+        await wait_for(lambda: pipeline.stats.retries > 0, timeout=30)
+        for i in range(4):
+            await sim.message(MEMBERS[1], "general", f"waiting behind it {i}")
+        # While the lane keeps retrying, the waiting events pass the 1 s age bound and are dropped (oldest first).
+        await wait_for(lambda: pipeline.stats.dropped == 4, timeout=30)
+        assert int(first) > 0
+    finally:
+        await rt.shutdown()
+        await server.stop()

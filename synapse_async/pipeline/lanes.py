@@ -103,7 +103,10 @@ class Pipeline:
         queue.append(event)
         self._buffered += 1
         self._idle.clear()
-        self._enforce_bounds()
+        if self._buffered > self._buffer_events:
+            # Only when over the count bound: the scan for the oldest event is O(guilds). The age bound matters only
+            # while lanes cannot commit, and is enforced from the retry path then.
+            self._enforce_bounds()
         if event.guild_id not in self._scheduled:
             self._scheduled.add(event.guild_id)
             self._ready.put_nowait(event.guild_id)
