@@ -434,3 +434,34 @@ async def test_mode_change_queues_a_level_role_sync_job(sandbox: tuple[Runtime, 
         assert low not in {int(r) for r in patches[0].json["roles"]}  # type: ignore[attr-defined]
     finally:
         await set_settings(rt, {"level_roles.mode": "stack"})
+
+
+async def test_an_achievement_earned_inside_a_batch_matches_one_by_one(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    import asyncio
+
+    rt, sim, plain = sandbox
+    assert rt.pipeline is not None
+    replays = rt.pipeline.stats.replayed_batches
+    await write_config(
+        rt,
+        "INSERT INTO achievement_templates (guild_id, name, trigger_type, trigger_config, xp_reward)"
+        " VALUES (:g, 'Fast talker', 'stat_threshold', '{\"stat\": \"messages_sent\", \"value\": 3}'::jsonb, 7)",
+        "achievement_templates",
+    )
+    template_id = await _template_id(rt, "Fast talker")
+    user = U[25]
+    ids = await asyncio.gather(*(sim.message(user, plain, f"{PLAIN} burst {i}") for i in range(6)))
+    await wait_key(rt, f"msg:{max(int(i) for i in ids)}")
+    await settle(rt)
+    messages = await journal(rt, user, "message")
+    third = messages[2]["idempotency_key"]  # the message that took messages_sent to 3, in commit order
+    achievement = await journal(rt, user, "achievement")
+    assert [a["idempotency_key"] for a in achievement] == [f"{third}#ach:{template_id}"]
+    m = await member(rt, user)
+    assert m is not None and m["xp"] == 6 * 15 + 7
+    assert m["xp"] == sum(r["xp_delta"] for r in await journal(rt, user))
+    # The burst normally arrives as one batch that would earn the badge mid-batch and is replayed one by one
+    # (stats.replayed_batches grows); whichever way it was processed, the outcome above must be the same.
+    assert rt.pipeline.stats.replayed_batches >= replays

@@ -40,6 +40,7 @@ class PipelineStats:
     retries: int = 0
     batches: int = 0
     ignored_after_shutdown: int = 0
+    replayed_batches: int = 0  # batches replayed one event per transaction (duplicate or achievement inside)
 
 
 def _keys(event: PipelineEvent) -> str:
@@ -174,6 +175,7 @@ class Pipeline:
                 await self._process(batch)
                 return
             except NeedsSingles:
+                self.stats.replayed_batches += 1
                 for event in batch:
                     await self._process_with_retry_single(event)
                 return
@@ -218,7 +220,7 @@ class Pipeline:
         self.stats.batches += 1
         self.stats.processed += effects.processed
         self.stats.duplicates += effects.duplicates
-        self._processor.cooldowns.apply(effects.cooldowns)
+        self._processor.committed(effects)
         self._on_commit(effects)
 
     # --- shutdown ----------------------------------------------------------------------------------------------

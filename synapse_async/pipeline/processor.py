@@ -93,6 +93,7 @@ class Effects:
     processed: int = 0
     duplicates: int = 0
     committed_ns: list[int] = field(default_factory=list)  # received_ns of each processed event (latency)
+    full_templates: set[tuple[int, int | None]] = field(default_factory=set)  # found full, (id, max_earners)
 
 
 class CooldownCache:
@@ -165,6 +166,13 @@ class Processor:
         # Benchmark instrumentation: wall time spent waiting for pipelined message runs, and how many they held.
         self.pipelined_seconds = 0.0
         self.pipelined_events = 0
+        # (template id, max_earners) pairs found full; bounded by the number of templates ever seen full.
+        self._full: set[tuple[int, int | None]] = set()
+
+    def committed(self, effects: Effects) -> None:
+        """Learn from a COMMITTED transaction: cooldowns, and templates that turned out to be full."""
+        self.cooldowns.apply(effects.cooldowns)
+        self._full.update(effects.full_templates)
 
     async def process(self, conn: asyncpg.Connection, events: Sequence[PipelineEvent], *, singles: bool) -> Effects:
         tx = Tx(conn, singles)
@@ -211,15 +219,15 @@ class Processor:
             reward, _key, _previous = self._message_reward(tx, guild, event)
             season = season_at(guild, event.occurred_at)
             season_id = season.season_id if season is not None else None
-            row = lake_row(event, guild)
-            assert row is not None
+            lake = lake_row(event, guild)
+            assert lake is not None
             args.append(
                 (
                     event.guild_id, event.author.user_id, "message", event.reward_key, season_id, event.channel_id,
                     None, event.message_id, reward.xp, reward.stars, reward.zero_reason,
                     json.dumps(reward.details, default=str), event.occurred_at, event.author.display_name[:100],
-                    event.author.avatar_hash, 1, True, "message_create", row.source_key, json.dumps(row.payload),
-                    row.target_id,
+                    event.author.avatar_hash, 1, True, "message_create", lake.source_key, json.dumps(lake.payload),
+                    lake.target_id,
                 )
             )  # fmt: skip
             for period in periods(guild, event.occurred_at):
@@ -243,11 +251,18 @@ class Processor:
             )
         self.pipelined_seconds += time.perf_counter() - started
         self.pipelined_events += len(args)
+        last: dict[tuple[int, int], tuple[GuildConfig, Mapping[str, Any], Cause]] = {}
         for (event, guild, season_id), row in zip(plans, rows, strict=True):
             tx.effects.processed += 1
             tx.effects.committed_ns.append(event.received_ns)
             cause = Cause(event.guild_id, event.occurred_at, event.reward_key, season_id, event.channel_id)
-            await self.after_xp_change(tx, guild, event.author.user_id, row, cause)
+            await self.after_xp_change(tx, guild, event.author.user_id, row, cause, achievements=False)
+            last[(event.guild_id, event.author.user_id)] = (guild, row, cause)
+        # Achievement inputs only grow along the event path, so if a member's FINAL state in this run earns
+        # nothing, no intermediate state did either: one evaluation per member instead of one per message. If
+        # something is earned, after_xp_change raises NeedsSingles and the batch is replayed one by one.
+        for (_guild_id, user_id), (guild, final, cause) in last.items():
+            await self.after_xp_change(tx, guild, user_id, final, cause)
 
     # --- one event -----------------------------------------------------------------------------------------
     async def _event(self, tx: Tx, guild: GuildConfig, event: PipelineEvent) -> bool:
@@ -520,7 +535,8 @@ class Processor:
         for _ in range(3):  # rewards may change XP again: at most 3 passes (SPEC §12.4)
             snapshot = await self._snapshot(tx, guild, user_id, row, active)
             earned_ids = frozenset(r["template_id"] for r in await tx.conn.fetch(sql.EARNED, cause.guild_id, user_id))
-            newly = evaluate(active, snapshot, earned_ids)
+            full = frozenset(t.template_id for t in active if (t.template_id, t.max_earners) in self._full)
+            newly = evaluate(active, snapshot, earned_ids, full_templates=full)
             if not newly:
                 return
             if not tx.singles:
@@ -630,6 +646,9 @@ class Processor:
     ) -> Mapping[str, Any] | None:
         """Earn one template automatically (max_earners claimed atomically); return the new member row if XP moved."""
         if await tx.conn.fetchval(sql.CLAIM_TEMPLATE, template.template_id) is None:
+            # Full (or deactivated): remember it, keyed with its current limit, so later evaluations skip it instead
+            # of replaying batches one by one for a badge nobody can earn any more.
+            tx.effects.full_templates.add((template.template_id, template.max_earners))
             return None  # full or deactivated meanwhile: stops awarding
         key = f"{cause.key}#ach:{template.template_id}"
         earning = await self.earn(tx, guild, user_id, template, cause, key=key, pay_rewards=pay_rewards)
