@@ -291,3 +291,20 @@ async def test_member_update_refreshes_a_stored_name(sandbox: tuple[Runtime, Dis
     marker = int(await sim.message(BOB, "general", "marker"))
     await wait_for(lambda: any(e.message_id == marker for e in sandbox[2].of(MessageCreated)))
     assert await _rows(rt, f"SELECT 1 FROM members WHERE guild_id = :g AND user_id = {ALICE}") == []
+
+
+async def test_guild_sync_after_a_fresh_identify_is_a_no_op(
+    sandbox: tuple[Runtime, DiscordSimulator, RecordingSink],
+) -> None:
+    rt, sim, _ = sandbox
+    cache = rt.components.cache
+    assert cache is not None and rt.gateway is not None
+    gateway = rt.gateway
+    syncs = gateway.guild_syncs  # type: ignore[attr-defined]
+    reloads = dict(cache.reloads)
+    await sim.invalidate_sessions()  # hikari must IDENTIFY again: READY + GUILD_CREATE repeat
+    await wait_for(lambda: gateway.guild_syncs > syncs, timeout=30)  # type: ignore[attr-defined]
+    changed = {k: v for k, v in cache.reloads.items() if v != reloads.get(k, 0)}
+    assert not any(k.startswith(("guilds:", "guild_channels:", "achievement_rarities:")) for k in changed)
+    rarities = await _rows(rt, "SELECT count(*) FROM achievement_rarities WHERE guild_id = :g")
+    assert rarities == [(5,)]  # seeded once, never again
