@@ -209,7 +209,6 @@ class Runtime:
                     simulator, per_minute=cfg.sandbox_activity_per_minute, seed=cfg.sandbox_seed
                 )
         shard_count = cfg.shard_count if cfg.shard_count is not None else (1 if cfg.sandbox else None)
-        self._api_url, self._token = api_url, token
         local_shards = cfg.shard_ids
         register = cfg.register_commands == "true" or (
             cfg.register_commands == "auto" and (local_shards is None or 0 in local_shards)
