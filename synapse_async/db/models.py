@@ -61,11 +61,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 
+from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, REWARD_KINDS, TRIGGER_TYPES
+
 # --------------------------------------------------------------------------------------------------------------
 # Vocabulary shared with the application (and copied, frozen, into the initial migration).
 # --------------------------------------------------------------------------------------------------------------
 
-REWARD_KINDS: Final = ("message", "reaction_given", "reaction_received", "thread_create", "voice_tick")
 JOURNAL_EVENT_TYPES: Final = (*REWARD_KINDS, "manual_award", "achievement", "level_change", "import", "revoke")
 ZERO_REASONS: Final = (
     "cooldown",
@@ -79,31 +80,11 @@ ZERO_REASONS: Final = (
     "hourly_cap",
 )
 GOLD_REASONS: Final = ("level_up", "achievement", "manual_award", "purchase", "import", "revoke")
-LAKE_EVENT_TYPES: Final = (
-    "message_create",
-    "message_delete",
-    "reaction_add",
-    "reaction_remove",
-    "thread_create",
-    "voice_join",
-    "voice_leave",
-    "voice_move",
-    "member_join",
-    "member_leave",
-)
 CHANNEL_TYPES: Final = ("text", "announcement", "forum", "media", "voice", "stage", "category")
 MULTIPLIER_CHANNEL_TYPES: Final = tuple(t for t in CHANNEL_TYPES if t != "category")
 MULTIPLIER_EVENT_TYPES: Final = (*REWARD_KINDS, "*")
 NO_XP_TARGET_TYPES: Final = ("channel", "role")
 SEASON_STATUSES: Final = ("active", "ended")
-TRIGGER_TYPES: Final = (
-    "stat_threshold",
-    "xp_milestone",
-    "level_reached",
-    "star_threshold",
-    "event_count",
-    "manual",
-)
 ACHIEVEMENT_SOURCES: Final = ("auto", "grant", "import")
 ACTOR_KINDS: Final = ("user", "service", "system")
 AUDIT_VIA: Final = ("api", "command", "cli", "system")

@@ -33,13 +33,12 @@ from synapse_async.domain.events import (
     VoiceTick,
 )
 from synapse_async.domain.snowflakes import snowflake_time
+from synapse_async.domain.vocabulary import STAT_NAMES
 from synapse_async.pipeline import sql
 from synapse_async.pipeline.lake import lake_row, periods, season_at
 from synapse_async.rewards.achievements import MemberSnapshot, counter_keys, evaluate
 from synapse_async.rewards.formula import Reward, RewardInput, compute_reward, cooldown_active
 from synapse_async.rewards.leveling import curve_for, level_change
-
-_STATS = ("messages_sent", "reactions_given", "reactions_received", "threads_created", "voice_minutes")
 
 CooldownKey = tuple[int, ...]
 
@@ -634,8 +633,8 @@ class Processor:
             xp=int(row["xp"]),
             level=tx.levels.get((guild_id, user_id), _Member(int(row["level"]), 0)).level,
             lifetime_stars=int(row["lifetime_stars"]),
-            stats={s: int(row[s]) for s in _STATS},
-            season_stats={s: int(season_row[f"s_{s}"]) for s in _STATS} if season_row is not None else None,
+            stats={s: int(row[s]) for s in STAT_NAMES},
+            season_stats={s: int(season_row[f"s_{s}"]) for s in STAT_NAMES} if season_row is not None else None,
             season_stars=int(season_row["s_stars"]) if season_row is not None else None,
             counters=counters,
             season_id=active_season,

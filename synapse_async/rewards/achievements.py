@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from synapse_async.cache.config_cache import TemplateInfo
-from synapse_async.settings import LAKE_EVENT_TYPES
+from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, STAT_NAMES, TRIGGER_TYPES
 
 __all__ = [
     "SCOPES",
@@ -34,21 +34,6 @@ __all__ = [
     "validate_trigger",
 ]
 
-TRIGGER_TYPES: Final[tuple[str, ...]] = (
-    "stat_threshold",
-    "xp_milestone",
-    "level_reached",
-    "star_threshold",
-    "event_count",
-    "manual",
-)
-STAT_NAMES: Final[tuple[str, ...]] = (
-    "messages_sent",
-    "reactions_given",
-    "reactions_received",
-    "threads_created",
-    "voice_minutes",
-)
 SCOPES: Final[tuple[str, ...]] = ("season", "lifetime")
 VALUE_MAX: Final = 10**12
 LIFETIME: Final = "lifetime"

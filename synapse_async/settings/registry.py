@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
+from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES as LAKE_EVENT_TYPES
+
 SettingType = Literal["int", "float", "bool", "string", "enum", "snowflake", "snowflake_list"]
 
 SETTING_TYPES: Final[tuple[SettingType, ...]] = (
@@ -50,18 +52,6 @@ class SettingDef:
 
 # SPEC §15.1, in the table's order. `lake.source.<type>` keys are generated from this tuple so a new event type
 # can never be added to the lake without also getting its on/off switch.
-LAKE_EVENT_TYPES: Final[tuple[str, ...]] = (
-    "message_create",
-    "message_delete",
-    "reaction_add",
-    "reaction_remove",
-    "thread_create",
-    "voice_join",
-    "voice_leave",
-    "voice_move",
-    "member_join",
-    "member_leave",
-)
 
 _LAKE_TYPE_PHRASES: Final[Mapping[str, str]] = {
     "message_create": "new messages",
