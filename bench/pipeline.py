@@ -25,9 +25,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import hikari
 
-from synapse_async.bot.gateway import make_gateway_bot
 from synapse_async.config import load_config
 from synapse_async.db.embedded import EmbeddedPostgres
 from synapse_async.db.urls import to_asyncpg_dsn, with_database
@@ -37,6 +35,7 @@ from synapse_async.sandbox.workload import BENCH_GUILD_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
+from gateway_ingest import run_phase
 
 
 class MeasuredRuntime(Runtime):
@@ -50,32 +49,6 @@ class MeasuredRuntime(Runtime):
         now = time.monotonic_ns()
         self.commits.extend((now, received) for received in effects.committed_ns)
         super()._after_commit(effects)
-
-
-async def ingest_only(info: dict[str, str], expected: int) -> float:
-    bot = make_gateway_bot(info["token"], info["api_url"])
-    times: list[float] = []
-    done, available = asyncio.Event(), asyncio.Event()
-
-    async def on_message(_event: hikari.GuildMessageCreateEvent) -> None:
-        times.append(time.perf_counter())
-        if len(times) >= expected:
-            done.set()
-
-    async def on_available(event: hikari.GuildAvailableEvent) -> None:
-        if int(event.guild_id) == BENCH_GUILD_ID:
-            available.set()
-
-    bot.subscribe(hikari.GuildMessageCreateEvent, on_message)
-    bot.subscribe(hikari.GuildAvailableEvent, on_available)
-    await bot.start(check_for_updates=False, shard_count=1)
-    try:
-        await asyncio.wait_for(available.wait(), 60)
-        await replay(info, id_offset=4000)  # ids no other phase uses
-        await asyncio.wait_for(done.wait(), 300)
-    finally:
-        await bot.close()
-    return len(times) / (times[-1] - times[0])
 
 
 async def wait_committed(rt: MeasuredRuntime, count: int, timeout: float = 600) -> None:
@@ -108,7 +81,7 @@ async def main() -> None:
     sim, info = await start_simulator(args.workload)
     rt: MeasuredRuntime | None = None
     try:
-        ingest = await ingest_only(info, expected)
+        ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
 
         env = {
             "DATABASE_URL": database_url,
