@@ -221,7 +221,11 @@ class Pipeline:
         self.stats.processed += effects.processed
         self.stats.duplicates += effects.duplicates
         self._processor.committed(effects)
-        self._on_commit(effects)
+        try:
+            self._on_commit(effects)
+        except Exception:
+            # The transaction is committed: a failing after-commit hook must never make the lane replay it.
+            log.exception("after_commit_failed", processed=effects.processed)
 
     # --- shutdown ----------------------------------------------------------------------------------------------
     def stop_accepting(self) -> None:
