@@ -131,7 +131,6 @@ class DiscordGateway:
         install(self.commands, cache, self.responder)
         self._extensions = list(extensions)
         self._sessions = sessions
-        self._normalizer = normalizer
         self.normalizer = normalizer
         normalizer.bind(self.bot)
         self._shard_ids = list(shard_ids) if shard_ids is not None else None
@@ -140,7 +139,7 @@ class DiscordGateway:
         self._subscribe()
 
     def _subscribe(self) -> None:
-        n = self._normalizer
+        n = self.normalizer
         b = self.bot
         # lightbulb syncs commands when started; StartedEvent fires once per process start, never on reconnects.
         b.subscribe(hikari.StartedEvent, self.commands.start)
@@ -205,7 +204,7 @@ class DiscordGateway:
             log.error("guild_sync_failed", guild_id=snap.guild_id, error=type(exc).__name__)
             return
         self.guild_syncs += 1
-        self._normalizer.voice.rebuild(
+        self.normalizer.voice.rebuild(
             int(event.guild_id),
             (
                 (
@@ -217,7 +216,7 @@ class DiscordGateway:
                 for v in event.voice_states.values()
                 if v.channel_id is not None and not (v.member is not None and v.member.is_bot)
             ),
-            self._normalizer.now(),
+            self.normalizer.now(),
         )
         log.info(
             "guild_synced",

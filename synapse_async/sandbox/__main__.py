@@ -41,7 +41,7 @@ async def serve(args: argparse.Namespace) -> None:
         recommended_shards=args.shards,
     )
     if args.workload is not None:
-        rows = load_workload(args.workload)
+        rows = await asyncio.to_thread(load_workload, args.workload)  # file I/O off the event loop
         add_workload_guild(sim.world, rows)
         add_control_routes(sim, rows)
     await sim.start(host=args.host, port=args.port)
