@@ -19,6 +19,7 @@ from pathlib import Path
 import hikari
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from synapse_async.bot.authors import AuthorIndex
 from synapse_async.bot.gateway import make_gateway_bot
 from synapse_async.bot.normalizer import Normalizer
 from synapse_async.cache.config_cache import ConfigCache
@@ -50,7 +51,7 @@ async def run_phase(info: dict[str, str], *, normalize: bool, expected: int) -> 
     if normalize:
         engine = create_async_engine("postgresql+asyncpg://unused@127.0.0.1/unused")  # never connected
         sink = IntakeCounter()
-        normalizer = Normalizer(sink, ConfigCache(engine), author_cache_max=100_000)
+        normalizer = Normalizer(sink, ConfigCache(engine), authors=AuthorIndex(100_000))
         normalizer.bind(bot)
 
         async def on_message(event: hikari.GuildMessageCreateEvent) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from synapse_async import __version__
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerState
-from synapse_async.db.engine import Database, DatabaseUnavailable
+from synapse_async.db.engine import Database
+from synapse_async.db.faults import DatabaseUnavailable
 from synapse_async.tasks.supervisor import TaskSupervisor
 from synapse_async.timeutil import iso
 

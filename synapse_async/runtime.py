@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from synapse_async.api.app import build_app
+from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
 from synapse_async.config import Config
@@ -31,7 +32,6 @@ from synapse_async.health import Components, GatewayStatus, Lifecycle
 from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.lanes import Pipeline
 from synapse_async.pipeline.processor import CooldownCache, Effects, Processor
-from synapse_async.services.lake import LakeAuthorLookup
 from synapse_async.tasks.supervisor import TaskSupervisor
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ class Runtime:
         # Tests may replace the pipeline as the normalizer's sink with a recorder; normally the pipeline consumes.
         self.sink: EventSink | None = sink
         self.pipeline: Pipeline | None = None
+        self.authors: AuthorIndex | None = None
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
         self.announcements: EffectsPublisher | None = None
@@ -143,6 +144,8 @@ class Runtime:
 
         cache = ConfigCache(db.engine)
         await cache.full_reload()
+        # One author index (§7.4): the normalizer fills it from memory, the lanes resolve what it lacks in order.
+        self.authors = AuthorIndex(cfg.message_author_cache_max)
         self.pipeline = Pipeline(
             db,
             Processor(cache, CooldownCache(cfg.cooldown_cache_max)),
@@ -150,6 +153,7 @@ class Runtime:
             buffer_events=cfg.pipeline_buffer_events,
             buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
             on_commit=self._after_commit,
+            resolve_authors=self.authors.resolve,
         )
         self.components.pipeline = self.pipeline
         if self.sink is None:
@@ -215,11 +219,11 @@ class Runtime:
         )
         assert self.sink is not None
         assert self.pipeline is not None
+        assert self.authors is not None
         normalizer = Normalizer(
             self.sink,
             cache,
-            author_cache_max=cfg.message_author_cache_max,
-            lake_author_lookup=LakeAuthorLookup(db.engine),
+            authors=self.authors,
         )
         gateway = DiscordGateway(
             token=token,

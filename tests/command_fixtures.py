@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightbulb
 
 from synapse_async.bot.commands.framework import CommandInputError, Responder, admin_only
-from synapse_async.db.engine import DatabaseUnavailable
+from synapse_async.db.faults import DatabaseUnavailable
 
 loader = lightbulb.Loader()
 

@@ -308,22 +308,3 @@ async def test_guild_sync_after_a_fresh_identify_is_a_no_op(
     assert not any(k.startswith(("guilds:", "guild_channels:", "achievement_rarities:")) for k in changed)
     rarities = await _rows(rt, "SELECT count(*) FROM achievement_rarities WHERE guild_id = :g")
     assert rarities == [(5,)]  # seeded once, never again
-
-
-async def test_reaction_author_falls_back_to_one_rest_fetch(
-    sandbox: tuple[Runtime, DiscordSimulator, RecordingSink],
-) -> None:
-    rt, sim, sink = sandbox
-    from synapse_async.bot.gateway import DiscordGateway
-
-    assert isinstance(rt.gateway, DiscordGateway)
-    message_id = int(await sim.message(BOB, "general", "an older message"))
-    await wait_for(lambda: any(e.message_id == message_id for e in sink.of(MessageCreated)))
-    rt.gateway.normalizer._authors.clear()  # as after a restart: the author index no longer knows the message
-    before = len(sim.rest_calls)
-    await sim.react(ALICE, message_id, "👍")
-    await wait_for(lambda: any(e.message_id == message_id for e in sink.of(ReactionAdded)))
-    event = next(e for e in sink.of(ReactionAdded) if e.message_id == message_id)
-    assert (event.author_id, event.author_is_bot) == (BOB, False)
-    fetches = [c for c in sim.rest_calls[before:] if c.method == "GET" and c.path.endswith(f"/messages/{message_id}")]
-    assert len(fetches) == 1

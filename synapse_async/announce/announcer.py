@@ -18,8 +18,10 @@ announcement does not repeat the same failing request (Discord counts 403/404s a
 Any other error (5xx after hikari's own retries, 400, 401) is logged and counted `failed`; there is no endless retry.
 
 Memory (§25): every queue is bounded (`channel_queue` per channel, `total_queue` overall; overflow drops the oldest
-entry with a WARNING), the send history keeps `per_channel` timestamps per recently used channel and is pruned once
-per window, and the refused-channel memo expires and is capped.
+entry). Drops are logged as one WARNING per channel per `drop_log_seconds` with counts by reason and kind
+(`announce/drops.py`), so an outage's backlog cannot flood the log with one line per announcement. The send
+history keeps `per_channel` timestamps per recently used channel and is pruned once per window, and the
+refused-channel memo expires and is capped.
 
 Every send uses allowed mentions "none" (`{"parse": []}` in the request body): `<@id>` renders as a name but never
 pings, and neither can `@everyone` or a role mention in a template name or an award reason.
@@ -36,10 +38,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import hikari
 
+from synapse_async.announce.drops import DropSummary
 from synapse_async.obs.logging import get_logger
 
 __all__ = ["Announcement", "AnnouncementKind", "Announcer"]
@@ -89,6 +92,7 @@ class Announcer:
         window_seconds: float = 60.0,
         channel_queue: int = 10,
         total_queue: int = 1000,
+        drop_log_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_channel < 1 or channel_queue < 1 or total_queue < 1:
@@ -112,6 +116,7 @@ class Announcer:
         self._seq = itertools.count()
         self._last_prune = clock()
         self._closed = False
+        self._drop_log = DropSummary(drop_log_seconds)
 
         self._queued = 0
         self._dropped = 0
@@ -190,6 +195,7 @@ class Announcer:
             "dropped": len(lost),
             "dropped_by_kind": dict(sorted(by_kind.items())),
         }
+        self._log_drops(self._drop_log.due(self._clock(), force=True))
         if lost:
             log.warning("announcements_dropped_at_shutdown", **fields)
         else:
@@ -296,15 +302,13 @@ class Announcer:
     def _count_dropped(self, entry: _Entry, channel: int | None, *, reason: str) -> None:
         self._dropped += 1
         a = entry.announcement
-        log.warning(
-            "announcement_dropped",
-            reason=reason,
-            channel_id=channel,
-            kind=a.kind,
-            guild_id=a.guild_id,
-            user_id=a.user_id,
-            queued=self._queued,
-        )
+        now = self._clock()
+        self._log_drops(self._drop_log.note(channel, reason=reason, kind=a.kind, guild_id=a.guild_id, now=now))
+
+    def _log_drops(self, records: list[dict[str, Any]]) -> None:
+        """One WARNING per channel per `drop_log_seconds`, with counts (drops/drops.py), not one per drop."""
+        for record in records:
+            log.warning("announcements_dropped", queued=self._queued, **record)
 
     # ------------------------------------------------------------------------------------------------ sending
 
@@ -425,6 +429,7 @@ class Announcer:
         if now - self._last_prune < self._window:
             return
         self._last_prune = now
+        self._log_drops(self._drop_log.due(now))
         for channel, history in list(self._history.items()):
             if history[-1] + self._window <= now and channel not in self._queues and channel not in self._workers:
                 del self._history[channel]

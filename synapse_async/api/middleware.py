@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from synapse_async.api.errors import ApiError, error_response
-from synapse_async.db.engine import is_transient
+from synapse_async.db.faults import is_transient
 from synapse_async.health import Lifecycle
 from synapse_async.obs.logging import get_logger
 

@@ -9,8 +9,8 @@ states for `/health` and `/ready`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import hikari
 import lightbulb
@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from synapse_async.bot.commands.framework import Responder, install
 from synapse_async.bot.normalizer import Normalizer
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.db.engine import is_transient
-from synapse_async.db.retry import with_db_retry
+from synapse_async.db.faults import BACKGROUND, INTERACTIVE, RetryPolicy, is_transient, log_retries, retry_transient
 from synapse_async.obs.logging import get_logger
 from synapse_async.services.guild_sync import (
     ChannelSnapshot,
@@ -34,6 +33,7 @@ from synapse_async.services.guild_sync import (
 from synapse_async.services.members import refresh_profile
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 INTENTS = (
     hikari.Intents.GUILDS
@@ -153,10 +153,10 @@ class DiscordGateway:
         b.subscribe(hikari.GuildChannelDeleteEvent, self._on_channel_delete)
         b.subscribe(hikari.MemberUpdateEvent, self._on_member_update)
         b.subscribe(hikari.GuildMessageCreateEvent, _sync_listener(n.on_message_create))
-        b.subscribe(hikari.GuildMessageDeleteEvent, n.on_message_delete)
-        b.subscribe(hikari.GuildBulkMessageDeleteEvent, n.on_bulk_delete)
-        b.subscribe(hikari.GuildReactionAddEvent, n.on_reaction_add)
-        b.subscribe(hikari.GuildReactionDeleteEvent, n.on_reaction_remove)
+        b.subscribe(hikari.GuildMessageDeleteEvent, _sync_listener(n.on_message_delete))
+        b.subscribe(hikari.GuildBulkMessageDeleteEvent, _sync_listener(n.on_bulk_delete))
+        b.subscribe(hikari.GuildReactionAddEvent, _sync_listener(n.on_reaction_add))
+        b.subscribe(hikari.GuildReactionDeleteEvent, _sync_listener(n.on_reaction_remove))
         b.subscribe(hikari.GuildThreadCreateEvent, _sync_listener(n.on_thread_create))
         b.subscribe(hikari.VoiceStateUpdateEvent, _sync_listener(n.on_voice_state))
         b.subscribe(hikari.MemberCreateEvent, _sync_listener(n.on_member_create))
@@ -195,13 +195,9 @@ class DiscordGateway:
     # --- guild structure ---------------------------------------------------------------------------------------
     async def _on_guild_visible(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
         snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
-        try:
-            result = await with_db_retry(lambda: sync_guild(self._sessions, snap), what="guild_sync")
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The database stayed down through every retry; the next GUILD_CREATE (reconnect) syncs again.
-            log.error("guild_sync_failed", guild_id=snap.guild_id, error=type(exc).__name__)
+        # The database may stay down through every retry; the next GUILD_CREATE (reconnect) syncs again.
+        result = await self._write(lambda: sync_guild(self._sessions, snap), "guild_sync", snap.guild_id, BACKGROUND)
+        if result is None:
             return
         self.guild_syncs += 1
         self.normalizer.voice.rebuild(
@@ -229,27 +225,45 @@ class DiscordGateway:
         guild = event.guild
         channels = list(self.bot.cache.get_guild_channels_view_for_guild(guild.id).values())
         roles = list(event.roles.values())
-        await sync_guild(self._sessions, guild_snapshot(guild, channels, roles))
+        snap = guild_snapshot(guild, channels, roles)
+        await self._write(lambda: sync_guild(self._sessions, snap), "guild_update", snap.guild_id)
 
     async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:
-        await mark_guild_left(self._sessions, int(event.guild_id))
+        guild_id = int(event.guild_id)
+        await self._write(lambda: mark_guild_left(self._sessions, guild_id), "guild_leave", guild_id)
 
     async def _on_channel_upsert(self, event: hikari.GuildChannelCreateEvent | hikari.GuildChannelUpdateEvent) -> None:
         snap = channel_snapshot(event.channel)
+        guild_id = int(event.guild_id)
         if snap is not None:
-            await upsert_channel(self._sessions, int(event.guild_id), snap)
+            await self._write(lambda: upsert_channel(self._sessions, guild_id, snap), "channel_upsert", guild_id)
 
     async def _on_channel_delete(self, event: hikari.GuildChannelDeleteEvent) -> None:
+        guild_id, channel_id = int(event.guild_id), int(event.channel.id)
         if channel_snapshot(event.channel) is not None:
-            await delete_channel(self._sessions, int(event.guild_id), int(event.channel.id))
+            await self._write(lambda: delete_channel(self._sessions, guild_id, channel_id), "channel_delete", guild_id)
 
     async def _on_member_update(self, event: hikari.MemberUpdateEvent) -> None:
         member = event.member
         if member.is_bot:
             return
-        await refresh_profile(
-            self._sessions, int(event.guild_id), int(member.id), member.display_name, member.avatar_hash
+        guild_id, user_id, name, avatar = int(event.guild_id), int(member.id), member.display_name, member.avatar_hash
+        await self._write(
+            lambda: refresh_profile(self._sessions, guild_id, user_id, name, avatar), "member_update", guild_id
         )
+
+    async def _write(
+        self, op: Callable[[], Awaitable[T]], what: str, guild_id: int, policy: RetryPolicy = INTERACTIVE
+    ) -> T | None:
+        """Guild-structure writes retry transient faults (db/faults.py); if the database stays down, the write is
+        logged and skipped: the next GUILD_CREATE after a reconnect syncs the whole guild again."""
+        try:
+            return await retry_transient(op, policy=policy, on_retry=log_retries(what, guild_id=guild_id))
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.error(f"{what}_failed", guild_id=guild_id, error=type(exc).__name__)
+            return None
 
 
 def _sync_listener(handler: Any) -> Any:

@@ -3,21 +3,22 @@
 This is the adapter between the Discord library and the product. It applies the gates (DMs, bots, webhooks,
 system messages, left guilds, threads merely gained access to), stamps the event time once (snowflake time,
 thread creation time, `joined_at`, or gateway receipt), derives message metadata and drops the text, resolves
-reaction authors (LRU → hikari cache → lake lookup → one REST fetch with a 10-minute negative cache), classifies
-voice updates against the tracker, and hands each result to the pipeline's `EventSink`. Nothing here writes to the
-database; guild and channel synchronisation lives in `bot.guild_sync`.
+reaction and delete authors from memory (LRU, then hikari's cache; the lake and REST steps run in the lane, see
+`bot/authors.py`, so no listener awaits I/O and no event overtakes another), classifies voice updates against the
+tracker, and hands each result to the pipeline's `EventSink`. Nothing here touches the database; guild and
+channel synchronisation lives in `services/guild_sync.py`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
 import hikari
-from cachetools import LRUCache, TTLCache
 
+from synapse_async.bot.authors import AuthorIndex
 from synapse_async.bot.metadata import derive_metadata, emoji_key
 from synapse_async.bot.voice import VoiceTracker
 from synapse_async.cache.config_cache import ConfigCache
@@ -40,7 +41,6 @@ log = get_logger(__name__)
 
 # Only default and reply messages count (SPEC §7.1); every other type is a system message.
 _COUNTED_MESSAGE_TYPES = frozenset({hikari.MessageType.DEFAULT, hikari.MessageType.REPLY})
-_MISS_TTL_SECONDS = 600.0
 
 
 def _count(ids: object) -> int | None:
@@ -54,30 +54,20 @@ class EventSink(Protocol):
     def submit(self, event: GatewayDomainEvent) -> None: ...
 
 
-LakeAuthorLookup = Callable[[int, int], Awaitable[int | None]]
-
-
-# message id -> (author_id, is_bot, channel_id): a plain tuple keeps 100,000 LRU entries compact.
-_AuthorEntry = tuple[int, bool, int]
-
-
 class Normalizer:
-    """Stateful only in bounded caches (author LRU, REST miss cache) and the voice tracker."""
+    """Stateful only in the bounded author index and the voice tracker."""
 
     def __init__(
         self,
         sink: EventSink,
         cache: ConfigCache,
         *,
-        author_cache_max: int,
-        lake_author_lookup: LakeAuthorLookup | None = None,
+        authors: AuthorIndex,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sink = sink
         self._config = cache
-        self._authors: LRUCache[int, _AuthorEntry] = LRUCache(maxsize=author_cache_max)
-        self._rest_misses: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=_MISS_TTL_SECONDS)
-        self._lake_author_lookup = lake_author_lookup
+        self.authors = authors
         self._clock = clock
         self.voice = VoiceTracker()
         self._app: hikari.GatewayBot | None = None
@@ -88,6 +78,7 @@ class Normalizer:
     def bind(self, app: hikari.GatewayBot) -> None:
         """Give the normalizer the client whose caches and REST it reads (set once by the gateway adapter)."""
         self._app = app
+        self.authors.bind(app.rest.fetch_message)
 
     @property
     def app(self) -> hikari.GatewayBot:
@@ -134,7 +125,7 @@ class Normalizer:
         received = time.monotonic_ns()
         message = event.message
         # Every message in a served guild feeds the author index, bot messages included (SPEC §7.4).
-        self._authors[int(message.id)] = (int(message.author.id), message.author.is_bot, int(message.channel_id))
+        self.authors.remember(int(message.id), int(message.author.id), message.author.is_bot, int(message.channel_id))
         if (
             message.webhook_id is not None
             or message.author.is_bot
@@ -170,12 +161,12 @@ class Normalizer:
             )
         )
 
-    async def on_message_delete(self, event: hikari.GuildMessageDeleteEvent) -> None:
+    def on_message_delete(self, event: hikari.GuildMessageDeleteEvent) -> None:
         if self._guild_ignored(int(event.guild_id)):
             self._gate()
             return
         now = self._clock()
-        author = await self._known_author(int(event.guild_id), int(event.message_id), event.old_message)
+        author = self._known_author(int(event.message_id), event.old_message)
         self._emit(
             MessageDeleted(
                 guild_id=int(event.guild_id),
@@ -185,17 +176,18 @@ class Normalizer:
                 message_id=int(event.message_id),
                 author_id=author[0] if author else None,
                 bulk=False,
+                author_pending=author is None,
             )
         )
 
-    async def on_bulk_delete(self, event: hikari.GuildBulkMessageDeleteEvent) -> None:
+    def on_bulk_delete(self, event: hikari.GuildBulkMessageDeleteEvent) -> None:
         if self._guild_ignored(int(event.guild_id)):
             self._gate()
             return
         now = self._clock()
         for message_id in sorted(int(m) for m in event.message_ids):
             old = event.old_messages.get(hikari.Snowflake(message_id))
-            author = await self._known_author(int(event.guild_id), message_id, old)
+            author = self._known_author(message_id, old)
             self._emit(
                 MessageDeleted(
                     guild_id=int(event.guild_id),
@@ -205,22 +197,17 @@ class Normalizer:
                     message_id=message_id,
                     author_id=author[0] if author else None,
                     bulk=True,
+                    author_pending=author is None,
                 )
             )
 
-    async def _known_author(
-        self, guild_id: int, message_id: int, cached: hikari.Message | None
-    ) -> tuple[int, bool] | None:
-        """Author resolution steps 1–3 of SPEC §7.4 (no REST: deleted messages cannot be fetched)."""
-        entry = self._authors.get(message_id)
-        if entry is not None:
-            return entry[0], entry[1]
+    def _known_author(self, message_id: int, cached: hikari.Message | None) -> tuple[int, bool] | None:
+        """Author resolution steps 1–2 of SPEC §7.4, in memory; None leaves steps 3–4 to the lane."""
+        known = self.authors.known(message_id)
+        if known is not None:
+            return known
         if cached is not None:
             return int(cached.author.id), cached.author.is_bot
-        if self._lake_author_lookup is not None:
-            author_id = await self._lake_author_lookup(guild_id, message_id)
-            if author_id is not None:
-                return author_id, False  # the lake only records non-bot authors
         return None
 
     # --- reactions ---------------------------------------------------------------------------------------------
@@ -230,7 +217,7 @@ class Normalizer:
             return emoji_key(int(event.emoji_id)), True
         return emoji_key(str(event.emoji_name or "")), False
 
-    async def on_reaction_add(self, event: hikari.GuildReactionAddEvent) -> None:
+    def on_reaction_add(self, event: hikari.GuildReactionAddEvent) -> None:
         received = time.monotonic_ns()
         now = self._clock()
         guild_id = int(event.guild_id)
@@ -239,7 +226,7 @@ class Normalizer:
             self._gate()
             return
         key, custom = self._emoji(event)
-        author = await self._resolve_author(guild_id, int(event.channel_id), int(event.message_id))
+        author = self._known_author(int(event.message_id), self.app.cache.get_message(event.message_id))
         channel_id = int(event.channel_id)
         self._emit(
             ReactionAdded(
@@ -254,10 +241,11 @@ class Normalizer:
                 author_is_bot=author[1] if author else False,
                 emoji_key=key,
                 emoji_custom=custom,
+                author_pending=author is None,
             )
         )
 
-    async def on_reaction_remove(self, event: hikari.GuildReactionDeleteEvent) -> None:
+    def on_reaction_remove(self, event: hikari.GuildReactionDeleteEvent) -> None:
         now = self._clock()
         guild_id = int(event.guild_id)
         user = self.app.cache.get_user(event.user_id)
@@ -265,7 +253,7 @@ class Normalizer:
             self._gate()
             return
         key, custom = self._emoji(event)
-        author = await self._known_author(guild_id, int(event.message_id), None)
+        author = self._known_author(int(event.message_id), None)
         self._emit(
             ReactionRemoved(
                 guild_id=guild_id,
@@ -277,25 +265,9 @@ class Normalizer:
                 author_id=author[0] if author else None,
                 emoji_key=key,
                 emoji_custom=custom,
+                author_pending=author is None,
             )
         )
-
-    async def _resolve_author(self, guild_id: int, channel_id: int, message_id: int) -> tuple[int, bool] | None:
-        """SPEC §7.4 in order: LRU, hikari's message cache, the lake, then one REST fetch (misses cached 10 min)."""
-        known = await self._known_author(guild_id, message_id, self.app.cache.get_message(message_id))
-        if known is not None or message_id in self._rest_misses:
-            return known
-        try:
-            message = await self.app.rest.fetch_message(channel_id, message_id)
-        except (hikari.NotFoundError, hikari.ForbiddenError):
-            self._rest_misses[message_id] = True
-            return None
-        except hikari.HTTPError as exc:
-            log.warning("author_fetch_failed", message_id=message_id, error=type(exc).__name__)
-            return None
-        entry = (int(message.author.id), message.author.is_bot, channel_id)
-        self._authors[message_id] = entry
-        return entry[0], entry[1]
 
     # --- threads -----------------------------------------------------------------------------------------------
     def on_thread_create(self, event: hikari.GuildThreadCreateEvent) -> None:

@@ -1,9 +1,9 @@
 """The one SQLAlchemy asyncio engine over asyncpg, with a bounded pool that never hangs (SPEC §4, §25).
 
 Technical-debt item 3 was a pool without a timeout: a request could wait forever for a connection. Here every
-checkout waits at most `DB_POOL_TIMEOUT_SECONDS`; the resulting error is classified as `DatabaseUnavailable`
-so HTTP answers 503 and the pipeline retries. Sessions use `expire_on_commit=False` (debt item 4): returned rows
-stay readable after commit without lazy loads on a closed session.
+checkout waits at most `DB_POOL_TIMEOUT_SECONDS`; `db/faults.py` classifies the resulting error as transient, so
+HTTP answers 503 and the pipeline retries. Sessions use `expire_on_commit=False` (debt item 4): returned rows stay
+readable after commit without lazy loads on a closed session.
 """
 
 from __future__ import annotations
@@ -13,53 +13,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from synapse_async.db.urls import to_sqlalchemy_url
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot serve this request now (pool timeout, connection lost, server shutting down)."""
-
-
-_TRANSIENT_SQLSTATES = frozenset(
-    {
-        "40001",  # serialization_failure
-        "40P01",  # deadlock_detected
-        "57014",  # query_canceled (statement timeout)
-        "57P01",  # admin_shutdown
-        "57P02",  # crash_shutdown
-        "57P03",  # cannot_connect_now
-        "53300",  # too_many_connections
-        "08000",
-        "08003",
-        "08006",
-        "08001",
-        "08004",
-    }
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """True for errors that go away by themselves (SPEC §8.2): retry or answer 503, never 500."""
-    if isinstance(error, DatabaseUnavailable | sa_exc.TimeoutError | OSError | asyncio.TimeoutError):
-        return True
-    if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        return is_transient(error.orig) if error.orig is not None else False
-    orig = getattr(error, "__cause__", None)
-    # Only connection loss: other asyncpg.InterfaceErrors (wrong argument count, misuse) are bugs, and retrying a
-    # bug forever would stall the lane.
-    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.ConnectionDoesNotExistError | ConnectionError):
-        return True
-    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    if isinstance(sqlstate, str) and sqlstate in _TRANSIENT_SQLSTATES:
-        return True
-    return orig is not None and orig is not error and is_transient(orig)
 
 
 @dataclass(slots=True)

@@ -58,6 +58,7 @@ class MessageDeleted(DomainEvent):
     message_id: int
     author_id: int | None
     bulk: bool
+    author_pending: bool = False  # the lane resolves the author (lake) before processing (SPEC §7.4, bot/authors.py)
 
     @property
     def lake_key(self) -> str:
@@ -74,6 +75,7 @@ class ReactionAdded(DomainEvent):
     author_is_bot: bool
     emoji_key: str  # `u…` or `c…` (§7.5)
     emoji_custom: bool
+    author_pending: bool = False  # the lane resolves the author (lake, then REST) before processing
 
     @property
     def lake_key(self) -> str:
@@ -96,6 +98,7 @@ class ReactionRemoved(DomainEvent):
     author_id: int | None
     emoji_key: str
     emoji_custom: bool
+    author_pending: bool = False  # the lane resolves the author (lake) before processing
 
     @property
     def lake_key(self) -> str:

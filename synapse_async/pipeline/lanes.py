@@ -4,12 +4,20 @@
 `PIPELINE_CONCURRENCY` workers each take one guild at a time, so a guild's events are processed in arrival order
 while different guilds proceed in parallel. A worker takes up to `batch_max` queued events into one transaction.
 
-Failures: a transient error (connection lost, pool timeout, serialization failure, deadlock, statement timeout)
-rolls back and retries the same batch with backoff 0.5 s doubling to 30 s — the lane waits, order is preserved
-and events keep queueing in memory. The buffer is bounded by count and age; beyond that the oldest events are
-dropped, each logged at ERROR with its keys and counted. A permanent error in a batch replays it event by event,
-so only the faulty event is dropped (logged with its normalized form). Nothing outside the database changes
-before COMMIT: the after-commit effects are handed to `on_commit`.
+Failures are classified by cause (`db/faults.py`), and a fault is not a verdict on the data:
+- TRANSIENT (connection closed or terminated, even at COMMIT; outcome unknown; pool timeout; server shutting down;
+  serialization failure, deadlock, statement timeout): the same batch is retried with backoff 0.5 s doubling to
+  30 s, for as long as it takes. The lane waits, order is preserved, events keep queueing in memory. A replay of a
+  batch that did commit is recognised by the journal's idempotency keys and pays nothing twice.
+- DATA (PostgreSQL rejected what this batch wrote: SQLSTATE 22/23): the batch is replayed one event per
+  transaction, and only the event that fails on its own is dropped, logged with its normalized form, counted in
+  `pipeline.failed`.
+- UNKNOWN (neither, e.g. a bug): also replayed event by event; an event that fails `suspect_attempts` times in a
+  row, while the database answers a probe, is dropped the same way (`fault=unknown`), so one poisoned event cannot
+  stall its guild until the buffer's age bound drops everything behind it. While the probe fails, it waits.
+The buffer is bounded by count and age (checked on every retry); beyond that the oldest *waiting* events are
+dropped, each logged at ERROR with its keys and counted. Events in flight are never dropped by the bounds.
+Nothing outside the database changes before COMMIT: the after-commit effects are handed to `on_commit`.
 """
 
 from __future__ import annotations
@@ -17,18 +25,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
-from synapse_async.db.engine import Database, is_transient
+from synapse_async.db.engine import Database
+from synapse_async.db.faults import Fault, RetryPolicy, classify, retry_transient
+from synapse_async.db.transactions import raw_transaction
 from synapse_async.domain.events import PipelineEvent
 from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.processor import CooldownCache, Effects, NeedsSingles, Processor
 
 log = get_logger(__name__)
+T = TypeVar("T")
+# Steps 3–4 of author resolution (SPEC §7.4), run by the lane before processing (bot/authors.py).
+ResolveAuthors = Callable[[asyncpg.Connection, Sequence[PipelineEvent]], Awaitable[list[PipelineEvent]]]
 
 
 @dataclass(slots=True)
@@ -65,6 +78,8 @@ class Pipeline:
         batch_max: int = 256,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        suspect_attempts: int = 3,
+        resolve_authors: ResolveAuthors | None = None,
     ) -> None:
         self._db = db
         self._processor = processor
@@ -73,8 +88,10 @@ class Pipeline:
         self._max_age_ns = int(buffer_max_age_seconds * 1e9)
         self._on_commit = on_commit
         self._batch_max = batch_max
-        self._retry_base = retry_base
-        self._retry_max = retry_max
+        self._policy = RetryPolicy(base_delay=retry_base, max_delay=retry_max, attempts=None)
+        self._suspect_attempts = suspect_attempts
+        self._resolve_authors = resolve_authors
+        self._in_flight: dict[int, Sequence[PipelineEvent]] = {}  # guild -> batch taken out of its queue
         self._queues: dict[int, deque[PipelineEvent]] = {}
         self._ready: asyncio.Queue[int] = asyncio.Queue()
         self._scheduled: set[int] = set()
@@ -155,9 +172,11 @@ class Pipeline:
                 while queue:
                     # Taken out of the queue while in flight: the buffer bounds can only drop events still waiting.
                     batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
+                    self._in_flight[guild_id] = batch
                     try:
                         await self._process_with_retry(batch)
                     finally:
+                        del self._in_flight[guild_id]
                         self._buffered -= len(batch)
             finally:
                 self._busy -= 1
@@ -168,54 +187,91 @@ class Pipeline:
                 elif self._buffered == 0 and self._busy == 0:
                     self._idle.set()
 
+    def _on_retry(self, attempt: int, error: BaseException, delay: float, *, size: int) -> None:
+        self.stats.retries += 1
+        log.warning("pipeline_retry", attempt=attempt, delay_s=round(delay, 3), error=type(error).__name__, batch=size)
+        self._enforce_bounds()  # the age bound matters exactly while the lane cannot commit
+
+    async def _retrying(self, op: Callable[[], Awaitable[T]], size: int) -> T:
+        """Run `op` through every transient fault (the one retry loop of db/faults.py, unbounded here)."""
+        return await retry_transient(
+            op, policy=self._policy, on_retry=lambda a, e, d: self._on_retry(a, e, d, size=size)
+        )
+
     async def _process_with_retry(self, batch: Sequence[PipelineEvent]) -> None:
-        delay = self._retry_base
+        if self._resolve_authors is not None and any(getattr(e, "author_pending", False) for e in batch):
+            batch = await self._with_authors(batch)
+        if len(batch) == 1:
+            await self._process_single(batch[0])
+            return
+        try:
+            await self._retrying(lambda: self._process(batch), len(batch))
+            return
+        except NeedsSingles:
+            self.stats.replayed_batches += 1
+        except Exception as exc:
+            log.warning("pipeline_batch_split", batch=len(batch), fault=classify(exc).value, error=type(exc).__name__)
+        for event in batch:
+            await self._process_single(event)
+
+    async def _with_authors(self, batch: Sequence[PipelineEvent]) -> Sequence[PipelineEvent]:
+        """Resolve pending authors (§7.4 steps 3–4) through every transient fault, before the batch's transaction.
+
+        A non-transient failure here is a bug in the lookup, not a fault of the events: they go on with their
+        authors unknown (a reaction then pays nobody: `unknown_target`), logged, rather than being dropped.
+        """
+        try:
+            return await self._retrying(lambda: self._resolve(batch), len(batch))
+        except Exception as exc:
+            log.error("author_resolution_failed", batch=len(batch), error=repr(exc)[:300])
+            return batch
+
+    async def _process_single(self, event: PipelineEvent) -> None:
+        attempt = 1
         while True:
             try:
-                await self._process(batch)
-                return
-            except NeedsSingles:
-                self.stats.replayed_batches += 1
-                for event in batch:
-                    await self._process_with_retry_single(event)
+                await self._retrying(lambda: self._process([event], singles=True), 1)
                 return
             except Exception as exc:
-                if is_transient(exc):
-                    self.stats.retries += 1
-                    log.warning("pipeline_retry", delay_s=delay, error=type(exc).__name__, batch=len(batch))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max)
-                    self._enforce_bounds()
-                    continue
-                if len(batch) > 1:
-                    for event in batch:
-                        await self._process_with_retry_single(event)
+                if await self._after_failure(event, exc, attempt=attempt):
                     return
-                self.stats.failed += 1
-                log.error("event_failed", keys=_keys(batch[0]), normalized=repr(batch[0])[:1000], error=repr(exc)[:300])
-                return
+                attempt += 1
 
-    async def _process_with_retry_single(self, event: PipelineEvent) -> None:
-        delay = self._retry_base
-        while True:
-            try:
-                await self._process([event], singles=True)
-                return
-            except Exception as exc:
-                if not is_transient(exc):
-                    self.stats.failed += 1
-                    log.error("event_failed", keys=_keys(event), normalized=repr(event)[:1000], error=repr(exc)[:300])
-                    return
-                self.stats.retries += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
+    async def _after_failure(self, event: PipelineEvent, exc: Exception, *, attempt: int) -> bool:
+        """Decide about one event whose own transaction failed with a non-transient error: True = dropped."""
+        fault = classify(exc)
+        if fault is Fault.UNKNOWN and (attempt < self._suspect_attempts or not await self._database_answers()):
+            self.stats.retries += 1
+            log.warning("pipeline_suspect_retry", keys=_keys(event), attempt=attempt, error=type(exc).__name__)
+            await asyncio.sleep(self._policy.base_delay * attempt)
+            self._enforce_bounds()
+            return False
+        self.stats.failed += 1
+        log.error(
+            "event_failed",
+            keys=_keys(event),
+            fault=fault.value,
+            normalized=repr(event)[:1000],
+            error=repr(exc)[:300],
+        )
+        return True
 
-    async def _process(self, batch: Sequence[PipelineEvent], *, singles: bool = False) -> None:
+    async def _database_answers(self) -> bool:
+        try:
+            await self._db.ping(timeout=2.0)
+        except Exception:
+            return False
+        return True
+
+    async def _resolve(self, batch: Sequence[PipelineEvent]) -> list[PipelineEvent]:
+        assert self._resolve_authors is not None
         async with self._db.engine.connect() as sa_conn:
             raw = await sa_conn.get_raw_connection()
-            conn: asyncpg.Connection = raw.driver_connection
-            async with conn.transaction():
-                effects = await self._processor.process(conn, batch, singles=singles or len(batch) == 1)
+            return await self._resolve_authors(raw.driver_connection, batch)
+
+    async def _process(self, batch: Sequence[PipelineEvent], *, singles: bool = False) -> None:
+        async with raw_transaction(self._db.engine) as conn:
+            effects = await self._processor.process(conn, batch, singles=singles or len(batch) == 1)
         # COMMITTED: only now may caches, announcements and role syncs change.
         self.stats.batches += 1
         self.stats.processed += effects.processed
@@ -237,7 +293,8 @@ class Pipeline:
             async with asyncio.timeout(max(timeout, 0)):
                 await self._idle.wait()
         except TimeoutError:
-            left = [e for q in self._queues.values() for e in q]
+            # In flight first (taken out of their queues, not committed), then everything still waiting.
+            left = [e for b in self._in_flight.values() for e in b] + [e for q in self._queues.values() for e in q]
             log.error("pipeline_drain_incomplete", left=len(left), keys=[_keys(e) for e in left[:100]])
             return len(left)
         return 0

@@ -18,15 +18,16 @@ Each operation is ONE transaction with the pipeline's guarantees, and for the sa
   the reverse) cannot exist.
 
 Lock order is always member row first, then template rows (the pipeline's order), so grants, awards and events for
-the same member serialize instead of deadlocking. Should PostgreSQL still report a deadlock or serialization
-failure, the whole transaction is retried (it changed nothing outside the database, so a retry is safe).
+the same member serialize instead of deadlocking. Any transient fault (db/faults.py: a deadlock, a serialization
+failure, a connection lost even at COMMIT) retries the whole transaction a few times, then raises (busy reply /
+503). That is safe because it changed nothing outside the database and each attempt reads its key back first.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -35,6 +36,8 @@ import asyncpg
 
 from synapse_async.cache.config_cache import ConfigCache, TemplateInfo
 from synapse_async.db.engine import Database
+from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
+from synapse_async.db.transactions import raw_transaction
 from synapse_async.pipeline import sql
 from synapse_async.pipeline.lake import season_at
 from synapse_async.pipeline.processor import Cause, Effects, ManualAward, Processor, Tx
@@ -63,7 +66,6 @@ REASON_MAX = 200
 _REQUEST_ID_MAX = 64
 """API `Idempotency-Key`s, interaction ids and UUIDs all fit (§7.5, §18); derived keys such as
 `award:<id>#ach:<template>#lvl` must stay within the journal's 160 characters."""
-_ATTEMPTS = 3
 
 T = TypeVar("T")
 
@@ -214,27 +216,18 @@ def _replayed_badge(row: Mapping[str, Any]) -> BadgeResult:
     )
 
 
-@asynccontextmanager
-async def _transaction(db: Database) -> AsyncIterator[asyncpg.Connection]:
-    """A raw asyncpg transaction on a pooled connection, opened exactly like the pipeline's lanes: the processor's
-    statements are asyncpg statements (prepared and cached), and they must share this one transaction."""
-    async with db.engine.connect() as sa_conn:
-        raw = await sa_conn.get_raw_connection()
-        conn: asyncpg.Connection = raw.driver_connection
-        async with conn.transaction():
-            yield conn
+def _transaction(db: Database) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A raw asyncpg transaction opened exactly like the pipeline's lanes: the processor's statements are asyncpg
+    statements (prepared and cached), and they must share this one transaction. Connection loss becomes
+    `ConnectionLost` (outcome unknown), which `_retrying` retries."""
+    return raw_transaction(db.engine)
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run a whole transaction again after a deadlock or serialization failure: it rolled back and touched nothing
-    outside the database, so repeating it is exactly-once still (its keys make sure of that)."""
-    for remaining in range(_ATTEMPTS - 1, -1, -1):
-        try:
-            return await attempt()
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-            if remaining == 0:
-                raise
-    raise AssertionError("unreachable")
+    """Run a whole transaction again after any transient fault (db/faults.py): connection lost (even at COMMIT),
+    pool timeout, deadlock, serialization failure. It changed nothing outside the database, and every attempt
+    first reads its key back, so a retry after a COMMIT that did happen returns that result (`replayed`)."""
+    return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("economy"))
 
 
 def _check_request_id(request_id: str) -> None:
@@ -274,8 +267,12 @@ async def _read_back(conn: asyncpg.Connection, guild_id: int, key: str) -> async
 
 async def _replayed(db: Database, guild_id: int, key: str) -> asyncpg.Record:
     """The committed winner of a key race (read after our rollback)."""
-    async with _transaction(db) as conn:
-        row = await _read_back(conn, guild_id, key)
+
+    async def read() -> asyncpg.Record | None:
+        async with _transaction(db) as conn:
+            return await _read_back(conn, guild_id, key)
+
+    row = await _retrying(read)
     # ON CONFLICT only reports a conflict once the other transaction COMMITTED, so its row is visible now.
     assert row is not None, f"{key} conflicted but is not committed"
     return row
@@ -705,7 +702,11 @@ async def buy_coffee(
     try:
         return await _retrying(attempt)
     except _Replay:
-        async with _transaction(db) as conn:
-            prior = await read_prior(conn)
+
+        async def reread() -> PurchaseResult | None:
+            async with _transaction(db) as conn:
+                return await read_prior(conn)
+
+        prior = await _retrying(reread)
         assert prior is not None  # the conflicting row is committed
         return prior

@@ -8,13 +8,14 @@ back, and the caller receives one problem per bad key.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
 from synapse_async.db.notify import notify_config
 from synapse_async.jobs.store import enqueue
 from synapse_async.services.audit import Actor, record
@@ -98,10 +99,22 @@ async def _guild_context(session: AsyncSession, guild_id: int) -> _DbGuildContex
     return _DbGuildContext(frozenset(r[0] for r in channels.all()), frozenset(r[0] for r in roles.all()))
 
 
+async def _retrying(write: Callable[[], Awaitable[SettingsChange]]) -> SettingsChange:
+    """Transient faults (db/faults.py) retry the whole write. A retry after a COMMIT that did happen is harmless:
+    each attempt compares against the stored values, so it changes, audits, notifies and enqueues nothing."""
+    return await retry_transient(write, policy=INTERACTIVE, on_retry=log_retries("settings_write"))
+
+
 async def update_settings(
     sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object], actor: Actor
 ) -> SettingsChange:
     """Validate and store `values` for the guild in one transaction; raise SettingsRejected on any problem."""
+    return await _retrying(lambda: _update(sessions, guild_id, values, actor))
+
+
+async def _update(
+    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object], actor: Actor
+) -> SettingsChange:
     async with sessions.begin() as session:
         current = await _current(session, guild_id)
         normalized, problems = validate_updates(values, current, await _guild_context(session, guild_id))
@@ -138,6 +151,10 @@ async def reset_setting(
     sessions: async_sessionmaker[AsyncSession], guild_id: int, key: str, actor: Actor
 ) -> SettingsChange:
     """Return one key to its default (delete the override), with the same guarantees as `update_settings`."""
+    return await _retrying(lambda: _reset(sessions, guild_id, key, actor))
+
+
+async def _reset(sessions: async_sessionmaker[AsyncSession], guild_id: int, key: str, actor: Actor) -> SettingsChange:
     async with sessions.begin() as session:
         current = await _current(session, guild_id)
         problems = validate_reset([key], current)

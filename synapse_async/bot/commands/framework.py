@@ -15,7 +15,7 @@ from cachetools import TTLCache
 
 from synapse_async.access import is_guild_admin
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.db.engine import is_transient
+from synapse_async.db.faults import is_transient
 from synapse_async.obs.logging import get_logger
 
 log = get_logger(__name__)
