@@ -152,6 +152,7 @@ class Runtime:
             concurrency=cfg.pipeline_concurrency,
             buffer_events=cfg.pipeline_buffer_events,
             buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
+            retry_max=cfg.pipeline_retry_max_seconds,
             on_commit=self._after_commit,
             resolve_authors=self.authors.resolve,
         )

