@@ -49,6 +49,9 @@ log = get_logger(__name__)
 LISTENER_TASK = "cache_listener"
 PIPELINE_TASK = "pipeline"
 ANNOUNCER_TASK = "announcer"
+ROLE_SYNC_TASK = "level_roles"
+# Kept running through the drain (step 4) and the flush (step 5): they carry out what the drain still commits.
+_FLUSHED_LAST = frozenset({LISTENER_TASK, PIPELINE_TASK, ANNOUNCER_TASK, ROLE_SYNC_TASK})
 
 
 class StartupError(Exception):
@@ -69,6 +72,8 @@ class GatewayClient(GatewayStatus, Protocol):
 
 class RoleSyncRequests(Protocol):
     def request(self, guild_id: int, user_id: int, level: int) -> None: ...
+
+    async def flush(self, deadline: float) -> int: ...
 
 
 class EffectsPublisher(Protocol):
@@ -255,7 +260,7 @@ class Runtime:
         # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer
         # adds none of its own: 403/404 surface at once and are logged, never retried.
         self.role_syncer = LevelRoleSyncer(bot, cache, max_retries=0)
-        self.supervisor.add("level_roles", self.role_syncer.run)
+        self.supervisor.add(ROLE_SYNC_TASK, self.role_syncer.run)
 
         def member_ref(guild_id: int, user_id: int) -> MemberRef:
             m = bot.cache.get_member(guild_id, user_id)
@@ -364,13 +369,17 @@ class Runtime:
                     await self._community.stop()
                 if self.pipeline is not None:
                     self.pipeline.stop_accepting()
-                if self.jobs is not None:
-                    self.jobs.stop()  # running jobs stop between batches (SPEC §3.3 step 3)
-                await self.supervisor.stop(exclude={LISTENER_TASK, PIPELINE_TASK})
+                if self.jobs is not None:  # step 3: a running job stops at its next batch boundary, ends failed
+                    self.jobs.stop()
+                    await self.jobs.wait_stopped(max(started + deadline - 8.0 - loop.time(), 0.5))
+                await self.supervisor.stop(exclude=_FLUSHED_LAST)
                 if self.pipeline is not None:  # step 4: drain until deadline − 8 s
                     await self.pipeline.drain(max(started + deadline - 8.0 - loop.time(), 0.5))
-                if self.announcer is not None:  # step 5: flush announcements until deadline − 5 s
-                    await self.announcer.flush(max(started + deadline - 5.0, loop.time() + 0.5))
+                # Step 5: flush announcements (and the role updates the drain's commits asked for) until
+                # deadline − 5 s; both keep sending concurrently meanwhile.
+                flush_until = max(started + deadline - 5.0, loop.time() + 0.5)
+                flushes = [x.flush(flush_until) for x in (self.announcer, self.role_syncer) if x is not None]
+                await asyncio.gather(*flushes)
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()

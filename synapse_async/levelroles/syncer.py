@@ -140,6 +140,8 @@ class LevelRoleSyncer:
         # Insertion-ordered: the oldest waiting member is served first; re-requesting keeps its place.
         self._pending: dict[MemberKey, int] = {}
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set by `run` when nothing is pending or being synced
+        self._idle.set()
         self._problems: OrderedDict[int, dict[int, str]] = OrderedDict()
         self._written: OrderedDict[MemberKey, _Written] = OrderedDict()
         self._locks: dict[MemberKey, tuple[asyncio.Lock, int]] = {}
@@ -163,6 +165,7 @@ class LevelRoleSyncer:
                 log.warning("level_roles_queue_full", guild_id=guild_id, user_id=user_id, dropped=self.dropped)
             return
         self._pending[key] = level
+        self._idle.clear()
         self._wake.set()
 
     async def run(self) -> None:
@@ -173,6 +176,7 @@ class LevelRoleSyncer:
         """
         while True:
             if not self._pending:
+                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -186,6 +190,20 @@ class LevelRoleSyncer:
                 log.exception("level_roles_sync_error", guild_id=guild_id, user_id=user_id, level=level)
             # A fully cached, unchanged member never suspends; yield so a long queue cannot starve the loop.
             await asyncio.sleep(0)
+
+    async def flush(self, deadline: float) -> int:
+        """Shutdown (SPEC §3.3 step 5): let `run` finish pending requests until `deadline` (`loop.time()`).
+
+        Returns how many members were still waiting (logged); they are caught up by their next level change or a
+        `level_role_sync` job.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._idle.wait()
+        left = len(self._pending)
+        if left:
+            log.warning("level_roles_dropped_at_shutdown", pending=left)
+        return left
 
     # --- syncing ------------------------------------------------------------------------------------------------
 
