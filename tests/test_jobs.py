@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 from synapse_async.db.engine import Database
 from synapse_async.db.urls import to_asyncpg_dsn
@@ -261,4 +262,37 @@ async def test_role_updates_committed_during_the_shutdown_drain_are_still_made(f
     finally:
         if shutdown is None:
             await rt.shutdown()
+        await admin.close()
+
+
+async def test_relevel_uses_the_curve_in_the_database_even_before_the_cache_has_it(fresh_database: str) -> None:
+    """A relevel claimed before its curve change's NOTIFY reached the cache must still use the new curve."""
+    rt = make_runtime(fresh_database)
+    await rt.start()
+    admin = await asyncpg.connect(to_asyncpg_dsn(fresh_database))
+    try:
+        assert rt.components.cache is not None and rt.components.db is not None
+        cache = rt.components.cache
+        await wait_for(lambda: GUILD in cache.known_guild_ids())
+        user = 300000000000000001
+        await admin.execute(
+            "INSERT INTO members (guild_id, user_id, display_name, xp) VALUES ($1, $2, 'm', 15)", GUILD, user
+        )
+        # The curve change and its job commit together; the NOTIFY is left out, as if it had not arrived yet.
+        async with rt.components.db.sessions.begin() as s:
+            await s.execute(
+                text("INSERT INTO settings (guild_id, key, value) VALUES (:g, 'leveling.level_base', '10'::jsonb)"),
+                {"g": GUILD},
+            )
+            job_id, _ = await enqueue(s, GUILD, "relevel", "svc:test")
+
+        async def finished() -> bool:
+            return await admin.fetchval("SELECT status FROM jobs WHERE job_id = $1", job_id) == "succeeded"
+
+        await wait_for(finished)
+        assert cache.settings(GUILD).int("leveling.level_base") == 100  # the cache still has the old curve
+        level = await admin.fetchval("SELECT level FROM members WHERE guild_id = $1 AND user_id = $2", GUILD, user)
+        assert level == curve_for(10, 1.25).level(15) == 3
+    finally:
+        await rt.shutdown()
         await admin.close()

@@ -173,6 +173,16 @@ async def _load_settings(conn: AsyncConnection, guild_id: int | None) -> dict[in
     return _group(rows, build)
 
 
+async def load_guild_settings(conn: AsyncConnection, guild_id: int) -> ResolvedSettings:
+    """One guild's merged settings straight from the database, exactly as a reload would build them.
+
+    For work that must not act on a cache the NOTIFY has not reached yet (a relevel claimed right after the
+    curve change that queued it).
+    """
+    settings: ResolvedSettings = (await _load_settings(conn, guild_id)).get(guild_id, _DEFAULT_SETTINGS)
+    return settings
+
+
 async def _load_guilds(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
     rows = await _rows(
         conn, "SELECT guild_id, name, owner_id, afk_channel_id, icon_hash, left_at FROM guilds", guild_id

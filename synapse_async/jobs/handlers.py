@@ -1,20 +1,23 @@
 """Job bodies: `relevel` (SPEC §10.3) and `level_role_sync` (SPEC §13), in batches of 1,000 members.
 
 Each relevel batch is one transaction (rows locked in user-id order); its after-commit effects (role syncs) go
-through the same hook as the pipeline's. Both stop between batches when the job is cancelled or the process
+through the same hook as the pipeline's. Relevel reads the guild's settings (the curve) from the database when it
+starts, not from the cache: the job is queued in the transaction that changed the curve, so a runner may claim it
+before that change's NOTIFY has reached the cache. Both stop between batches when the job is cancelled or the process
 shuts down, and both are safe to re-run: relevel changes only members whose level differs, role sync only
 members whose roles differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import text
 
-from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.cache.config_cache import ConfigCache, load_guild_settings
 from synapse_async.db.engine import Database
 from synapse_async.jobs.runner import JobContext, JobHandler
 from synapse_async.pipeline import sql
@@ -42,11 +45,12 @@ def relevel_handler(
     db: Database, processor: Processor, cache: ConfigCache, after_commit: Callable[[Effects], None]
 ) -> JobHandler:
     async def relevel(ctx: JobContext) -> dict[str, Any]:
-        async with db.sessions() as s:
-            ctx.progress["total"] = int((await s.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
+        async with db.engine.connect() as sa_conn:
+            ctx.progress["total"] = int((await sa_conn.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
+            settings = await load_guild_settings(sa_conn, ctx.guild_id)
         after, changed = 0, 0
         while not ctx.should_stop():
-            guild = cache.guild(ctx.guild_id)
+            guild = dataclasses.replace(cache.guild(ctx.guild_id), settings=settings)
             async with db.engine.connect() as sa_conn:
                 raw = await sa_conn.get_raw_connection()
                 conn: asyncpg.Connection = raw.driver_connection
