@@ -1,8 +1,8 @@
-"""The job runner and the shutdown order against a real PostgreSQL (SPEC §3.3 steps 3–5, §23.2).
+"""Jobs, season rollover and the shutdown order against a real PostgreSQL (SPEC §3.3 steps 3–5, §11, §23).
 
 The runner tests drive a `JobRunner` with small job bodies of their own, so that a job's outcome is seen to reach
 its row whatever happens around it; the shutdown tests run a sandbox runtime (simulator → real hikari → pipeline)
-and the real `relevel` job.
+and the real `relevel` job. A held row lock plus a short statement timeout stands in for a slow database.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.jobs.runner import JobContext, JobHandler, JobRunner
 from synapse_async.jobs.store import enqueue
 from synapse_async.rewards.leveling import curve_for
+from synapse_async.tasks.seasons import RolloverFailed, SeasonRollover
 from tests.pipeline_support import ALICE, GUILD, write_config
 from tests.support import make_runtime, wait_for
 
@@ -296,3 +298,35 @@ async def test_relevel_uses_the_curve_in_the_database_even_before_the_cache_has_
     finally:
         await rt.shutdown()
         await admin.close()
+
+
+async def test_one_guilds_failed_rollover_does_not_hold_back_the_others(
+    db: Database, admin: asyncpg.Connection
+) -> None:
+    stuck, fine = RUNNER_GUILD + 1, RUNNER_GUILD + 2
+    for gid in (stuck, fine):
+        await admin.execute(
+            "INSERT INTO guilds (guild_id, name, owner_id, joined_at) VALUES ($1, 'g', 1, now())"
+            " ON CONFLICT DO NOTHING",
+            gid,
+        )
+        await admin.execute(
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at, status, created_by)"
+            " VALUES ($1, 'S1', now() - interval '2 days', now() - interval '1 minute', 'active', 'x')",
+            gid,
+        )
+    cache = ConfigCache(db.engine)
+    await cache.full_reload()
+    rollover = SeasonRollover(db.sessions, cache, lambda: [stuck, fine])
+
+    async def status(gid: int) -> str:
+        return str(await admin.fetchval("SELECT status FROM seasons WHERE guild_id = $1", gid))
+
+    async with admin.transaction():
+        await admin.execute("SELECT 1 FROM seasons WHERE guild_id = $1 FOR UPDATE", stuck)
+        with pytest.raises(RolloverFailed) as failure:
+            await rollover.check()  # the stuck guild's UPDATE waits for the lock until its statement times out
+        assert failure.value.guild_ids == [stuck]
+    assert (await status(stuck), await status(fine)) == ("active", "ended")
+    await rollover.check()  # the next cycle catches the stuck guild up
+    assert await status(stuck) == "ended" and rollover.ended == 2
