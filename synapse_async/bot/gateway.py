@@ -194,16 +194,9 @@ class DiscordGateway:
 
     # --- guild structure ---------------------------------------------------------------------------------------
     async def _on_guild_visible(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
-        snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
-        try:
-            result = await with_db_retry(lambda: sync_guild(self._sessions, snap), what="guild_sync")
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The database stayed down through every retry; the next GUILD_CREATE (reconnect) syncs again.
-            log.error("guild_sync_failed", guild_id=snap.guild_id, error=type(exc).__name__)
-            return
-        self.guild_syncs += 1
+        # The voice tracker is rebuilt before the first await: a voice update dispatched after this GUILD_CREATE
+        # runs after this line, so the older snapshot can never overwrite it (as it did when the rebuild came
+        # after a guild sync that was retrying), and a failed sync cannot skip the rebuild (SPEC §7.3).
         self.normalizer.voice.rebuild(
             int(event.guild_id),
             (
@@ -218,6 +211,16 @@ class DiscordGateway:
             ),
             self.normalizer.now(),
         )
+        snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
+        try:
+            result = await with_db_retry(lambda: sync_guild(self._sessions, snap), what="guild_sync")
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The database stayed down through every retry; the next GUILD_CREATE (reconnect) syncs again.
+            log.error("guild_sync_failed", guild_id=snap.guild_id, error=type(exc).__name__)
+            return
+        self.guild_syncs += 1
         log.info(
             "guild_synced",
             guild_id=int(event.guild_id),
