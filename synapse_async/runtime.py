@@ -244,7 +244,7 @@ class Runtime:
     def _wire_discord_tasks(self, gateway: DiscordGateway, cache: ConfigCache, db: Database) -> None:
         """Background work that needs the gateway: announcer, voice ticker, season rollover (SPEC §23.1)."""
         from synapse_async.announce.announcer import Announcer
-        from synapse_async.announce.publisher import AnnouncementPublisher, usable_channels
+        from synapse_async.announce.publisher import AnnouncementPublisher, GatewayDirectory, usable_channels
         from synapse_async.domain.events import MemberRef
         from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
         from synapse_async.jobs.runner import JobRunner
@@ -254,7 +254,7 @@ class Runtime:
 
         bot = gateway.bot
         self.announcer = Announcer(bot.rest, is_usable=usable_channels(cache))
-        self.announcements = AnnouncementPublisher(self.announcer, cache)
+        self.announcements = AnnouncementPublisher(self.announcer, cache, GatewayDirectory(bot.cache))
         self.supervisor.add(ANNOUNCER_TASK, self.announcer.run)
         self.components.announcements = self.announcer
         # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer
