@@ -426,7 +426,7 @@ async def test_announcements_show_the_avatar_and_the_admins_name(
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
     assert isinstance(rt.gateway, DiscordGateway)
     cache, hikari_cache = rt.components.cache, rt.gateway.bot.cache
-    user, admin = U[25], 100000000000000010
+    user, admin = U[27], 100000000000000010
     channel = int(await sim.create_channel("grants", "announcement"))
     await wait_for(lambda: channel in cache.guild(GUILD).channels)
     await write_config(
