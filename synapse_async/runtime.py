@@ -261,9 +261,9 @@ class Runtime:
         self.announcements = AnnouncementPublisher(self.announcer, cache, GatewayDirectory(bot.cache))
         self.supervisor.add(ANNOUNCER_TASK, self.announcer.run)
         self.components.announcements = self.announcer
-        # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer
-        # adds none of its own: 403/404 surface at once and are logged, never retried.
-        self.role_syncer = LevelRoleSyncer(bot, cache, max_retries=0)
+        # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer's
+        # default adds none of its own: 403/404 surface at once and are logged, never retried.
+        self.role_syncer = LevelRoleSyncer(bot, cache)
         self.supervisor.add(ROLE_SYNC_TASK, self.role_syncer.run)
         self.handover = Handover(db, cache, self.owns, self.announcements, self.role_syncer)
 

@@ -12,10 +12,11 @@ inputs and acts on its result:
 - roles the pre-check rejects are kept as they are, logged, and remembered per guild (`problems`) for
   `GET …/level-roles`; bots are never touched;
 - 403 and 404 are final (retrying cannot fix a permission or a departed member, and §25 forbids retrying 403);
-  `hikari.InternalServerError` is retried up to `max_retries` times with exponential backoff. Each retry re-plans
-  from the cache first, so a manual edit or a gateway update that arrived meanwhile is respected rather than
-  overwritten by a stale list. Note that hikari's REST client already retries 5xx itself (the GatewayBot's own
-  `max_retries`) before raising, so with hikari's defaults these retries come on top of its own.
+  5xx: hikari's REST client already retries 500/502/503/504 three times with exponential backoff before raising
+  `hikari.InternalServerError` — exactly SPEC §13's "up to 3 retries with backoff" — so by default
+  (`max_retries=0`, what the app runs) the syncer adds none and gives the member up when hikari does. For a REST
+  client without retries of its own, `max_retries` > 0 retries here instead, re-planning from the cache first so
+  that a manual edit or a gateway update that arrived meanwhile is respected rather than overwritten.
 
 The pipeline calls `request()` after COMMIT. Requests are coalesced per member (latest level wins) and drained by
 the supervised `run()`, so a burst of level changes for one member yields one update at the end rather than a
@@ -126,7 +127,7 @@ class LevelRoleSyncer:
         bot: hikari.GatewayBot,
         cache: ConfigCache,
         *,
-        max_retries: int = 3,
+        max_retries: int = 0,
         base_delay: float = 1.0,
         max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
