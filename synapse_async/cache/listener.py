@@ -42,6 +42,9 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # The dedicated connection's protocol got out of step (seen when the server kills the backend while a ping
+    # starts); a new connection is the cure, exactly as for a lost one.
+    asyncpg.InternalClientError,
     sa_exc.DBAPIError,
     sa_exc.TimeoutError,
 )
