@@ -16,7 +16,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -28,6 +28,8 @@ from synapse_async.config import Config
 from synapse_async.db.embedded import EmbeddedPostgres
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
+from synapse_async.domain.snowflakes import shard_of
+from synapse_async.handover import Handover, split_effects
 from synapse_async.health import Components, GatewayStatus, Lifecycle
 from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.lanes import Pipeline
@@ -49,6 +51,9 @@ log = get_logger(__name__)
 LISTENER_TASK = "cache_listener"
 PIPELINE_TASK = "pipeline"
 ANNOUNCER_TASK = "announcer"
+ROLE_SYNC_TASK = "level_roles"
+# Kept running through the drain (step 4) and the flush (step 5): they carry out what the drain still commits.
+_FLUSHED_LAST = frozenset({LISTENER_TASK, PIPELINE_TASK, ANNOUNCER_TASK, ROLE_SYNC_TASK})
 
 
 class StartupError(Exception):
@@ -69,6 +74,8 @@ class GatewayClient(GatewayStatus, Protocol):
 
 class RoleSyncRequests(Protocol):
     def request(self, guild_id: int, user_id: int, level: int) -> None: ...
+
+    async def flush(self, deadline: float) -> int: ...
 
 
 class EffectsPublisher(Protocol):
@@ -107,6 +114,7 @@ class Runtime:
         self.voice_ticker: VoiceTicker | None = None
         self.season_rollover: SeasonRollover | None = None
         self.jobs: JobRunner | None = None
+        self.handover: Handover | None = None
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -171,6 +179,7 @@ class Runtime:
                 half_open_seconds=cfg.listen_half_open_seconds,
                 poll_seconds=cfg.cache_poll_seconds,
             ),
+            on_event=self._on_event,
         )
         self.components.listener = listener
         self.supervisor.add(LISTENER_TASK, listener.run)
@@ -244,7 +253,7 @@ class Runtime:
     def _wire_discord_tasks(self, gateway: DiscordGateway, cache: ConfigCache, db: Database) -> None:
         """Background work that needs the gateway: announcer, voice ticker, season rollover (SPEC §23.1)."""
         from synapse_async.announce.announcer import Announcer
-        from synapse_async.announce.publisher import AnnouncementPublisher, usable_channels
+        from synapse_async.announce.publisher import AnnouncementPublisher, GatewayDirectory, usable_channels
         from synapse_async.domain.events import MemberRef
         from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
         from synapse_async.jobs.runner import JobRunner
@@ -254,13 +263,14 @@ class Runtime:
 
         bot = gateway.bot
         self.announcer = Announcer(bot.rest, is_usable=usable_channels(cache))
-        self.announcements = AnnouncementPublisher(self.announcer, cache)
+        self.announcements = AnnouncementPublisher(self.announcer, cache, GatewayDirectory(bot.cache))
         self.supervisor.add(ANNOUNCER_TASK, self.announcer.run)
         self.components.announcements = self.announcer
-        # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer
-        # adds none of its own: 403/404 surface at once and are logged, never retried.
-        self.role_syncer = LevelRoleSyncer(bot, cache, max_retries=0)
-        self.supervisor.add("level_roles", self.role_syncer.run)
+        # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer's
+        # default adds none of its own: 403/404 surface at once and are logged, never retried.
+        self.role_syncer = LevelRoleSyncer(bot, cache)
+        self.supervisor.add(ROLE_SYNC_TASK, self.role_syncer.run)
+        self.handover = Handover(db, cache, self.owns, self.announcements, self.role_syncer)
 
         def member_ref(guild_id: int, user_id: int) -> MemberRef:
             m = bot.cache.get_member(guild_id, user_id)
@@ -289,8 +299,26 @@ class Runtime:
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 
+    def owns(self, guild_id: int) -> bool:
+        """Whether this process runs the guild's shard (SPEC §3.4); a process running every shard owns all."""
+        shard_ids, shard_count = self.config.shard_ids, self.config.shard_count
+        if shard_ids is None or shard_count is None:
+            return True
+        return shard_of(guild_id, shard_count) in shard_ids
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        """A `synapse_events` notification from any process (SPEC §16.3)."""
+        if self.handover is not None:
+            await self.handover.on_event(event)
+
     def _after_commit(self, effects: Effects) -> None:
-        """Effects of a committed transaction: announcements and role syncs (SPEC §8.1 'after commit')."""
+        """Effects of a committed transaction: announcements and role syncs (SPEC §8.1 'after commit').
+
+        Those of guilds another process owns are handed over to it through `synapse_events` (SPEC §3.4).
+        """
+        if self.handover is not None:
+            effects, remote = split_effects(effects, self.owns)
+            self.handover.hand_over(remote)
         if self.role_syncer is not None:
             for (guild_id, user_id), level in effects.role_syncs.items():
                 self.role_syncer.request(guild_id, user_id, level)
@@ -369,13 +397,19 @@ class Runtime:
                     await self._community.stop()
                 if self.pipeline is not None:
                     self.pipeline.stop_accepting()
-                if self.jobs is not None:
-                    self.jobs.stop()  # running jobs stop between batches (SPEC §3.3 step 3)
-                await self.supervisor.stop(exclude={LISTENER_TASK, PIPELINE_TASK})
+                if self.jobs is not None:  # step 3: a running job stops at its next batch boundary, ends failed
+                    self.jobs.stop()
+                    await self.jobs.wait_stopped(max(started + deadline - 8.0 - loop.time(), 0.5))
+                await self.supervisor.stop(exclude=_FLUSHED_LAST)
                 if self.pipeline is not None:  # step 4: drain until deadline − 8 s
                     await self.pipeline.drain(max(started + deadline - 8.0 - loop.time(), 0.5))
-                if self.announcer is not None:  # step 5: flush announcements until deadline − 5 s
-                    await self.announcer.flush(max(started + deadline - 5.0, loop.time() + 0.5))
+                if self.handover is not None:
+                    await self.handover.wait_sent()
+                # Step 5: flush announcements (and the role updates the drain's commits asked for) until
+                # deadline − 5 s; both keep sending concurrently meanwhile.
+                flush_until = max(started + deadline - 5.0, loop.time() + 0.5)
+                flushes = [x.flush(flush_until) for x in (self.announcer, self.role_syncer) if x is not None]
+                await asyncio.gather(*flushes)
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()

@@ -11,9 +11,11 @@ from sqlalchemy import text
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ListenerState
 from synapse_async.db.notify import notify_config
+from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.runtime import Runtime
 from synapse_async.services.audit import Actor
 from synapse_async.services.settings import update_settings
+from tests.conftest import create_database, drop_database
 from tests.support import get_json, make_runtime, wait_for
 
 GUILD_A = 900000000000000001
@@ -155,3 +157,48 @@ async def test_public_settings_and_metrics_endpoints(runtime: Runtime) -> None:
     assert status == 404 and body["error"]["code"] == "not_found"
     status, body = await get_json(runtime.http_port, "/api/guilds/abc/metrics")
     assert status == 400 and body["error"]["details"][0]["field"] == "guild_id"
+
+
+async def test_a_failed_targeted_reload_is_retried_while_the_listener_stays_connected(pg_server_url: str) -> None:
+    """SPEC §16.1/§27.8: a reload that times out (here: a lock held past the statement timeout) is not lost."""
+    url = await create_database(pg_server_url)
+    rt = make_runtime(url, DB_STATEMENT_TIMEOUT_MS="300", LISTEN_BACKOFF_MAX_SECONDS="0.2")
+    locker = await asyncpg.connect(to_asyncpg_dsn(url))
+    try:
+        await rt.start()
+        cache, listener = _cache(rt), rt.components.listener
+        assert listener is not None
+        await locker.execute(
+            "INSERT INTO guilds (guild_id, name, owner_id, joined_at) VALUES ($1, 'locked', 1, now())", GUILD_A
+        )
+        await locker.execute("SELECT pg_notify('synapse_config', $1)", f"guilds:{GUILD_A}")
+        await wait_for(lambda: GUILD_A in cache.known_guild_ids())
+
+        async def blocked() -> bool:
+            sql = "SELECT count(*) FROM pg_locks WHERE relation = 'settings'::regclass AND NOT granted"
+            return bool(await locker.fetchval(sql))
+
+        async def unblocked() -> bool:
+            return not await blocked()
+
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+            await locker.execute(
+                "INSERT INTO settings (guild_id, key, value) VALUES ($1, 'rewards.message.xp', '33'::jsonb)", GUILD_A
+            )
+            notifier = await asyncpg.connect(to_asyncpg_dsn(url))
+            try:
+                await notifier.execute("SELECT pg_notify('synapse_config', $1)", f"settings:{GUILD_A}")
+            finally:
+                await notifier.close()
+            # The targeted reload blocks on the lock, then its statement times out: the reload has failed.
+            await wait_for(blocked)
+            await wait_for(unblocked)
+            assert listener.state is ListenerState.CONNECTED  # no reconnect, so no full reload will cover it
+            assert cache.settings(GUILD_A).int("rewards.message.xp") == 15
+        await wait_for(lambda: cache.settings(GUILD_A).int("rewards.message.xp") == 33)
+        assert listener.reload_failures == 0
+    finally:
+        await locker.close()
+        await rt.shutdown()
+        await drop_database(pg_server_url, url)

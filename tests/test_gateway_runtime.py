@@ -11,9 +11,12 @@ import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
+from synapse_async.bot.gateway import DiscordGateway
+from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.domain.events import (
     MemberJoined,
     MemberLeft,
@@ -28,6 +31,7 @@ from synapse_async.domain.snowflakes import snowflake_time
 from synapse_async.pipeline.intake import RecordingSink
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
+from synapse_async.sandbox.world import VoiceState
 from tests.support import get_json, make_runtime, wait_for
 
 GUILD = 100000000000000001
@@ -198,6 +202,43 @@ async def test_voice_updates_are_classified_and_state_changes_record_nothing(
     assert mine()[0].lake_key.startswith(f"vj:{BOB}:{lounge}:")
     assert mine()[0].members_in_channel >= 1  # the joiner counts
     assert mine()[1].seconds_in_previous is not None and mine()[1].seconds_in_previous >= 0
+
+
+async def test_guild_create_rebuilds_voice_at_once_and_never_overwrites_later_updates(
+    sandbox: tuple[Runtime, DiscordSimulator, RecordingSink],
+) -> None:
+    """SPEC §7.3: the rebuild neither waits for the guild sync (which may retry, or fail) nor undoes newer updates."""
+    rt, sim, _ = sandbox
+    gateway = rt.gateway
+    assert isinstance(gateway, DiscordGateway) and rt.database_url is not None
+    tracker = gateway.normalizer.voice
+    early, late, unseen = 100000000000001002, 100000000000001003, 100000000000001004
+    await sim.voice(early, "Lounge")
+    await wait_for(lambda: early in tracker.members(GUILD))
+    # A join the bot never received (as if sent while it was disconnected): only the next GUILD_CREATE has it.
+    sim.guild().voice_states[unseen] = VoiceState(unseen, sim.channel_id("Lounge"), "unseen-session")
+    syncs = gateway.guild_syncs
+    admin = await asyncpg.connect(to_asyncpg_dsn(rt.database_url))
+    try:
+
+        async def sync_waiting() -> bool:
+            return bool(await admin.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+
+        async with admin.transaction():
+            await admin.execute("SELECT 1 FROM guilds WHERE guild_id = $1 FOR UPDATE", GUILD)  # the sync waits
+            await sim.guild_outage()
+            await sim.guild_recovered()
+            await wait_for(sync_waiting)
+            await wait_for(lambda: unseen in tracker.members(GUILD))  # rebuilt while the sync is still stuck
+            await sim.voice(late, "Lounge")
+            await sim.voice(early, None)
+            await wait_for(lambda: late in tracker.members(GUILD) and early not in tracker.members(GUILD))
+        await wait_for(lambda: gateway.guild_syncs == syncs + 1)
+        assert {early, late, unseen} & set(tracker.members(GUILD)) == {late, unseen}
+    finally:
+        await admin.close()
+        for user in (late, unseen):
+            await sim.voice(user, None)
 
 
 async def test_resume_replays_missed_events_and_duplicates_keep_their_keys(

@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from synapse_async.bot.gateway import make_gateway_bot
 from synapse_async.cache.config_cache import ConfigCache, GuildConfig
 from synapse_async.levelroles import LevelRoleSyncer
 from synapse_async.rewards.roles import RoleSkip
@@ -119,7 +120,7 @@ class Env:
 async def open_env(
     bot_factory: Callable[[DiscordSimulator], hikari.GatewayBot] = make_bot,
     *,
-    max_retries: int = 3,
+    max_retries: int | None = 3,
     member_cache: bool = True,
 ) -> AsyncIterator[Env]:
     faults = Faults()
@@ -134,7 +135,11 @@ async def open_env(
         bot = bot_factory(sim)
         async with running(bot, sim):
             cache = ConfigCache(engine)
-            syncer = LevelRoleSyncer(bot, cache, max_retries=max_retries, base_delay=0.01)
+            # max_retries None: the syncer as the app constructs it (its default).
+            if max_retries is None:
+                syncer = LevelRoleSyncer(bot, cache)
+            else:
+                syncer = LevelRoleSyncer(bot, cache, max_retries=max_retries, base_delay=0.01)
             env = Env(sim, bot, cache, syncer, faults, roles, member_cache)
             await env.settle()
             yield env
@@ -344,12 +349,41 @@ async def test_a_member_who_left_is_fetched_once_and_not_retried(env: Env) -> No
     assert env.syncer.snapshot()["failed"] == 0
 
 
-def _bot_without_hikari_retries(sim: DiscordSimulator) -> hikari.GatewayBot:
-    """Like `make_bot`, but hikari gives 5xx straight to the caller.
+def _production_bot(sim: DiscordSimulator) -> hikari.GatewayBot:
+    """The GatewayBot exactly as the app builds it, with hikari's own 5xx retries (3, exponential backoff)."""
+    return make_gateway_bot(sim.token, sim.api_url)
 
-    hikari itself retries 5xx (`max_retries`, 3 by default, with 1 s+ backoff) before raising
-    `InternalServerError`; turning that off isolates the syncer's own retry policy and keeps the test fast.
-    """
+
+async def test_5xx_is_retried_by_hikari_in_the_production_configuration() -> None:
+    """SPEC §13 "5xx → up to 3 retries with backoff", as the app runs it: hikari retries, the syncer adds none."""
+    async with open_env(_production_bot, max_retries=None) as env:
+        env.configure(STANDARD, "stack")
+        env.faults.member_patch_500s = 2
+        since = len(env.sim.rest_calls)
+
+        await env.syncer.sync_member(GUILD, USER, 12)
+
+        assert [c.status for c in env.patches(since)] == [500, 500, 200]
+        assert env.member_roles() == env.ids("Member", "Level 5", "Level 10")
+        assert env.syncer.snapshot() == {"pending": 0, "updated": 1, "failed": 0}
+
+
+async def test_5xx_gives_up_after_three_retries_in_the_production_configuration() -> None:
+    async with open_env(_production_bot, max_retries=None) as env:
+        env.configure(STANDARD, "stack")
+        env.faults.member_patch_500s = 100
+        since = len(env.sim.rest_calls)
+
+        await env.syncer.sync_member(GUILD, USER, 12)
+
+        assert [c.status for c in env.patches(since)] == [500, 500, 500, 500]  # the first try and hikari's 3
+        assert env.member_roles() == env.ids("Member")
+        assert env.syncer.snapshot() == {"pending": 0, "updated": 0, "failed": 1}
+
+
+def _bot_without_hikari_retries(sim: DiscordSimulator) -> hikari.GatewayBot:
+    """Like `make_bot`, but hikari gives 5xx straight to the caller: for the syncer's own retries (`max_retries`
+    > 0), which exist for REST clients that do not retry by themselves."""
     return hikari.GatewayBot(
         token=sim.token,
         rest_url=sim.api_url,

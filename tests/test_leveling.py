@@ -172,6 +172,22 @@ def test_curves_are_cached_and_immutable() -> None:
         DEFAULT.base = 5  # type: ignore[misc]
 
 
+def test_every_curve_in_use_stays_shared_however_many_there_are() -> None:
+    """No cliff: with far more distinct curves in use than any fixed cache size, none is ever rebuilt."""
+    in_use = [curve_for(1000 + i, 1.01) for i in range(300)]  # factor 1.01: full 1,000-level tables
+    assert all(curve_for(1000 + i, 1.01) is curve for i, curve in enumerate(in_use))
+
+
+def test_a_guild_configuration_holds_its_curve() -> None:
+    from synapse_async.cache.config_cache import GuildConfig
+    from synapse_async.settings import ResolvedSettings
+
+    config = GuildConfig(1, settings=ResolvedSettings({"leveling.level_base": 777, "leveling.level_factor": 1.3}))
+    for i in range(300):  # many other curves built and dropped meanwhile
+        curve_for(5000 + i, 1.02)
+    assert config.curve is curve_for(777, 1.3) and config.curve.level(1010) == 2  # required(1) = ⌊777 × 1.3⌋
+
+
 # ---- §10.2 level changes and level-up gold ---------------------------------------------------------------
 
 # base 400, factor 1.25: level 6 = [1220, 1525), level 10 = [2980, 3725), level 12 = [4656, 5820). With these

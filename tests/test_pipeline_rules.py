@@ -414,6 +414,54 @@ async def test_manual_award_is_announced_after_commit_without_pings(
     assert body["allowed_mentions"] == {"parse": []}
 
 
+async def test_announcements_show_the_avatar_and_the_admins_name(
+    sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    """SPEC §14: level-up and badge-less achievement embeds carry the avatar; footers name the admin, not an id."""
+    from synapse_async.bot.gateway import DiscordGateway
+    from synapse_async.services.audit import Actor
+    from synapse_async.services.economy import award, grant
+
+    rt, sim, _ = sandbox
+    assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
+    assert isinstance(rt.gateway, DiscordGateway)
+    cache, hikari_cache = rt.components.cache, rt.gateway.bot.cache
+    user, admin = U[27], 100000000000000010
+    channel = int(await sim.create_channel("grants", "announcement"))
+    await wait_for(lambda: channel in cache.guild(GUILD).channels)
+    await write_config(
+        rt,
+        "INSERT INTO achievement_templates (guild_id, name, trigger_type, trigger_config, xp_reward)"
+        " VALUES (:g, 'Helpful', 'manual', '{}'::jsonb, 200)",
+        "achievement_templates",
+    )
+    await wait_for(lambda: any(t.name == "Helpful" for t in cache.guild(GUILD).templates))
+    actor = Actor(str(admin), "user", "api")
+    common = {"guild_id": GUILD, "user_id": user, "actor": actor, "channel_id": channel}
+    db, processor = rt.components.db, rt.pipeline.processor
+    granted = await grant(
+        db, processor, cache, template_id=await _template_id(rt, "Helpful"), request_id="grant-avatar-01", **common
+    )
+    rt._after_commit(granted.effects)
+    awarded = await award(db, processor, cache, xp=5, gold=0, reason="Thanks", request_id="award-avatar-01", **common)
+    rt._after_commit(awarded.effects)
+
+    def embeds() -> dict[str, dict[str, object]]:
+        posts = [c for c in sim.rest_calls if c.method == "POST" and c.path.endswith(f"/channels/{channel}/messages")]
+        return {c.json["embeds"][0]["title"]: c.json["embeds"][0] for c in posts}  # type: ignore[attr-defined]
+
+    await wait_for(lambda: {"Achievement unlocked!", "Level up!", "Award"} <= set(embeds()))
+    member_obj, admin_obj = hikari_cache.get_member(GUILD, user), hikari_cache.get_member(GUILD, admin)
+    assert member_obj is not None and admin_obj is not None
+    avatar = str(member_obj.display_avatar_url)
+    got = embeds()
+    assert got["Level up!"]["thumbnail"] == {"url": avatar}
+    assert got["Achievement unlocked!"]["thumbnail"] == {"url": avatar}  # no badge: the avatar
+    assert got["Achievement unlocked!"]["footer"] == {"text": f"Granted by {admin_obj.display_name}"}
+    assert got["Award"]["footer"] == {"text": f"Awarded by {admin_obj.display_name}"}
+    assert str(admin) not in str(got["Award"]["footer"])
+
+
 async def test_mode_change_queues_a_level_role_sync_job(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
     rt, sim, _ = sandbox
     climber = U[20]  # level 4 with the "Level 2" role from the level-roles test above

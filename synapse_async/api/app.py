@@ -13,7 +13,7 @@ from synapse_async.health import Components
 
 def build_app(config: Config, components: Components) -> web.Application:
     app = web.Application(
-        middlewares=[request_context, errors, gate(components.lifecycle)],
+        middlewares=[request_context(config.trusted_proxies), errors, gate(components.lifecycle)],
         client_max_size=config.http_max_body_bytes,
     )
     app[CONFIG] = config

@@ -3,14 +3,21 @@
 Order matters: the request-id middleware runs first so every later log line and error carries the id; the error
 middleware turns any exception into the uniform body (a pool timeout or lost connection becomes 503
 `unavailable`, never a hang or a 500).
+
+The access log (SPEC §24.3) records method, route template, status, duration, principal, client IP and request id.
+The client IP is the peer address unless the peer is one of `TRUSTED_PROXIES`: then `X-Forwarded-For` is read
+from the right, skipping trusted hops, and the first untrusted address is the client (addresses further left
+were written by the client itself and prove nothing). The principal is whatever authentication stored under
+`PRINCIPAL` for this request (None for anonymous requests).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
@@ -27,6 +34,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PROBE_PATHS = frozenset({"/health", "/ready"})
 REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_IP = web.RequestKey("client_ip", str)
+PRINCIPAL = web.RequestKey("principal", str)
+"""Set by authentication to the caller's principal id (a Discord user id or `svc:…`); read by the access log."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_ip(remote: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
+    """The client's address: the peer, or — behind trusted proxies — the rightmost untrusted forwarded hop."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if remote is None or not forwarded_for or not is_trusted(remote):
+        return remote
+    client = remote
+    for hop in reversed(forwarded_for.split(",")):
+        hop = hop.strip()
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage in the header: the last good hop is as far as we can trust it
+        client = hop
+        if not is_trusted(hop):
+            break
+    return client
 
 
 def _route_template(request: web.Request) -> str:
@@ -34,30 +71,39 @@ def _route_template(request: web.Request) -> str:
     return info.canonical if info is not None else "<unmatched>"
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    given = request.headers.get("X-Request-ID", "")
-    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    request[REQUEST_ID] = request_id
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers["X-Request-ID"] = request_id
-        return response
-    finally:
-        if request.path not in PROBE_PATHS:
-            log.info(
-                "http_request",
-                method=request.method,
-                route=_route_template(request),
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                client_ip=request.remote,
-            )
-        structlog.contextvars.unbind_contextvars("request_id")
+def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
+    """Request id, client IP and the access log line for every request but the probes."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies)
+        if ip is not None:
+            request[CLIENT_IP] = ip
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            if request.path not in PROBE_PATHS:
+                log.info(
+                    "http_request",
+                    method=request.method,
+                    route=_route_template(request),
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    principal=request.get(PRINCIPAL),
+                    client_ip=ip,
+                )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    return middleware
 
 
 def gate(lifecycle: Lifecycle) -> Middleware:

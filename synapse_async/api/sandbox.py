@@ -16,12 +16,14 @@ from aiohttp import web
 
 from synapse_async.api.errors import ApiError, FieldProblem
 from synapse_async.api.keys import COMPONENTS
+from synapse_async.api.middleware import CLIENT_IP
 
 routes = web.RouteTableDef()
 
 
 def _simulator(request: web.Request) -> Any:
-    remote = request.remote or ""
+    # The client, not the peer: behind a trusted proxy on loopback, the peer is local but the client may not be.
+    remote = request.get(CLIENT_IP) or request.remote or ""
     try:
         loopback = ipaddress.ip_address(remote).is_loopback
     except ValueError:

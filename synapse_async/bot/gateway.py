@@ -194,12 +194,9 @@ class DiscordGateway:
 
     # --- guild structure ---------------------------------------------------------------------------------------
     async def _on_guild_visible(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
-        snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
-        # The database may stay down through every retry; the next GUILD_CREATE (reconnect) syncs again.
-        result = await self._write(lambda: sync_guild(self._sessions, snap), "guild_sync", snap.guild_id, BACKGROUND)
-        if result is None:
-            return
-        self.guild_syncs += 1
+        # The voice tracker is rebuilt before the first await: a voice update dispatched after this GUILD_CREATE
+        # runs after this line, so the older snapshot can never overwrite it (as it did when the rebuild came
+        # after a guild sync that was retrying), and a failed sync cannot skip the rebuild (SPEC §7.3).
         self.normalizer.voice.rebuild(
             int(event.guild_id),
             (
@@ -214,6 +211,12 @@ class DiscordGateway:
             ),
             self.normalizer.now(),
         )
+        snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
+        # The database may stay down through every retry; the next GUILD_CREATE (reconnect) syncs again.
+        result = await self._write(lambda: sync_guild(self._sessions, snap), "guild_sync", snap.guild_id, BACKGROUND)
+        if result is None:
+            return
+        self.guild_syncs += 1
         log.info(
             "guild_synced",
             guild_id=int(event.guild_id),

@@ -3,6 +3,11 @@
 It holds only members currently in voice, so it stays as small as the guild's voice activity. Classifying an update
 against it (join, leave, move, or a state change within one channel) is what makes repeated or replayed voice
 updates harmless: an update that leaves the tracked channel unchanged records nothing.
+
+Each entry keeps two times: `since` (in this channel, for the lake's time-in-channel) and `in_voice_since` (in any
+voice channel of the guild, kept across moves). The ticker pays a slot only to members in voice since its start
+(SPEC §7.3). A rebuild from a GUILD_CREATE snapshot keeps both times for members it already tracked, so a
+reconnect neither restarts anyone's time nor costs them the slot in progress.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class VoiceEntry:
     since: datetime
     muted: bool
     deafened: bool
+    in_voice_since: datetime
 
 
 class VoiceTracker:
@@ -38,12 +44,12 @@ class VoiceTracker:
             del members[user_id]
             return "leave", previous
         if previous is None:
-            members[user_id] = VoiceEntry(channel_id, now, muted, deafened)
+            members[user_id] = VoiceEntry(channel_id, now, muted, deafened, now)
             return "join", None
         if previous.channel_id == channel_id:
             previous.muted, previous.deafened = muted, deafened
             return None
-        members[user_id] = VoiceEntry(channel_id, now, muted, deafened)
+        members[user_id] = VoiceEntry(channel_id, now, muted, deafened, previous.in_voice_since)
         return "move", previous
 
     def count_in(self, guild_id: int, channel_id: int) -> int:
@@ -51,7 +57,16 @@ class VoiceTracker:
 
     def rebuild(self, guild_id: int, states: Iterable[tuple[int, int, bool, bool]], now: datetime) -> None:
         """Replace a guild's state from the gateway voice-state cache: (user_id, channel_id, muted, deafened)."""
-        self._guilds[guild_id] = {u: VoiceEntry(c, now, m, d) for u, c, m, d in states}
+        old = self._guilds.get(guild_id, {})
+        fresh: dict[int, VoiceEntry] = {}
+        for user, channel, muted, deafened in states:
+            prev = old.get(user)
+            if prev is None:
+                fresh[user] = VoiceEntry(channel, now, muted, deafened, now)
+            else:
+                since = prev.since if prev.channel_id == channel else now
+                fresh[user] = VoiceEntry(channel, since, muted, deafened, prev.in_voice_since)
+        self._guilds[guild_id] = fresh
 
     def entry(self, guild_id: int, user_id: int) -> VoiceEntry | None:
         return self._guilds.get(guild_id, {}).get(user_id)

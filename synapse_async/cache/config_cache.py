@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from synapse_async.obs.logging import get_logger
+from synapse_async.rewards.leveling import LevelCurve, curve_for
 from synapse_async.settings import REGISTRY, ResolvedSettings, normalize_stored
 
 log = get_logger(__name__)
@@ -130,6 +131,13 @@ class GuildConfig:
     rarities: Mapping[int, RarityInfo] = field(default_factory=dict)
     series: Mapping[int, SeriesInfo] = field(default_factory=dict)
     active_season: SeasonInfo | None = None
+    # The level curve of `settings`, resolved when the configuration is built (never on the reward path); holding
+    # it keeps the shared curve alive for as long as the guild uses it (see `curve_for`).
+    curve: LevelCurve = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        curve = curve_for(self.settings.int("leveling.level_base"), self.settings.float("leveling.level_factor"))
+        object.__setattr__(self, "curve", curve)
 
 
 # --- loaders: one per notifiable table; each returns {guild_id: value for that GuildConfig field} -------------
@@ -171,6 +179,16 @@ async def _load_settings(conn: AsyncConnection, guild_id: int | None) -> dict[in
         return ResolvedSettings(overrides)
 
     return _group(rows, build)
+
+
+async def load_guild_settings(conn: AsyncConnection, guild_id: int) -> ResolvedSettings:
+    """One guild's merged settings straight from the database, exactly as a reload would build them.
+
+    For work that must not act on a cache the NOTIFY has not reached yet (a relevel claimed right after the
+    curve change that queued it).
+    """
+    settings: ResolvedSettings = (await _load_settings(conn, guild_id)).get(guild_id, _DEFAULT_SETTINGS)
+    return settings
 
 
 async def _load_guilds(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:

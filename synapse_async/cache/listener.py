@@ -7,6 +7,10 @@ exponential backoff and jitter. After `LISTEN_MAX_FAILURES` consecutive failures
 falls back to polling full reloads every `CACHE_POLL_SECONDS`, and one reconnect is tried every
 `LISTEN_HALF_OPEN_SECONDS`. It never gives up, and every state is visible in `/health`. Every successful
 (re)connection is followed by a full reload, because notifications sent while disconnected are lost.
+
+A targeted reload that fails (pool timeout, statement timeout, a lock held too long) while the listener itself
+stays connected would otherwise be lost for good: no reconnect follows, so no full reload covers it. It is
+therefore queued again after the same capped backoff as reconnects (SPEC §16.1, §27.8), until it succeeds.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # The dedicated connection's protocol got out of step (seen when the server kills the backend while a ping
+    # starts); a new connection is the cure, exactly as for a lost one.
+    asyncpg.InternalClientError,
     sa_exc.DBAPIError,
     sa_exc.TimeoutError,
 )
@@ -82,6 +89,8 @@ class ConfigListener:
         self._queue: asyncio.Queue[ConfigChange] = asyncio.Queue()
         self._pending: set[ConfigChange] = set()
         self._event_tasks: set[asyncio.Task[None]] = set()
+        self._retries: set[asyncio.TimerHandle] = set()
+        self.reload_failures = 0  # consecutive failed targeted reloads; sets the retry backoff
         self._conn: asyncpg.Connection | None = None
         self.state = ListenerState.RECONNECTING
         self.consecutive_failures = 0
@@ -118,6 +127,9 @@ class ConfigListener:
                 await self._after_failure()
         finally:
             worker.cancel()
+            for handle in self._retries:
+                handle.cancel()
+            self._retries.clear()
             await asyncio.gather(worker, return_exceptions=True)
             await self.close()
 
@@ -181,9 +193,9 @@ class ConfigListener:
             self.state = ListenerState.RECONNECTING
             log.warning("cache_listener_failed", failures=self.consecutive_failures, error=self.last_error)
 
-    def backoff_seconds(self) -> float:
-        """min(2^(n−1), cap) plus 0–50 % jitter."""
-        n = max(self.consecutive_failures, 1)
+    def backoff_seconds(self, failures: int | None = None) -> float:
+        """min(2^(n−1), cap) plus 0–50 % jitter; n is the consecutive connection failures unless given."""
+        n = max(self.consecutive_failures if failures is None else failures, 1)
         base = min(2.0 ** (n - 1), self._settings.backoff_max_seconds)
         return base * (1.0 + 0.5 * self._jitter())
 
@@ -218,6 +230,9 @@ class ConfigListener:
         if change is None:
             log.warning("config_notification_ignored", payload=payload[:100])
             return
+        self._enqueue(change)
+
+    def _enqueue(self, change: ConfigChange) -> None:
         if change not in self._pending:  # coalesce bursts: one pending reload per (table, guild)
             self._pending.add(change)
             self._queue.put_nowait(change)
@@ -247,5 +262,26 @@ class ConfigListener:
             try:
                 await self._cache.reload(change.table, change.guild_id)
             except _CONNECTION_ERRORS as exc:
-                # The connection is likely down too; the full reload after reconnecting covers this change.
-                log.warning("config_reload_failed", table=change.table, error=f"{type(exc).__name__}"[:100])
+                self._retry_later(change, exc)
+            else:
+                self.reload_failures = 0
+
+    def _retry_later(self, change: ConfigChange, exc: BaseException) -> None:
+        """Queue the change again after a backoff: the listener may be fine, so no full reload would cover it."""
+        self.reload_failures += 1
+        delay = self.backoff_seconds(self.reload_failures)
+        log.warning(
+            "config_reload_failed",
+            table=change.table,
+            guild_id=change.guild_id,
+            error=f"{type(exc).__name__}: {exc}"[:200],
+            retry_in_s=round(delay, 2),
+        )
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._retries.discard(handle)
+            self._enqueue(change)
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._retries.add(handle)

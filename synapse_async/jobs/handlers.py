@@ -1,21 +1,26 @@
 """Job bodies: `relevel` (SPEC §10.3) and `level_role_sync` (SPEC §13), in batches of 1,000 members.
 
 Each relevel batch is one transaction (rows locked in user-id order); its after-commit effects (role syncs) go
-through the same hook as the pipeline's. Both stop between batches when the job is cancelled or the process
+through the same hook as the pipeline's. Relevel reads the guild's settings (the curve) from the database when it
+starts, not from the cache: the job is queued in the transaction that changed the curve, so a runner may claim it
+before that change's NOTIFY has reached the cache. Both stop between batches when the job is cancelled or the process
 shuts down, and both are safe to re-run: relevel changes only members whose level differs, role sync only
 members whose roles differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import text
 
-from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.cache.config_cache import ConfigCache, GuildConfig, load_guild_settings
 from synapse_async.db.engine import Database
+from synapse_async.db.faults import BACKGROUND, log_retries, retry_transient
+from synapse_async.db.transactions import raw_transaction
 from synapse_async.jobs.runner import JobContext, JobHandler
 from synapse_async.pipeline import sql
 from synapse_async.pipeline.processor import Effects, Processor, Tx
@@ -42,20 +47,28 @@ def relevel_handler(
     db: Database, processor: Processor, cache: ConfigCache, after_commit: Callable[[Effects], None]
 ) -> JobHandler:
     async def relevel(ctx: JobContext) -> dict[str, Any]:
-        async with db.sessions() as s:
-            ctx.progress["total"] = int((await s.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
+        async with db.engine.connect() as sa_conn:
+            ctx.progress["total"] = int((await sa_conn.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
+            settings = await load_guild_settings(sa_conn, ctx.guild_id)
         after, changed = 0, 0
         while not ctx.should_stop():
-            guild = cache.guild(ctx.guild_id)
-            async with db.engine.connect() as sa_conn:
-                raw = await sa_conn.get_raw_connection()
-                conn: asyncpg.Connection = raw.driver_connection
-                async with conn.transaction():
+            guild = dataclasses.replace(cache.guild(ctx.guild_id), settings=settings)
+
+            async def batch(guild: GuildConfig = guild, after: int = after) -> tuple[list[asyncpg.Record], Tx, int]:
+                async with raw_transaction(db.engine) as conn:
                     rows = await conn.fetch(_BATCH_ROWS, ctx.guild_id, after, BATCH)
-                    tx = Tx(conn, singles=True)
+                    tx, n = Tx(conn, singles=True), 0
                     for row in rows:
                         if await processor.relevel_member(tx, guild, int(row["user_id"]), row, str(ctx.job_id)):
-                            changed += 1
+                            n += 1
+                return rows, tx, n
+
+            # A batch replayed after a transient fault (even one whose COMMIT did happen) changes only members whose
+            # level still differs, so the retry is exactly-once.
+            rows, tx, n = await retry_transient(
+                batch, policy=BACKGROUND, on_retry=log_retries("relevel", guild_id=ctx.guild_id)
+            )
+            changed += n
             after_commit(tx.effects)
             ctx.progress["done"] += len(rows)
             if len(rows) < BATCH:

@@ -3,12 +3,20 @@
 Claiming uses `FOR UPDATE SKIP LOCKED`, so several processes never run the same job. A running job heartbeats
 (and reports progress) every `heartbeat_seconds`; a job silent for `stale_seconds` is marked failed
 (`interrupted`) by any runner. Cancellation (status set to `cancelled` by an admin) and shutdown take effect
-between batches: handlers call `should_stop()`. A job marked `rerun_requested` while it ran is queued again.
+between batches: handlers call `should_stop()`. A job marked `rerun_requested` while it ran is queued again,
+however it ended — also when the stale check ends it, or a requested relevel would be lost.
+
+A job's outcome must not get lost on the way to its row: the heartbeat survives database errors (a dead
+heartbeat would let the stale check end a healthy job, and its result would then have no `running` row left to
+land in); the final write is retried through short outages; a job an admin set to `cancelled` still records its
+result and `finished_at`; and shutdown waits for the batch in progress (`stop()` then `wait_stopped()`) so the job
+ends `failed` (`interrupted`) at a batch boundary, not `running` until some runner's stale check (SPEC §3.3, §23.2).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -16,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from synapse_async.db.engine import Database
+from synapse_async.db.faults import BACKGROUND, is_transient, log_retries, retry_transient
 from synapse_async.obs.logging import get_logger
 
 log = get_logger(__name__)
@@ -36,11 +46,14 @@ _HEARTBEAT = text(
      WHERE job_id = :id RETURNING status
     """
 )
+# An admin's `cancelled` (set with the time of the request) is final: the row keeps it, but still gets the result
+# and the time the job really stopped.
 _FINISH = text(
     """
-    UPDATE jobs SET status = :status, result = CAST(:result AS jsonb), error = :error, finished_at = now()
-     WHERE job_id = :id AND status = 'running'
-    RETURNING rerun_requested, guild_id, kind, params, requested_by
+    UPDATE jobs SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE :status END,
+                    result = CAST(:result AS jsonb), error = :error, finished_at = now()
+     WHERE job_id = :id AND owner_instance = :inst AND status IN ('running', 'cancelled')
+    RETURNING status, rerun_requested, guild_id, kind, params, requested_by
     """
 )
 _REQUEUE = text(
@@ -53,7 +66,7 @@ _STALE = text(
     """
     UPDATE jobs SET status = 'failed', error = 'interrupted', finished_at = now()
      WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :secs)
-    RETURNING job_id
+    RETURNING job_id, rerun_requested, guild_id, kind, params, requested_by
     """
 )
 
@@ -92,16 +105,35 @@ class JobRunner:
         self._heartbeat_seconds = heartbeat_seconds
         self._stale_seconds = stale_seconds
         self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.finished: dict[str, int] = {}
 
     def stop(self) -> None:
+        """No new claims; the running job stops at its next batch boundary."""
         self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def wait_stopped(self, timeout: float) -> bool:
+        """After `stop()`: wait (bounded) until no job is running any more; False if one still was at `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            log.error("job_did_not_stop", timeout_s=timeout)
+            return False
+        return True
 
     async def poll(self) -> None:
         """Expire stale jobs, then claim and run queued jobs of local guilds until none is left."""
         async with self._db.sessions.begin() as s:
             for row in (await s.execute(_STALE, {"secs": self._stale_seconds})).all():
-                log.error("job_interrupted", job_id=str(row.job_id))
+                log.error("job_interrupted", job_id=str(row.job_id), rerun=bool(row.rerun_requested))
+                if row.rerun_requested:
+                    await _requeue(s, row)
         while not self._stopping:
             guilds = [int(g) for g in self._local_guilds()]
             if not guilds:
@@ -113,30 +145,58 @@ class JobRunner:
             await self._run(claimed.job_id, int(claimed.guild_id), claimed.kind, dict(claimed.params or {}))
 
     async def _run(self, job_id: uuid.UUID, guild_id: int, kind: str, params: dict[str, Any]) -> None:
+        self._idle.clear()
+        try:
+            status, result, error = await self._execute(job_id, guild_id, kind, params)
+            await retry_transient(
+                lambda: self._finish(job_id, status, result, error),
+                policy=BACKGROUND,
+                on_retry=log_retries("job_finish"),
+            )
+        finally:
+            self._idle.set()
+
+    async def _execute(
+        self, job_id: uuid.UUID, guild_id: int, kind: str, params: dict[str, Any]
+    ) -> tuple[str, dict[str, Any] | None, str | None]:
+        """Run the handler with a heartbeat beside it; return (status, result, error)."""
         ctx = JobContext(job_id, guild_id, params, stopping=lambda: self._stopping)
         beat = asyncio.create_task(self._heartbeat(ctx), name=f"job-heartbeat-{job_id}")
-        status, result, error = "succeeded", None, None
         try:
             handler = self._handlers.get(kind)
             if handler is None:
                 raise LookupError(f"no handler for job kind {kind!r}")
             result = await handler(ctx)
-            if ctx.cancelled:
-                status = "cancelled"
-            elif self._stopping and ctx.should_stop():
-                status, error = "failed", "interrupted"
+        except asyncio.CancelledError:
+            # Cancelled mid-batch (the shutdown budget ran out): that batch rolled back. Record the end now rather
+            # than leave the job `running` until the stale check.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self._finish(job_id, "failed", None, "interrupted")
+            raise
         except Exception as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"[:500]
             log.exception("job_failed", job_id=str(job_id), kind=kind, guild_id=guild_id)
+            return "failed", None, f"{type(exc).__name__}: {exc}"[:500]
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
-        await self._finish(job_id, status, result, error)
+        if ctx.cancelled:
+            return "cancelled", result, None
+        if self._stopping and ctx.should_stop():
+            return "failed", result, "interrupted"
+        return "succeeded", result, None
 
     async def _heartbeat(self, ctx: JobContext) -> None:
+        """Beat until cancelled. A failed beat is logged and the next one tried: the job itself is still alive."""
         while True:
             await asyncio.sleep(self._heartbeat_seconds)
-            await self.report(ctx)
+            try:
+                await self.report(ctx)
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("job_heartbeat_error", job_id=str(ctx.job_id))
+                else:
+                    log.warning("job_heartbeat_failed", job_id=str(ctx.job_id), error=type(exc).__name__)
 
     async def report(self, ctx: JobContext) -> None:
         """Store progress and the heartbeat; learn about cancellation."""
@@ -150,19 +210,31 @@ class JobRunner:
             row = (
                 await s.execute(
                     _FINISH,
-                    {"id": job_id, "status": status, "result": json.dumps(result) if result else None, "error": error},
+                    {
+                        "id": job_id,
+                        "inst": self._instance,
+                        "status": status,
+                        "result": json.dumps(result) if result else None,
+                        "error": error,
+                    },
                 )
             ).first()
             if row is not None and row.rerun_requested:
-                await s.execute(
-                    _REQUEUE,
-                    {
-                        "id": uuid.uuid4(),
-                        "g": row.guild_id,
-                        "k": row.kind,
-                        "p": json.dumps(dict(row.params or {})),
-                        "by": row.requested_by,
-                    },
-                )
-        self.finished[status] = self.finished.get(status, 0) + 1
-        log.info("job_finished", job_id=str(job_id), status=status)
+                await _requeue(s, row)
+        final = row.status if row is not None else status
+        self.finished[final] = self.finished.get(final, 0) + 1
+        log.info("job_finished", job_id=str(job_id), status=final, recorded=row is not None)
+
+
+async def _requeue(session: AsyncSession, row: Any) -> None:
+    """Queue a fresh job like `row` (a job that was asked to run once more while it ran)."""
+    await session.execute(
+        _REQUEUE,
+        {
+            "id": uuid.uuid4(),
+            "g": row.guild_id,
+            "k": row.kind,
+            "p": json.dumps(dict(row.params or {})),
+            "by": row.requested_by,
+        },
+    )

@@ -12,10 +12,11 @@ inputs and acts on its result:
 - roles the pre-check rejects are kept as they are, logged, and remembered per guild (`problems`) for
   `GET …/level-roles`; bots are never touched;
 - 403 and 404 are final (retrying cannot fix a permission or a departed member, and §25 forbids retrying 403);
-  `hikari.InternalServerError` is retried up to `max_retries` times with exponential backoff. Each retry re-plans
-  from the cache first, so a manual edit or a gateway update that arrived meanwhile is respected rather than
-  overwritten by a stale list. Note that hikari's REST client already retries 5xx itself (the GatewayBot's own
-  `max_retries`) before raising, so with hikari's defaults these retries come on top of its own.
+  5xx: hikari's REST client already retries 500/502/503/504 three times with exponential backoff before raising
+  `hikari.InternalServerError` — exactly SPEC §13's "up to 3 retries with backoff" — so by default
+  (`max_retries=0`, what the app runs) the syncer adds none and gives the member up when hikari does. For a REST
+  client without retries of its own, `max_retries` > 0 retries here instead, re-planning from the cache first so
+  that a manual edit or a gateway update that arrived meanwhile is respected rather than overwritten.
 
 The pipeline calls `request()` after COMMIT. Requests are coalesced per member (latest level wins) and drained by
 the supervised `run()`, so a burst of level changes for one member yields one update at the end rather than a
@@ -126,7 +127,7 @@ class LevelRoleSyncer:
         bot: hikari.GatewayBot,
         cache: ConfigCache,
         *,
-        max_retries: int = 3,
+        max_retries: int = 0,
         base_delay: float = 1.0,
         max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
@@ -140,6 +141,8 @@ class LevelRoleSyncer:
         # Insertion-ordered: the oldest waiting member is served first; re-requesting keeps its place.
         self._pending: dict[MemberKey, int] = {}
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set by `run` when nothing is pending or being synced
+        self._idle.set()
         self._problems: OrderedDict[int, dict[int, str]] = OrderedDict()
         self._written: OrderedDict[MemberKey, _Written] = OrderedDict()
         self._locks: dict[MemberKey, tuple[asyncio.Lock, int]] = {}
@@ -163,6 +166,7 @@ class LevelRoleSyncer:
                 log.warning("level_roles_queue_full", guild_id=guild_id, user_id=user_id, dropped=self.dropped)
             return
         self._pending[key] = level
+        self._idle.clear()
         self._wake.set()
 
     async def run(self) -> None:
@@ -173,6 +177,7 @@ class LevelRoleSyncer:
         """
         while True:
             if not self._pending:
+                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -186,6 +191,20 @@ class LevelRoleSyncer:
                 log.exception("level_roles_sync_error", guild_id=guild_id, user_id=user_id, level=level)
             # A fully cached, unchanged member never suspends; yield so a long queue cannot starve the loop.
             await asyncio.sleep(0)
+
+    async def flush(self, deadline: float) -> int:
+        """Shutdown (SPEC §3.3 step 5): let `run` finish pending requests until `deadline` (`loop.time()`).
+
+        Returns how many members were still waiting (logged); they are caught up by their next level change or a
+        `level_role_sync` job.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._idle.wait()
+        left = len(self._pending)
+        if left:
+            log.warning("level_roles_dropped_at_shutdown", pending=left)
+        return left
 
     # --- syncing ------------------------------------------------------------------------------------------------
 

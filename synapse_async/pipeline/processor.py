@@ -54,6 +54,7 @@ class LevelUp:
     level: int
     gold: int
     channel_id: int | None
+    journal_id: int | None = None  # the `level_change` row: what another process re-reads (SPEC §16.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class Earned:
     channel_id: int | None
     paid: bool
     granted_by: str | None = None  # the granting admin for manual grants ("Granted by …" footer, SPEC §14)
+    journal_id: int | None = None  # the `achievement` row: what another process re-reads (SPEC §16.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class ManualAward:
     reason: str
     actor_id: str
     channel_id: int | None
+    journal_id: int | None = None  # the `manual_award` row: what another process re-reads (SPEC §16.3)
 
 
 @dataclass(slots=True)
@@ -600,7 +603,9 @@ class Processor:
         tx.effects.role_syncs[(cause.guild_id, user_id)] = change.new_level
         if change.announce and settings.bool("announce.level_up") and (await self._prefs(tx, cause, user_id))[0]:
             tx.effects.level_ups.append(
-                LevelUp(cause.guild_id, user_id, change.new_level, change.gold_bonus, cause.announce_channel)
+                LevelUp(
+                    cause.guild_id, user_id, change.new_level, change.gold_bonus, cause.announce_channel, journal_id
+                )
             )
 
     async def _prefs(self, tx: Tx, cause: Cause, user_id: int) -> tuple[bool, bool, bool]:
@@ -695,7 +700,9 @@ class Processor:
         )
         if pay_rewards and guild.settings.bool("announce.achievements") and (await self._prefs(tx, cause, user_id))[1]:
             channel = template.announce_channel_id or cause.announce_channel
-            tx.effects.achievements.append(Earned(cause.guild_id, user_id, template, channel, True, granted_by))
+            tx.effects.achievements.append(
+                Earned(cause.guild_id, user_id, template, channel, True, granted_by, journal_id)
+            )
         if xp == 0 and gold == 0:
             return Earning(journal_id, recorded is not None, None)
         row = await tx.conn.fetchrow(sql.ADD_XP_GOLD, cause.guild_id, user_id, xp, gold)

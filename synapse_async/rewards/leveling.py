@@ -17,10 +17,12 @@ numbers; this keeps `required` non-decreasing and bounded, and `level()` consist
 from __future__ import annotations
 
 import math
+import weakref
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from typing import Final
 
 MAX_LEVEL = 1000
 BIGINT_MAX = 2**63 - 1
@@ -28,7 +30,7 @@ UNREACHABLE = BIGINT_MAX + 1
 """Stand-in for a threshold beyond BIGINT: no storable XP reaches it. Never write it to the database."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class LevelCurve:
     """One guild's curve, built from `leveling.level_base` and `leveling.level_factor` (SPEC §5.2).
 
@@ -106,10 +108,30 @@ class LevelCurve:
         return current, xp - start, 0 if end == UNREACHABLE else end - start
 
 
-@lru_cache(maxsize=64)
+RECENT_CURVES: Final = 64
+"""Curves built most recently, kept even when no guild configuration refers to them (API previews, tests)."""
+_CURVES: weakref.WeakValueDictionary[tuple[int, float], LevelCurve] = weakref.WeakValueDictionary()
+_RECENT: OrderedDict[tuple[int, float], LevelCurve] = OrderedDict()
+
+
 def curve_for(base: int, factor: float) -> LevelCurve:
-    """Shared curve per `(base, factor)`: settings rarely change, so the hot path must not rebuild tables."""
-    return LevelCurve(base, factor)
+    """The one shared curve per `(base, factor)`, built at most once while anything still uses it.
+
+    Building a table costs milliseconds (up to 1,000 exact big-integer thresholds), so the reward path must never
+    do it. A fixed-size LRU had a cliff: with more distinct curves in use than its size, every reward rebuilt one.
+    Here a curve lives as long as something holds it — every cached `GuildConfig` holds its guild's curve — so the
+    cache is exactly "one entry per distinct curve in use", bounded by the number of guilds, plus the last
+    `RECENT_CURVES` built.
+    """
+    key = (base, factor)
+    curve = _CURVES.get(key)
+    if curve is None:
+        curve = LevelCurve(base, factor)
+        _CURVES[key] = curve
+        _RECENT[key] = curve
+        if len(_RECENT) > RECENT_CURVES:
+            _RECENT.popitem(last=False)
+    return curve
 
 
 @dataclass(frozen=True, slots=True)

@@ -406,7 +406,9 @@ async def award(
                 and (await processor.preferences(tx, guild_id, user_id))[2]
             ):
                 tx.effects.awards.append(
-                    ManualAward(guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id)
+                    ManualAward(
+                        guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id, journal_id
+                    )
                 )
             new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
             await record_raw(

@@ -4,6 +4,10 @@ Runs every 60 s in each process for its LOCAL guilds only, one transaction per g
 audit rows (actor `system`) and the `seasons:<guild>` NOTIFY commit together. An automatically ended season ends
 exactly at its `ends_at` (not at the moment the task noticed), and the renewed season starts there, so
 attribution windows `[starts_at, COALESCE(ended_at, ends_at))` never overlap or leave a gap.
+
+One guild's failure (a lock held past the statement timeout, a bad row) must not hold back every other guild's
+rollover: each guild is tried, failures are logged per guild, and the cycle then raises so the task shows
+`failed` in `/health` and the supervisor retries it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ _START = text(
 )
 
 
+class RolloverFailed(Exception):
+    """Some guilds' rollover failed this cycle (each is logged); the others went ahead."""
+
+    def __init__(self, guild_ids: list[int]) -> None:
+        super().__init__(f"season rollover failed for {len(guild_ids)} guild(s): {guild_ids[:10]}")
+        self.guild_ids = guild_ids
+
+
 class SeasonRollover:
     def __init__(
         self,
@@ -53,8 +65,17 @@ class SeasonRollover:
         self.started = 0
 
     async def check(self) -> None:
+        failed: list[int] = []
+        first: Exception | None = None
         for guild_id in sorted(self._local_guilds()):
-            await self.roll_guild(guild_id)
+            try:
+                await self.roll_guild(guild_id)
+            except Exception as exc:
+                failed.append(guild_id)
+                first = first or exc
+                log.exception("season_rollover_failed", guild_id=guild_id)
+        if first is not None:
+            raise RolloverFailed(failed) from first
 
     async def roll_guild(self, guild_id: int) -> None:
         system = Actor.system()

@@ -2,7 +2,10 @@
 
 A guild ticks at every multiple of its `voice.tick_minutes` since the Unix epoch; the slot start is the tick's
 event time and part of its idempotency key, so a restart or a double check can never pay a slot twice (the
-journal's unique key holds). Only members in the voice tracker are considered, i.e. only local guilds.
+journal's unique key holds). Only members in the voice tracker are considered, i.e. only local guilds, and only
+those in voice since the slot started: a check runs some time after the boundary (up to its interval, or much
+later when the guild's voice was empty at the boundary and refilled), and whoever joined in between was not
+there for that slot.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ class VoiceTicker:
             self._last_slot[guild_id] = slot
             if first:
                 continue  # the first check only aligns to the current slot: a member must be present at its start
+            at = datetime.fromtimestamp(slot, tz=UTC)
             present = {
                 user: VoicePresence(e.channel_id, e.muted, e.deafened)
                 for user, e in self._tracker.members(guild_id).items()
+                if e.in_voice_since <= at
             }
             eligible = eligible_members(
                 present,
@@ -62,7 +67,6 @@ class VoiceTicker:
                 skip_muted_deafened=settings.bool("voice.skip_muted_deafened"),
                 require_others=settings.bool("voice.require_others"),
             )
-            at = datetime.fromtimestamp(slot, tz=UTC)
             for user in sorted(eligible):
                 self._submit(
                     VoiceTick(
