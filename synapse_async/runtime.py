@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from synapse_async.api.app import build_app
+from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
-from synapse_async.config import Config
+from synapse_async.config import Config, run_problems
 from synapse_async.db.embedded import EmbeddedPostgres
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
@@ -116,6 +117,8 @@ class Runtime:
     # --- startup -----------------------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        if problems := run_problems(cfg):
+            raise StartupError(2, "; ".join(p.render() for p in problems))
         url = cfg.database_url
         if url is None:
             self.embedded = EmbeddedPostgres(cfg.embedded_pg_dir)
@@ -131,6 +134,7 @@ class Runtime:
             max_overflow=cfg.db_pool_max_overflow,
             pool_timeout=cfg.db_pool_timeout_seconds,
             statement_timeout_ms=cfg.db_statement_timeout_ms,
+            http_pool_size=cfg.http_db_pool_size,
         )
         self.components.db = db
         try:
@@ -293,7 +297,9 @@ class Runtime:
             self.announcements.publish(effects)
 
     async def _start_http(self) -> None:
-        app = build_app(self.config, self.components)
+        gate = HttpDatabaseGate(self.config.http_db_pool_size, self.config.http_db_wait_seconds)
+        self.components.http_db = gate
+        app = build_app(self.config, self.components, gate)
         # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
         await self._runner.setup()

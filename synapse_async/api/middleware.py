@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from synapse_async.api.clients import Network, client_ip
 from synapse_async.api.errors import ApiError, error_response
+from synapse_async.api.keys import CONFIG
+from synapse_async.api.ratelimit import SlidingWindowLimiter
 from synapse_async.db.engine import is_transient
 from synapse_async.health import Lifecycle
 from synapse_async.obs.logging import get_logger
@@ -55,9 +58,37 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 route=_route_template(request),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                client_ip=request.remote,
+                client_ip=client_ip(request, request.app[CONFIG].trusted_proxies),
             )
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+RATE_LIMITED_PREFIXES = ("/api/",)
+RATE_LIMIT_EXEMPT_PREFIXES = ("/api/admin/",)  # admin mutations have their own per-principal limit (SPEC §21.4)
+
+
+def public_rate_limit(limiter: SlidingWindowLimiter, proxies: Sequence[Network]) -> Middleware:
+    """`PUBLIC_RATE_LIMIT_PER_MINUTE` per client IP on the public and auth endpoints, checked before any work.
+
+    Every limited response (also an error) carries the `X-RateLimit-*` headers; a refusal is 429 `rate_limited`
+    with `Retry-After` and `details.retry_after`. Probes and the sandbox are not limited. It runs outside the
+    error middleware, so it sees every finished response and renders its own refusal."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(RATE_LIMITED_PREFIXES) or path.startswith(RATE_LIMIT_EXEMPT_PREFIXES):
+            return await handler(request)
+        decision = limiter.hit(client_ip(request, proxies))
+        if decision.allowed:
+            response = await handler(request)
+        else:
+            details = {"retry_after": decision.reset_seconds}
+            response = error_response(429, "rate_limited", "Too many requests; slow down.", details)
+        response.headers.update(decision.headers())
+        return response
+
+    return middleware
 
 
 def gate(lifecycle: Lifecycle) -> Middleware:
@@ -79,6 +110,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, "payload_too_large", "The request body is too large.")
     except web.HTTPNotFound:
