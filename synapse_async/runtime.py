@@ -25,7 +25,7 @@ from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
 from synapse_async.config import Config, run_problems
-from synapse_async.db.embedded import EmbeddedPostgres
+from synapse_async.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.health import Components, GatewayStatus, Lifecycle
@@ -123,7 +123,10 @@ class Runtime:
         if url is None:
             self.embedded = EmbeddedPostgres(cfg.embedded_pg_dir)
             log.warning("embedded_database", detail="local use only", data_dir=str(cfg.embedded_pg_dir))
-            url = await self.embedded.start()
+            try:
+                url = await self.embedded.start()
+            except EmbeddedPostgresError as exc:  # missing server, version mismatch: the message says what to do
+                raise StartupError(3, str(exc)) from exc
         self.database_url = url
 
         await self._start_http()

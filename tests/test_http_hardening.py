@@ -250,3 +250,22 @@ async def test_sandbox_mode_refuses_an_external_database_unless_allowed(fresh_da
     assert refused.value.exit_code == 2
     assert "DATABASE_URL" in str(refused.value) and "SANDBOX_ALLOW_EXTERNAL_DATABASE" in str(refused.value)
     assert rt.http_port is None and rt.components.db is None  # refused before anything started
+
+
+async def test_embedded_data_directory_of_another_major_is_refused_with_advice(tmp_path: Path) -> None:
+    from synapse_async.db.embedded import server_major
+
+    server = server_major()
+    assert server is not None  # the wheel ships its headers: the check can never silently do nothing
+    data_dir = tmp_path / "pg"
+    data_dir.mkdir()
+    older = str(int(server) - 2)
+    (data_dir / "PG_VERSION").write_text(older + "\n", encoding="ascii")
+    rt = Runtime(load_config({"EMBEDDED_PG_DIR": str(data_dir), "HTTP_PORT": "0"}))
+    with pytest.raises(StartupError) as refused:
+        await rt.start()
+    message = str(refused.value)
+    assert refused.value.exit_code == 3
+    assert f"PostgreSQL {older} data directory" in message and f"PostgreSQL {server}" in message
+    assert "EMBEDDED_PG_DIR" in message and "pg_dumpall" in message
+    assert sorted(p.name for p in data_dir.iterdir()) == ["PG_VERSION"]  # nothing was touched
