@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synapse_async.api.errors import ApiError
 from synapse_async.db.engine import Database
@@ -52,12 +52,6 @@ class HttpDatabaseGate:
         """A connection of the HTTP pool, inside a slot (reads)."""
         async with self._slot(), db.http_engine.connect() as conn:
             yield conn
-
-    @asynccontextmanager
-    async def session(self, db: Database) -> AsyncIterator[AsyncSession]:
-        """A session on the HTTP pool in one transaction, inside a slot (writes commit on success)."""
-        async with self._slot(), db.http_sessions.begin() as session:
-            yield session
 
     def snapshot(self) -> dict[str, Any]:
         return {"slots": self._concurrency, "in_use": self.in_use, "rejected": self.rejected}

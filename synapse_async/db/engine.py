@@ -1,4 +1,7 @@
-"""The one SQLAlchemy asyncio engine over asyncpg, with a bounded pool that never hangs (SPEC §4, §25).
+"""The SQLAlchemy asyncio engines over asyncpg, with bounded pools that never hang (SPEC §4, §25).
+
+Two engines on the same server: `engine` for the bot (pipeline lanes, services, tasks) and `http_engine`, a small
+separate pool for the HTTP API, so no amount of HTTP traffic can take a connection the pipeline needs.
 
 Technical-debt item 3 was a pool without a timeout: a request could wait forever for a connection. Here every
 checkout waits at most `DB_POOL_TIMEOUT_SECONDS`; the resulting error is classified as `DatabaseUnavailable`
@@ -108,9 +111,6 @@ class Database:
         # pipeline lanes (and the rest of the bot) need. `api.dbgate` bounds the requests waiting for it.
         self.http_engine: AsyncEngine = engine(http_pool_size, 0, f"{application_name}-http")
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.http_sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.http_engine, expire_on_commit=False
-        )
         self.probe_state = ProbeState()
 
     def pool_stats(self, *, http: bool = False) -> dict[str, int]:
