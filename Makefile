@@ -6,12 +6,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench install clean env-docs
+LOCK_FLAGS := --quiet --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint format bench install clean env-docs lock
+
+# Installs exactly the locked, hash-checked versions (requirements-dev.lock, made by pip-tools from pyproject.toml),
+# then the project itself without dependencies; `pip check` fails if the lock no longer satisfies pyproject.toml.
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,3 +42,9 @@ clean:
 
 env-docs: $(STAMP)
 	$(PY) tools/env_docs.py
+
+# Re-resolve both lockfiles after changing dependencies in pyproject.toml (pip-tools is needed only for this).
+lock: $(STAMP)
+	$(PY) -m pip install --quiet pip-tools
+	$(PY) -m piptools compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	$(PY) -m piptools compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml

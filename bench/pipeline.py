@@ -6,9 +6,12 @@ Prints, in one run: (a) the ingest-only rate of the same hikari client with a no
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
 with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
 (app + hikari; the simulator runs elsewhere), and then checks the journal: every dispatched message must be
-journaled exactly once. PostgreSQL is the embedded server (fresh data directory) unless DATABASE_URL is set, in
-which case a fresh database is created on that server. The last line is machine-readable:
-`RESULT ingest_per_s=… pipeline_per_s=… ratio=… p50_ms=… p99_ms=… rss_mb=… lost=… duplicated=…`.
+journaled exactly once. The paced phase reports the rate the events actually arrived at next to the requested one
+(a loaded machine may not keep the pace, and latencies mean little then). Events that never commit are counted as
+lost after `--stall-seconds` without progress; the run still reports instead of raising. PostgreSQL is the
+embedded server (fresh data directory) unless DATABASE_URL is set, in which case a fresh database is created on
+that server. The last line is machine-readable:
+`RESULT ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=… duplicated=…`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import argparse
 import asyncio
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +37,7 @@ from synapse_async.sandbox.workload import BENCH_GUILD_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
+from _stats import summarize
 from gateway_ingest import run_phase
 
 
@@ -51,18 +54,25 @@ class MeasuredRuntime(Runtime):
         super()._after_commit(effects)
 
 
-async def wait_committed(rt: MeasuredRuntime, count: int, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_committed(rt: MeasuredRuntime, count: int, stall_seconds: float) -> int:
+    """Wait until `count` events committed, or none did for `stall_seconds`; return how many committed.
+
+    Missing events are the benchmark's finding (counted as lost by the journal check), not a reason to abort."""
+    seen, progressed = len(rt.commits), time.monotonic()
     while len(rt.commits) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {len(rt.commits)} of {count} events committed")
         await asyncio.sleep(0.05)
+        if len(rt.commits) != seen:
+            seen, progressed = len(rt.commits), time.monotonic()
+        elif time.monotonic() - progressed > stall_seconds:
+            break
+    return len(rt.commits)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
     parser.add_argument("--paced-rate", type=float, default=1000.0)
+    parser.add_argument("--stall-seconds", type=float, default=30.0, help="no commit for this long: count as lost")
     args = parser.parse_args()
     expected = count_rows(args.workload)
 
@@ -101,18 +111,14 @@ async def main() -> None:
             await asyncio.sleep(0.05)
 
         await replay(info)  # burst: the whole workload as fast as the simulator sends it
-        await wait_committed(rt, expected)
-        burst = rt.commits[:expected]
-        first_receive = min(received for _, received in burst)
-        last_commit = max(committed for committed, _ in burst)
-        pipeline_rate = expected / ((last_commit - first_receive) / 1e9)
+        mark = min(await wait_committed(rt, expected, args.stall_seconds), expected)
+        burst = summarize(rt.commits[:mark], expected)
+        pipeline_rate = burst.committed_per_s
 
-        mark = len(rt.commits)
         await replay(info, rate=args.paced_rate, id_offset=1)  # new ids, paced
-        await wait_committed(rt, mark + expected)
-        latencies = sorted((c - r) / 1e6 for c, r in rt.commits[mark : mark + expected])
-        p50 = statistics.median(latencies)
-        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        await wait_committed(rt, mark + expected, args.stall_seconds)
+        paced = summarize(rt.commits[mark : mark + expected], expected)
+        p50, p99 = paced.p50_ms, paced.p99_ms
 
         conn = await asyncpg.connect(database_url)
         try:
@@ -129,15 +135,18 @@ async def main() -> None:
             await conn.close()
         dispatched = 2 * expected
         lost = dispatched - int(distinct)
-        duplicated = int(journaled) - int(distinct) + abs(int(sent) - int(journaled))
+        duplicated = int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         stats = rt.pipeline.stats if rt.pipeline is not None else None
 
         print(f"workload:                      {expected} messages, {args.workload.name}")
         print(f"(a) ingest only (no-op):       {ingest:,.0f} events/s")
-        print(f"(b) end to end, committed:     {pipeline_rate:,.0f} events/s")
+        print(f"(b) end to end, committed:     {pipeline_rate:,.0f} events/s ({burst.committed} of {expected})")
         print(f"(c) ratio b/a:                 {pipeline_rate / ingest:.3f}")
-        print(f"(d) latency @ {args.paced_rate:,.0f}/s:          p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        print(
+            f"(d) latency, paced at {paced.received_per_s:,.0f}/s (asked {args.paced_rate:,.0f}/s):"
+            f" p50 {p50:.2f} ms, p99 {p99:.2f} ms ({paced.committed} of {expected} committed)"
+        )
         print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
         if rt.pipeline is not None:
             proc = rt.pipeline.processor
@@ -150,7 +159,8 @@ async def main() -> None:
         print(f"journal check: dispatched {dispatched}, journaled {journaled}, lost {lost}, duplicated {duplicated}")
         print(
             f"RESULT ingest_per_s={ingest:.1f} pipeline_per_s={pipeline_rate:.1f} ratio={pipeline_rate / ingest:.3f}"
-            f" p50_ms={p50:.2f} p99_ms={p99:.2f} rss_mb={rss_mb:.1f} lost={lost} duplicated={duplicated}"
+            f" paced_per_s={paced.received_per_s:.1f} p50_ms={p50:.2f} p99_ms={p99:.2f} rss_mb={rss_mb:.1f}"
+            f" lost={lost} duplicated={duplicated}"
         )
     finally:
         if rt is not None:

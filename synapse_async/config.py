@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from synapse_async.db.urls import redact
+from synapse_async.domain.snowflakes import to_snowflake
+
 T = TypeVar("T")
 
 WEAK_SECRETS = (
@@ -50,6 +53,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DB_POOL_SIZE", "10", "Pool size, 1–100"),
     Variable("DB_POOL_MAX_OVERFLOW", "5", "Extra connections beyond the pool size, 0–100"),
     Variable("DB_POOL_TIMEOUT_SECONDS", "5", "Longest wait for a pooled connection, 0.1–60 (then HTTP 503)"),
+    Variable("HTTP_DB_POOL_SIZE", "4", "Connections of the HTTP API's own pool (never the pipeline's), 1–100"),
+    Variable("HTTP_DB_WAIT_SECONDS", "0.5", "Longest wait of a request for one of them, 0.01–60 (then HTTP 503)"),
     Variable("DB_STATEMENT_TIMEOUT_MS", "15000", "Server-side statement timeout, 100–600000"),
     Variable("DB_AUTO_MIGRATE", "true", "Upgrade the schema to head at startup (under an advisory lock)"),
     Variable("DB_CONNECT_RETRY_SECONDS", "60", "How long startup retries the first connection before exit 3"),
@@ -67,7 +72,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REGISTER_COMMANDS", "auto", "`auto` (shard 0 is local), `true` or `false`"),
     Variable("SHARD_IDS", "all", "`0-3` or `0,2,5`; requires `SHARD_COUNT`; ids < count"),
     Variable("SHARD_COUNT", "Discord's recommendation", "Total shards of the deployment"),
-    Variable("HTTP_HOST", "0.0.0.0", "Listen address"),
+    Variable("HTTP_HOST", "0.0.0.0 (sandbox: 127.0.0.1)", "Listen address"),
     Variable("HTTP_PORT", "8080", "Listen port (0 = any free port)"),
     Variable("HTTP_MAX_BODY_BYTES", "1048576", "Larger bodies → 413"),
     Variable("IMPORT_MAX_BYTES", "20971520", "Body limit of the member import"),
@@ -103,6 +108,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SANDBOX_MEMBERS", "20", "Sandbox world size"),
     Variable("SANDBOX_ACTIVITY_PER_MINUTE", "0", "Simulated sandbox events per minute"),
     Variable("SANDBOX_SEED", "42", "Seed of the sandbox world and activity"),
+    Variable(
+        "SANDBOX_ALLOW_EXTERNAL_DATABASE",
+        "false",
+        "Let sandbox mode (no `DISCORD_TOKEN`) `run` against a `DATABASE_URL`; off, it refuses to start",
+    ),
 )
 _SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)
 _KNOWN = frozenset(v.name for v in VARIABLES)
@@ -120,6 +130,8 @@ class Config:
     db_pool_max_overflow: int = 5
     db_pool_timeout_seconds: float = 5.0
     db_statement_timeout_ms: int = 15000
+    http_db_pool_size: int = 4
+    http_db_wait_seconds: float = 0.5
     db_auto_migrate: bool = True
     db_connect_retry_seconds: float = 60.0
     db_probe_seconds: float = 10.0
@@ -173,6 +185,7 @@ class Config:
     sandbox_members: int = 20
     sandbox_activity_per_minute: int = 0
     sandbox_seed: int = 42
+    sandbox_allow_external_database: bool = False
 
     @property
     def sandbox(self) -> bool:
@@ -208,10 +221,7 @@ def mask(name: str, value: str | None) -> str | None:
     if value is None or name not in _SECRET_NAMES:
         return value
     if name == "DATABASE_URL":
-        parts = urlsplit(value)
-        if parts.password:
-            return value.replace(f":{parts.password}@", ":***@", 1)
-        return value
+        return redact(value)  # user-info and `?password=` forms alike
     return f"***({len(value)} chars)"
 
 
@@ -286,10 +296,7 @@ class _Reader:
         def conv(v: str) -> tuple[int, ...]:
             out: list[int] = []
             for part in v.split(","):
-                p = part.strip()
-                if not p.isdigit() or not 0 < int(p) < 2**63:
-                    raise ValueError
-                out.append(int(p))
+                out.append(to_snowflake(part.strip()))  # InvalidSnowflake is a ValueError
             return tuple(dict.fromkeys(out))
 
         return self.parse(name, (), conv, "a comma-separated list of Discord ids")
@@ -404,6 +411,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         db_pool_size=pool_size,
         db_pool_max_overflow=r.integer("DB_POOL_MAX_OVERFLOW", 5, 0, 100),
         db_pool_timeout_seconds=r.number("DB_POOL_TIMEOUT_SECONDS", 5.0, 0.1, 60),
+        http_db_pool_size=r.integer("HTTP_DB_POOL_SIZE", 4, 1, 100),
+        http_db_wait_seconds=r.number("HTTP_DB_WAIT_SECONDS", 0.5, 0.01, 60),
         db_statement_timeout_ms=r.integer("DB_STATEMENT_TIMEOUT_MS", 15000, 100, 600000),
         db_auto_migrate=r.boolean("DB_AUTO_MIGRATE", True),
         db_connect_retry_seconds=r.number("DB_CONNECT_RETRY_SECONDS", 60.0, 0, 3600),
@@ -421,7 +430,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         register_commands=register,  # type: ignore[arg-type]
         shard_ids=shard_ids,
         shard_count=shard_count,
-        http_host=r.raw("HTTP_HOST") or "0.0.0.0",
+        # The sandbox serves unauthenticated control endpoints: it listens on loopback unless told otherwise.
+        http_host=r.raw("HTTP_HOST") or ("127.0.0.1" if sandbox else "0.0.0.0"),
         http_port=r.integer("HTTP_PORT", 8080, 0, 65535),
         http_max_body_bytes=r.integer("HTTP_MAX_BODY_BYTES", 1024 * 1024, 1024, 1024**3),
         import_max_bytes=r.integer("IMPORT_MAX_BYTES", 20 * 1024 * 1024, 1024, 1024**3),
@@ -458,6 +468,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         sandbox_members=r.integer("SANDBOX_MEMBERS", 20, 1, 100000),
         sandbox_activity_per_minute=r.integer("SANDBOX_ACTIVITY_PER_MINUTE", 0, 0, 600000),
         sandbox_seed=r.integer("SANDBOX_SEED", 42, 0, 2**31 - 1),
+        sandbox_allow_external_database=r.boolean("SANDBOX_ALLOW_EXTERNAL_DATABASE", False),
     )
     if r.problems:
         raise ConfigError(r.problems)
@@ -475,6 +486,23 @@ def _positive(n: int) -> int:
     if n < 1:
         raise ValueError
     return n
+
+
+def run_problems(cfg: Config) -> list[ConfigProblem]:
+    """Why `run` must refuse this configuration although it is valid for the other commands (e.g. `migrate`).
+
+    Sandbox mode has unauthenticated `/sandbox/*` endpoints that write rewards and a random JWT secret; pointed
+    at a shared or production database by a forgotten `DISCORD_TOKEN`, it would let anyone on the host rewrite
+    real balances. So it runs only on the embedded database unless the operator says so explicitly."""
+    if cfg.sandbox and not cfg.embedded_database and not cfg.sandbox_allow_external_database:
+        return [
+            ConfigProblem(
+                "DATABASE_URL",
+                mask("DATABASE_URL", cfg.database_url),
+                "unset in sandbox mode (DISCORD_TOKEN unset), or SANDBOX_ALLOW_EXTERNAL_DATABASE=true to use it",
+            )
+        ]
+    return []
 
 
 def describe(cfg: Config, env: Mapping[str, str]) -> list[str]:

@@ -20,6 +20,8 @@ from synapse_async.db.faults import DatabaseUnavailable
 from synapse_async.tasks.supervisor import TaskSupervisor
 from synapse_async.timeutil import iso
 
+_NO_POOL = {"size": 0, "checked_out": 0, "overflow": 0}
+
 
 class GatewayStatus(Protocol):
     """What the gateway client exposes to the probes (one entry per local shard)."""
@@ -57,6 +59,7 @@ class Components:
     gateway: GatewayStatus | None = None
     pipeline: StatusSource | None = None
     announcements: StatusSource | None = None
+    http_db: StatusSource | None = None  # the HTTP API's database gate (slots in use, requests refused)
     simulator: Any = None  # the sandbox's DiscordSimulator, for the /sandbox control endpoints
 
     def require_db(self) -> Database:
@@ -101,7 +104,9 @@ class Components:
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.lifecycle.started_monotonic, 1),
             "db": {
-                "pool": self.db.pool_stats() if self.db is not None else {"size": 0, "checked_out": 0, "overflow": 0},
+                "pool": self.db.pool_stats() if self.db is not None else _NO_POOL,
+                "http_pool": self.db.pool_stats(http=True) if self.db is not None else _NO_POOL,
+                "http_gate": self.http_db.snapshot() if self.http_db is not None else None,
                 "last_probe_ok": probe.ok if probe is not None else False,
                 "last_probe_at": iso(probe.at) if probe is not None else None,
                 "last_probe_latency_ms": probe.latency_ms if probe is not None else None,

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 from synapse_async.api.app import build_app
+from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
-from synapse_async.config import Config
-from synapse_async.db.embedded import EmbeddedPostgres
+from synapse_async.config import Config, run_problems
+from synapse_async.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.domain.snowflakes import shard_of
@@ -125,11 +126,16 @@ class Runtime:
     # --- startup -----------------------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.config
+        if problems := run_problems(cfg):
+            raise StartupError(2, "; ".join(p.render() for p in problems))
         url = cfg.database_url
         if url is None:
             self.embedded = EmbeddedPostgres(cfg.embedded_pg_dir)
             log.warning("embedded_database", detail="local use only", data_dir=str(cfg.embedded_pg_dir))
-            url = await self.embedded.start()
+            try:
+                url = await self.embedded.start()
+            except EmbeddedPostgresError as exc:  # missing server, version mismatch: the message says what to do
+                raise StartupError(3, str(exc)) from exc
         self.database_url = url
 
         await self._start_http()
@@ -140,6 +146,7 @@ class Runtime:
             max_overflow=cfg.db_pool_max_overflow,
             pool_timeout=cfg.db_pool_timeout_seconds,
             statement_timeout_ms=cfg.db_statement_timeout_ms,
+            http_pool_size=cfg.http_db_pool_size,
         )
         self.components.db = db
         try:
@@ -326,7 +333,9 @@ class Runtime:
             self.announcements.publish(effects)
 
     async def _start_http(self) -> None:
-        app = build_app(self.config, self.components)
+        gate = HttpDatabaseGate(self.config.http_db_pool_size, self.config.http_db_wait_seconds)
+        self.components.http_db = gate
+        app = build_app(self.config, self.components, gate)
         # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
         await self._runner.setup()

@@ -25,6 +25,8 @@ FAST_ENV = {
     "SHUTDOWN_DEADLINE_SECONDS": "5",
     "DB_CONNECT_RETRY_SECONDS": "5",
     "JOB_POLL_SECONDS": "0.2",
+    # Tests run the sandbox against their own per-module database on the session's server.
+    "SANDBOX_ALLOW_EXTERNAL_DATABASE": "true",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.cache.listener import ListenerState
+from synapse_async.cache.listener import ConfigListener, ListenerSettings, ListenerState
 from synapse_async.db.notify import notify_config
 from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.runtime import Runtime
@@ -132,18 +133,75 @@ async def test_listener_reconnects_and_full_reload_catches_missed_changes(runtim
     assert cache.settings(GUILD_B).int("message.min_length") == 12
 
 
-async def test_unknown_table_notification_is_ignored(runtime: Runtime) -> None:
+# Any database role can NOTIFY: none of these may raise in the listener callback, reload anything, or widen into
+# a whole-table reload. "settings:²" passed `str.isdigit()` and then made `int()` raise inside the callback.
+HOSTILE_PAYLOADS = [
+    "members:1",
+    "settings:²",
+    "settings:١٢٣",
+    "settings:" + "1" * 5000,
+    "settings:" + "9" * 21,
+    f"settings:{2**63}",
+    "settings:0",
+    "settings:-1",
+    "settings: 1",
+    "settings:",
+    "",
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE_PAYLOADS)
+async def test_unknown_or_malformed_notifications_are_ignored(runtime: Runtime, payload: str) -> None:
     cache = _cache(runtime)
-    assert runtime.components.db is not None
-    reloads = sum(cache.reloads.values())
+    listener = runtime.components.listener
+    assert runtime.components.db is not None and listener is not None
+    before = dict(cache.reloads)
+    full_reloads, connections = cache.full_reloads, listener.connections
     async with runtime.components.db.engine.begin() as conn:
-        await conn.execute(text("SELECT pg_notify('synapse_config', 'members:1')"))
+        await conn.execute(text("SELECT pg_notify('synapse_config', :p)"), {"p": payload})
+    # A marker notification sent afterwards proves the listener has handled everything before it.
     async with runtime.components.db.sessions.begin() as s:
         await notify_config(s, "guilds", GUILD_A)
-    await wait_for(lambda: sum(cache.reloads.values()) == reloads + 1)
+    await wait_for(lambda: cache.reloads[f"guilds:{GUILD_A}"] > before.get(f"guilds:{GUILD_A}", 0))
+    diff = {k: v - before.get(k, 0) for k, v in cache.reloads.items() if v != before.get(k, 0)}
+    assert diff == {f"guilds:{GUILD_A}": 1}  # exactly the marker's key reloaded, nothing for the payload
+    assert cache.full_reloads == full_reloads and listener.connections == connections
+    assert listener.state is ListenerState.CONNECTED
+
+
+async def test_notify_config_refuses_tables_outside_the_allowlist(runtime: Runtime) -> None:
+    assert runtime.components.db is not None
     with pytest.raises(ValueError, match="not a config table"):
         async with runtime.components.db.sessions.begin() as s:
             await notify_config(s, "members", GUILD_A)
+
+
+async def test_notify_flood_keeps_the_reload_queue_bounded(runtime: Runtime) -> None:
+    """Thousands of distinct NOTIFYs collapse into one full reload instead of an unbounded queue."""
+    cache = _cache(runtime)
+    assert runtime.database_url is not None and runtime.components.db is not None
+    limit = 20
+    listener = ConfigListener(runtime.database_url, cache, ListenerSettings(ping_seconds=0.3, reload_queue_max=limit))
+    task = asyncio.create_task(listener.run())
+    try:
+        await wait_for(lambda: listener.state is ListenerState.CONNECTED)
+        full_reloads = cache.full_reloads
+        async with runtime.components.db.engine.begin() as conn:
+            await conn.execute(
+                text("SELECT pg_notify('synapse_config', 'settings:' || g) FROM generate_series(1, 3000) AS g")
+            )
+        await wait_for(lambda: listener.reload_overflows >= 1 and cache.full_reloads > full_reloads)
+        await wait_for(lambda: listener.queued_reloads == 0)
+        assert listener.reload_queue_high_water <= limit + 1
+        assert listener.snapshot()["reload_overflows"] == listener.reload_overflows
+        # Targeted reloads work again once the flood is absorbed, and reload exactly their key.
+        before = cache.reloads[f"settings:{GUILD_B}"]
+        async with runtime.components.db.sessions.begin() as s:
+            await notify_config(s, "settings", GUILD_B)
+        await wait_for(lambda: cache.reloads[f"settings:{GUILD_B}"] >= before + 2)  # this listener and the app's
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_public_settings_and_metrics_endpoints(runtime: Runtime) -> None:

@@ -105,7 +105,13 @@ async def test_a_second_signal_during_shutdown_exits_130_at_once(tmp_path: Path)
 
     server = EmbeddedPostgres(tmp_path / "pg")
     url = await server.start()
-    env = _clean_env(DATABASE_URL=url, HTTP_HOST="127.0.0.1", HTTP_PORT="0", SHUTDOWN_DEADLINE_SECONDS="20")
+    env = _clean_env(
+        DATABASE_URL=url,
+        SANDBOX_ALLOW_EXTERNAL_DATABASE="true",
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT="0",
+        SHUTDOWN_DEADLINE_SECONDS="20",
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "synapse_async", "run", env=env, stderr=asyncio.subprocess.PIPE
     )

@@ -86,3 +86,42 @@ def test_readme_documents_exactly_the_variables_in_code() -> None:
     in_example = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
     in_example = {n for n in in_example if not n.startswith("POSTGRES_")}  # compose-only variables
     assert in_example == {v.name for v in VARIABLES}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@db.internal/synapse?password=hunter2",
+        "postgresql://app@db.internal/synapse?sslmode=require&PASSWORD=hunter2&x=1",
+        "postgresql://app:hunter2@db.internal/synapse",
+        "postgresql://app:hunter2@db.internal/synapse?sslpassword=hunter2",
+    ],
+)
+def test_database_url_passwords_are_masked_in_every_form(url: str) -> None:
+    from synapse_async.config import mask
+
+    masked = mask("DATABASE_URL", url)
+    assert masked is not None and "hunter2" not in masked and "db.internal/synapse" in masked
+    with pytest.raises(ConfigError) as info:
+        load_config({"DATABASE_URL": url, "DB_POOL_SIZE": "0"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_sandbox_listens_on_loopback_unless_told_otherwise() -> None:
+    assert load_config({}).http_host == "127.0.0.1"
+    assert load_config({"HTTP_HOST": "0.0.0.0"}).http_host == "0.0.0.0"
+    production = load_config({"DISCORD_TOKEN": "a.b.c", "JWT_SECRET": "k" * 20 + "Q9x" * 10})
+    assert production.http_host == "0.0.0.0"
+
+
+def test_sandbox_run_with_an_external_database_needs_the_explicit_opt_in() -> None:
+    from synapse_async.config import run_problems
+
+    url = "postgresql://app:hunter2@db.internal/synapse"
+    (problem,) = run_problems(load_config({"DATABASE_URL": url}))
+    assert problem.variable == "DATABASE_URL" and "SANDBOX_ALLOW_EXTERNAL_DATABASE" in problem.render()
+    assert "hunter2" not in problem.render()
+    assert run_problems(load_config({"DATABASE_URL": url, "SANDBOX_ALLOW_EXTERNAL_DATABASE": "true"})) == []
+    assert run_problems(load_config({})) == []  # embedded database
+    token = {"DISCORD_TOKEN": "a.b.c", "JWT_SECRET": "k" * 20 + "Q9x" * 10}
+    assert run_problems(load_config({"DATABASE_URL": url, **token})) == []

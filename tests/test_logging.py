@@ -537,3 +537,25 @@ def test_stderr_is_utf8_under_the_c_locale() -> None:
     assert gateway["event"] == "café " + EMOJI
     assert b"\\udcff" in proc.stderr  # a lone surrogate is written as an escape, so the bytes stay UTF-8
     assert odd["detail"] == "\udcff"  # ... a JSON escape, which decodes back to the original value
+
+
+def test_console_format_escapes_controls_and_bidi_in_every_key() -> None:
+    """Not only the user-text keys: a route, an error text or a library message can carry ESC, U+2028 or bidi."""
+    stream = io.StringIO()
+    configure_logging(level="INFO", fmt="console", stream=stream)
+    hostile = "a\x1b[2J\x1b]0;pwned\x07b\u2028c\u202ed\x85e"
+    try:
+        get_logger("synapse_async.http").info(f"evt{hostile}", route=hostile, error=hostile, **{f"k{hostile}": 1})
+        logging.getLogger("aiohttp.access").warning("library said %s", hostile)
+    finally:
+        reset_logging()
+    text = stream.getvalue()
+    assert text.count("\n") == 2, text
+    for raw in ("\x1b", "\x07", "\u2028", "\u202e", "\x85"):
+        assert raw not in text
+    assert text.count("a\\u001b[2J\\u001b]0;pwned\\u0007b\\u2028c\\u202ed\\u0085e") >= 4
+
+
+def test_query_string_passwords_are_masked_in_free_text() -> None:
+    line = scrub_secrets("connect to postgresql://app@db.internal/synapse?sslmode=require&password=hunter2 failed")
+    assert "hunter2" not in line and "password=***" in line and "sslmode=require" in line

@@ -13,7 +13,18 @@ import pytest
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
-from tests.pipeline_support import GUILD, journal, member, query, set_settings, settle, wait_key, write_config
+from synapse_async.services.economy import AwardResult, award
+from tests.pipeline_support import (
+    ACTOR,
+    GUILD,
+    journal,
+    member,
+    query,
+    set_settings,
+    settle,
+    wait_key,
+    write_config,
+)
 from tests.support import make_runtime, wait_for
 
 U = [100000000000001000 + i for i in range(20)]  # the sandbox members
@@ -153,16 +164,51 @@ async def test_thread_and_its_starter_message_both_pay(sandbox: tuple[Runtime, D
     assert (await wait_key(rt, f"msg:{starter}"))["event_type"] == "message"
 
 
-async def test_two_hundred_concurrent_events_for_one_member_lose_nothing(
+async def test_pipeline_and_economy_writing_one_member_concurrently_lose_nothing(
     sandbox: tuple[Runtime, DiscordSimulator],
 ) -> None:
+    """200 messages through the pipeline while manual awards hit the same member row (SPEC §27 item 2)."""
     rt, sim = sandbox
-    ids = await asyncio.gather(*(post(sim, U[8], f"burst message number {i:03d}") for i in range(200)))
-    await wait_key(rt, f"msg:{max(ids)}")
-    await settle(rt)
+    assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
+    db, cache, processor = rt.components.db, rt.components.cache, rt.pipeline.processor
+    messages_done = asyncio.Event()
+    awards: list[AwardResult] = []
+
+    async def burst() -> list[int]:
+        ids: list[int] = []
+        for wave in range(10):  # in waves, so the lane commits many small batches while the awards run
+            ids += await asyncio.gather(*(post(sim, U[8], f"burst message number {wave}-{i:02d}") for i in range(20)))
+            await asyncio.sleep(0.02)
+        await wait_key(rt, f"msg:{max(ids)}")
+        await settle(rt)
+        messages_done.set()
+        return ids
+
+    async def award_until_done() -> None:
+        while not messages_done.is_set() or len(awards) < 5:
+            result = await award(
+                db,
+                processor,
+                cache,
+                guild_id=GUILD,
+                user_id=U[8],
+                xp=7,
+                gold=3,
+                reason="concurrent award",
+                actor=ACTOR,
+                request_id=f"concurrent-{len(awards):04d}",
+            )
+            awards.append(result)
+
+    await asyncio.gather(burst(), award_until_done())
     m = await member(rt, U[8])
     rows = await journal(rt, U[8], "message")
+    award_rows = await journal(rt, U[8], "manual_award")
     assert m is not None and len(rows) == 200 and m["messages_sent"] == 200
+    assert len(award_rows) == len(awards) and all(a.xp_applied == 7 and a.gold_applied == 3 for a in awards)
+    # The two writers really interleaved on the row: awards were committed between the first and last message.
+    first, last = min(r["id"] for r in rows), max(r["id"] for r in rows)
+    assert any(first < r["id"] < last for r in award_rows)
     assert m["xp"] == sum(r["xp_delta"] for r in rows) + sum(
         r["xp_delta"] for r in await journal(rt, U[8]) if r["event_type"] != "message"
     )

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from synapse_async.api import probes, public, sandbox
-from synapse_async.api.keys import COMPONENTS, CONFIG
-from synapse_async.api.middleware import errors, gate, request_context
+from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.api.keys import COMPONENTS, CONFIG, DB_GATE
+from synapse_async.api.middleware import errors, gate, public_rate_limit, request_context
+from synapse_async.api.ratelimit import SlidingWindowLimiter
 from synapse_async.config import Config
 from synapse_async.health import Components
 
 
-def build_app(config: Config, components: Components) -> web.Application:
-    app = web.Application(
-        middlewares=[request_context(config.trusted_proxies), errors, gate(components.lifecycle)],
-        client_max_size=config.http_max_body_bytes,
-    )
+def build_app(config: Config, components: Components, db_gate: HttpDatabaseGate) -> web.Application:
+    middlewares: list[Middleware] = [request_context(config.trusted_proxies)]
+    if config.public_rate_limit_per_minute > 0:  # 0 turns the limit off (benchmarks)
+        limiter = SlidingWindowLimiter(config.public_rate_limit_per_minute)
+        middlewares.append(public_rate_limit(limiter, config.trusted_proxies))
+    middlewares += [errors, gate(components.lifecycle)]
+    app = web.Application(middlewares=middlewares, client_max_size=config.http_max_body_bytes)
     app[CONFIG] = config
     app[COMPONENTS] = components
+    app[DB_GATE] = db_gate
     app.add_routes(probes.routes)
     app.add_routes(public.routes)
     if config.sandbox:

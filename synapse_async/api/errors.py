@@ -6,10 +6,13 @@ error JSON by hand and every 4xx looks the same to clients.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from synapse_async.domain.snowflakes import InvalidSnowflake, to_snowflake
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +29,15 @@ class FieldProblem:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = dict(headers or {})
 
     @classmethod
     def validation(cls, problems: list[FieldProblem], message: str = "The request is invalid.") -> ApiError:
@@ -53,8 +59,9 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return web.json_response({"error": body}, status=status)
 
 
-def parse_snowflake(value: str, field: str) -> int:
-    """Path/query snowflake: digit string within signed 64 bits, else 400 naming the field."""
-    if not value.isdigit() or not 0 < int(value) < 2**63:
-        raise ApiError.validation([FieldProblem(field, "invalid_type", "must be a Discord id (digits)")])
-    return int(value)
+def parse_snowflake(value: object, field: str) -> int:
+    """A snowflake from a path, query or body value (`domain.snowflakes.to_snowflake`), else 400 naming the field."""
+    try:
+        return to_snowflake(value)
+    except InvalidSnowflake as exc:
+        raise ApiError.validation([FieldProblem(field, exc.problem, "must be a Discord id (digits)")]) from None

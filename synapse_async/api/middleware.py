@@ -13,7 +13,6 @@ were written by the client itself and prove nothing). The principal is whatever 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import time
 import uuid
@@ -23,7 +22,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from synapse_async.api.clients import Network, client_ip
 from synapse_async.api.errors import ApiError, error_response
+from synapse_async.api.ratelimit import SlidingWindowLimiter
 from synapse_async.db.faults import is_transient
 from synapse_async.health import Lifecycle
 from synapse_async.obs.logging import get_logger
@@ -37,33 +38,6 @@ REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)
 PRINCIPAL = web.RequestKey("principal", str)
 """Set by authentication to the caller's principal id (a Discord user id or `svc:…`); read by the access log."""
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def client_ip(remote: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
-    """The client's address: the peer, or — behind trusted proxies — the rightmost untrusted forwarded hop."""
-
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
-    if remote is None or not forwarded_for or not is_trusted(remote):
-        return remote
-    client = remote
-    for hop in reversed(forwarded_for.split(",")):
-        hop = hop.strip()
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            break  # garbage in the header: the last good hop is as far as we can trust it
-        client = hop
-        if not is_trusted(hop):
-            break
-    return client
 
 
 def _route_template(request: web.Request) -> str:
@@ -79,9 +53,8 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         request[REQUEST_ID] = request_id
-        ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies)
-        if ip is not None:
-            request[CLIENT_IP] = ip
+        ip = client_ip(request, trusted_proxies)
+        request[CLIENT_IP] = ip
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -106,6 +79,34 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
     return middleware
 
 
+RATE_LIMITED_PREFIXES = ("/api/",)
+RATE_LIMIT_EXEMPT_PREFIXES = ("/api/admin/",)  # admin mutations have their own per-principal limit (SPEC §21.4)
+
+
+def public_rate_limit(limiter: SlidingWindowLimiter, proxies: Sequence[Network]) -> Middleware:
+    """`PUBLIC_RATE_LIMIT_PER_MINUTE` per client IP on the public and auth endpoints, checked before any work.
+
+    Every limited response (also an error) carries the `X-RateLimit-*` headers; a refusal is 429 `rate_limited`
+    with `Retry-After` and `details.retry_after`. Probes and the sandbox are not limited. It runs outside the
+    error middleware, so it sees every finished response and renders its own refusal."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(RATE_LIMITED_PREFIXES) or path.startswith(RATE_LIMIT_EXEMPT_PREFIXES):
+            return await handler(request)
+        decision = limiter.hit(client_ip(request, proxies))
+        if decision.allowed:
+            response = await handler(request)
+        else:
+            details = {"retry_after": decision.reset_seconds}
+            response = error_response(429, "rate_limited", "Too many requests; slow down.", details)
+        response.headers.update(decision.headers())
+        return response
+
+    return middleware
+
+
 def gate(lifecycle: Lifecycle) -> Middleware:
     """Before startup step 10 and after shutdown began, the API answers 503 (probes always answer)."""
 
@@ -125,6 +126,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, "payload_too_large", "The request body is too large.")
     except web.HTTPNotFound:

@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from synapse_async.api.errors import ApiError, parse_snowflake
-from synapse_async.api.keys import COMPONENTS, CONFIG
+from synapse_async.api.keys import COMPONENTS, CONFIG, DB_GATE
 from synapse_async.cache.config_cache import GuildConfig
 from synapse_async.settings import REGISTRY, to_json
 from synapse_async.timeutil import iso
@@ -79,7 +79,7 @@ async def metrics(request: web.Request) -> web.Response:
     guild = _public_guild(request)
     assert guild.info is not None
     db = request.app[COMPONENTS].require_db()
-    async with db.engine.connect() as conn:
+    async with request.app[DB_GATE].connect(db) as conn:
         row = (await conn.execute(_METRICS_SQL, {"g": guild.guild_id})).one()
     body = {
         "guild_id": str(guild.guild_id),

@@ -1,45 +1,78 @@
 """Sandbox control endpoints (SPEC §3.5): inject activity into the local Discord simulator over HTTP.
 
-Served only in sandbox mode, only to loopback clients, without auth. Each call changes the simulated world and
-dispatches the gateway events Discord would send; the bot then receives them through the real hikari client,
-exactly like real activity. Bodies are strictly validated like every other endpoint (snowflakes as strings).
+Served only in sandbox mode, only to loopback clients (`_simulator` says what that takes), without auth. Each
+call changes the simulated world and dispatches the gateway events Discord would send; the bot then receives them
+through the real hikari client, exactly like real activity. Bodies are strictly validated like every other
+endpoint (snowflakes as strings).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from synapse_async.api.errors import ApiError, FieldProblem
+from synapse_async.api.body import read_json
+from synapse_async.api.clients import peer_address
+from synapse_async.api.errors import ApiError, FieldProblem, parse_snowflake
 from synapse_async.api.keys import COMPONENTS
-from synapse_async.api.middleware import CLIENT_IP
 
 routes = web.RouteTableDef()
 
 
-def _simulator(request: web.Request) -> Any:
-    # The client, not the peer: behind a trusted proxy on loopback, the peer is local but the client may not be.
-    remote = request.get(CLIENT_IP) or request.remote or ""
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+_FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def _is_loopback_host(host: str) -> bool:
+    """`localhost`, `127.0.0.0/8` or `::1` (with or without a port), as in a `Host` header or an origin."""
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    if name.lower() in _LOOPBACK_NAMES:
+        return True
     try:
-        loopback = ipaddress.ip_address(remote).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
-        loopback = remote == "" or remote.startswith("/")  # a Unix socket is local too
+        return False
+
+
+def _refused(why: str) -> ApiError:
+    return ApiError(403, "forbidden", f"Sandbox endpoints answer only local clients: {why}.")
+
+
+def _simulator(request: web.Request) -> Any:
+    """The simulator, if this request really comes from this machine and was meant for it.
+
+    Three independent checks, because each closes a different hole: the socket peer must be a loopback address
+    (a missing peer is not "local"); no forwarding header may be present (a reverse proxy on this host makes
+    remote clients look local); and the `Host` (plus `Origin`, when a browser sends one) must name loopback, so a
+    web page whose domain is re-bound to 127.0.0.1 (DNS rebinding) cannot read `/sandbox/state`. POST bodies
+    must also be `application/json` (`read_json`), which a page cannot send cross-origin without a preflight.
+    """
     sim = request.app[COMPONENTS].simulator
-    if sim is None or not loopback:
+    if sim is None:
         raise ApiError.not_found()
+    peer = peer_address(request)
+    if peer is None or not peer.is_loopback:
+        raise _refused("the connection is not from a loopback address")
+    if any(h in request.headers for h in _FORWARDING_HEADERS):
+        raise _refused("the request came through a proxy")
+    if not _is_loopback_host(request.headers.get("Host", "")):
+        raise _refused("the Host header must name localhost or a loopback address")
+    origin = request.headers.get("Origin")
+    if origin is not None and not _is_loopback_host(urlsplit(origin).netloc):
+        raise _refused("the Origin is not local")
     return sim
 
 
 async def _body(request: web.Request, fields: Mapping[str, tuple[type | tuple[type, ...], bool]]) -> dict[str, Any]:
     """Parse a JSON object with exactly the allowed fields; (type(s), required) per field."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError.validation([FieldProblem("body", "invalid_type", "must be a JSON object")])
     problems = [FieldProblem(k, "unknown_field") for k in body if k not in fields]
@@ -59,12 +92,7 @@ async def _body(request: web.Request, fields: Mapping[str, tuple[type | tuple[ty
 
 def _snowflake(body: Mapping[str, Any], name: str) -> int | None:
     value = body.get(name)
-    if value is None:
-        return None
-    text = str(value)
-    if isinstance(value, bool) or not text.isdigit() or not 0 < int(text) < 2**63:
-        raise ApiError.validation([FieldProblem(name, "invalid_type", "must be a Discord id")])
-    return int(text)
+    return None if value is None else parse_snowflake(value, name)
 
 
 def _accepted(seqs: Any, **extra: str) -> web.Response:

@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.notify import CONFIG_CHANNEL, EVENTS_CHANNEL, ConfigChange, parse_config_payload
 from synapse_async.db.urls import to_asyncpg_dsn
+from synapse_async.obs.errors import ErrorSummary, summary_json
 from synapse_async.obs.logging import get_logger
 from synapse_async.timeutil import iso
 
@@ -67,6 +68,12 @@ class ListenerSettings:
     poll_seconds: float = 30.0
     ping_timeout_seconds: float = 5.0
     connect_timeout_seconds: float = 5.0
+    # Distinct pending (table, guild) reloads kept; beyond it they collapse into one full reload (SPEC §25).
+    reload_queue_max: int = 1000
+
+
+# Queued in place of many targeted reloads once the queue is full: one full reload covers them all.
+_FULL_RELOAD = ConfigChange("*", None)
 
 
 class ConfigListener:
@@ -86,8 +93,13 @@ class ConfigListener:
         self._settings = settings
         self._on_event_handler = on_event
         self._jitter = jitter
+        # Any database role can NOTIFY, so the queue is bounded: `_pending` mirrors the queue's contents, and
+        # `_enqueue` never lets it grow past `reload_queue_max` + the one full-reload marker.
         self._queue: asyncio.Queue[ConfigChange] = asyncio.Queue()
         self._pending: set[ConfigChange] = set()
+        self._full_reload_queued = False
+        self.reload_queue_high_water = 0
+        self.reload_overflows = 0
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.TimerHandle] = set()
         self.reload_failures = 0  # consecutive failed targeted reloads; sets the retry backoff
@@ -95,13 +107,18 @@ class ConfigListener:
         self.state = ListenerState.RECONNECTING
         self.consecutive_failures = 0
         self.last_notification_at: datetime | None = None
-        self.last_error: str | None = None
+        self.last_error: ErrorSummary | None = None  # class and code only: /health is unauthenticated
         self.connections = 0
         self.backend_pid: int | None = None
         self.poll_reloads = 0
         # Set once the first connection attempt has ended either way, so startup can LISTEN before going on.
         self.first_attempt_done = asyncio.Event()
         self._next_poll_at: float | None = None
+
+    @property
+    def queued_reloads(self) -> int:
+        """Reloads waiting for the worker (at most `reload_queue_max`, or 1 after an overflow)."""
+        return self._queue.qsize()
 
     @property
     def mode(self) -> str:
@@ -114,7 +131,9 @@ class ConfigListener:
             "consecutive_failures": self.consecutive_failures,
             "last_notification_at": iso(self.last_notification_at),
             "last_full_reload_at": iso(self._cache.last_full_reload_at),
-            "last_error": self.last_error,
+            "last_error": summary_json(self.last_error),
+            "queued_reloads": self.queued_reloads,
+            "reload_overflows": self.reload_overflows,
         }
 
     # --- the supervised coroutine ------------------------------------------------------------------------------
@@ -184,14 +203,15 @@ class ConfigListener:
 
     def _on_failure(self, exc: BaseException) -> None:
         self.consecutive_failures += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.last_error = ErrorSummary.of(exc)
+        detail = f"{type(exc).__name__}: {exc}"[:300]  # the full text goes to the log only
         if self.consecutive_failures >= self._settings.max_failures:
             if self.state is not ListenerState.CIRCUIT_OPEN:
-                log.error("cache_listener_circuit_open", failures=self.consecutive_failures, error=self.last_error)
+                log.error("cache_listener_circuit_open", failures=self.consecutive_failures, error=detail)
             self.state = ListenerState.CIRCUIT_OPEN
         else:
             self.state = ListenerState.RECONNECTING
-            log.warning("cache_listener_failed", failures=self.consecutive_failures, error=self.last_error)
+            log.warning("cache_listener_failed", failures=self.consecutive_failures, error=detail)
 
     def backoff_seconds(self, failures: int | None = None) -> float:
         """min(2^(n−1), cap) plus 0–50 % jitter; n is the consecutive connection failures unless given."""
@@ -233,9 +253,21 @@ class ConfigListener:
         self._enqueue(change)
 
     def _enqueue(self, change: ConfigChange) -> None:
-        if change not in self._pending:  # coalesce bursts: one pending reload per (table, guild)
+        """Coalesce bursts (one pending reload per (table, guild)); on overflow replace all with a full reload."""
+        if self._full_reload_queued or change in self._pending:
+            return  # already covered by a queued reload
+        if len(self._pending) >= self._settings.reload_queue_max:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._pending.clear()
+            self._full_reload_queued = True
+            self._queue.put_nowait(_FULL_RELOAD)
+            self.reload_overflows += 1
+            log.warning("config_reload_queue_overflow", limit=self._settings.reload_queue_max)
+        else:
             self._pending.add(change)
             self._queue.put_nowait(change)
+        self.reload_queue_high_water = max(self.reload_queue_high_water, self._queue.qsize())
 
     def _on_events(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.last_notification_at = datetime.now(UTC)
@@ -260,7 +292,12 @@ class ConfigListener:
             change = await self._queue.get()
             self._pending.discard(change)
             try:
-                await self._cache.reload(change.table, change.guild_id)
+                if change is _FULL_RELOAD:
+                    # Cleared before reloading: a change that arrives during the reload is queued again after it.
+                    self._full_reload_queued = False
+                    await self._cache.full_reload()
+                else:
+                    await self._cache.reload(change.table, change.guild_id)
             except _CONNECTION_ERRORS as exc:
                 self._retry_later(change, exc)
             else:

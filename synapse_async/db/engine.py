@@ -1,4 +1,7 @@
-"""The one SQLAlchemy asyncio engine over asyncpg, with a bounded pool that never hangs (SPEC §4, §25).
+"""The SQLAlchemy asyncio engines over asyncpg, with bounded pools that never hang (SPEC §4, §25).
+
+Two engines on the same server: `engine` for the bot (pipeline lanes, services, tasks) and `http_engine`, a small
+separate pool for the HTTP API, so no amount of HTTP traffic can take a connection the pipeline needs.
 
 Technical-debt item 3 was a pool without a timeout: a request could wait forever for a connection. Here every
 checkout waits at most `DB_POOL_TIMEOUT_SECONDS`; `db/faults.py` classifies the resulting error as transient, so
@@ -40,31 +43,36 @@ class Database:
         max_overflow: int,
         pool_timeout: float,
         statement_timeout_ms: int,
+        http_pool_size: int = 2,
         application_name: str = "synapse-async",
     ) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(
-            to_sqlalchemy_url(url),
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_timeout=pool_timeout,
-            pool_pre_ping=True,
-            pool_recycle=1800,
-            connect_args={
-                "timeout": 10,
-                "command_timeout": max(statement_timeout_ms / 1000 * 2, 5),
-                "server_settings": {
-                    "statement_timeout": str(statement_timeout_ms),
-                    "application_name": application_name,
+
+        def engine(size: int, overflow: int, name: str) -> AsyncEngine:
+            return create_async_engine(
+                to_sqlalchemy_url(url),
+                pool_size=size,
+                max_overflow=overflow,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                connect_args={
+                    "timeout": 10,
+                    "command_timeout": max(statement_timeout_ms / 1000 * 2, 5),
+                    "server_settings": {"statement_timeout": str(statement_timeout_ms), "application_name": name},
                 },
-            },
-        )
+            )
+
+        self.engine: AsyncEngine = engine(pool_size, max_overflow, application_name)
+        # The HTTP API's own, smaller pool: however many requests arrive, they can never take a connection the
+        # pipeline lanes (and the rest of the bot) need. `api.dbgate` bounds the requests waiting for it.
+        self.http_engine: AsyncEngine = engine(http_pool_size, 0, f"{application_name}-http")
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
         self.probe_state = ProbeState()
 
-    def pool_stats(self) -> dict[str, int]:
+    def pool_stats(self, *, http: bool = False) -> dict[str, int]:
         """Pool size, connections checked out and overflow in use (in-memory, for /health)."""
-        pool = self.engine.pool
+        pool = (self.http_engine if http else self.engine).pool
         size = getattr(pool, "size", lambda: 0)()
         return {
             "size": int(size),
@@ -109,4 +117,5 @@ class Database:
                 await asyncio.sleep(interval)
 
     async def dispose(self) -> None:
+        await self.http_engine.dispose()
         await self.engine.dispose()

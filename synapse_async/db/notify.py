@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from synapse_async.domain.snowflakes import parse_snowflake
+
 CONFIG_CHANNEL = "synapse_config"
 EVENTS_CHANNEL = "synapse_events"
 MAX_EVENT_PAYLOAD_BYTES = 1000
@@ -66,9 +68,13 @@ class ConfigChange:
 
 
 def parse_config_payload(payload: str) -> ConfigChange | None:
-    """Parse `<table>` or `<table>:<guild_id>`; None for tables outside the allowlist (the receiver warns)."""
-    table, _, guild = payload.partition(":")
+    """Parse `<table>` or `<table>:<guild_id>`; None (the receiver warns and ignores it) for a table outside the
+    allowlist or a guild part that is not a snowflake. Any role can NOTIFY, so the payload is untrusted: a
+    malformed guild id must neither raise inside the listener callback nor widen into a whole-table reload."""
+    table, sep, guild = payload.partition(":")
     if table not in CONFIG_TABLES:
         return None
-    guild_id = int(guild) if guild.isdigit() and 0 < int(guild) < 2**63 else None
-    return ConfigChange(table, guild_id)
+    if not sep:
+        return ConfigChange(table, None)
+    guild_id = parse_snowflake(guild)
+    return None if guild_id is None else ConfigChange(table, guild_id)

@@ -7,6 +7,7 @@ ever edits URL strings.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 _PLAIN_SCHEMES = ("postgresql", "postgres")
@@ -38,10 +39,19 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
+# libpq and asyncpg also take the password as a query parameter (`?password=…`, and `sslpassword` for the key).
+_QUERY_PASSWORD_RE = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
+
+
 def redact(url: str) -> str:
-    """Mask the password of a URL for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Mask the password of a URL for logs and error messages, in the user-info part and in the query."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. an invalid port: mask conservatively rather than fail while reporting the error
+        return _QUERY_PASSWORD_RE.sub(r"\g<1>***", re.sub(r"(://[^/@:]*:)[^@/]*@", r"\g<1>***@", url))
+    netloc = parts.netloc if password is None else parts.netloc.replace(f":{password}@", ":***@", 1)
+    query = _QUERY_PASSWORD_RE.sub(r"\g<1>***", "?" + parts.query)[1:] if parts.query else parts.query
+    if netloc == parts.netloc and query == parts.query:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -186,6 +186,30 @@ def render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     return escape_unsafe(line)
 
 
+class ConsoleRenderer:
+    """`LOG_FORMAT=console`: structlog's human renderer, with every key and string value escaped first.
+
+    The JSON renderer escapes the finished line, which is not possible here: the console line may carry the
+    renderer's own colour escapes. So ESC, the other controls, U+2028/U+2029 and bidi controls are escaped in
+    each key and top-level string (tracebacks keep their newlines, like `cap_long_text`); nested containers are
+    rendered with `repr`, which escapes all of these already.
+    """
+
+    def __init__(self, *, colors: bool) -> None:
+        self._inner = structlog.dev.ConsoleRenderer(
+            colors=colors, timestamp_key="ts", exception_formatter=structlog.dev.plain_traceback
+        )
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        escaped: EventDict = {}
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                multiline = key in _MULTILINE_KEYS
+                value = "\n".join(escape_unsafe(p) for p in value.split("\n")) if multiline else escape_unsafe(value)
+            escaped[escape_unsafe(key) if isinstance(key, str) else key] = value
+        return self._inner(logger, name, escaped)
+
+
 class _Sink:
     """Last formatter step: record the entry in the ring, then render it if it reaches the output level.
 
@@ -296,11 +320,7 @@ def configure_logging(
         renderer = render_json
     else:
         isatty = getattr(out, "isatty", None)
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=bool(isatty()) if callable(isatty) else False,
-            timestamp_key="ts",
-            exception_formatter=structlog.dev.plain_traceback,
-        )
+        renderer = ConsoleRenderer(colors=bool(isatty()) if callable(isatty) else False)
 
     before: list[Processor] = [
         structlog.contextvars.merge_contextvars,

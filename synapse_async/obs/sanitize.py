@@ -80,6 +80,8 @@ _CODE_KEYS: Final = frozenset({"code", "oauth_code", "auth_code", "grant_code"})
 _BEARER_RE: Final = re.compile(r"\b(Bearer)(\s+)[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE)
 _DOTTED_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}")
 _URL_PASSWORD_RE: Final = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@")
+# ... and a password given as a URL query parameter (`postgresql://host/db?password=...`).
+_QUERY_PASSWORD_RE: Final = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#\s]+")
 
 
 def _escape_char(ch: str) -> str:
@@ -173,6 +175,7 @@ def scrub_secrets(text: str) -> str:
         text = _DOTTED_TOKEN_RE.sub(MASK, text)
     if "://" in text:
         text = _URL_PASSWORD_RE.sub(rf"\g<1>{MASK}@", text)
+        text = _QUERY_PASSWORD_RE.sub(rf"\g<1>{MASK}", text)
     return _BEARER_RE.sub(rf"\g<1>\g<2>{MASK}", text)
 
 

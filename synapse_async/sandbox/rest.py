@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from synapse_async.domain.snowflakes import parse_snowflake as _snowflake
 from synapse_async.sandbox import payloads
 from synapse_async.sandbox.events import WorldEvents
 from synapse_async.sandbox.interactions import CommandStore
@@ -42,13 +43,6 @@ def _form_error(field: str, code: str, message: str) -> web.Response:
 
 def _missing_permissions() -> web.Response:
     return discord_error(403, 50013, "Missing Permissions")
-
-
-def _snowflake(raw: str) -> int | None:
-    try:
-        return int(raw)
-    except ValueError:
-        return None
 
 
 class RestApi:

@@ -5,6 +5,7 @@ live elsewhere and call in here, so every rule about a setting is stated once. I
 from its submodules.
 """
 
+from synapse_async.domain.snowflakes import SNOWFLAKE_MAX
 from synapse_async.settings.registry import (
     CATEGORIES,
     LAKE_EVENT_TYPES,
@@ -17,7 +18,6 @@ from synapse_async.settings.registry import (
     lake_source_key,
 )
 from synapse_async.settings.validation import (
-    SNOWFLAKE_MAX,
     GuildContext,
     InvalidStoredValue,
     Problem,

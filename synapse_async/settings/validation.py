@@ -30,17 +30,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal, Protocol, cast
 
+from synapse_async.domain.snowflakes import InvalidSnowflake, to_snowflake
 from synapse_async.settings.registry import REGISTRY, SettingDef
 
 ProblemCode = Literal["unknown_setting", "invalid_type", "out_of_range", "not_allowed", "constraint"]
 
-SNOWFLAKE_MAX: Final = 2**63 - 1
-"""Largest value a BIGINT column can hold; Discord ids are positive and far below it."""
-
-# Longest digit string worth converting: anything longer is certainly beyond SNOWFLAKE_MAX, and refusing it up
-# front keeps int() away from pathological inputs (Python refuses > 4300 digits with a ValueError).
-_MAX_SNOWFLAKE_DIGITS: Final = 32
-_DIGITS: Final = re.compile(r"[0-9]+")
 _SNOWFLAKE_RULE: Final = "must be a Discord ID (a digit string or a positive integer)"
 # Unicode category Cc (C0, DEL, C1), the line/paragraph separators, and lone surrogates: the latter cannot be
 # encoded as UTF-8, so PostgreSQL would reject them and the write would fail with a 500 instead of a 400.
@@ -124,20 +118,10 @@ def _in_range(d: SettingDef, x: float) -> bool:
 
 def _snowflake(raw: object) -> tuple[int | None, ProblemCode | None]:
     """Parse one non-null snowflake; returns (value, None) or (None, problem code)."""
-    if isinstance(raw, str):
-        # fullmatch on ASCII digits only: str.isdigit() and int() would also accept "٣" or "²".
-        if not _DIGITS.fullmatch(raw):
-            return None, "invalid_type"
-        if len(raw) > _MAX_SNOWFLAKE_DIGITS:
-            return None, "out_of_range"
-        value = int(raw)
-    elif _is_json_int(raw):
-        value = cast(int, raw)
-    else:
-        return None, "invalid_type"
-    if not 0 < value <= SNOWFLAKE_MAX:
-        return None, "out_of_range"
-    return value, None
+    try:
+        return to_snowflake(raw), None
+    except InvalidSnowflake as exc:
+        return None, exc.problem
 
 
 def _validate_value(d: SettingDef, raw: object) -> tuple[object, list[Problem]]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from synapse_async.obs.errors import ErrorSummary, summary_json
 from synapse_async.obs.logging import get_logger
 from synapse_async.timeutil import iso
 
@@ -35,7 +36,7 @@ class TaskStatus:
     name: str
     state: TaskState = TaskState.PENDING
     last_run_at: datetime | None = None
-    last_error: str | None = None
+    last_error: ErrorSummary | None = None  # class and code only: /health is unauthenticated
     failures: int = 0
     started_at: datetime | None = None
 
@@ -44,7 +45,7 @@ class TaskStatus:
             "name": self.name,
             "state": self.state.value,
             "last_run_at": iso(self.last_run_at),
-            "last_error": self.last_error,
+            "last_error": summary_json(self.last_error),
             "failures": self.failures,
         }
 
@@ -115,7 +116,7 @@ class TaskSupervisor:
                 raise
             except Exception as exc:
                 status.failures += 1
-                status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                status.last_error = ErrorSummary.of(exc)
                 status.state = TaskState.FAILED
                 log.exception(
                     "background_task_failed",
