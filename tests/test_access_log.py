@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from synapse_async.api.app import build_app
+from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.middleware import PRINCIPAL, request_context
 from synapse_async.config import load_config
 from synapse_async.health import Components, Lifecycle
@@ -75,7 +76,7 @@ async def test_the_access_log_records_principal_route_and_forwarded_client(
 
 def _product_app() -> web.Application:
     config = load_config({"TRUSTED_PROXIES": "127.0.0.1/32", "HTTP_PORT": "0"})
-    return build_app(config, Components(Lifecycle()))
+    return build_app(config, Components(Lifecycle()), HttpDatabaseGate(1, 0.1))
 
 
 @pytest.mark.parametrize("server", [_product_app()], indirect=True)

@@ -361,3 +361,21 @@ async def test_events_older_than_the_buffer_age_are_dropped_during_an_outage(tmp
             rt, "SELECT idempotency_key FROM reward_journal WHERE guild_id = :g AND event_type = 'message'"
         )
         assert [r["idempotency_key"] for r in keys] == [f"msg:{first}"]
+
+
+async def test_a_drain_cut_short_logs_the_batch_in_flight_as_well_as_the_waiting_events(tmp_path: Path) -> None:
+    async with runtime_on_own_server(tmp_path, SANDBOX_MEMBERS="3", PIPELINE_RETRY_MAX_SECONDS="0.5") as (rt, server):
+        sim, pipeline = rt.simulator, rt.pipeline
+        assert sim is not None and pipeline is not None
+        await server.stop()
+        in_flight = int(await sim.message(MEMBERS[0], "general", "taken into the lane, retried"))
+        await wait_for(lambda: pipeline.stats.retries > 0, timeout=30)
+        waiting = int(await sim.message(MEMBERS[1], "general", "waiting behind it"))
+        await wait_for(lambda: pipeline.snapshot()["buffered"] == 2)
+        with capture_logs() as logs:
+            assert await pipeline.drain(0.2) == 2
+        incomplete = [e for e in logs if e["event"] == "pipeline_drain_incomplete"]
+        assert len(incomplete) == 1
+        assert incomplete[0]["keys"] == [f"msg:{in_flight}", f"msg:{waiting}"]
+        await server.restart()
+        await wait_for(lambda: pipeline.snapshot()["buffered"] == 0, timeout=60)
