@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
@@ -10,7 +12,7 @@ from synapse_async.db.notify import notify_config
 from synapse_async.runtime import Runtime
 from synapse_async.services.audit import Actor
 from synapse_async.services.settings import update_settings
-from tests.support import wait_for
+from tests.support import make_runtime, wait_for
 
 GUILD = 100000000000000001
 ADMIN = 100000000000000010
@@ -84,3 +86,18 @@ async def write_config(rt: Runtime, sql: str, table: str, **params: Any) -> None
         await s.execute(text(sql), {"g": GUILD, **params})
         await notify_config(s, table, GUILD)
     await wait_for(lambda: cache.reloads[f"{table}:{GUILD}"] > before)
+
+
+@contextlib.asynccontextmanager
+async def pipeline_runtime(database_url: str, members: int, **env: str) -> AsyncIterator[Runtime]:
+    """A started sandbox runtime with `members` simulated members and the cooldown off; shut down afterwards."""
+    rt = make_runtime(database_url, SANDBOX_MEMBERS=str(members), **env)
+    await rt.start()
+    try:
+        assert rt.simulator is not None and rt.components.cache is not None
+        cache = rt.components.cache
+        await wait_for(lambda: GUILD in cache.known_guild_ids())
+        await set_settings(rt, {"cooldown.seconds": 0})
+        yield rt
+    finally:
+        await rt.shutdown()

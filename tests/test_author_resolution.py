@@ -13,20 +13,15 @@ from sqlalchemy import text
 
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
-from tests.pipeline_support import ALICE, BOB, CAROL, GUILD, query, set_settings, wait_key
-from tests.support import make_runtime, wait_for
+from tests.pipeline_support import ALICE, BOB, CAROL, GUILD, pipeline_runtime, query, wait_key
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")
 async def sandbox(fresh_database: str) -> AsyncIterator[tuple[Runtime, DiscordSimulator]]:
-    rt = make_runtime(fresh_database, SANDBOX_MEMBERS="5")
-    await rt.start()
-    assert rt.simulator is not None and rt.components.cache is not None
-    cache = rt.components.cache
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    await set_settings(rt, {"cooldown.seconds": 0})
-    yield rt, rt.simulator
-    await rt.shutdown()
+    async with pipeline_runtime(fresh_database, 5) as rt:
+        assert rt.simulator is not None
+        yield rt, rt.simulator
 
 
 async def _lake(rt: Runtime, key: str) -> dict[str, object]:
@@ -40,6 +35,16 @@ async def _lake(rt: Runtime, key: str) -> dict[str, object]:
     return found[0]
 
 
+async def _forgotten(rt: Runtime, sim: DiscordSimulator, author: int, content: str) -> tuple[int, int]:
+    """A committed message whose author the in-memory index no longer knows (as after a restart); returns its id
+    and the REST call count before what the test does next."""
+    assert rt.authors is not None
+    message_id = int(await sim.message(author, "general", content))
+    await wait_key(rt, f"msg:{message_id}")
+    rt.authors.forget_all()
+    return message_id, len(sim.rest_calls)
+
+
 def _fetches(sim: DiscordSimulator, since: int, message_id: int) -> int:
     return sum(1 for c in sim.rest_calls[since:] if c.method == "GET" and c.path.endswith(f"/messages/{message_id}"))
 
@@ -48,11 +53,7 @@ async def test_a_reaction_on_a_forgotten_message_is_paid_to_its_author_via_the_l
     sandbox: tuple[Runtime, DiscordSimulator],
 ) -> None:
     rt, sim = sandbox
-    assert rt.authors is not None
-    message_id = int(await sim.message(BOB, "general", "an older message with a few words"))
-    await wait_key(rt, f"msg:{message_id}")
-    rt.authors.forget_all()  # as after a restart: only the lake still knows who wrote it
-    before = len(sim.rest_calls)
+    message_id, before = await _forgotten(rt, sim, BOB, "an older message with a few words")
     await sim.react(ALICE, message_id, "👍")
     received = await wait_key(rt, f"rr:{message_id}:{ALICE}")
     assert received["user_id"] == BOB and received["zero_reason"] is None and received["xp_delta"] > 0
@@ -65,9 +66,7 @@ async def test_a_reaction_the_lake_cannot_answer_falls_back_to_one_rest_fetch(
     sandbox: tuple[Runtime, DiscordSimulator],
 ) -> None:
     rt, sim = sandbox
-    assert rt.authors is not None
-    message_id = int(await sim.message(CAROL, "general", "a message whose lake row is gone"))
-    await wait_key(rt, f"msg:{message_id}")
+    message_id, before = await _forgotten(rt, sim, CAROL, "a message whose lake row is gone")
     assert rt.components.db is not None
     async with rt.components.db.engine.begin() as conn:
         await conn.execute(
@@ -89,11 +88,7 @@ async def test_a_delete_of_a_forgotten_message_records_its_author_from_the_lake_
     sandbox: tuple[Runtime, DiscordSimulator],
 ) -> None:
     rt, sim = sandbox
-    assert rt.authors is not None
-    message_id = int(await sim.message(BOB, "general", "soon to be deleted"))
-    await wait_key(rt, f"msg:{message_id}")
-    rt.authors.forget_all()
-    before = len(sim.rest_calls)
+    message_id, before = await _forgotten(rt, sim, BOB, "soon to be deleted")
     await sim.delete_message(message_id)
     row = await _lake(rt, f"mdel:{message_id}")
     assert row["user_id"] == BOB

@@ -19,13 +19,13 @@ from tests.pipeline_support import (
     GUILD,
     journal,
     member,
+    pipeline_runtime,
     query,
     set_settings,
     settle,
     wait_key,
     write_config,
 )
-from tests.support import make_runtime, wait_for
 
 U = [100000000000001000 + i for i in range(20)]  # the sandbox members
 PLAIN = "hello there, how is everyone doing"  # 34 chars: no quality factor applies
@@ -33,14 +33,9 @@ PLAIN = "hello there, how is everyone doing"  # 34 chars: no quality factor appl
 
 @pytest.fixture(scope="module")
 async def sandbox(fresh_database: str) -> AsyncIterator[tuple[Runtime, DiscordSimulator]]:
-    rt = make_runtime(fresh_database, SANDBOX_MEMBERS="20")
-    await rt.start()
-    assert rt.simulator is not None and rt.components.cache is not None
-    cache = rt.components.cache
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    await set_settings(rt, {"cooldown.seconds": 0})
-    yield rt, rt.simulator
-    await rt.shutdown()
+    async with pipeline_runtime(fresh_database, 20) as rt:
+        assert rt.simulator is not None
+        yield rt, rt.simulator
 
 
 async def post(
