@@ -291,6 +291,7 @@ class Runtime:
             )
 
         assert self.pipeline is not None
+        self.pipeline.processor.bind_members(member_ref)
         self.voice_ticker = VoiceTicker(gateway.normalizer.voice, cache, self.pipeline.submit, member_ref)
         self.supervisor.every("voice_ticker", self.config.voice_tick_check_seconds, self.voice_ticker.check)
         self.jobs = JobRunner(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,12 @@ class SeasonInfo:
     name: str
     starts_at: datetime
     ends_at: datetime
+    ended_at: datetime | None = None
+    active: bool = True
+
+    def contains(self, at: datetime) -> bool:
+        """SPEC §11 attribution: `at` ∈ [starts_at, COALESCE(ended_at, ends_at))."""
+        return self.starts_at <= at < (self.ended_at if self.ended_at is not None else self.ends_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +134,15 @@ class GuildConfig:
     no_xp: NoXpTargets = NoXpTargets()
     level_roles: tuple[tuple[int, int], ...] = ()  # (level, role_id) ascending
     templates: tuple[TemplateInfo, ...] = ()  # active only, ordered by series, series_order, id
+    # A fresh number on every load of `templates` (full or targeted): what the processor remembers about a
+    # template's capacity is valid only for the load it was observed under (a revoke or reactivation reloads).
+    templates_version: int = 0
     categories: Mapping[int, CategoryInfo] = field(default_factory=dict)
     rarities: Mapping[int, RarityInfo] = field(default_factory=dict)
     series: Mapping[int, SeriesInfo] = field(default_factory=dict)
-    active_season: SeasonInfo | None = None
+    # The active season and those that ended recently, newest first: buffered events are attributed by their own
+    # time (SPEC §11), so an event from before a rollover still finds the season it belongs to.
+    seasons: tuple[SeasonInfo, ...] = ()
     # The level curve of `settings`, resolved when the configuration is built (never on the reward path); holding
     # it keeps the shared curve alive for as long as the guild uses it (see `curve_for`).
     curve: LevelCurve = field(init=False, repr=False, compare=False)
@@ -138,6 +150,10 @@ class GuildConfig:
     def __post_init__(self) -> None:
         curve = curve_for(self.settings.int("leveling.level_base"), self.settings.float("leveling.level_factor"))
         object.__setattr__(self, "curve", curve)
+
+    @property
+    def active_season(self) -> SeasonInfo | None:
+        return next((s for s in self.seasons if s.active), None)
 
 
 # --- loaders: one per notifiable table; each returns {guild_id: value for that GuildConfig field} -------------
@@ -322,14 +338,25 @@ async def _load_series(conn: AsyncConnection, guild_id: int | None) -> dict[int,
     return _group(rows, lambda rs: {int(r.id): SeriesInfo(int(r.id), r.name, r.description) for r in rs})
 
 
-async def _load_active_season(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+RECENT_SEASON_DAYS = 7
+"""How long an ended season stays cached for attribution: far beyond the outage buffer's age bound (at most a day,
+`PIPELINE_BUFFER_MAX_AGE_SECONDS`), so every event still buffered finds its season without a query."""
+
+
+async def _load_seasons(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
     rows = await _rows(
         conn,
-        "SELECT guild_id, season_id, name, starts_at, ends_at FROM seasons",
+        "SELECT guild_id, season_id, name, starts_at, ends_at, ended_at, status FROM seasons",
         guild_id,
-        where="status = 'active'",
+        where=f"(status = 'active' OR COALESCE(ended_at, ends_at) > now() - interval '{RECENT_SEASON_DAYS} days')",
+        order="guild_id, starts_at DESC, season_id DESC",
     )
-    return {int(r.guild_id): SeasonInfo(int(r.season_id), r.name, r.starts_at, r.ends_at) for r in rows}
+    return _group(
+        rows,
+        lambda rs: tuple(
+            SeasonInfo(int(r.season_id), r.name, r.starts_at, r.ends_at, r.ended_at, r.status == "active") for r in rs
+        ),
+    )
 
 
 # table -> (GuildConfig field, loader, value when the guild has no rows)
@@ -346,9 +373,10 @@ _GUILD_TABLES: dict[str, tuple[str, Loader, Callable[[], Any]]] = {
     "achievement_categories": ("categories", _load_categories, dict),
     "achievement_rarities": ("rarities", _load_rarities, dict),
     "achievement_series": ("series", _load_series, dict),
-    "seasons": ("active_season", _load_active_season, lambda: None),
+    "seasons": ("seasons", _load_seasons, tuple),
 }
 GLOBAL_TABLES = frozenset({"revoked_tokens"})
+_TEMPLATE_VERSIONS = itertools.count(1)
 CACHED_TABLES = frozenset(_GUILD_TABLES) | GLOBAL_TABLES
 
 
@@ -400,7 +428,7 @@ class ConfigCache:
         fresh: dict[int, GuildConfig] = {}
         for gid in guild_ids:
             kwargs = {fld: per_table[table].get(gid, empty()) for table, (fld, _, empty) in _GUILD_TABLES.items()}
-            fresh[gid] = GuildConfig(gid, **kwargs)
+            fresh[gid] = GuildConfig(gid, **kwargs, templates_version=next(_TEMPLATE_VERSIONS))
         self._guilds = fresh
         self._revoked = revoked
         self.loaded = True
@@ -424,7 +452,10 @@ class ConfigCache:
             targets = {guild_id} if guild_id is not None else set(self._guilds) | set(values)
             for gid in targets:
                 old = self._guilds.get(gid) or GuildConfig(gid)
-                self._guilds[gid] = dataclasses.replace(old, **{fld: values.get(gid, empty())})
+                changes: dict[str, Any] = {fld: values.get(gid, empty())}
+                if fld == "templates":
+                    changes["templates_version"] = next(_TEMPLATE_VERSIONS)
+                self._guilds[gid] = dataclasses.replace(old, **changes)
         self.reloads[f"{table}:{guild_id if guild_id is not None else '*'}"] += 1
         self.last_reload_at = datetime.now(UTC)
         log.debug("config_cache_reload", table=table, guild_id=guild_id)

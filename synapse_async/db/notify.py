@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -43,12 +44,20 @@ CONFIG_TABLES: frozenset[str] = frozenset(
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
-async def notify_config(db: AsyncSession | AsyncConnection, table: str, guild_id: int | None = None) -> None:
-    """Queue a config-change notification inside the caller's open transaction."""
+def _config_payload(table: str, guild_id: int | None) -> str:
     if table not in CONFIG_TABLES:
         raise ValueError(f"{table!r} is not a config table that may be notified")
-    payload = table if guild_id is None else f"{table}:{int(guild_id)}"
-    await db.execute(_NOTIFY, {"channel": CONFIG_CHANNEL, "payload": payload})
+    return table if guild_id is None else f"{table}:{int(guild_id)}"
+
+
+async def notify_config(db: AsyncSession | AsyncConnection, table: str, guild_id: int | None = None) -> None:
+    """Queue a config-change notification inside the caller's open transaction."""
+    await db.execute(_NOTIFY, {"channel": CONFIG_CHANNEL, "payload": _config_payload(table, guild_id)})
+
+
+async def notify_config_raw(conn: asyncpg.Connection, table: str, guild_id: int | None = None) -> None:
+    """`notify_config` for a raw asyncpg transaction (the pipeline's and the economy services' connections)."""
+    await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, _config_payload(table, guild_id))
 
 
 async def notify_event(db: AsyncSession | AsyncConnection, event: Mapping[str, object]) -> None:

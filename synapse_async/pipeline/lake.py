@@ -199,11 +199,9 @@ def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:
 
 
 def season_at(guild: GuildConfig, at: datetime) -> SeasonInfo | None:
-    """The active season if `at` falls inside it (SPEC §11 attribution: [starts_at, ends_at))."""
-    season = guild.active_season
-    if season is not None and season.starts_at <= at < season.ends_at:
-        return season
-    return None
+    """The season `at` belongs to (SPEC §11 attribution: [starts_at, COALESCE(ended_at, ends_at))), among the
+    active and recently ended seasons the cache holds: an event buffered across a rollover keeps its season."""
+    return next((s for s in guild.seasons if s.contains(at)), None)
 
 
 def periods(guild: GuildConfig, at: datetime) -> list[str]:

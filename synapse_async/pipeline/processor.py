@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,8 @@ from synapse_async.rewards.formula import Reward, RewardInput, compute_reward, c
 from synapse_async.rewards.leveling import curve_for, level_change
 
 CooldownKey = tuple[int, ...]
+MemberLookup = Callable[[int, int], MemberRef | None]
+"""(guild_id, user_id) → the member as the gateway cache knows them (roles, name), or None; in memory only."""
 
 
 class NeedsSingles(Exception):
@@ -95,7 +97,13 @@ class Effects:
     processed: int = 0
     duplicates: int = 0
     committed_ns: list[int] = field(default_factory=list)  # received_ns of each processed event (latency)
-    full_templates: set[tuple[int, int | None]] = field(default_factory=set)  # found full, (id, max_earners)
+    full_templates: set[tuple[int, int]] = field(default_factory=set)  # found full: (id, templates_version)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
 
 
 class CooldownCache:
@@ -126,6 +134,12 @@ class Cause:
     key: str
     season_id: int | None
     announce_channel: int | None
+    event: str | None = None  # the key of the event/admin action this change stems from (None: `key` itself)
+
+    @property
+    def event_key(self) -> str:
+        """Level-ups are announced once per event (SPEC §14), however many changes (rewards) it caused."""
+        return self.event if self.event is not None else self.key
 
 
 @dataclass(slots=True)
@@ -149,6 +163,7 @@ class Tx:
         self.effects = Effects()
         self.levels: dict[tuple[int, int], _Member] = {}
         self.prefs: dict[tuple[int, int], tuple[bool, bool, bool]] = {}
+        self.announced: dict[tuple[int, int, str], int] = {}  # (guild, user, event key) -> index in level_ups
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +183,35 @@ class Processor:
         # Benchmark instrumentation: wall time spent waiting for pipelined message runs, and how many they held.
         self.pipelined_seconds = 0.0
         self.pipelined_events = 0
-        # (template id, max_earners) pairs found full; bounded by the number of templates ever seen full.
-        self._full: set[tuple[int, int | None]] = set()
+        # template id -> the guild's `templates_version` under which it was found full (or deactivated). Only valid
+        # for that version: a revoke (which frees a slot) and any template change reload the templates, so a
+        # template is never skipped forever (SPEC §12.3, §12.4). Bounded by the number of templates.
+        self._full: dict[int, int] = {}
+        self._members: MemberLookup | None = None
+
+    def bind_members(self, lookup: MemberLookup) -> None:
+        """Give the processor the gateway's member cache: a reaction's author is known only by id, yet their roles
+        decide role multipliers and no-XP for `reaction_received` (SPEC §9.1, §9.4)."""
+        self._members = lookup
+
+    def _member(self, guild_id: int, user_id: int) -> MemberRef:
+        found = self._members(guild_id, user_id) if self._members is not None else None
+        return found if found is not None else MemberRef(user_id=user_id, display_name=str(user_id), avatar_hash=None)
 
     def committed(self, effects: Effects) -> None:
         """Learn from a COMMITTED transaction: cooldowns, and templates that turned out to be full."""
         self.cooldowns.apply(effects.cooldowns)
-        self._full.update(effects.full_templates)
+        for template_id, version in effects.full_templates:
+            if version >= self._full.get(template_id, 0):
+                self._full[template_id] = version
+
+    def template_freed(self, template_id: int) -> None:
+        """A committed revoke released a slot of `template_id`: evaluate it again at once (this process; others
+        learn it from the template reload the revoke notifies)."""
+        self._full.pop(template_id, None)
+
+    def _is_full(self, guild: GuildConfig, template_id: int) -> bool:
+        return self._full.get(template_id) == guild.templates_version
 
     async def process(self, conn: asyncpg.Connection, events: Sequence[PipelineEvent], *, singles: bool) -> Effects:
         tx = Tx(conn, singles)
@@ -329,7 +366,9 @@ class Processor:
         key: CooldownKey = (event.guild_id, event.author.user_id)
         if settings.str("cooldown.scope") == "channel":
             key = (*key, event.channel_id)
-        last = tx.effects.cooldowns.get(key) or self.cooldowns.get(key)
+        # One-by-one, the cache would hold the LATEST paid time of every committed message (`CooldownCache.apply`
+        # keeps the maximum); the overlay must answer the same, even when event times arrive out of order.
+        last = _latest(tx.effects.cooldowns.get(key), self.cooldowns.get(key))
         item = RewardInput(
             "message",
             event.channel_id,
@@ -341,7 +380,8 @@ class Processor:
         reward = compute_reward(item, guild)
         previous = tx.effects.cooldowns.get(key)
         if reward.zero_reason is None:
-            tx.effects.cooldowns[key] = event.occurred_at  # provisional: applied to the cache after commit
+            # Provisional, applied to the cache after commit; like the cache it keeps the latest paid time.
+            tx.effects.cooldowns[key] = event.occurred_at if previous is None else max(previous, event.occurred_at)
         return reward, key, previous
 
     async def _message(self, tx: Tx, guild: GuildConfig, event: MessageCreated) -> None:
@@ -382,9 +422,7 @@ class Processor:
                 if kind == "reaction_received"
                 else 0
             )
-            earner = (
-                event.reactor if user == reactor else MemberRef(user_id=user, display_name=str(user), avatar_hash=None)
-            )
+            earner = event.reactor if user == reactor else self._member(event.guild_id, user)
             item = RewardInput(
                 kind,  # type: ignore[arg-type]
                 event.channel_id,
@@ -531,14 +569,16 @@ class Processor:
         newly earn there is the one just revoked (its slot was freed), which §12.4 defers to the member's next change.
         """
         await self._level(tx, guild, user_id, row, cause, pay_gold)
-        active = [t for t in guild.templates if t.trigger_type != "manual"]
-        if not active or not achievements:
+        # Manual templates never fire, but they stay in the evaluated list: a manual tier still gates the higher
+        # tiers of its series (SPEC §12.1), so filtering them out would let tier 2 be earned without tier 1.
+        templates = guild.templates
+        if not achievements or all(t.trigger_type == "manual" for t in templates):
             return
         for _ in range(3):  # rewards may change XP again: at most 3 passes (SPEC §12.4)
-            snapshot = await self._snapshot(tx, guild, user_id, row, active)
+            snapshot = await self._snapshot(tx, guild, user_id, row, templates)
             earned_ids = frozenset(r["template_id"] for r in await tx.conn.fetch(sql.EARNED, cause.guild_id, user_id))
-            full = frozenset(t.template_id for t in active if (t.template_id, t.max_earners) in self._full)
-            newly = evaluate(active, snapshot, earned_ids, full_templates=full)
+            full = frozenset(t.template_id for t in templates if self._is_full(guild, t.template_id))
+            newly = evaluate(templates, snapshot, earned_ids, full_templates=full)
             if not newly:
                 return
             if not tx.singles:
@@ -602,11 +642,32 @@ class Processor:
                 await tx.conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, cause.guild_id, change.gold_bonus)
         tx.effects.role_syncs[(cause.guild_id, user_id)] = change.new_level
         if change.announce and settings.bool("announce.level_up") and (await self._prefs(tx, cause, user_id))[0]:
-            tx.effects.level_ups.append(
+            self._announce_level_up(
+                tx,
+                cause,
                 LevelUp(
                     cause.guild_id, user_id, change.new_level, change.gold_bonus, cause.announce_channel, journal_id
-                )
+                ),
             )
+
+    @staticmethod
+    def _announce_level_up(tx: Tx, cause: Cause, level_up: LevelUp) -> None:
+        """One level-up announcement per event (SPEC §14): when an achievement reward of the same event crosses
+        another level, the event's announcement is raised to the new level and carries all the gold paid."""
+        slot = (level_up.guild_id, level_up.user_id, cause.event_key)
+        index = tx.announced.get(slot)
+        if index is None:
+            tx.announced[slot] = len(tx.effects.level_ups)
+            tx.effects.level_ups.append(level_up)
+            return
+        first = tx.effects.level_ups[index]
+        tx.effects.level_ups[index] = LevelUp(
+            first.guild_id,
+            first.user_id,
+            max(first.level, level_up.level),
+            first.gold + level_up.gold,
+            first.channel_id,
+        )
 
     async def _prefs(self, tx: Tx, cause: Cause, user_id: int) -> tuple[bool, bool, bool]:
         return await self.preferences(tx, cause.guild_id, user_id)
@@ -650,9 +711,9 @@ class Processor:
     ) -> Mapping[str, Any] | None:
         """Earn one template automatically (max_earners claimed atomically); return the new member row if XP moved."""
         if await tx.conn.fetchval(sql.CLAIM_TEMPLATE, template.template_id) is None:
-            # Full (or deactivated): remember it, keyed with its current limit, so later evaluations skip it instead
-            # of replaying batches one by one for a badge nobody can earn any more.
-            tx.effects.full_templates.add((template.template_id, template.max_earners))
+            # Full (or deactivated): remember it for this templates load, so later evaluations skip it instead of
+            # replaying batches one by one for a badge nobody can earn until a revoke or template change.
+            tx.effects.full_templates.add((template.template_id, guild.templates_version))
             return None  # full or deactivated meanwhile: stops awarding
         key = f"{cause.key}#ach:{template.template_id}"
         earning = await self.earn(tx, guild, user_id, template, cause, key=key, pay_rewards=pay_rewards)
@@ -716,6 +777,8 @@ class Processor:
                 await tx.conn.execute(sql.SEASON_XP, cause.season_id, user_id, cause.guild_id, xp)
             if gold:
                 await tx.conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, cause.guild_id, gold)
-        ach_cause = Cause(cause.guild_id, cause.occurred_at, key, cause.season_id, cause.announce_channel)
+        ach_cause = Cause(
+            cause.guild_id, cause.occurred_at, key, cause.season_id, cause.announce_channel, event=cause.event_key
+        )
         await self._level(tx, guild, user_id, row, ach_cause, True)
         return Earning(journal_id, recorded is not None, dict(row))

@@ -37,6 +37,7 @@ import asyncpg
 from synapse_async.cache.config_cache import ConfigCache, TemplateInfo
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
+from synapse_async.db.notify import notify_config_raw
 from synapse_async.db.transactions import raw_transaction
 from synapse_async.pipeline import sql
 from synapse_async.pipeline.lake import season_at
@@ -572,6 +573,9 @@ async def revoke(
                 raise RevokeRejected("not_earned")
             rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
             assert rewards is not None  # the badge's foreign key keeps its template
+            # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and
+            # forgets that it had found this one full (SPEC §12.3, §12.4).
+            await notify_config_raw(conn, "achievement_templates", guild_id)
             tx = Tx(conn, singles=True)
             guild = cache.guild(guild_id)
             cause, now = _cause(cache, guild_id, key, None)
@@ -656,9 +660,12 @@ async def revoke(
             )
 
     try:
-        return await _retrying(attempt)
+        result = await _retrying(attempt)
     except _Replay:
         return _replayed_badge(await _replayed(db, guild_id, key))
+    if not result.replayed:
+        processor.template_freed(template_id)  # committed: this process need not wait for the reload
+    return result
 
 
 # --- purchase ----------------------------------------------------------------------------------------------------
