@@ -183,8 +183,16 @@ class ConfigListener:
                     raise ConnectionError("listener connection was terminated")
                 except TimeoutError:
                     pass
-                async with asyncio.timeout(self._settings.ping_timeout_seconds):
-                    await conn.fetchval("SELECT 1")
+                try:
+                    async with asyncio.timeout(self._settings.ping_timeout_seconds):
+                        await conn.fetchval("SELECT 1")
+                except Exception as exc:
+                    # A ping racing the server's termination can fail with asyncpg's InternalClientError ("another
+                    # operation is in progress"), which is not a connection error by type; on a connection known to
+                    # be gone, any ping failure is the loss itself, not a bug.
+                    if lost.is_set() or conn.is_closed():
+                        raise ConnectionError("listener connection was terminated during a ping") from exc
+                    raise
         except _CONNECTION_ERRORS as exc:
             self._on_failure(exc)
         finally:
