@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from synapse_async.domain.events import VoiceTick
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
@@ -169,8 +168,7 @@ async def test_voice_ticks_follow_eligibility_and_the_hourly_cap(
     assert await journal(rt, afk_member, "voice_tick") == []  # AFK channel
     m = await member(rt, talker)
     assert m is not None and m["voice_minutes"] == 30  # capped ticks still add minutes
-    assert ticks[0]["channel_id"] == lounge
-    assert isinstance(VoiceTick, type)
+    assert [(t["idempotency_key"], t["channel_id"]) for t in ticks] == [(f"vt:{talker}:{s}", lounge) for s in slots]
     await set_settings(rt, {"voice.hourly_tick_cap": 6})
 
 
@@ -491,7 +489,6 @@ async def test_an_achievement_earned_inside_a_batch_matches_one_by_one(
 
     rt, sim, plain = sandbox
     assert rt.pipeline is not None
-    replays = rt.pipeline.stats.replayed_batches
     await write_config(
         rt,
         "INSERT INTO achievement_templates (guild_id, name, trigger_type, trigger_config, xp_reward)"
@@ -510,6 +507,5 @@ async def test_an_achievement_earned_inside_a_batch_matches_one_by_one(
     m = await member(rt, user)
     assert m is not None and m["xp"] == 6 * 15 + 7
     assert m["xp"] == sum(r["xp_delta"] for r in await journal(rt, user))
-    # The burst normally arrives as one batch that would earn the badge mid-batch and is replayed one by one
-    # (stats.replayed_batches grows); whichever way it was processed, the outcome above must be the same.
-    assert rt.pipeline.stats.replayed_batches >= replays
+    # Whether the burst arrived as one batch (replayed one by one because it earns the badge mid-batch) or in
+    # several, the outcome above is exactly that of one-by-one processing: that is the property under test.
