@@ -101,3 +101,14 @@ async def pipeline_runtime(database_url: str, members: int, **env: str) -> Async
         yield rt
     finally:
         await rt.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def runtime_with_plain_channel(database_url: str, members: int) -> AsyncIterator[tuple[Runtime, int]]:
+    """`pipeline_runtime` plus an announcement channel outside the category, where no multiplier rule applies."""
+    async with pipeline_runtime(database_url, members) as rt:
+        assert rt.simulator is not None and rt.components.cache is not None
+        cache = rt.components.cache
+        plain = int(await rt.simulator.create_channel("plain", "announcement"))
+        await wait_for(lambda: plain in cache.guild(GUILD).channels)
+        yield rt, plain

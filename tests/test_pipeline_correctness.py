@@ -17,8 +17,18 @@ from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
 from synapse_async.services.economy import grant, revoke
-from tests.pipeline_support import ACTOR, GUILD, member, query, set_settings, settle, wait_key, write_config
-from tests.support import make_runtime, wait_for
+from tests.pipeline_support import (
+    ACTOR,
+    GUILD,
+    member,
+    query,
+    runtime_with_plain_channel,
+    set_settings,
+    settle,
+    wait_key,
+    write_config,
+)
+from tests.support import wait_for
 
 U = [100000000000001000 + i for i in range(30)]
 PLAIN = "hello there, how is everyone doing"
@@ -26,16 +36,9 @@ PLAIN = "hello there, how is everyone doing"
 
 @pytest.fixture(scope="module")
 async def sandbox(fresh_database: str) -> AsyncIterator[tuple[Runtime, DiscordSimulator, int]]:
-    rt = make_runtime(fresh_database, SANDBOX_MEMBERS="30")
-    await rt.start()
-    assert rt.simulator is not None and rt.components.cache is not None
-    cache = rt.components.cache
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    await set_settings(rt, {"cooldown.seconds": 0})
-    plain = int(await rt.simulator.create_channel("plain", "announcement"))  # no multiplier applies
-    await wait_for(lambda: plain in cache.guild(GUILD).channels)
-    yield rt, rt.simulator, plain
-    await rt.shutdown()
+    async with runtime_with_plain_channel(fresh_database, 30) as (rt, plain):
+        assert rt.simulator is not None
+        yield rt, rt.simulator, plain
 
 
 async def _template(rt: Runtime, name: str, trigger: str, config: str, **columns: Any) -> int:
