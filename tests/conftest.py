@@ -117,3 +117,14 @@ def fresh_database_sync(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(pg_server_url, url))
+
+
+@pytest.fixture(scope="module")
+async def plain_sandbox(fresh_database: str) -> AsyncIterator[tuple[Any, Any, int]]:
+    """Per module: a pipeline runtime with 30 members, the cooldown off, and a channel no multiplier applies to
+    (runtime, simulator, channel id)."""
+    from tests.pipeline_support import runtime_with_plain_channel
+
+    async with runtime_with_plain_channel(fresh_database, 30) as (rt, plain):
+        assert rt.simulator is not None
+        yield rt, rt.simulator, plain

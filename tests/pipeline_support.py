@@ -20,6 +20,8 @@ ALICE = 100000000000001000
 BOB = 100000000000001001
 CAROL = 100000000000001002
 ACTOR = Actor("svc:test", "service", "api")
+MEMBERS_30 = [100000000000001000 + i for i in range(30)]  # the members of a 30-member sandbox
+PLAIN = "hello there, how is everyone doing"  # 34 chars: no quality factor applies
 
 
 async def query(rt: Runtime, sql: str, **params: Any) -> list[dict[str, Any]]:

@@ -6,11 +6,9 @@ announcement per event (§14). One sandbox runtime; each test uses its own membe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from synapse_async.rewards.leveling import curve_for
@@ -20,9 +18,10 @@ from synapse_async.services.economy import grant, revoke
 from tests.pipeline_support import (
     ACTOR,
     GUILD,
+    MEMBERS_30,
+    PLAIN,
     member,
     query,
-    runtime_with_plain_channel,
     set_settings,
     settle,
     wait_key,
@@ -30,15 +29,7 @@ from tests.pipeline_support import (
 )
 from tests.support import wait_for
 
-U = [100000000000001000 + i for i in range(30)]
-PLAIN = "hello there, how is everyone doing"
-
-
-@pytest.fixture(scope="module")
-async def sandbox(fresh_database: str) -> AsyncIterator[tuple[Runtime, DiscordSimulator, int]]:
-    async with runtime_with_plain_channel(fresh_database, 30) as (rt, plain):
-        assert rt.simulator is not None
-        yield rt, rt.simulator, plain
+U = MEMBERS_30
 
 
 async def _template(rt: Runtime, name: str, trigger: str, config: str, **columns: Any) -> int:
@@ -84,8 +75,8 @@ async def _message(rt: Runtime, sim: DiscordSimulator, user: int, channel: int, 
     return message_id
 
 
-async def test_a_manual_lower_tier_gates_the_series(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, plain = sandbox
+async def test_a_manual_lower_tier_gates_the_series(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = plain_sandbox
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
     await write_config(
         rt, "INSERT INTO achievement_series (guild_id, name) VALUES (:g, 'Helper')", "achievement_series"
@@ -117,9 +108,9 @@ async def test_a_manual_lower_tier_gates_the_series(sandbox: tuple[Runtime, Disc
 
 
 async def test_a_revoke_frees_a_full_template_for_the_next_change(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
     template = await _template(
         rt, "First talker", "stat_threshold", '{"stat": "messages_sent", "value": 1}', max_earners=1
@@ -151,9 +142,9 @@ async def test_a_revoke_frees_a_full_template_for_the_next_change(
 
 
 async def test_a_template_found_inactive_is_earned_again_after_reactivation(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     template = await _template(rt, "Regular", "stat_threshold", '{"stat": "messages_sent", "value": 1}')
     user = U[3]
     try:
@@ -169,8 +160,10 @@ async def test_a_template_found_inactive_is_earned_again_after_reactivation(
         await _set_active(rt, template, False)
 
 
-async def test_reaction_received_applies_the_authors_roles(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, plain = sandbox
+async def test_reaction_received_applies_the_authors_roles(
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, sim, plain = plain_sandbox
     loud = int(await sim.create_role("Loud author"))
     muted = int(await sim.create_role("Muted author"))
     await write_config(
@@ -201,8 +194,8 @@ async def test_reaction_received_applies_the_authors_roles(sandbox: tuple[Runtim
     assert (given["xp_delta"], given["star_delta"]) == (2, 1)
 
 
-async def test_one_level_up_announcement_per_event(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, _ = sandbox
+async def test_one_level_up_announcement_per_event(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, _ = plain_sandbox
     assert rt.components.cache is not None
     cache = rt.components.cache
     channel = int(await sim.create_channel("level-ups", "announcement"))  # its own 3-per-minute throttle
@@ -243,10 +236,10 @@ async def test_one_level_up_announcement_per_event(sandbox: tuple[Runtime, Disco
 
 
 async def test_events_are_attributed_to_the_season_of_their_own_time(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
     """A message buffered across a rollover (backdated into the ended season) still belongs to that season."""
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     assert rt.components.cache is not None
     cache = rt.components.cache
     now = datetime.now(UTC)

@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
@@ -16,10 +13,11 @@ from synapse_async.tasks.seasons import SeasonRollover
 from synapse_async.tasks.voice_ticker import VoiceTicker
 from tests.pipeline_support import (
     GUILD,
+    MEMBERS_30,
+    PLAIN,
     journal,
     member,
     query,
-    runtime_with_plain_channel,
     set_settings,
     settle,
     wait_key,
@@ -27,21 +25,13 @@ from tests.pipeline_support import (
 )
 from tests.support import wait_for
 
-U = [100000000000001000 + i for i in range(30)]
-PLAIN = "hello there, how is everyone doing"
-
-
-@pytest.fixture(scope="module")
-async def sandbox(fresh_database: str) -> AsyncIterator[tuple[Runtime, DiscordSimulator, int]]:
-    async with runtime_with_plain_channel(fresh_database, 30) as (rt, plain):
-        assert rt.simulator is not None
-        yield rt, rt.simulator, plain
+U = MEMBERS_30
 
 
 async def test_reaction_pays_reactor_and_author_then_decays_and_caps(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     reactor, author = U[0], U[1]
     paid: list[tuple[int, int, int, int, str | None]] = []
     for i in range(4):
@@ -64,8 +54,8 @@ async def test_reaction_pays_reactor_and_author_then_decays_and_caps(
     assert m is not None and m["reactions_received"] == 4
 
 
-async def test_self_bot_and_unknown_targets(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, plain = sandbox
+async def test_self_bot_and_unknown_targets(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = plain_sandbox
     own = int(await sim.message(U[2], plain, PLAIN))
     await sim.react(U[2], own, "🔥")
     row = await wait_key(rt, f"rg:{own}:{U[2]}")
@@ -89,8 +79,8 @@ async def test_self_bot_and_unknown_targets(sandbox: tuple[Runtime, DiscordSimul
     assert (await wait_key(rt, f"rg:{ghost}:{U[2]}"))["zero_reason"] == "unknown_target"
 
 
-async def test_reactor_cap_velocity_cap_and_remove_readd(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, plain = sandbox
+async def test_reactor_cap_velocity_cap_and_remove_readd(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = plain_sandbox
     await set_settings(rt, {"reactions.unique_reactor_cap": 3, "reactions.velocity_min_reactors": 1})
     try:
         msg = int(await sim.message(U[4], plain, PLAIN))
@@ -126,9 +116,9 @@ def _lake_has(rt: Runtime, key: str):  # type: ignore[no-untyped-def]
 
 
 async def test_voice_ticks_follow_eligibility_and_the_hourly_cap(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, _ = sandbox
+    rt, sim, _ = plain_sandbox
     assert rt.pipeline is not None and rt.voice_ticker is not None and rt.components.cache is not None
     await set_settings(rt, {"voice.hourly_tick_cap": 2})
     lounge = sim.channel_id("Lounge")
@@ -165,8 +155,8 @@ async def test_voice_ticks_follow_eligibility_and_the_hourly_cap(
     await set_settings(rt, {"voice.hourly_tick_cap": 6})
 
 
-async def test_season_stats_rollover_with_auto_renew(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, plain = sandbox
+async def test_season_stats_rollover_with_auto_renew(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, plain = plain_sandbox
     assert rt.components.cache is not None and rt.components.db is not None
     cache = rt.components.cache
     now = datetime.now(UTC)
@@ -211,9 +201,9 @@ async def test_season_stats_rollover_with_auto_renew(sandbox: tuple[Runtime, Dis
 
 
 async def test_achievement_earned_once_with_reward_and_announcement(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     await write_config(
         rt,
         "INSERT INTO achievement_templates (guild_id, name, description, trigger_type, trigger_config, xp_reward,"
@@ -259,9 +249,9 @@ async def _template_id(rt: Runtime, name: str) -> int:
 
 
 async def test_level_up_announcement_respects_the_member_preference(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, _ = sandbox
+    rt, sim, _ = plain_sandbox
     quiet = U[17]
     assert rt.components.cache is not None
     cache = rt.components.cache
@@ -296,9 +286,9 @@ async def test_level_up_announcement_respects_the_member_preference(
 
 
 async def test_level_up_applies_reward_roles_and_skips_roles_above_the_bot(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     assert rt.role_syncer is not None
     low = int(await sim.create_role("Level 2", position=1))
     high = int(await sim.create_role("Level 3 (above bot)", position=10))  # above the bot's role
@@ -332,9 +322,9 @@ async def test_level_up_applies_reward_roles_and_skips_roles_above_the_bot(
 
 
 async def test_curve_change_queues_a_relevel_job_that_pays_no_gold(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     user = U[22]
     msg = int(await sim.message(user, plain, PLAIN))
     await wait_key(rt, f"msg:{msg}")
@@ -364,12 +354,12 @@ async def test_curve_change_queues_a_relevel_job_that_pays_no_gold(
 
 
 async def test_manual_award_is_announced_after_commit_without_pings(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
     from synapse_async.services.audit import Actor
     from synapse_async.services.economy import award
 
-    rt, sim, _ = sandbox
+    rt, sim, _ = plain_sandbox
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
     cache = rt.components.cache
     channel = int(await sim.create_channel("awards", "announcement"))
@@ -406,14 +396,14 @@ async def test_manual_award_is_announced_after_commit_without_pings(
 
 
 async def test_announcements_show_the_avatar_and_the_admins_name(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
     """SPEC §14: level-up and badge-less achievement embeds carry the avatar; footers name the admin, not an id."""
     from synapse_async.bot.gateway import DiscordGateway
     from synapse_async.services.audit import Actor
     from synapse_async.services.economy import award, grant
 
-    rt, sim, _ = sandbox
+    rt, sim, _ = plain_sandbox
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
     assert isinstance(rt.gateway, DiscordGateway)
     cache, hikari_cache = rt.components.cache, rt.gateway.bot.cache
@@ -453,8 +443,8 @@ async def test_announcements_show_the_avatar_and_the_admins_name(
     assert str(admin) not in str(got["Award"]["footer"])
 
 
-async def test_mode_change_queues_a_level_role_sync_job(sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
-    rt, sim, _ = sandbox
+async def test_mode_change_queues_a_level_role_sync_job(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    rt, sim, _ = plain_sandbox
     climber = U[20]  # level 4 with the "Level 2" role from the level-roles test above
     low = next(r.id for r in sim.guild().roles.values() if r.name == "Level 2")
     assert low in sim.guild().members[climber].roles
@@ -476,11 +466,11 @@ async def test_mode_change_queues_a_level_role_sync_job(sandbox: tuple[Runtime, 
 
 
 async def test_an_achievement_earned_inside_a_batch_matches_one_by_one(
-    sandbox: tuple[Runtime, DiscordSimulator, int],
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
     import asyncio
 
-    rt, sim, plain = sandbox
+    rt, sim, plain = plain_sandbox
     assert rt.pipeline is not None
     await write_config(
         rt,
