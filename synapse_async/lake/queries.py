@@ -63,7 +63,7 @@ class InvalidLakeRequest(Exception):
         self.problems = problems
 
 
-def _check_page(page: int, page_size: int, max_size: int) -> list[LakeProblem]:
+def check_page(page: int, page_size: int, max_size: int) -> list[LakeProblem]:
     problems = []
     if page < 1:
         problems.append(LakeProblem("page", "out_of_range", "must be at least 1"))
@@ -160,7 +160,7 @@ async def list_events(
     conn: AsyncConnection, guild_id: int, filters: EventFilter, *, page: int = 1, page_size: int = 50
 ) -> EventPage:
     """Full rows, newest first; `total` is exact up to 10,000, beyond that 10,000 with `total_capped`."""
-    problems = _check_page(page, page_size, EVENTS_MAX_PAGE_SIZE) + _check_type(filters.event_type)
+    problems = check_page(page, page_size, EVENTS_MAX_PAGE_SIZE) + _check_type(filters.event_type)
     if filters.since is not None and filters.until is not None and filters.since >= filters.until:
         problems.append(LakeProblem("until", "constraint", "must be later than since"))
     for name, value in (("since", filters.since), ("until", filters.until)):
@@ -476,7 +476,7 @@ async def list_counters(
     page_size: int = 25,
 ) -> CounterPage:
     """Counters by count, highest first (ties by user, type, period so pages are stable)."""
-    problems = _check_page(page, page_size, MAX_PAGE_SIZE) + _check_type(event_type) + _check_period(period)
+    problems = check_page(page, page_size, MAX_PAGE_SIZE) + _check_type(event_type) + _check_period(period)
     if problems:
         raise InvalidLakeRequest(problems)
     clauses: list[str] = ["guild_id = :g"]
