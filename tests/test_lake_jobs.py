@@ -79,6 +79,11 @@ async def _job(db: Database, job_id: uuid.UUID) -> dict[str, Any]:
     return out
 
 
+def _progress(job: dict[str, Any]) -> dict[str, int]:
+    progress = job["progress"]
+    return dict(json.loads(progress) if isinstance(progress, str) else progress)
+
+
 async def _old_rows(admin: asyncpg.Connection, n: int, age_days: int, user: int = A, start: int = 0) -> None:
     """`n` message_create rows recorded (and occurred) `age_days` ago, one second apart, in insertion order."""
     await admin.execute(
@@ -172,6 +177,7 @@ async def test_a_retention_run_cut_by_its_budget_resumes_next_time(db: Database,
 
     first = await _run(db, "retention", retention_handler(db, spent))
     assert (first["status"], first["result"]["rows_deleted"], first["result"]["complete"]) == ("succeeded", 5000, False)
+    assert _progress(first) == {"done": 5000, "total": 12000}  # the final progress, not the last heartbeat's
     assert (await _counters(admin))[(A, "message_create", _day(100))] == 12000  # counters wait for the rows
 
     second = await _run(db, "retention", retention_handler(db, spent))
