@@ -11,9 +11,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from synapse_async.lake.jobs import request_lake_job
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
-from tests.pipeline_support import ALICE, BOB, CAROL, PLAIN, query, set_settings, settle, wait_key, write_config
+from tests.pipeline_support import (
+    ACTOR,
+    ALICE,
+    BOB,
+    CAROL,
+    GUILD,
+    PLAIN,
+    query,
+    set_settings,
+    settle,
+    wait_key,
+    write_config,
+)
 from tests.support import wait_for
 
 MARK = "zebrafish"  # in every text the bot sees below: message content, thread title, nickname
@@ -213,3 +226,23 @@ async def test_messages_with_the_lake_off_still_go_out_pipelined(
         assert member[0]["messages_sent"] == 3 and member[0]["xp"] > 0
     finally:
         await set_settings(rt, {"lake.source.message_create": True})
+
+
+async def test_the_runtime_runs_lake_jobs_and_supervises_the_scheduler(
+    plain_sandbox: tuple[Runtime, DiscordSimulator, int],
+) -> None:
+    rt, _sim, _plain = plain_sandbox
+    assert rt.components.db is not None
+    assert "lake_scheduler" in {t.name for t in rt.supervisor.statuses()}
+    jobs = [
+        await request_lake_job(rt.components.db.sessions, GUILD, kind, body, ACTOR)
+        for kind, body in (("retention", {}), ("reconciliation", {}), ("backfill", {"dry_run": True}))
+    ]
+
+    async def finished() -> bool:
+        rows = await query(rt, "SELECT status FROM jobs WHERE job_id = ANY(:ids)", ids=[j.job_id for j in jobs])
+        return len(rows) == 3 and all(r["status"] == "succeeded" for r in rows)
+
+    await wait_for(finished)
+    backfill = await query(rt, "SELECT result FROM jobs WHERE job_id = :i", i=jobs[2].job_id)
+    assert backfill[0]["result"]["dry_run"] is True and backfill[0]["result"]["groups_read"] > 0
