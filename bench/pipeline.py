@@ -1,6 +1,7 @@
 """Pipeline benchmark: workload → simulator in ANOTHER process → hikari → normalizer → lanes → committed rows.
 
     .venv/bin/python bench/pipeline.py [--workload ../shared/bench/workload-5000.jsonl] [--paced-rate 1000]
+                                       [--lake on|off|both]
 
 Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
@@ -10,8 +11,13 @@ journaled exactly once. The paced phase reports the rate the events actually arr
 (a loaded machine may not keep the pace, and latencies mean little then). Events that never commit are counted as
 lost after `--stall-seconds` without progress; the run still reports instead of raising. PostgreSQL is the
 embedded server (fresh data directory) unless DATABASE_URL is set, in which case a fresh database is created on
-that server. The last line is machine-readable:
-`RESULT ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=… duplicated=…`.
+that server.
+
+`--lake both` (the default) measures the same workload twice in this run, each time on a fresh database: with
+the event lake on, then with every `lake.source.*` switched off, and prints both figures and the lake's write
+overhead; `--lake on` / `--lake off` measure one mode. The last lines are machine-readable, one per mode:
+`RESULT lake=on|off ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=…
+duplicated=…`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -31,13 +38,17 @@ import asyncpg
 from synapse_async.config import load_config
 from synapse_async.db.embedded import EmbeddedPostgres
 from synapse_async.db.urls import to_asyncpg_dsn, with_database
+from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
 from synapse_async.pipeline.processor import Effects
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.workload import BENCH_GUILD_ID
+from synapse_async.services.audit import Actor
+from synapse_async.services.settings import update_settings
+from synapse_async.settings import lake_source_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
-from _stats import summarize
+from _stats import Phase, summarize
 from gateway_ingest import run_phase
 
 
@@ -68,57 +79,69 @@ async def wait_committed(rt: MeasuredRuntime, count: int, stall_seconds: float) 
     return len(rt.commits)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
-    parser.add_argument("--paced-rate", type=float, default=1000.0)
-    parser.add_argument("--stall-seconds", type=float, default=30.0, help="no commit for this long: count as lost")
-    args = parser.parse_args()
-    expected = count_rows(args.workload)
+@dataclass(frozen=True, slots=True)
+class ModeResult:
+    """One measured run of the workload with the lake on or off."""
 
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
-    else:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
-        server_url = await embedded.start()
+    lake: bool
+    burst: Phase
+    paced: Phase
+    pipelined_us: float
+    transactions: int
+    per_transaction: float
+    journaled: int
+    lost: int
+    duplicated: int
+
+
+async def lake_off(rt: Runtime) -> None:
+    """Switch every lake source off for the bench guild, as an admin would, and wait for the cache to follow."""
+    assert rt.components.db is not None
+    assert rt.components.cache is not None
+    cache = rt.components.cache
+    values: dict[str, object] = {lake_source_key(t): False for t in LAKE_EVENT_TYPES}
+    await update_settings(rt.components.db.sessions, BENCH_GUILD_ID, values, Actor("svc:bench", "service", "api"))
+    while any(cache.settings(BENCH_GUILD_ID).bool(k) for k in values):  # noqa: ASYNC110 - polling a cache
+        await asyncio.sleep(0.05)
+
+
+async def measure(
+    server_url: str, info: dict[str, str], args: argparse.Namespace, expected: int, *, lake: bool, round_: int
+) -> ModeResult:
+    """The burst and paced phases on a fresh database, with the lake on or off; new message ids every round."""
     db_name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{db_name}"')
     await admin.close()
     database_url = with_database(server_url, db_name)
-
-    sim, info = await start_simulator(args.workload)
-    rt: MeasuredRuntime | None = None
+    env = {
+        "DATABASE_URL": database_url,
+        "DISCORD_TOKEN": info["token"],
+        "DISCORD_API_URL": info["api_url"],
+        "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "LOG_LEVEL": "WARNING",
+        "SHARD_COUNT": "1",
+    }
+    rt = MeasuredRuntime(load_config(env))
     try:
-        ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
-
-        env = {
-            "DATABASE_URL": database_url,
-            "DISCORD_TOKEN": info["token"],
-            "DISCORD_API_URL": info["api_url"],
-            "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": "0",
-            "LOG_LEVEL": "WARNING",
-            "SHARD_COUNT": "1",
-        }
-        rt = MeasuredRuntime(load_config(env))
         await rt.start()
         cache = rt.components.cache
         assert cache is not None
         while BENCH_GUILD_ID not in cache.known_guild_ids():  # noqa: ASYNC110 - polling a cache, no event exists
             await asyncio.sleep(0.05)
+        if not lake:
+            await lake_off(rt)
 
-        await replay(info)  # burst: the whole workload as fast as the simulator sends it
+        # Burst: the whole workload as fast as the simulator sends it.
+        await replay(info, id_offset=2 * round_)
         mark = min(await wait_committed(rt, expected, args.stall_seconds), expected)
         burst = summarize(rt.commits[:mark], expected)
-        pipeline_rate = burst.committed_per_s
 
-        await replay(info, rate=args.paced_rate, id_offset=1)  # new ids, paced
+        await replay(info, rate=args.paced_rate, id_offset=2 * round_ + 1)  # new ids, paced
         await wait_committed(rt, mark + expected, args.stall_seconds)
         paced = summarize(rt.commits[mark : mark + expected], expected)
-        p50, p99 = paced.p50_ms, paced.p99_ms
 
         conn = await asyncpg.connect(database_url)
         try:
@@ -133,38 +156,87 @@ async def main() -> None:
             sent = await conn.fetchval("SELECT sum(messages_sent) FROM members WHERE guild_id = $1", BENCH_GUILD_ID)
         finally:
             await conn.close()
-        dispatched = 2 * expected
-        lost = dispatched - int(distinct)
-        duplicated = int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled))
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        stats = rt.pipeline.stats if rt.pipeline is not None else None
-
-        print(f"workload:                      {expected} messages, {args.workload.name}")
-        print(f"(a) ingest only (no-op):       {ingest:,.0f} events/s")
-        print(f"(b) end to end, committed:     {pipeline_rate:,.0f} events/s ({burst.committed} of {expected})")
-        print(f"(c) ratio b/a:                 {pipeline_rate / ingest:.3f}")
-        print(
-            f"(d) latency, paced at {paced.received_per_s:,.0f}/s (asked {args.paced_rate:,.0f}/s):"
-            f" p50 {p50:.2f} ms, p99 {p99:.2f} ms ({paced.committed} of {expected} committed)"
-        )
-        print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
-        if rt.pipeline is not None:
-            proc = rt.pipeline.processor
-            per_event = proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6
-            print(f"    pipelined message runs: {proc.pipelined_events} events, {per_event:.0f} µs of DB wait each")
-        if stats is not None:
-            print(
-                f"    transactions: {stats.batches}, events/transaction {stats.processed / max(stats.batches, 1):.1f}"
-            )
-        print(f"journal check: dispatched {dispatched}, journaled {journaled}, lost {lost}, duplicated {duplicated}")
-        print(
-            f"RESULT ingest_per_s={ingest:.1f} pipeline_per_s={pipeline_rate:.1f} ratio={pipeline_rate / ingest:.3f}"
-            f" paced_per_s={paced.received_per_s:.1f} p50_ms={p50:.2f} p99_ms={p99:.2f} rss_mb={rss_mb:.1f}"
-            f" lost={lost} duplicated={duplicated}"
+        assert rt.pipeline is not None
+        proc, stats = rt.pipeline.processor, rt.pipeline.stats
+        return ModeResult(
+            lake=lake,
+            burst=burst,
+            paced=paced,
+            pipelined_us=proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6,
+            transactions=stats.batches,
+            per_transaction=stats.processed / max(stats.batches, 1),
+            journaled=int(journaled),
+            lost=2 * expected - int(distinct),
+            duplicated=int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled)),
         )
     finally:
-        if rt is not None:
-            await rt.shutdown()
+        await rt.shutdown()
+
+
+def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> None:
+    tag = "lake on " if r.lake else "lake off"
+    rate = r.burst.committed_per_s
+    print(f"[{tag}] (b) end to end, committed:  {rate:,.0f} events/s ({r.burst.committed} of {expected})")
+    print(f"[{tag}] (c) ratio b/a:              {rate / ingest:.3f}")
+    print(
+        f"[{tag}] (d) latency, paced at {r.paced.received_per_s:,.0f}/s (asked {paced_rate:,.0f}/s):"
+        f" p50 {r.paced.p50_ms:.2f} ms, p99 {r.paced.p99_ms:.2f} ms ({r.paced.committed} of {expected} committed)"
+    )
+    print(f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event")
+    print(f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}")
+    print(f"[{tag}] journal check: dispatched {2 * expected}, journaled {r.journaled}, lost {r.lost},"
+          f" duplicated {r.duplicated}")  # fmt: skip
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
+    parser.add_argument("--paced-rate", type=float, default=1000.0)
+    parser.add_argument("--stall-seconds", type=float, default=30.0, help="no commit for this long: count as lost")
+    parser.add_argument(
+        "--lake",
+        choices=("on", "off", "both"),
+        default="both",
+        help="measure with the event lake on, off (every lake.source.* false), or both in this run (default)",
+    )
+    args = parser.parse_args()
+    expected = count_rows(args.workload)
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.lake]
+
+    embedded = None
+    if os.environ.get("DATABASE_URL"):
+        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
+    else:
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
+        server_url = await embedded.start()
+
+    sim, info = await start_simulator(args.workload)
+    try:
+        ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
+        results = [await measure(server_url, info, args, expected, lake=lake, round_=i) for i, lake in enumerate(modes)]
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"workload:                      {expected} messages, {args.workload.name}")
+        print(f"(a) ingest only (no-op):       {ingest:,.0f} events/s")
+        for r in results:
+            report(r, ingest, args.paced_rate, expected)
+        print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
+        by_mode = {r.lake: r for r in results}
+        if True in by_mode and False in by_mode:
+            on, off = by_mode[True], by_mode[False]
+            ratio = on.burst.committed_per_s / off.burst.committed_per_s if off.burst.committed_per_s else 0.0
+            print(
+                f"lake write overhead: on {on.burst.committed_per_s:,.0f} vs off {off.burst.committed_per_s:,.0f}"
+                f" events/s (on/off {ratio:.3f}), paced p50 {on.paced.p50_ms:.2f} vs {off.paced.p50_ms:.2f} ms,"
+                f" DB wait {on.pipelined_us:.0f} vs {off.pipelined_us:.0f} µs per event"
+            )
+        for r in results:
+            print(
+                f"RESULT lake={'on' if r.lake else 'off'} ingest_per_s={ingest:.1f}"
+                f" pipeline_per_s={r.burst.committed_per_s:.1f} ratio={r.burst.committed_per_s / ingest:.3f}"
+                f" paced_per_s={r.paced.received_per_s:.1f} p50_ms={r.paced.p50_ms:.2f} p99_ms={r.paced.p99_ms:.2f}"
+                f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated}"
+            )
+    finally:
         sim.terminate()
         await sim.wait()
         if embedded is not None:

@@ -104,6 +104,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("VOICE_TICK_CHECK_SECONDS", "60", "How often the voice ticker checks for slot boundaries"),
     Variable("SEASON_CHECK_SECONDS", "60", "How often expired seasons are ended (and renewed)"),
     Variable("JOB_POLL_SECONDS", "5", "How often the job runner looks for queued jobs of local guilds"),
+    Variable("LAKE_SCHEDULER_CHECK_SECONDS", "30", "How often the lake retention/reconciliation schedule is checked"),
+    Variable("LAKE_RETENTION_BUDGET_SECONDS", "1800", "Time budget of one retention run (the next run continues)"),
+    Variable("LAKE_RETENTION_PAUSE_SECONDS", "0.1", "Pause between retention batches of 5,000 rows, 0–60"),
     Variable("SHUTDOWN_DEADLINE_SECONDS", "25", "Graceful shutdown deadline, 5–300"),
     Variable("SANDBOX_MEMBERS", "20", "Sandbox world size"),
     Variable("SANDBOX_ACTIVITY_PER_MINUTE", "0", "Simulated sandbox events per minute"),
@@ -181,6 +184,9 @@ class Config:
     voice_tick_check_seconds: float = 60.0
     season_check_seconds: float = 60.0
     job_poll_seconds: float = 5.0
+    lake_scheduler_check_seconds: float = 30.0
+    lake_retention_budget_seconds: float = 1800.0
+    lake_retention_pause_seconds: float = 0.1
     shutdown_deadline_seconds: float = 25.0
     sandbox_members: int = 20
     sandbox_activity_per_minute: int = 0
@@ -464,6 +470,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         voice_tick_check_seconds=r.number("VOICE_TICK_CHECK_SECONDS", 60.0, 0.05, 3600),
         season_check_seconds=r.number("SEASON_CHECK_SECONDS", 60.0, 0.05, 3600),
         job_poll_seconds=r.number("JOB_POLL_SECONDS", 5.0, 0.05, 3600),
+        lake_scheduler_check_seconds=r.number("LAKE_SCHEDULER_CHECK_SECONDS", 30.0, 0.05, 3600),
+        lake_retention_budget_seconds=r.number("LAKE_RETENTION_BUDGET_SECONDS", 1800.0, 0, 86400),
+        lake_retention_pause_seconds=r.number("LAKE_RETENTION_PAUSE_SECONDS", 0.1, 0, 60),
         shutdown_deadline_seconds=r.number("SHUTDOWN_DEADLINE_SECONDS", 25.0, 5, 300),
         sandbox_members=r.integer("SANDBOX_MEMBERS", 20, 1, 100000),
         sandbox_activity_per_minute=r.integer("SANDBOX_ACTIVITY_PER_MINUTE", 0, 0, 600000),

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from synapse_async.jobs.runner import JobRunner
     from synapse_async.sandbox import DiscordSimulator
     from synapse_async.sandbox.community import CommunityActivity
+    from synapse_async.tasks.scheduler import LakeScheduler
     from synapse_async.tasks.seasons import SeasonRollover
     from synapse_async.tasks.voice_ticker import VoiceTicker
 
@@ -114,6 +115,7 @@ class Runtime:
         self.announcer: Announcer | None = None
         self.voice_ticker: VoiceTicker | None = None
         self.season_rollover: SeasonRollover | None = None
+        self.lake_scheduler: LakeScheduler | None = None
         self.jobs: JobRunner | None = None
         self.handover: Handover | None = None
         self.database_url: str | None = None
@@ -263,8 +265,10 @@ class Runtime:
         from synapse_async.announce.publisher import AnnouncementPublisher, GatewayDirectory, usable_channels
         from synapse_async.domain.events import MemberRef
         from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
+        from synapse_async.jobs.lake import lake_job_handlers
         from synapse_async.jobs.runner import JobRunner
         from synapse_async.levelroles.syncer import LevelRoleSyncer
+        from synapse_async.tasks.scheduler import LakeScheduler
         from synapse_async.tasks.seasons import SeasonRollover
         from synapse_async.tasks.voice_ticker import VoiceTicker
 
@@ -299,11 +303,14 @@ class Runtime:
             {
                 "relevel": relevel_handler(db, self.pipeline.processor, cache, self._after_commit),
                 "level_role_sync": level_role_sync_handler(db, self.role_syncer),
+                **lake_job_handlers(db, self.config),
             },
             lambda: [int(g) for g in bot.cache.get_guilds_view()],
             instance=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
         )
         self.supervisor.every("job_runner", self.config.job_poll_seconds, self.jobs.poll)
+        self.lake_scheduler = LakeScheduler(db.sessions, lambda: [int(g) for g in bot.cache.get_guilds_view()])
+        self.supervisor.every("lake_scheduler", self.config.lake_scheduler_check_seconds, self.lake_scheduler.check)
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 

@@ -51,7 +51,8 @@ _HEARTBEAT = text(
 _FINISH = text(
     """
     UPDATE jobs SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE :status END,
-                    result = CAST(:result AS jsonb), error = :error, finished_at = now()
+                    result = CAST(:result AS jsonb), error = :error, finished_at = now(),
+                    progress = CAST(:progress AS jsonb)
      WHERE job_id = :id AND owner_instance = :inst AND status IN ('running', 'cancelled')
     RETURNING status, rerun_requested, guild_id, kind, params, requested_by
     """
@@ -147,20 +148,19 @@ class JobRunner:
     async def _run(self, job_id: uuid.UUID, guild_id: int, kind: str, params: dict[str, Any]) -> None:
         self._idle.clear()
         try:
-            status, result, error = await self._execute(job_id, guild_id, kind, params)
+            ctx = JobContext(job_id, guild_id, params, stopping=lambda: self._stopping)
+            status, result, error = await self._execute(ctx, kind)
             await retry_transient(
-                lambda: self._finish(job_id, status, result, error),
+                lambda: self._finish(job_id, status, result, error, ctx.progress),
                 policy=BACKGROUND,
                 on_retry=log_retries("job_finish"),
             )
         finally:
             self._idle.set()
 
-    async def _execute(
-        self, job_id: uuid.UUID, guild_id: int, kind: str, params: dict[str, Any]
-    ) -> tuple[str, dict[str, Any] | None, str | None]:
+    async def _execute(self, ctx: JobContext, kind: str) -> tuple[str, dict[str, Any] | None, str | None]:
         """Run the handler with a heartbeat beside it; return (status, result, error)."""
-        ctx = JobContext(job_id, guild_id, params, stopping=lambda: self._stopping)
+        job_id, guild_id = ctx.job_id, ctx.guild_id
         beat = asyncio.create_task(self._heartbeat(ctx), name=f"job-heartbeat-{job_id}")
         try:
             handler = self._handlers.get(kind)
@@ -172,7 +172,7 @@ class JobRunner:
             # than leave the job `running` until the stale check.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2.0):
-                    await self._finish(job_id, "failed", None, "interrupted")
+                    await self._finish(job_id, "failed", None, "interrupted", ctx.progress)
             raise
         except Exception as exc:
             log.exception("job_failed", job_id=str(job_id), kind=kind, guild_id=guild_id)
@@ -205,7 +205,15 @@ class JobRunner:
         if status == "cancelled":
             ctx.cancelled = True
 
-    async def _finish(self, job_id: uuid.UUID, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+    async def _finish(
+        self,
+        job_id: uuid.UUID,
+        status: str,
+        result: dict[str, Any] | None,
+        error: str | None,
+        progress: Mapping[str, int],
+    ) -> None:
+        """Record the outcome, with the final progress (the last heartbeat may be up to a beat behind it)."""
         async with self._db.sessions.begin() as s:
             row = (
                 await s.execute(
@@ -216,6 +224,7 @@ class JobRunner:
                         "status": status,
                         "result": json.dumps(result) if result else None,
                         "error": error,
+                        "progress": json.dumps(dict(progress)),
                     },
                 )
             ).first()

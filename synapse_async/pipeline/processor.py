@@ -45,6 +45,11 @@ MemberLookup = Callable[[int, int], MemberRef | None]
 """(guild_id, user_id) → the member as the gateway cache knows them (roles, name), or None; in memory only."""
 
 
+# Parameters of `sql.reward_item("message")` with and without its lake part ($18–$21, counters bulk).
+_REWARD_ARGS = 17
+_LAKE_ARGS = 21
+
+
 class NeedsSingles(Exception):
     """A batch would earn an achievement; replay it one event per transaction (exactly like one-by-one)."""
 
@@ -251,10 +256,15 @@ class Processor:
         args: list[tuple[Any, ...]] = []
         plans: list[tuple[MessageCreated, GuildConfig, int | None]] = []
         counts: dict[tuple[int, int, str], int] = {}
+        # With `lake.source.message_create` off the run goes out just the same, without the lake part: the journal
+        # insert is then the duplicate gate. A run mixing guilds with the source on and off is replayed singly.
+        with_lake = self._cache.guild(run[0].guild_id).settings.bool("lake.source.message_create")
         for event in run:
             guild = self._cache.guild(event.guild_id)
-            if (guild.info is not None and guild.info.left) or not guild.settings.bool("lake.source.message_create"):
-                raise NeedsSingles()  # rare: gated guild or lake off — the general path handles those
+            if (guild.info is not None and guild.info.left) or guild.settings.bool(
+                "lake.source.message_create"
+            ) != with_lake:
+                raise NeedsSingles()  # rare: a gated guild, or lake on and off in one run — the general path
             reward, _key, _previous = self._message_reward(tx, guild, event)
             season = season_at(guild, event.occurred_at)
             season_id = season.season_id if season is not None else None
@@ -267,16 +277,16 @@ class Processor:
                     json.dumps(reward.details, default=str), event.occurred_at, event.author.display_name[:100],
                     event.author.avatar_hash, 1, True, "message_create", lake.source_key, json.dumps(lake.payload),
                     lake.target_id,
-                )
+                )[: _LAKE_ARGS if with_lake else _REWARD_ARGS]
             )  # fmt: skip
-            for period in periods(guild, event.occurred_at):
+            for period in periods(guild, event.occurred_at) if with_lake else ():
                 counts[(event.guild_id, event.author.user_id, period)] = (
                     counts.get((event.guild_id, event.author.user_id, period), 0) + 1
                 )
             plans.append((event, guild, season_id))
         started = time.perf_counter()
-        rows = await tx.conn.fetchmany(sql.reward_item("message", with_lake=True, with_counters=False), args)
-        if any(r["lake_id"] is None or r["journal_id"] is None for r in rows):
+        rows = await tx.conn.fetchmany(sql.reward_item("message", with_lake=with_lake, with_counters=False), args)
+        if any((with_lake and r["lake_id"] is None) or r["journal_id"] is None for r in rows):
             raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
         for guild_id in {g for g, _, _ in counts}:
             keyed = sorted((u, p, n) for (g, u, p), n in counts.items() if g == guild_id)
