@@ -3,20 +3,18 @@ autocomplete, the admin check, audit rows `via = command`, and the sandbox's com
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from sqlalchemy import text
 
 from synapse_async.bot.commands.admin import AUTOCOMPLETE_LIMIT, GRANT_REFUSALS
 from synapse_async.bot.commands.framework import NOT_ADMIN_MESSAGE
 from synapse_async.bot.commands.season import NONE_ACTIVE_MESSAGE
 from synapse_async.runtime import Runtime
-from synapse_async.sandbox import DiscordSimulator
 from synapse_async.sandbox.world import SANDBOX_BOT_ID, SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, SANDBOX_OWNER_ID
-from tests.support import make_runtime, wait_for
+from tests.support import simulator_of as sim
+from tests.support import wait_for
 
 ADMIN = SANDBOX_OWNER_ID
 ALICE = SANDBOX_FIRST_MEMBER_ID
@@ -24,35 +22,22 @@ BOB = SANDBOX_FIRST_MEMBER_ID + 1
 G = SANDBOX_GUILD_ID
 
 
-@pytest.fixture(scope="module")
-async def rt(fresh_database: str) -> AsyncIterator[Runtime]:
-    runtime = make_runtime(fresh_database)
-    await runtime.start()
-    yield runtime
-    await runtime.shutdown()
-
-
-def sim(rt: Runtime) -> DiscordSimulator:
-    assert rt.simulator is not None
-    return rt.simulator
-
-
-async def rows(rt: Runtime, sql: str, **params: Any) -> list[Any]:
-    async with rt.components.db.engine.connect() as conn:
+async def rows(app: Runtime, sql: str, **params: Any) -> list[Any]:
+    async with app.components.db.engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
 
 
-async def template_id(rt: Runtime, name: str) -> int:
-    cache = rt.components.cache
+async def template_id(app: Runtime, name: str) -> int:
+    cache = app.components.cache
     await wait_for(lambda: any(t.name == name for t in cache.guild(G).templates))
     return next(t.template_id for t in cache.guild(G).templates if t.name == name)
 
 
-async def test_admin_commands_refuse_members_and_carry_manage_server(rt: Runtime) -> None:
+async def test_admin_commands_refuse_members_and_carry_manage_server(app: Runtime) -> None:
     for command, options in (("award", {"member": BOB, "xp": 5}), ("season end", {})):
-        refused = await sim(rt).invoke(command, user=ALICE, options=options)
+        refused = await sim(app).invoke(command, user=ALICE, options=options)
         assert (refused.content, refused.ephemeral, refused.deferred) == (NOT_ADMIN_MESSAGE, True, False)
-    store = sim(rt).interactions.commands
+    store = sim(app).interactions.commands
     definitions = {r.name: store.payload(r) for r in store.records(None)}
     for name in ("award", "create-achievement", "grant-achievement", "season"):
         assert definitions[name]["default_member_permissions"] == str(1 << 5)  # MANAGE_GUILD
@@ -60,7 +45,7 @@ async def test_admin_commands_refuse_members_and_carry_manage_server(rt: Runtime
         assert definitions[name]["default_member_permissions"] in (None, "")
 
 
-async def test_award_input_errors_are_answered_before_deferring(rt: Runtime) -> None:
+async def test_award_input_errors_are_answered_before_deferring(app: Runtime) -> None:
     cases = [
         ({"member": BOB, "xp": 1_000_001}, "xp: must be between -1,000,000 and 1,000,000"),
         ({"member": BOB}, "xp: xp or gold must be non-zero"),
@@ -68,24 +53,26 @@ async def test_award_input_errors_are_answered_before_deferring(rt: Runtime) -> 
         ({"member": SANDBOX_BOT_ID, "gold": 5}, "member: bots don't take part"),
     ]
     for options, message in cases:
-        record = await sim(rt).invoke("award", user=ADMIN, options=options)
+        record = await sim(app).invoke("award", user=ADMIN, options=options)
         assert (record.content, record.ephemeral, record.deferred) == (message, True, False)
-    assert await rows(rt, "SELECT 1 FROM reward_journal WHERE user_id = :u", u=BOB) == []
+    assert await rows(app, "SELECT 1 FROM reward_journal WHERE user_id = :u", u=BOB) == []
 
 
-async def test_award_reports_applied_amounts_and_is_audited_via_command(rt: Runtime) -> None:
-    mark = len(sim(rt).rest_calls)
-    record = await sim(rt).invoke(
+async def test_award_reports_applied_amounts_and_is_audited_via_command(app: Runtime) -> None:
+    mark = len(sim(app).rest_calls)
+    record = await sim(app).invoke(
         "award", user=ADMIN, options={"member": BOB, "xp": 130, "gold": -50, "reason": "Help"}
     )
     assert record.deferred and record.ephemeral
     # 130 XP reaches level 2 (125); gold −50 is clamped to what was there (the level-up gold).
-    member = (await rows(rt, "SELECT xp, gold, level FROM members WHERE guild_id = :g AND user_id = :u", g=G, u=BOB))[0]
+    member = (await rows(app, "SELECT xp, gold, level FROM members WHERE guild_id = :g AND user_id = :u", g=G, u=BOB))[
+        0
+    ]
     assert member.xp == 130 and member.level == 2
     assert record.content is not None and record.content.startswith("Applied +130 XP and ")
     assert record.content.endswith(f"Now 130 XP, {member.gold:,} Gold, level 2.")
     audit = await rows(
-        rt,
+        app,
         "SELECT actor_id, via, request_id FROM audit_log WHERE action = 'award.create' AND target_id = :t",
         t=str(BOB),
     )
@@ -98,11 +85,11 @@ async def test_award_reports_applied_amounts_and_is_audited_via_command(rt: Runt
             titles.update(e.get("title", "") for e in call.json.get("embeds", []))
         return "Level up!" in titles
 
-    await sim(rt).wait_for_rest(announced, since=mark)
+    await sim(app).wait_for_rest(announced, since=mark)
 
 
-async def test_create_achievement_lists_every_field_error_and_writes_nothing(rt: Runtime) -> None:
-    record = await sim(rt).invoke(
+async def test_create_achievement_lists_every_field_error_and_writes_nothing(app: Runtime) -> None:
+    record = await sim(app).invoke(
         "create-achievement", user=ADMIN, options={"name": "Chatty", "trigger": "stat_threshold", "xp_reward": -1}
     )
     assert not record.deferred and record.ephemeral
@@ -112,86 +99,86 @@ async def test_create_achievement_lists_every_field_error_and_writes_nothing(rt:
         "value: required",
         "xp_reward: must be between 0 and 1,000,000",
     ]
-    assert await rows(rt, "SELECT 1 FROM achievement_templates WHERE name = 'Chatty'") == []
+    assert await rows(app, "SELECT 1 FROM achievement_templates WHERE name = 'Chatty'") == []
 
 
-async def test_rarity_autocomplete_offers_the_guilds_rarities_filtered_by_input(rt: Runtime) -> None:
-    cache = rt.components.cache
+async def test_rarity_autocomplete_offers_the_guilds_rarities_filtered_by_input(app: Runtime) -> None:
+    cache = app.components.cache
     await wait_for(lambda: len(cache.guild(G).rarities) == 5)  # seeded by guild sync (SPEC §12.1)
     options = {"name": "x", "trigger": "manual", "rarity": ""}
-    everything = await sim(rt).autocomplete("create-achievement", user=ADMIN, focused="rarity", options=options)
+    everything = await sim(app).autocomplete("create-achievement", user=ADMIN, focused="rarity", options=options)
     assert [c["name"] for c in everything] == ["Common", "Uncommon", "Rare", "Epic", "Legendary"]
-    filtered = await sim(rt).autocomplete(
+    filtered = await sim(app).autocomplete(
         "create-achievement", user=ADMIN, focused="rarity", options={**options, "rarity": "COMM"}
     )
     assert [c["name"] for c in filtered] == ["Common", "Uncommon"]
     rare = next(c["value"] for c in everything if c["name"] == "Rare")
 
-    record = await sim(rt).invoke(
+    record = await sim(app).invoke(
         "create-achievement",
         user=ADMIN,
         options={"name": "Chatty", "trigger": "stat_threshold", "stat": "messages_sent", "value": 100, "rarity": rare,
                  "xp_reward": 50, "gold_reward": 5},
     )  # fmt: skip
     assert record.deferred and record.ephemeral
-    created = await template_id(rt, "Chatty")
+    created = await template_id(app, "Chatty")
     assert record.content == (
         f"Created achievement #{created} **Chatty**: trigger stat_threshold "
         "(stat=messages_sent, value=100, scope=lifetime); rewards 50 XP, 5 gold."
     )
-    stored = await rows(rt, "SELECT rarity_id, trigger_config FROM achievement_templates WHERE id = :i", i=created)
+    stored = await rows(app, "SELECT rarity_id, trigger_config FROM achievement_templates WHERE id = :i", i=created)
     assert stored[0].rarity_id == int(rare)
     assert stored[0].trigger_config == {"stat": "messages_sent", "value": 100, "scope": "lifetime"}
     audit = await rows(
-        rt, "SELECT via FROM audit_log WHERE action = 'achievement.create' AND target_id = :t", t=str(created)
+        app, "SELECT via FROM audit_log WHERE action = 'achievement.create' AND target_id = :t", t=str(created)
     )
     assert [a.via for a in audit] == ["command"]
 
-    taken = await sim(rt).invoke("create-achievement", user=ADMIN, options={"name": "Chatty", "trigger": "manual"})
+    taken = await sim(app).invoke("create-achievement", user=ADMIN, options={"name": "Chatty", "trigger": "manual"})
     assert (taken.content, taken.ephemeral) == ("name: already exists", True)
 
 
-async def test_grant_autocomplete_and_every_refusal(rt: Runtime) -> None:
+async def test_grant_autocomplete_and_every_refusal(app: Runtime) -> None:
     for i in range(AUTOCOMPLETE_LIMIT + 2):
-        made = await sim(rt).invoke(
+        made = await sim(app).invoke(
             "create-achievement", user=ADMIN, options={"name": f"Badge {i:02}", "trigger": "manual"}
         )
         assert made.content is not None and made.content.startswith("Created"), made.content
-    await template_id(rt, f"Badge {AUTOCOMPLETE_LIMIT + 1:02}")
-    choices = await sim(rt).autocomplete(
+    await template_id(app, f"Badge {AUTOCOMPLETE_LIMIT + 1:02}")
+    choices = await sim(app).autocomplete(
         "grant-achievement", user=ADMIN, focused="achievement", options={"member": ALICE, "achievement": "badge"}
     )
     assert len(choices) == AUTOCOMPLETE_LIMIT and all(c["name"].startswith("Badge") for c in choices)
-    narrowed = await sim(rt).autocomplete(
+    narrowed = await sim(app).autocomplete(
         "grant-achievement", user=ADMIN, focused="achievement", options={"member": ALICE, "achievement": "badge 26"}
     )
     assert [c["name"] for c in narrowed] == ["Badge 26"]
 
     target = narrowed[0]["value"]
-    first = await sim(rt).invoke("grant-achievement", user=ADMIN, options={"member": ALICE, "achievement": target})
+    first = await sim(app).invoke("grant-achievement", user=ADMIN, options={"member": ALICE, "achievement": target})
     assert first.content is not None and first.content.startswith(f"Granted achievement #{target} to "), first.content
-    again = await sim(rt).invoke("grant-achievement", user=ADMIN, options={"member": ALICE, "achievement": target})
+    again = await sim(app).invoke("grant-achievement", user=ADMIN, options={"member": ALICE, "achievement": target})
     assert (again.content, again.ephemeral) == (GRANT_REFUSALS["already_earned"], True)
-    unknown = await sim(rt).invoke("grant-achievement", user=ADMIN, options={"member": ALICE, "achievement": "nope"})
+    unknown = await sim(app).invoke("grant-achievement", user=ADMIN, options={"member": ALICE, "achievement": "nope"})
     assert (unknown.content, unknown.deferred) == (
         "achievement: unknown in this server; pick one of the suggestions",
         False,
     )
 
-    async with rt.components.db.sessions.begin() as s:  # an admin elsewhere caps the template at its one earner
+    async with app.components.db.sessions.begin() as s:  # an admin elsewhere caps the template at its one earner
         await s.execute(text("UPDATE achievement_templates SET max_earners = 1 WHERE id = :i"), {"i": int(target)})
-    full = await sim(rt).invoke("grant-achievement", user=ADMIN, options={"member": BOB, "achievement": target})
+    full = await sim(app).invoke("grant-achievement", user=ADMIN, options={"member": BOB, "achievement": target})
     assert (full.content, full.ephemeral) == (GRANT_REFUSALS["max_earners"], True)
-    audit = await rows(rt, "SELECT via FROM audit_log WHERE action = 'achievement.grant'")
+    audit = await rows(app, "SELECT via FROM audit_log WHERE action = 'achievement.grant'")
     assert [a.via for a in audit] == ["command"]
 
 
-async def test_season_start_replaces_the_active_season_and_end_shows_the_top(rt: Runtime) -> None:
-    cache = rt.components.cache
-    none = await sim(rt).invoke("season end", user=ADMIN)
+async def test_season_start_replaces_the_active_season_and_end_shows_the_top(app: Runtime) -> None:
+    cache = app.components.cache
+    none = await sim(app).invoke("season end", user=ADMIN)
     assert (none.content, none.ephemeral, none.deferred) == (NONE_ACTIVE_MESSAGE, True, False)
 
-    first = await sim(rt).invoke("season start", user=ADMIN, options={"name": "Alpha", "days": 10})
+    first = await sim(app).invoke("season start", user=ADMIN, options={"name": "Alpha", "days": 10})
     assert not first.ephemeral and first.deferred
     (embed,) = first.embeds
     assert embed["title"] == "New season: Alpha"
@@ -199,27 +186,27 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(rt:
     assert "fields" not in embed or embed["fields"] == []
     await wait_for(lambda: (s := cache.guild(G).active_season) is not None and s.name == "Alpha")
 
-    second = await sim(rt).invoke("season start", user=ADMIN, options={"name": "Beta"})
+    second = await sim(app).invoke("season start", user=ADMIN, options={"name": "Beta"})
     (embed,) = second.embeds
     assert embed["title"] == "New season: Beta"
     assert embed["fields"] == [{"name": "Ended", "value": "Alpha", "inline": False}]
-    statuses = await rows(rt, "SELECT name, status FROM seasons WHERE guild_id = :g ORDER BY season_id", g=G)
+    statuses = await rows(app, "SELECT name, status FROM seasons WHERE guild_id = :g ORDER BY season_id", g=G)
     assert [(s.name, s.status) for s in statuses] == [("Alpha", "ended"), ("Beta", "active")]
     await wait_for(lambda: (s := cache.guild(G).active_season) is not None and s.name == "Beta")
 
-    clash = await sim(rt).invoke(
+    clash = await sim(app).invoke(
         "season start", user=ADMIN, options={"name": "Alpha"}, until=lambda r: bool(r.followups)
     )
     assert clash.original_deleted and clash.ephemeral
     assert clash.content == "A season with that name already exists."
 
-    bad_days = await sim(rt).invoke("season start", user=ADMIN, options={"name": "Gamma", "days": 731})
+    bad_days = await sim(app).invoke("season start", user=ADMIN, options={"name": "Gamma", "days": 731})
     assert (bad_days.content, bad_days.deferred) == ("days: must be between 1 and 730", False)
 
     beta = cache.guild(G).active_season
     assert beta is not None
-    await sim(rt).invoke("award", user=ADMIN, options={"member": ADMIN, "xp": 1})  # the admin takes part too
-    async with rt.components.db.sessions.begin() as s:  # season stars as the pipeline would have paid them
+    await sim(app).invoke("award", user=ADMIN, options={"member": ADMIN, "xp": 1})  # the admin takes part too
+    async with app.components.db.sessions.begin() as s:  # season stars as the pipeline would have paid them
         for user, stars in ((ALICE, 7), (BOB, 9), (ADMIN, 7)):
             await s.execute(
                 text(
@@ -228,14 +215,14 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(rt:
                 ),
                 {"s": beta.season_id, "u": user, "g": G, "n": stars},
             )
-    ended = await sim(rt).invoke("season end", user=ADMIN)
+    ended = await sim(app).invoke("season end", user=ADMIN)
     assert not ended.ephemeral
     (embed,) = ended.embeds
     assert embed["title"] == "Beta has ended"
     lines = embed["description"].splitlines()
     assert [line.split(" — ")[1] for line in lines] == ["9 Stars", "7 Stars", "7 Stars"]
     assert lines[1].startswith("2. ") and lines[2].startswith("3. ")
-    audit = await rows(rt, "SELECT action, via FROM audit_log WHERE target_type = 'season' ORDER BY id")
+    audit = await rows(app, "SELECT action, via FROM audit_log WHERE target_type = 'season' ORDER BY id")
     assert [(a.action, a.via) for a in audit] == [
         ("season.start", "command"),
         ("season.end", "command"),
@@ -244,8 +231,8 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(rt:
     ]
 
 
-async def test_the_sandbox_endpoint_runs_a_command_as_a_member(rt: Runtime) -> None:
-    url = f"http://127.0.0.1:{rt.http_port}/sandbox/commands"
+async def test_the_sandbox_endpoint_runs_a_command_as_a_member(app: Runtime) -> None:
+    url = f"http://127.0.0.1:{app.http_port}/sandbox/commands"
     async with aiohttp.ClientSession() as http:
         body = {"user_id": str(BOB), "command": "leaderboard", "options": {"by": "xp", "scope": "lifetime"}}
         async with http.post(url, json=body) as resp:

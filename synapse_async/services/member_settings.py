@@ -67,23 +67,20 @@ class MemberSettings:
         if username is not None and (problem := github_problem(username)) is not None:
             raise ValueError(f"username {problem}")
         params = {"g": guild_id, "u": user_id, "name": display_name[:100], "gh": username}
-
-        async def attempt() -> None:
-            async with self._db.sessions.begin() as s:
-                await s.execute(_ENSURE_MEMBER, params)
-                await s.execute(_SET_GITHUB, params)
-
-        await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("link_github"))
+        await self._write("link_github", _SET_GITHUB, params)
 
     async def set_preference(
         self, *, guild_id: int, user_id: int, display_name: str, preference: Preference, on: bool
     ) -> None:
-        statement = _preference_sql(_PREFERENCE_COLUMNS[preference])
         params = {"g": guild_id, "u": user_id, "name": display_name[:100], "on": on}
+        await self._write("set_preference", _preference_sql(_PREFERENCE_COLUMNS[preference]), params)
+
+    async def _write(self, what: str, statement: TextClause, params: dict[str, object]) -> None:
+        """Create the member row if needed and apply `statement`, in one transaction (retried when transient)."""
 
         async def attempt() -> None:
             async with self._db.sessions.begin() as s:
                 await s.execute(_ENSURE_MEMBER, params)
                 await s.execute(statement, params)
 
-        await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("set_preference"))
+        await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries(what))

@@ -15,6 +15,7 @@ from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
@@ -125,6 +126,22 @@ def days_problem(days: int) -> str | None:
     return None if 1 <= days <= MAX_DAYS else f"must be between 1 and {MAX_DAYS}"
 
 
+async def _end_active(s: AsyncSession, actor: Actor, guild_id: int, active: object) -> SeasonRow:
+    """End the (locked) active season now and audit it, in the caller's transaction."""
+    ended = _season((await s.execute(_END_ACTIVE, {"g": guild_id})).one())
+    await record(
+        s,
+        actor,
+        guild_id=guild_id,
+        action="season.end",
+        target_type="season",
+        target_id=str(ended.season_id),
+        before={"status": "active", **_snapshot(_season(active))},
+        after={"status": "ended", **_snapshot(ended)},
+    )
+    return ended
+
+
 class Seasons:
     """Manual season changes; built once by the runtime."""
 
@@ -156,20 +173,7 @@ class Seasons:
                     raise SeasonRejected("active_exists")
                 if (await s.execute(_NAME_TAKEN, {"g": guild_id, "n": name})).first() is not None:
                     raise SeasonRejected("name_taken")
-                ended: SeasonRow | None = None
-                if active is not None:
-                    ended = _season((await s.execute(_END_ACTIVE, {"g": guild_id})).one())
-                    before = _snapshot(_season(active))
-                    await record(
-                        s,
-                        actor,
-                        guild_id=guild_id,
-                        action="season.end",
-                        target_type="season",
-                        target_id=str(ended.season_id),
-                        before={"status": "active", **before},
-                        after={"status": "ended", **_snapshot(ended)},
-                    )
+                ended = await _end_active(s, actor, guild_id, active) if active is not None else None
                 params = {"g": guild_id, "n": name, "e": ends_at, "d": days, "by": actor.actor_id}
                 try:
                     async with s.begin_nested():
@@ -198,17 +202,7 @@ class Seasons:
                 active = (await s.execute(_ACTIVE, {"g": guild_id})).first()
                 if active is None:
                     raise SeasonRejected("none_active")
-                ended = _season((await s.execute(_END_ACTIVE, {"g": guild_id})).one())
-                await record(
-                    s,
-                    actor,
-                    guild_id=guild_id,
-                    action="season.end",
-                    target_type="season",
-                    target_id=str(ended.season_id),
-                    before={"status": "active", **_snapshot(_season(active))},
-                    after={"status": "ended", **_snapshot(ended)},
-                )
+                ended = await _end_active(s, actor, guild_id, active)
                 await notify_config(s, "seasons", guild_id)
                 top = await s.execute(_TOP, {"s": ended.season_id, "n": TOP_ON_END})
                 return SeasonEnded(ended, tuple(Standing(int(r.user_id), r.display_name, int(r.stars)) for r in top))
