@@ -94,6 +94,9 @@ def _print_banner(runtime: Runtime) -> None:
             f"  curl -X POST {base}/sandbox/messages -H 'Content-Type: application/json' "
             f"""-d '{{"user_id": "{member}", "channel_id": "{general}", "content": "hello world"}}'""",
             f"  curl {base}/sandbox/state",
+            "Use a slash command as that member (options by name, e.g. /leaderboard by:gold):",
+            f"  curl -X POST {base}/sandbox/commands -H 'Content-Type: application/json' "
+            f"""-d '{{"user_id": "{member}", "command": "profile"}}'""",
             f"  curl {base}/api/guilds/{sim.default_guild_id}/metrics",
         ]
     print("\n".join(lines), flush=True)

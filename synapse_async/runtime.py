@@ -255,9 +255,22 @@ class Runtime:
             shard_count=shard_count,
             default_guilds=cfg.dev_guild_ids,
             register_commands=register,
+            services=self._command_services(db, cache),
         )
         self._wire_discord_tasks(gateway, cache, db)
         return gateway
+
+    def _command_services(self, db: Database, cache: ConfigCache) -> list[object]:
+        """The services slash commands receive through lightbulb's DI (each registered under its own type)."""
+        from synapse_async.bot.commands.framework import EconomyAccess
+        from synapse_async.services.catalogue import Catalogue
+        from synapse_async.services.member_settings import MemberSettings
+        from synapse_async.services.seasons import Seasons
+        from synapse_async.services.standings import Standings
+
+        assert self.pipeline is not None
+        economy = EconomyAccess(db, self.pipeline.processor, cache, self._after_commit)
+        return [economy, Standings(db), MemberSettings(db), Seasons(db), Catalogue(db)]
 
     def _wire_discord_tasks(self, gateway: DiscordGateway, cache: ConfigCache, db: Database) -> None:
         """Background work that needs the gateway: announcer, voice ticker, season rollover (SPEC §23.1)."""

@@ -128,3 +128,14 @@ async def plain_sandbox(fresh_database: str) -> AsyncIterator[tuple[Any, Any, in
     async with runtime_with_plain_channel(fresh_database, 30) as (rt, plain):
         assert rt.simulator is not None
         yield rt, rt.simulator, plain
+
+
+@pytest.fixture(scope="module")
+async def app(fresh_database: str) -> AsyncIterator[Any]:
+    """Per module: the whole application (production command extensions included) against the simulator."""
+    from tests.support import make_runtime
+
+    runtime = make_runtime(fresh_database)
+    await runtime.start()
+    yield runtime
+    await runtime.shutdown()

@@ -12,6 +12,7 @@ import aiohttp
 from synapse_async.bot.normalizer import EventSink
 from synapse_async.config import load_config
 from synapse_async.runtime import Runtime
+from synapse_async.sandbox import DiscordSimulator
 
 # Short intervals so that behaviour which takes minutes in production takes a fraction of a second here.
 FAST_ENV = {
@@ -35,6 +36,12 @@ def make_runtime(
 ) -> Runtime:
     merged = {**FAST_ENV, "DATABASE_URL": database_url, **env}
     return Runtime(load_config(merged), sink=sink, extensions=extensions)
+
+
+def simulator_of(rt: Runtime) -> DiscordSimulator:
+    """The in-process simulator of a runtime started without a Discord token."""
+    assert rt.simulator is not None
+    return rt.simulator
 
 
 async def wait_for(

@@ -193,6 +193,43 @@ async def inject_member(request: web.Request) -> web.Response:
     return _accepted(seqs)
 
 
+@routes.post("/sandbox/commands")
+async def invoke_command(request: web.Request) -> web.Response:
+    """Use a slash command as a member (e.g. `profile`, `season start`) and return what the bot answered.
+
+    The interaction goes through the simulator's gateway to the real hikari + lightbulb client, exactly like one
+    from Discord; the answer is the bot's final response (content, embeds, whether only the member sees it).
+    """
+    sim = _simulator(request)
+    body = await _body(
+        request,
+        {
+            "user_id": ((str, int), True),
+            "command": (str, True),
+            "options": (dict, False),
+            "channel_id": ((str, int), False),
+        },
+    )
+    user = _snowflake(body, "user_id")
+    channel = _snowflake(body, "channel_id") or "general"
+    try:
+        record = await sim.invoke(
+            body["command"], user=user, options=body.get("options") or {}, channel=channel, timeout=10.0
+        )
+    except (LookupError, ValueError) as exc:
+        raise _lookup(LookupError(str(exc))) from None
+    except TimeoutError:
+        raise ApiError(504, "timeout", "The bot did not answer the command within 10 s.") from None
+    return web.json_response(
+        {
+            "content": record.content,
+            "embeds": record.embeds,
+            "ephemeral": record.ephemeral,
+            "deferred": record.deferred,
+        }
+    )
+
+
 @routes.get("/sandbox/state")
 async def sandbox_state(request: web.Request) -> web.Response:
     return web.json_response(_simulator(request).state())

@@ -122,13 +122,14 @@ class DiscordGateway:
         extensions: Sequence[str] = (),
         default_guilds: Sequence[int] = (),
         register_commands: bool = True,
+        services: Sequence[object] = (),
     ) -> None:
         self.bot = make_gateway_bot(token, rest_url)
         self.commands = lightbulb.client_from_app(
             self.bot, default_enabled_guilds=list(default_guilds), sync_commands=register_commands
         )
         self.responder = Responder()
-        install(self.commands, cache, self.responder)
+        install(self.commands, cache, self.responder, *services)
         self._extensions = list(extensions)
         self._sessions = sessions
         self.normalizer = normalizer

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from synapse_async.sandbox.events import WorldEvents
 from synapse_async.sandbox.gateway import CloseRecord, GatewayServer, GatewaySession
-from synapse_async.sandbox.interactions import CommandStore, InteractionRecord, InteractionsApi
+from synapse_async.sandbox.interactions import JSON, CommandStore, InteractionRecord, InteractionsApi
 from synapse_async.sandbox.recording import RestCall, RestRecorder
 from synapse_async.sandbox.world import (
     Channel,
@@ -404,6 +404,7 @@ class SimulatorDriver:
         guild: int | None = None,
         locale: str = "en-US",
         timeout: float = 5.0,
+        focused: str | None = None,
     ) -> InteractionRecord:
         """Dispatch INTERACTION_CREATE for a registered chat-input command without waiting for the answer."""
         g = self.guild(guild)
@@ -415,7 +416,26 @@ class SimulatorDriver:
             options=dict(options or {}),
             locale=locale,
             timeout=timeout,
+            focused=focused,
         )
+
+    async def autocomplete(
+        self,
+        command: str,
+        *,
+        user: int,
+        focused: str,
+        options: Mapping[str, Any],
+        channel: ChannelRef = "general",
+        guild: int | None = None,
+        timeout: float = 5.0,
+    ) -> list[JSON]:
+        """Type `options[focused]` into option `focused` of `command` and return the choices the bot suggests."""
+        interaction = await self.start_interaction(
+            command, user=user, options=options, channel=channel, guild=guild, timeout=timeout, focused=focused
+        )
+        answered = await self.interactions.wait_until(interaction, lambda r: r.choices is not None, timeout)
+        return list(answered.choices or [])
 
     async def invoke(
         self,

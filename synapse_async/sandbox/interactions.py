@@ -40,6 +40,10 @@ CALLBACK_UPDATE_MESSAGE = 7
 CALLBACK_AUTOCOMPLETE_RESULT = 8
 CALLBACK_MODAL = 9
 
+# Interaction types
+INTERACTION_COMMAND = 2
+INTERACTION_AUTOCOMPLETE = 4
+
 # Application command option types
 OPTION_SUB_COMMAND = 1
 OPTION_SUB_COMMAND_GROUP = 2
@@ -189,6 +193,7 @@ class InteractionRecord:
     original: Message | None = None
     original_deleted: bool = False
     followups: list[Message] = field(default_factory=list)
+    choices: list[JSON] | None = None  # an autocomplete interaction's answer
     log: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
 
@@ -234,8 +239,14 @@ class InteractionRecord:
         return list(message.embeds) if message is not None else []
 
     @property
+    def is_autocomplete(self) -> bool:
+        return int(self.payload["type"]) == INTERACTION_AUTOCOMPLETE
+
+    @property
     def complete(self) -> bool:
         """The bot has given a final answer: a message response, or a deferral followed by an edit or follow-up."""
+        if self.callback_type == CALLBACK_AUTOCOMPLETE_RESULT:
+            return True
         if self.callback_type in (CALLBACK_CHANNEL_MESSAGE, CALLBACK_MODAL, CALLBACK_UPDATE_MESSAGE):
             return True
         if self.callback_type == CALLBACK_DEFERRED_CHANNEL_MESSAGE:
@@ -326,8 +337,13 @@ class InteractionsApi:
         options: Mapping[str, Any],
         locale: str = "en-US",
         timeout: float = 5.0,
+        focused: str | None = None,
     ) -> InteractionRecord:
-        """Dispatch INTERACTION_CREATE for chat-input command `path` ("name" or "group sub" or "group sub sub")."""
+        """Dispatch INTERACTION_CREATE for chat-input command `path` ("name" or "group sub" or "group sub sub").
+
+        With `focused`, it is an autocomplete interaction instead: that option carries `focused: true` and the
+        partial text typed so far (always a string, as Discord sends it), and only an autocomplete result answers.
+        """
         parts = path.split()
         if not parts:
             raise ValueError("empty command name")
@@ -339,6 +355,11 @@ class InteractionsApi:
         definitions: list[JSON] = list(record.definition.get("options") or [])
         resolved: dict[str, JSON] = {}
         leaf: list[JSON] = self.build_options(guild, _leaf_definitions(definitions, parts[1:]), options, resolved)
+        if focused is not None:
+            for option in leaf:
+                if option["name"] == focused:
+                    option["focused"] = True
+                    option["value"] = str(options[focused])
         nested = leaf
         for sub in reversed(parts[1:]):
             sub_def = next((d for d in _flatten_subcommands(definitions) if d.get("name") == sub), None)
@@ -357,7 +378,7 @@ class InteractionsApi:
         payload: JSON = {
             "id": str(interaction_id),
             "application_id": str(self.world.application_id),
-            "type": 2,
+            "type": INTERACTION_AUTOCOMPLETE if focused is not None else INTERACTION_COMMAND,
             "data": data,
             "guild_id": str(guild.id),
             "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": list(guild.features)},
@@ -441,6 +462,8 @@ class InteractionsApi:
             return await self._reject(interaction, _form_error("type", "This field is required"), "no type")
         kind = int(body["type"])
         data: JSON = body.get("data") or {}
+        if interaction.is_autocomplete:
+            return await self._autocomplete_result(interaction, kind, data, request)
         if kind in (CALLBACK_DEFERRED_UPDATE_MESSAGE, CALLBACK_UPDATE_MESSAGE, CALLBACK_AUTOCOMPLETE_RESULT):
             return await self._reject(
                 interaction, _form_error("type", "Invalid interaction response type"), f"bad type {kind}"
@@ -477,6 +500,34 @@ class InteractionsApi:
             response["interaction"]["response_message_id"] = str(message.id)
             response["resource"]["message"] = payloads.message_payload(self.world, message)
         return web.json_response(response)
+
+    async def _autocomplete_result(
+        self, interaction: InteractionRecord, kind: int, data: JSON, request: web.Request
+    ) -> web.Response:
+        """An autocomplete interaction takes only a result: at most 25 choices, names 1–100 and values ≤ 100."""
+        choices = data.get("choices")
+        if kind != CALLBACK_AUTOCOMPLETE_RESULT:
+            return await self._reject(interaction, _form_error("type", "Invalid interaction response type"), "bad type")
+        if not isinstance(choices, list) or len(choices) > 25:
+            return await self._reject(interaction, _form_error("choices", "Must be 25 or fewer in length."), "choices")
+        for choice in choices:
+            name, value = choice.get("name"), choice.get("value")
+            if not isinstance(name, str) or not 1 <= len(name) <= 100 or len(str(value)) > 100:
+                return await self._reject(interaction, _form_error("choices", "Invalid choice"), "choice")
+        interaction.callback_type = kind
+        interaction.callback_body = {"type": kind, "data": data}
+        interaction.callback_at = time.monotonic()
+        interaction.choices = list(choices)
+        interaction.log.append(f"callback:{kind}")
+        await self._notify()
+        if request.query.get("with_response", "").lower() not in ("true", "1"):
+            return web.Response(status=204)
+        return web.json_response(
+            {
+                "interaction": {"id": str(interaction.id), "type": INTERACTION_AUTOCOMPLETE},
+                "resource": {"type": kind},
+            }
+        )
 
     async def _post(self, interaction: InteractionRecord, data: JSON, request: web.Request, *, flags: int) -> Message:
         message, _seqs = await self.events.create_message(

@@ -9,24 +9,45 @@ error is never shown to the whole channel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import hikari
 import lightbulb
 from cachetools import TTLCache
 
 from synapse_async.access import is_guild_admin
 from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.db.engine import Database
 from synapse_async.db.faults import is_transient
 from synapse_async.obs.logging import get_logger
+from synapse_async.pipeline.processor import Effects, Processor
+from synapse_async.services.audit import Actor
 
 log = get_logger(__name__)
 
 BUSY_MESSAGE = "The bot is busy right now, please try again in a moment."
 NOT_ADMIN_MESSAGE = "This command is for server admins."
 FAILED_MESSAGE = "Something went wrong; the error has been logged."
+ALREADY_ACKNOWLEDGED = 40060  # Discord's error code for a second initial response to one interaction
 
 
 class NotAdmin(Exception):
     """The invoking member is not an admin of the guild."""
+
+
+class Refusal(Exception):
+    """The command cannot do what was asked, for a reason the member should read (e.g. "Nobody is on this
+    leaderboard yet."); answered ephemerally like every error, after removing a public deferred reply."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DuplicateDelivery(Exception):
+    """Discord says the interaction is already acknowledged: this INTERACTION_CREATE was delivered again (a gateway
+    replay). The first delivery does the work; this one stops before touching anything and is not answered."""
 
 
 class CommandInputError(Exception):
@@ -39,18 +60,62 @@ class CommandInputError(Exception):
 
 
 class Responder:
-    """Remembers which interactions were deferred publicly (bounded: entries expire after 15 minutes)."""
+    """Sends every reply with allowed mentions set to none, and remembers which interactions were deferred and
+    how (bounded: entries expire after Discord's 15-minute interaction lifetime).
+
+    A deferred interaction is answered by EDITING its deferred reply (SPEC §17.1), never by a follow-up, so the
+    member sees one answer where the "thinking…" placeholder was.
+    """
 
     def __init__(self) -> None:
-        self._public_defers: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=900)
+        self._defers: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=900)  # interaction id → ephemeral
 
     async def defer(self, ctx: lightbulb.Context, *, ephemeral: bool) -> None:
-        await ctx.defer(ephemeral=ephemeral)
-        if not ephemeral:
-            self._public_defers[int(ctx.interaction.id)] = True
+        try:
+            await ctx.defer(ephemeral=ephemeral)
+        except hikari.BadRequestError as error:
+            if error.code == ALREADY_ACKNOWLEDGED:
+                raise DuplicateDelivery() from error
+            raise
+        self._defers[int(ctx.interaction.id)] = ephemeral
 
-    def was_public_defer(self, ctx: lightbulb.Context) -> bool:
-        return self._public_defers.pop(int(ctx.interaction.id), False)
+    async def reply(
+        self,
+        ctx: lightbulb.Context,
+        content: str | None = None,
+        *,
+        embed: hikari.Embed | None = None,
+        ephemeral: bool = True,
+    ) -> None:
+        """The final answer: edits the deferred reply (keeping its visibility), or responds with `ephemeral`."""
+        body = hikari.UNDEFINED if content is None else content
+        attached = hikari.UNDEFINED if embed is None else embed
+        if int(ctx.interaction.id) in self._defers:
+            await ctx.interaction.edit_initial_response(
+                body, embed=attached, mentions_everyone=False, user_mentions=False, role_mentions=False
+            )
+            return
+        await ctx.respond(
+            body,
+            embed=attached,
+            ephemeral=ephemeral,
+            mentions_everyone=False,
+            user_mentions=False,
+            role_mentions=False,
+        )
+
+    async def fail(self, ctx: lightbulb.Context, message: str) -> None:
+        """An error answer, always ephemeral (SPEC §17.1): after a PUBLIC defer the deferred reply is deleted first
+        and the error follows up ephemerally, so it is never shown to the whole channel."""
+        ephemeral_defer = self._defers.pop(int(ctx.interaction.id), None)
+        if ephemeral_defer is True:
+            await ctx.interaction.edit_initial_response(
+                message, mentions_everyone=False, user_mentions=False, role_mentions=False
+            )
+            return
+        if ephemeral_defer is False:
+            await ctx.interaction.delete_initial_response()
+        await ctx.respond(message, ephemeral=True, mentions_everyone=False, user_mentions=False, role_mentions=False)
 
 
 def member_is_admin(ctx: lightbulb.Context, cache: ConfigCache) -> bool:
@@ -82,21 +147,66 @@ def reply_for(error: BaseException) -> str:
         return NOT_ADMIN_MESSAGE
     if isinstance(error, CommandInputError):
         return f"{error.field}: {error.rule}"
+    if isinstance(error, Refusal):
+        return error.message
     if is_transient(error):
         return BUSY_MESSAGE
     return FAILED_MESSAGE
 
 
-def install(client: lightbulb.Client, cache: ConfigCache, responder: Responder) -> None:
-    """Register shared dependencies and the error handler on the lightbulb client."""
+@dataclass(frozen=True, slots=True)
+class EconomyAccess:
+    """What the economy services (awards, grants, purchases) need, as one DI value for the commands.
+
+    `after_commit` publishes a committed write's effects (announcements, role syncs) exactly like the pipeline's.
+    """
+
+    db: Database
+    processor: Processor
+    cache: ConfigCache
+    after_commit: Callable[[Effects], None]
+
+
+def guild_id_of(ctx: lightbulb.Context) -> int:
+    """The guild a command was used in; every command here is guild-only."""
+    if ctx.guild_id is None:
+        raise Refusal("This command works in a server only.")
+    return int(ctx.guild_id)
+
+
+def actor_of(ctx: lightbulb.Context) -> Actor:
+    """The audit actor of a command (SPEC §22: `via = command`); the interaction id is the request id."""
+    return Actor(str(int(ctx.user.id)), "user", "command", request_id=f"interaction:{int(ctx.interaction.id)}")
+
+
+def display_name(ctx: lightbulb.Context, user: hikari.User) -> str:
+    """The name a user goes by in this guild: the resolved member's display name, else the global name."""
+    resolved = ctx.interaction.resolved
+    member = resolved.members.get(user.id) if resolved is not None else None
+    if member is None and ctx.member is not None and ctx.member.id == user.id:
+        member = ctx.member
+    if member is not None:
+        return member.display_name
+    return user.global_name or user.username
+
+
+def install(client: lightbulb.Client, cache: ConfigCache, responder: Responder, *services: object) -> None:
+    """Register shared dependencies (each service under its own type) and the error handler on the client."""
     registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
     registry.register_value(ConfigCache, cache)
     registry.register_value(Responder, responder)
+    for service in services:
+        registry.register_value(type(service), service)
 
     @client.error_handler
     async def on_error(exc: lightbulb.exceptions.ExecutionPipelineFailedException) -> bool:
         cause = exc.causes[0] if exc.causes else exc
         ctx = exc.context
+        if isinstance(cause, DuplicateDelivery):
+            log.info(
+                "interaction_redelivered", command=ctx.command_data.qualified_name, interaction_id=ctx.interaction.id
+            )
+            return True
         message = reply_for(cause)
         if message == FAILED_MESSAGE:
             log.error(
@@ -106,9 +216,7 @@ def install(client: lightbulb.Client, cache: ConfigCache, responder: Responder) 
                 error=f"{type(cause).__name__}: {cause}"[:300],
             )
         try:
-            if responder.was_public_defer(ctx):
-                await ctx.interaction.delete_initial_response()
-            await ctx.respond(message, ephemeral=True)
+            await responder.fail(ctx, message)
         except hikari.HTTPError as http_error:
             log.warning("command_error_reply_failed", error=type(http_error).__name__)
         return True

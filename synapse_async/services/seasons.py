@@ -1,0 +1,210 @@
+"""Starting and ending seasons by hand (SPEC §11): `/season start|end` and the admin API share these.
+
+One transaction per change holds the status changes, their audit rows and the `seasons:<guild>` NOTIFY, so the
+cache of every process learns of the new season exactly when it exists. Starting while a season is active ends it
+in the same transaction when the caller asks (`replace_active`: the command always does, the API only with
+`replace_active: true`); otherwise it is refused. The partial unique index `uq_seasons_one_active` is the last
+word when two admins race: the loser's transaction fails and is reported as a conflict, never as a second season.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from synapse_async.db.engine import Database
+from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
+from synapse_async.db.notify import notify_config
+from synapse_async.services.audit import Actor, record
+
+MAX_NAME = 100
+MAX_DAYS = 730
+TOP_ON_END = 3
+
+SeasonProblem = Literal["name_taken", "active_exists", "none_active", "conflict"]
+
+
+class SeasonRejected(Exception):
+    """Nothing was written: the name is taken, a season is active (without replace), none is active, or a race."""
+
+    def __init__(self, reason: SeasonProblem) -> None:
+        super().__init__(reason)
+        self.reason: SeasonProblem = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonRow:
+    season_id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    user_id: int
+    display_name: str
+    stars: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonStarted:
+    season: SeasonRow
+    ended: SeasonRow | None  # the season this start replaced
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonEnded:
+    season: SeasonRow
+    top: tuple[Standing, ...]  # by season stars, ties by user id
+
+
+_COLUMNS = "season_id, name, starts_at, ends_at, ended_at"
+_END_ACTIVE = text(
+    f"""
+    UPDATE seasons SET status = 'ended', ended_at = now()
+     WHERE guild_id = :g AND status = 'active'
+    RETURNING {_COLUMNS}
+    """
+)
+_ACTIVE = text(f"SELECT {_COLUMNS} FROM seasons WHERE guild_id = :g AND status = 'active' FOR UPDATE")
+_NAME_TAKEN = text("SELECT 1 FROM seasons WHERE guild_id = :g AND name = :n")
+_START = text(
+    f"""
+    INSERT INTO seasons (guild_id, name, starts_at, ends_at, status, created_by)
+    VALUES (:g, :n, now(), COALESCE(CAST(:e AS timestamptz), now() + make_interval(days => :d)), 'active', :by)
+    RETURNING {_COLUMNS}
+    """
+)
+_TOP = text(
+    """
+    SELECT s.user_id, m.display_name, s.stars
+      FROM season_stats s
+      JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
+     WHERE s.season_id = :s AND s.stars > 0
+     ORDER BY s.stars DESC, s.user_id
+     LIMIT :n
+    """
+)
+
+
+def _season(row: object) -> SeasonRow:
+    return SeasonRow(
+        int(row.season_id),  # type: ignore[attr-defined]
+        row.name,  # type: ignore[attr-defined]
+        row.starts_at,  # type: ignore[attr-defined]
+        row.ends_at,  # type: ignore[attr-defined]
+        row.ended_at,  # type: ignore[attr-defined]
+    )
+
+
+def _snapshot(season: SeasonRow) -> dict[str, object]:
+    return {
+        "name": season.name,
+        "starts_at": season.starts_at.isoformat(),
+        "ends_at": season.ends_at.isoformat(),
+        "ended_at": season.ended_at.isoformat() if season.ended_at else None,
+    }
+
+
+def name_problem(name: str) -> str | None:
+    """Why a season name is unusable (after trimming), or None."""
+    if not name.strip():
+        return "must not be empty"
+    if len(name.strip()) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters"
+    return None
+
+
+def days_problem(days: int) -> str | None:
+    return None if 1 <= days <= MAX_DAYS else f"must be between 1 and {MAX_DAYS}"
+
+
+async def _end_active(s: AsyncSession, actor: Actor, guild_id: int, active: object) -> SeasonRow:
+    """End the (locked) active season now and audit it, in the caller's transaction."""
+    ended = _season((await s.execute(_END_ACTIVE, {"g": guild_id})).one())
+    await record(
+        s,
+        actor,
+        guild_id=guild_id,
+        action="season.end",
+        target_type="season",
+        target_id=str(ended.season_id),
+        before={"status": "active", **_snapshot(_season(active))},
+        after={"status": "ended", **_snapshot(ended)},
+    )
+    return ended
+
+
+class Seasons:
+    """Manual season changes; built once by the runtime."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(
+        self,
+        *,
+        guild_id: int,
+        name: str,
+        actor: Actor,
+        days: int,
+        ends_at: datetime | None = None,
+        replace_active: bool,
+    ) -> SeasonStarted:
+        """Start `name` now, lasting `days` (or until `ends_at`, which must be in the future)."""
+        name = name.strip()
+        for problem in (name_problem(name), days_problem(days)):
+            if problem is not None:
+                raise ValueError(problem)
+        if ends_at is not None and ends_at <= datetime.now(UTC):
+            raise ValueError("ends_at must be in the future")
+
+        async def attempt() -> SeasonStarted:
+            async with self._db.sessions.begin() as s:
+                active = (await s.execute(_ACTIVE, {"g": guild_id})).first()
+                if active is not None and not replace_active:
+                    raise SeasonRejected("active_exists")
+                if (await s.execute(_NAME_TAKEN, {"g": guild_id, "n": name})).first() is not None:
+                    raise SeasonRejected("name_taken")
+                ended = await _end_active(s, actor, guild_id, active) if active is not None else None
+                params = {"g": guild_id, "n": name, "e": ends_at, "d": days, "by": actor.actor_id}
+                try:
+                    async with s.begin_nested():
+                        started = _season((await s.execute(_START, params)).one())
+                except IntegrityError as exc:  # a concurrent start won the one-active index or the name
+                    raise SeasonRejected("conflict") from exc
+                await record(
+                    s,
+                    actor,
+                    guild_id=guild_id,
+                    action="season.start",
+                    target_type="season",
+                    target_id=str(started.season_id),
+                    after={"status": "active", **_snapshot(started)},
+                )
+                await notify_config(s, "seasons", guild_id)
+                return SeasonStarted(started, ended)
+
+        return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("season_start"))
+
+    async def end(self, *, guild_id: int, actor: Actor) -> SeasonEnded:
+        """End the active season now; `SeasonRejected('none_active')` if there is none."""
+
+        async def attempt() -> SeasonEnded:
+            async with self._db.sessions.begin() as s:
+                active = (await s.execute(_ACTIVE, {"g": guild_id})).first()
+                if active is None:
+                    raise SeasonRejected("none_active")
+                ended = await _end_active(s, actor, guild_id, active)
+                await notify_config(s, "seasons", guild_id)
+                top = await s.execute(_TOP, {"s": ended.season_id, "n": TOP_ON_END})
+                return SeasonEnded(ended, tuple(Standing(int(r.user_id), r.display_name, int(r.stars)) for r in top))
+
+        return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("season_end"))

@@ -1,0 +1,273 @@
+"""Read models for members: the `/profile` card and the leaderboards (SPEC §17.1, §17.2).
+
+Every query is an index scan: ranks are `1 + count(strictly higher)` answered from the (guild, value DESC,
+user_id) indexes of `members` and (season, value DESC, user_id) of `season_stats`, so the cost grows with the
+member's rank, never with the guild's size as a whole (`tests/integration/test_member_commands.py` checks the
+plans with EXPLAIN on 100,000 rows). Members who left, and members whose value is 0, are not ranked (§17.1).
+
+Reads are retried on transient faults like writes are (they change nothing, so retrying is always safe); a
+database that stays away surfaces as `DatabaseUnavailable`, which the command layer answers with the busy reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from synapse_async.db.engine import Database
+from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
+
+Currency = Literal["xp", "stars", "gold"]
+Scope = Literal["season", "lifetime"]
+
+# The column each (currency, scope) ranks by; the values are fixed here, never taken from input.
+_LIFETIME_COLUMN: dict[Currency, str] = {"xp": "xp", "stars": "lifetime_stars", "gold": "gold"}
+_SEASON_COLUMN: dict[Currency, str] = {"xp": "xp", "stars": "stars", "gold": "gold_earned"}
+RECENT_BADGES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonLine:
+    season_id: int
+    name: str
+    ends_at: datetime
+    stars: int
+    xp: int
+    messages_sent: int
+    reactions_given: int
+    reactions_received: int
+    voice_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    """One earned achievement as the viewer may see it: a hidden one is masked for everyone but its earner."""
+
+    template_id: int
+    name: str
+    rarity_emoji: str | None
+    earned_at: datetime
+    masked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    user_id: int
+    display_name: str
+    avatar_hash: str | None
+    xp: int
+    level: int
+    gold: int
+    lifetime_stars: int
+    github_username: str | None
+    rank: int | None  # None: not ranked (left, or 0 XP)
+    ranked: int  # N of "#r of N"
+    season: SeasonLine | None
+    badge_count: int
+    recent_badges: tuple[Badge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    rank: int
+    user_id: int
+    display_name: str
+    value: int
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    currency: Currency
+    scope: Scope
+    season_name: str | None
+    rows: tuple[BoardRow, ...]
+    viewer_rank: int | None
+
+
+_MEMBER = text(
+    """
+    SELECT user_id, display_name, avatar_hash, xp, level, gold, lifetime_stars, github_username, left_at
+      FROM members WHERE guild_id = :g AND user_id = :u
+    """
+)
+_RANKED = text("SELECT count(*) FROM members WHERE guild_id = :g AND left_at IS NULL AND xp > 0")
+_SEASON_STATS = text(
+    """
+    SELECT stars, xp, messages_sent, reactions_given, reactions_received, voice_minutes
+      FROM season_stats WHERE season_id = :s AND user_id = :u
+    """
+)
+_BADGE_COUNT = text("SELECT count(*) FROM member_achievements WHERE guild_id = :g AND user_id = :u")
+_RECENT_BADGES = text(
+    """
+    SELECT t.id, t.name, t.is_hidden, r.emoji, a.earned_at
+      FROM member_achievements a
+      JOIN achievement_templates t ON t.id = a.template_id
+      LEFT JOIN achievement_rarities r ON r.id = t.rarity_id
+     WHERE a.guild_id = :g AND a.user_id = :u
+     ORDER BY a.earned_at DESC, t.id DESC
+     LIMIT :n
+    """
+)
+
+
+# "This season row's member has left", answered from the partial index of members who left.
+_LEFT = "SELECT 1 FROM members m WHERE m.guild_id = s.guild_id AND m.user_id = s.user_id AND m.left_at IS NOT NULL"
+
+
+def _lifetime_rank_sql(column: str) -> TextClause:
+    return text(f"SELECT count(*) FROM members WHERE guild_id = :g AND left_at IS NULL AND {column} > :v")
+
+
+def _season_rank_sql(column: str) -> TextClause:
+    return text(
+        f"""
+        SELECT count(*) FROM season_stats s
+         WHERE s.season_id = :s AND s.{column} > :v AND NOT EXISTS ({_LEFT})
+        """
+    )
+
+
+def _lifetime_top_sql(column: str) -> TextClause:
+    return text(
+        f"""
+        SELECT user_id, display_name, {column} AS value, level
+          FROM members
+         WHERE guild_id = :g AND left_at IS NULL AND {column} > 0
+         ORDER BY {column} DESC, user_id
+         LIMIT :n
+        """
+    )
+
+
+def _season_top_sql(column: str) -> TextClause:
+    return text(
+        f"""
+        SELECT s.user_id, m.display_name, s.{column} AS value, m.level
+          FROM season_stats s
+          JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
+         WHERE s.season_id = :s AND s.{column} > 0 AND m.left_at IS NULL
+         ORDER BY s.{column} DESC, s.user_id
+         LIMIT :n
+        """
+    )
+
+
+def _season_value_sql(column: str) -> TextClause:
+    return text(f"SELECT {column} FROM season_stats WHERE season_id = :s AND user_id = :u")
+
+
+def rank_rows(rows: Sequence[tuple[int, str, int, int]]) -> tuple[BoardRow, ...]:
+    """Rows sorted by value DESC then user id → ranks with ties shared (§17.1: 1 + count strictly higher)."""
+    ranked: list[BoardRow] = []
+    for index, (user_id, name, value, level) in enumerate(rows):
+        rank = ranked[-1].rank if ranked and ranked[-1].value == value else index + 1
+        ranked.append(BoardRow(rank, user_id, name, value, level))
+    return tuple(ranked)
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonRef:
+    """The season a read is about (from the config cache: the active one)."""
+
+    season_id: int
+    name: str
+    ends_at: datetime
+
+
+class Standings:
+    """Profile and leaderboard reads; built once by the runtime and shared by the commands (and the API)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _read(self, query: Any) -> Any:
+        async def attempt() -> Any:
+            async with self._db.engine.connect() as conn:
+                return await query(conn)
+
+        return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("standings"))
+
+    async def profile(self, *, guild_id: int, user_id: int, viewer_id: int, season: SeasonRef | None) -> Profile | None:
+        """The member's card as `viewer_id` may see it, or None when the member has no row (never earned anything)."""
+
+        async def query(conn: AsyncConnection) -> Profile | None:
+            row = (await conn.execute(_MEMBER, {"g": guild_id, "u": user_id})).first()
+            if row is None:
+                return None
+            rank: int | None = None
+            if row.left_at is None and row.xp > 0:
+                higher = (await conn.execute(_lifetime_rank_sql("xp"), {"g": guild_id, "v": row.xp})).scalar_one()
+                rank = int(higher) + 1
+            ranked = int((await conn.execute(_RANKED, {"g": guild_id})).scalar_one())
+            line: SeasonLine | None = None
+            if season is not None:
+                stats = (await conn.execute(_SEASON_STATS, {"s": season.season_id, "u": user_id})).first()
+                values = tuple(stats) if stats is not None else (0, 0, 0, 0, 0, 0)
+                line = SeasonLine(season.season_id, season.name, season.ends_at, *(int(v) for v in values))
+            count = int((await conn.execute(_BADGE_COUNT, {"g": guild_id, "u": user_id})).scalar_one())
+            recent = await conn.execute(_RECENT_BADGES, {"g": guild_id, "u": user_id, "n": RECENT_BADGES})
+            badges = tuple(
+                Badge(b.id, b.name, b.emoji, b.earned_at, masked=bool(b.is_hidden) and viewer_id != user_id)
+                for b in recent
+            )
+            return Profile(
+                user_id=int(row.user_id),
+                display_name=row.display_name,
+                avatar_hash=row.avatar_hash,
+                xp=int(row.xp),
+                level=int(row.level),
+                gold=int(row.gold),
+                lifetime_stars=int(row.lifetime_stars),
+                github_username=row.github_username,
+                rank=rank,
+                ranked=ranked,
+                season=line,
+                badge_count=count,
+                recent_badges=badges,
+            )
+
+        result: Profile | None = await self._read(query)
+        return result
+
+    async def leaderboard(
+        self,
+        *,
+        guild_id: int,
+        currency: Currency,
+        scope: Scope,
+        season: SeasonRef | None,
+        size: int,
+        viewer_id: int,
+    ) -> Board:
+        """Top `size` by `currency` in `scope` (a season scope needs `season`), and the viewer's own rank."""
+        if scope == "season" and season is None:
+            raise ValueError("a season leaderboard needs a season")
+
+        async def query(conn: AsyncConnection) -> Board:
+            if scope == "lifetime":
+                column = _LIFETIME_COLUMN[currency]
+                top = await conn.execute(_lifetime_top_sql(column), {"g": guild_id, "n": size})
+                mine = (await conn.execute(_MEMBER, {"g": guild_id, "u": viewer_id})).first()
+                value = int(getattr(mine, column)) if mine is not None and mine.left_at is None else 0
+                rank_query, params = _lifetime_rank_sql(column), {"g": guild_id, "v": value}
+            else:
+                assert season is not None
+                column = _SEASON_COLUMN[currency]
+                top = await conn.execute(_season_top_sql(column), {"s": season.season_id, "n": size})
+                mine = (await conn.execute(_MEMBER, {"g": guild_id, "u": viewer_id})).first()
+                own = await conn.execute(_season_value_sql(column), {"s": season.season_id, "u": viewer_id})
+                value = int(own.scalar() or 0) if mine is not None and mine.left_at is None else 0
+                rank_query, params = _season_rank_sql(column), {"s": season.season_id, "v": value}
+            rows = rank_rows([(int(r.user_id), r.display_name, int(r.value), int(r.level)) for r in top])
+            viewer_rank = int((await conn.execute(rank_query, params)).scalar_one()) + 1 if value > 0 else None
+            return Board(currency, scope, season.name if scope == "season" and season else None, rows, viewer_rank)
+
+        board: Board = await self._read(query)
+        return board
