@@ -32,9 +32,12 @@ from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.domain.snowflakes import shard_of
 from synapse_async.handover import Handover, split_effects
 from synapse_async.health import Components, GatewayStatus, Lifecycle
+from synapse_async.ledger import Effects, LevelEngine
 from synapse_async.obs.logging import get_logger
+from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.lanes import Pipeline
-from synapse_async.pipeline.processor import CooldownCache, Effects, Processor
+from synapse_async.pipeline.processor import Processor
+from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
 
 if TYPE_CHECKING:
@@ -107,6 +110,8 @@ class Runtime:
         # Tests may replace the pipeline as the normalizer's sink with a recorder; normally the pipeline consumes.
         self.sink: EventSink | None = sink
         self.pipeline: Pipeline | None = None
+        self.engine = LevelEngine()  # the one level/achievement engine: pipeline, economy and jobs share it
+        self.economy: Economy | None = None
         self.authors: AuthorIndex | None = None
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
@@ -163,7 +168,7 @@ class Runtime:
         self.authors = AuthorIndex(cfg.message_author_cache_max)
         self.pipeline = Pipeline(
             db,
-            Processor(cache, CooldownCache(cfg.cooldown_cache_max)),
+            Processor(cache, CooldownCache(cfg.cooldown_cache_max), self.engine),
             concurrency=cfg.pipeline_concurrency,
             buffer_events=cfg.pipeline_buffer_events,
             buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
@@ -172,6 +177,8 @@ class Runtime:
             resolve_authors=self.authors.resolve,
         )
         self.components.pipeline = self.pipeline
+        # Services are built once here; each write commits and then publishes its own effects.
+        self.economy = Economy(db, self.engine, cache, self._after_commit)
         if self.sink is None:
             self.sink = self.pipeline
         self.supervisor.add(PIPELINE_TASK, self.pipeline.run)
@@ -297,7 +304,7 @@ class Runtime:
         self.jobs = JobRunner(
             db,
             {
-                "relevel": relevel_handler(db, self.pipeline.processor, cache, self._after_commit),
+                "relevel": relevel_handler(db, self.engine, cache, self._after_commit),
                 "level_role_sync": level_role_sync_handler(db, self.role_syncer),
             },
             lambda: [int(g) for g in bot.cache.get_guilds_view()],

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from synapse_async.cache.config_cache import TemplateInfo
+from synapse_async.domain.config import TemplateInfo
 from synapse_async.rewards.achievements import (
     STAT_NAMES,
     TRIGGER_TYPES,

@@ -19,19 +19,16 @@ import pytest
 
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
-from synapse_async.pipeline.processor import CooldownCache, Processor
+from synapse_async.ledger import LevelEngine
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.services.audit import Actor
 from synapse_async.services.economy import (
     AwardResult,
+    Economy,
     GrantRejected,
     GrantResult,
     RevokeRejected,
     RevokeResult,
-    award,
-    buy_coffee,
-    grant,
-    revoke,
 )
 from synapse_async.services.settings import update_settings
 
@@ -43,7 +40,7 @@ U = [300000000000000000 + i for i in range(40)]
 class Env:
     db: Database
     cache: ConfigCache
-    processor: Processor
+    economy: Economy
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +49,8 @@ async def env(migrated_database: str) -> AsyncIterator[Env]:
     db = Database(migrated_database, pool_size=4, max_overflow=16, pool_timeout=30, statement_timeout_ms=15000)
     cache = ConfigCache(db.engine)
     await cache.full_reload()
-    yield Env(db, cache, Processor(cache, CooldownCache(1000)))
+    # Effects are asserted on the results; nothing here announces, so publishing is a no-op.
+    yield Env(db, cache, Economy(db, LevelEngine(), cache, lambda _effects: None))
     await db.dispose()
 
 
@@ -96,10 +94,7 @@ async def template(env: Env, guild: int, name: str, **columns: Any) -> int:
 
 
 async def give(env: Env, guild: int, user: int, *, xp: int = 0, gold: int = 0, rid: str, **kw: Any) -> AwardResult:
-    return await award(
-        env.db,
-        env.processor,
-        env.cache,
+    return await env.economy.award(
         guild_id=guild,
         user_id=user,
         xp=xp,
@@ -112,15 +107,15 @@ async def give(env: Env, guild: int, user: int, *, xp: int = 0, gold: int = 0, r
 
 
 async def do_grant(env: Env, guild: int, user: int, template_id: int, rid: str, **kw: Any) -> GrantResult:
-    return await grant(
-        env.db, env.processor, env.cache, guild_id=guild, user_id=user, template_id=template_id, actor=ADMIN,
+    return await env.economy.grant(
+guild_id=guild, user_id=user, template_id=template_id, actor=ADMIN,
         request_id=rid, **kw,
     )  # fmt: skip
 
 
 async def do_revoke(env: Env, guild: int, user: int, template_id: int, rid: str, **kw: Any) -> RevokeResult:
-    return await revoke(
-        env.db, env.processor, env.cache, guild_id=guild, user_id=user, template_id=template_id, actor=ADMIN,
+    return await env.economy.revoke(
+guild_id=guild, user_id=user, template_id=template_id, actor=ADMIN,
         request_id=rid, **kw,
     )  # fmt: skip
 
@@ -315,9 +310,7 @@ async def test_award_validation_writes_nothing(env: Env) -> None:
     ]
     for i, (kw, problem) in enumerate(bad):
         with pytest.raises(ValueError, match=problem):
-            await award(
-                env.db, env.processor, env.cache, guild_id=guild, user_id=user, actor=ADMIN, request_id=f"v-{i}", **kw
-            )
+            await env.economy.award(guild_id=guild, user_id=user, actor=ADMIN, request_id=f"v-{i}", **kw)
     with pytest.raises(ValueError, match=r"^request_id must be"):
         await give(env, guild, user, xp=1, rid="")
     assert await counts(env, guild) == before
@@ -529,14 +522,14 @@ async def test_books_balance_after_a_mix_of_operations(env: Env) -> None:
     await give(env, guild, b, xp=-50, gold=-50, rid="mix-2")  # new member, fully clamped
     await do_grant(env, guild, b, prize, "mix-3")
     await do_grant(env, guild, a, prize, "mix-4")
-    assert (await buy_coffee(env.db, env.cache, guild_id=guild, user_id=a, interaction_id=9001)).ok
+    assert (await env.economy.buy_coffee(guild_id=guild, user_id=a, interaction_id=9001)).ok
     await give(env, guild, a, xp=-10_000, gold=-7, rid="mix-5")
     await do_revoke(env, guild, a, prize, "mix-6", reason="r", reverse_rewards=True)
     await do_revoke(env, guild, a, milestone, "mix-7", reason="r", reverse_rewards=True)
     await give(env, guild, a, xp=800, rid="mix-8")  # back above the old peak: Milestone again, gold only above it
     # b: the prize's 400 XP is level 7 (6 level-ups × 50) + 60 gold; the grant's XP also crossed Milestone's 300, so
     # the evaluation after the grant earned it at once (+25 XP, +15 gold); minus one coffee.
-    assert (await buy_coffee(env.db, env.cache, guild_id=guild, user_id=b, interaction_id=9002)).balance == 325
+    assert (await env.economy.buy_coffee(guild_id=guild, user_id=b, interaction_id=9002)).balance == 325
     auto = await one(
         env, "SELECT xp_delta FROM reward_journal WHERE idempotency_key = $1", f"grant:mix-3#ach:{milestone}"
     )
@@ -558,23 +551,23 @@ async def test_buy_coffee_charges_once_or_writes_nothing(env: Env) -> None:
     await give(env, guild, poor, gold=39, rid="poor")
     before = await counts(env, guild)
 
-    refused = await buy_coffee(env.db, env.cache, guild_id=guild, user_id=poor, interaction_id=1)
+    refused = await env.economy.buy_coffee(guild_id=guild, user_id=poor, interaction_id=1)
     assert (refused.ok, refused.cost, refused.balance) == (False, 40, 39)
-    missing = await buy_coffee(env.db, env.cache, guild_id=guild, user_id=nobody, interaction_id=2)
+    missing = await env.economy.buy_coffee(guild_id=guild, user_id=nobody, interaction_id=2)
     assert (missing.ok, missing.balance) == (False, 0)
     assert await counts(env, guild) == before
 
-    bought = await buy_coffee(env.db, env.cache, guild_id=guild, user_id=rich, interaction_id=3)
+    bought = await env.economy.buy_coffee(guild_id=guild, user_id=rich, interaction_id=3)
     assert (bought.ok, bought.cost, bought.balance, bought.replayed) == (True, 40, 60, False)
-    replay = await buy_coffee(env.db, env.cache, guild_id=guild, user_id=rich, interaction_id=3)
+    replay = await env.economy.buy_coffee(guild_id=guild, user_id=rich, interaction_id=3)
     assert (replay.ok, replay.balance, replay.replayed) == (True, 60, True)
     # Concurrent deliveries of one interaction charge once; distinct ones stop when the gold runs out.
     same = await asyncio.gather(
-        *(buy_coffee(env.db, env.cache, guild_id=guild, user_id=rich, interaction_id=4) for _ in range(5))
+        *(env.economy.buy_coffee(guild_id=guild, user_id=rich, interaction_id=4) for _ in range(5))
     )
     assert sum(not r.replayed for r in same) == 1 and {r.balance for r in same} == {20}
     distinct = await asyncio.gather(
-        *(buy_coffee(env.db, env.cache, guild_id=guild, user_id=rich, interaction_id=10 + i) for i in range(3))
+        *(env.economy.buy_coffee(guild_id=guild, user_id=rich, interaction_id=10 + i) for i in range(3))
     )
     assert [r.ok for r in distinct] == [False] * 3 and {r.balance for r in distinct} == {20}
     purchases = await fetch(
@@ -596,7 +589,7 @@ async def test_concurrent_purchases_never_overdraw(env: Env) -> None:
     guild, user = 910000000000000013, U[33]
     await give(env, guild, user, gold=100, rid="wallet")  # default price 50: exactly two coffees
     results = await asyncio.gather(
-        *(buy_coffee(env.db, env.cache, guild_id=guild, user_id=user, interaction_id=100 + i) for i in range(6))
+        *(env.economy.buy_coffee(guild_id=guild, user_id=user, interaction_id=100 + i) for i in range(6))
     )
     assert sum(r.ok for r in results) == 2
     assert sorted(r.balance for r in results if r.ok) == [0, 50]

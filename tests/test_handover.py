@@ -16,7 +16,6 @@ from synapse_async.domain.snowflakes import shard_of
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
 from synapse_async.services.audit import Actor
-from synapse_async.services.economy import award, grant
 from synapse_async.services.settings import update_settings
 from tests.pipeline_support import ACTOR, ADMIN, ALICE, GUILD, member, write_config
 from tests.support import make_runtime, wait_for
@@ -70,10 +69,7 @@ async def test_an_award_served_elsewhere_is_announced_and_role_synced_by_the_own
     before = len(sim.rest_calls)
 
     # The API request lands on the process that does not own the guild.
-    result = await award(
-        other.components.db,
-        other.pipeline.processor,
-        other_cache,
+    await other.economy.award(
         guild_id=GUILD,
         user_id=ALICE,
         xp=200,  # 0 → 200 XP: level 4, past the level-2 reward role
@@ -82,7 +78,6 @@ async def test_an_award_served_elsewhere_is_announced_and_role_synced_by_the_own
         actor=Actor(str(ADMIN), "user", "api"),
         request_id="handover-award-0001",
     )
-    other._after_commit(result.effects)  # what the API adapter does once the service returned
 
     def posts() -> list[str]:
         return [
@@ -114,16 +109,12 @@ async def test_an_award_served_elsewhere_is_announced_and_role_synced_by_the_own
     )
     await wait_for(lambda: any(t.name == "Handed" for t in other_cache.guild(GUILD).templates))
     template = next(t for t in other_cache.guild(GUILD).templates if t.name == "Handed")
-    granted = await grant(
-        other.components.db,
-        other.pipeline.processor,
-        other_cache,
+    await other.economy.grant(
         guild_id=GUILD,
         user_id=ALICE,
         template_id=template.template_id,
         actor=Actor(str(ADMIN), "user", "api"),
         request_id="handover-grant-0001",
     )
-    other._after_commit(granted.effects)
     await wait_for(lambda: "Achievement unlocked!" in posts())
     assert owner.announcer.snapshot()["sent"] == 3 and other.announcer.snapshot()["sent"] == 0

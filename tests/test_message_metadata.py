@@ -14,7 +14,7 @@ import regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from synapse_async.bot.metadata import MessageMetadata, derive_metadata, emoji_key
+from synapse_async.domain.metadata import MessageMetadata, derive_metadata, emoji_key
 
 GRAPHEME = regex.compile(r"\X")
 CUSTOM_TAG = regex.compile(r"<a?:[A-Za-z0-9_]{1,32}:[0-9]{1,20}>")

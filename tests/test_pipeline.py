@@ -13,7 +13,7 @@ import pytest
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
-from synapse_async.services.economy import AwardResult, award
+from synapse_async.services.economy import AwardResult
 from tests.pipeline_support import (
     ACTOR,
     GUILD,
@@ -164,8 +164,7 @@ async def test_pipeline_and_economy_writing_one_member_concurrently_lose_nothing
 ) -> None:
     """200 messages through the pipeline while manual awards hit the same member row (SPEC §27 item 2)."""
     rt, sim = sandbox
-    assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
-    db, cache, processor = rt.components.db, rt.components.cache, rt.pipeline.processor
+    assert rt.components.db is not None and rt.components.cache is not None and rt.economy is not None
     messages_done = asyncio.Event()
     awards: list[AwardResult] = []
 
@@ -181,10 +180,7 @@ async def test_pipeline_and_economy_writing_one_member_concurrently_lose_nothing
 
     async def award_until_done() -> None:
         while not messages_done.is_set() or len(awards) < 5:
-            result = await award(
-                db,
-                processor,
-                cache,
+            result = await rt.economy.award(
                 guild_id=GUILD,
                 user_id=U[8],
                 xp=7,

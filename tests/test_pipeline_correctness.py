@@ -14,7 +14,6 @@ from sqlalchemy import text
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
-from synapse_async.services.economy import grant, revoke
 from tests.pipeline_support import (
     ACTOR,
     GUILD,
@@ -90,10 +89,7 @@ async def test_a_manual_lower_tier_gates_the_series(plain_sandbox: tuple[Runtime
     try:
         await _message(rt, sim, user, plain)
         assert await _badges(rt, user) == []  # tier 1 (manual) not earned: tier 2 is not earnable yet
-        await grant(
-            rt.components.db,
-            rt.pipeline.processor,
-            rt.components.cache,
+        await rt.economy.grant(
             guild_id=GUILD,
             user_id=user,
             template_id=tier1,
@@ -121,10 +117,7 @@ async def test_a_revoke_frees_a_full_template_for_the_next_change(
         assert await _badges(rt, first) == [(template, "auto")]
         await _message(rt, sim, second, plain)
         assert await _badges(rt, second) == []  # full: max_earners 1
-        await revoke(
-            rt.components.db,
-            rt.pipeline.processor,
-            rt.components.cache,
+        await rt.economy.revoke(
             guild_id=GUILD,
             user_id=first,
             template_id=template,

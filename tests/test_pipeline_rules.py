@@ -357,7 +357,6 @@ async def test_manual_award_is_announced_after_commit_without_pings(
     plain_sandbox: tuple[Runtime, DiscordSimulator, int],
 ) -> None:
     from synapse_async.services.audit import Actor
-    from synapse_async.services.economy import award
 
     rt, sim, _ = plain_sandbox
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
@@ -365,10 +364,7 @@ async def test_manual_award_is_announced_after_commit_without_pings(
     channel = int(await sim.create_channel("awards", "announcement"))
     await wait_for(lambda: channel in cache.guild(GUILD).channels)
     before = len(sim.rest_calls)
-    result = await award(
-        rt.components.db,
-        rt.pipeline.processor,
-        cache,
+    result = await rt.economy.award(
         guild_id=GUILD,
         user_id=U[24],
         xp=40,
@@ -379,7 +375,6 @@ async def test_manual_award_is_announced_after_commit_without_pings(
         channel_id=channel,
     )
     assert (result.xp_applied, result.gold_applied) == (40, 0)
-    rt._after_commit(result.effects)  # what the API/command adapter does once the service returned
 
     def posted() -> list[object]:
         return [
@@ -401,7 +396,6 @@ async def test_announcements_show_the_avatar_and_the_admins_name(
     """SPEC §14: level-up and badge-less achievement embeds carry the avatar; footers name the admin, not an id."""
     from synapse_async.bot.gateway import DiscordGateway
     from synapse_async.services.audit import Actor
-    from synapse_async.services.economy import award, grant
 
     rt, sim, _ = plain_sandbox
     assert rt.components.db is not None and rt.components.cache is not None and rt.pipeline is not None
@@ -419,13 +413,8 @@ async def test_announcements_show_the_avatar_and_the_admins_name(
     await wait_for(lambda: any(t.name == "Helpful" for t in cache.guild(GUILD).templates))
     actor = Actor(str(admin), "user", "api")
     common = {"guild_id": GUILD, "user_id": user, "actor": actor, "channel_id": channel}
-    db, processor = rt.components.db, rt.pipeline.processor
-    granted = await grant(
-        db, processor, cache, template_id=await _template_id(rt, "Helpful"), request_id="grant-avatar-01", **common
-    )
-    rt._after_commit(granted.effects)
-    awarded = await award(db, processor, cache, xp=5, gold=0, reason="Thanks", request_id="award-avatar-01", **common)
-    rt._after_commit(awarded.effects)
+    await rt.economy.grant(template_id=await _template_id(rt, "Helpful"), request_id="grant-avatar-01", **common)
+    await rt.economy.award(xp=5, gold=0, reason="Thanks", request_id="award-avatar-01", **common)
 
     def embeds() -> dict[str, dict[str, object]]:
         posts = [c for c in sim.rest_calls if c.method == "POST" and c.path.endswith(f"/channels/{channel}/messages")]

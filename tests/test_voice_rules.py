@@ -46,7 +46,7 @@ def test_slots_are_multiples_of_the_tick_since_the_epoch(now: float, minutes: in
 def test_tracker_classifies_updates_and_remembers_join_times() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from synapse_async.bot.voice import VoiceTracker
+    from synapse_async.domain.voice import VoiceTracker
 
     tracker = VoiceTracker()
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,7 +65,7 @@ def test_tracker_classifies_updates_and_remembers_join_times() -> None:
 def test_a_move_keeps_the_time_in_voice_and_a_rebuild_keeps_both_times() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from synapse_async.bot.voice import VoiceTracker
+    from synapse_async.domain.voice import VoiceTracker
 
     tracker = VoiceTracker()
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,9 +86,9 @@ async def test_a_slot_is_paid_only_to_members_in_voice_since_it_started() -> Non
 
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from synapse_async.bot.voice import VoiceTracker
     from synapse_async.cache.config_cache import ConfigCache
     from synapse_async.domain.events import MemberRef, VoiceTick
+    from synapse_async.domain.voice import VoiceTracker
     from synapse_async.tasks.voice_ticker import VoiceTicker
 
     guild, lounge, a, b = 1, 10, 7, 8

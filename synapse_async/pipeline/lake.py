@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from synapse_async.cache.config_cache import GuildConfig, SeasonInfo
+from synapse_async.domain.config import GuildConfig, season_at
 from synapse_async.domain.events import (
     GatewayDomainEvent,
     MemberJoined,
@@ -196,12 +196,6 @@ def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:
             event.occurred_at,
         )
     return None
-
-
-def season_at(guild: GuildConfig, at: datetime) -> SeasonInfo | None:
-    """The season `at` belongs to (SPEC §11 attribution: [starts_at, COALESCE(ended_at, ends_at))), among the
-    active and recently ended seasons the cache holds: an event buffered across a rollover keeps its season."""
-    return next((s for s in guild.seasons if s.contains(at)), None)
 
 
 def periods(guild: GuildConfig, at: datetime) -> list[str]:
