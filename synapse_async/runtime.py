@@ -25,13 +25,13 @@ from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
+from synapse_async.components import Components, GatewayStatus, Lifecycle
 from synapse_async.config import Config, run_problems
 from synapse_async.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.domain.snowflakes import shard_of
 from synapse_async.handover import Handover, split_effects
-from synapse_async.health import Components, GatewayStatus, Lifecycle
 from synapse_async.ledger import Effects, LevelEngine
 from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.cooldowns import CooldownCache
@@ -178,7 +178,7 @@ class Runtime:
         )
         self.components.pipeline = self.pipeline
         # Services are built once here; each write commits and then publishes its own effects.
-        self.economy = Economy(db, self.engine, cache, self._after_commit)
+        self.economy = self.components.economy = Economy(db, self.engine, cache, self._after_commit)
         if self.sink is None:
             self.sink = self.pipeline
         self.supervisor.add(PIPELINE_TASK, self.pipeline.run)
@@ -261,6 +261,8 @@ class Runtime:
             default_guilds=cfg.dev_guild_ids,
             register_commands=register,
         )
+        assert self.economy is not None
+        gateway.provide(Economy, self.economy)  # commands get the service through lightbulb's DI
         self._wire_discord_tasks(gateway, cache, db)
         return gateway
 

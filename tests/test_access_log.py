@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestServer
 from synapse_async.api.app import build_app
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.middleware import PRINCIPAL, request_context
+from synapse_async.components import Components, Lifecycle
 from synapse_async.config import load_config
-from synapse_async.health import Components, Lifecycle
 from synapse_async.obs import clear_context, configure_logging, reset_logging
 
 NETS = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))

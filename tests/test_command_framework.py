@@ -54,6 +54,13 @@ async def test_admin_check_refuses_members_and_admits_admins(runtime: Runtime) -
     assert admitted.content == "admin ok"
 
 
+async def test_commands_get_the_runtimes_economy_service_injected(runtime: Runtime) -> None:
+    """The runtime registers its one `Economy` in lightbulb's DI: a command declares it and uses it."""
+    record = await _sim(runtime).invoke("test-coffee", user=ALICE)
+    assert record.content == "ok=False balance=0"  # no member row yet: nothing to pay with, nothing written
+    assert runtime.components.economy is runtime.economy is not None
+
+
 async def test_commands_sync_once_per_start_and_only_when_definitions_differ(fresh_database: str) -> None:
     sim = DiscordSimulator(members=3, seed=1, heartbeat_interval_ms=1000)
     await sim.start()

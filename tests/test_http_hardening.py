@@ -21,8 +21,8 @@ from aiohttp import web
 
 from synapse_async.api.app import build_app
 from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.components import Components, Lifecycle
 from synapse_async.config import load_config
-from synapse_async.health import Components, Lifecycle
 from synapse_async.runtime import Runtime, StartupError
 from tests.pipeline_support import ALICE, GUILD
 from tests.support import make_runtime, wait_for

@@ -162,6 +162,11 @@ class DiscordGateway:
         b.subscribe(hikari.MemberCreateEvent, _sync_listener(n.on_member_create))
         b.subscribe(hikari.MemberDeleteEvent, _sync_listener(n.on_member_delete))
 
+    def provide(self, kind: type[T], value: T) -> None:
+        """Make a service built by the runtime injectable into commands (`value: Kind = lightbulb.di.INJECTED`);
+        called before `start`, i.e. before any command can run."""
+        self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT).register_value(kind, value)
+
     # --- lifecycle (runtime GatewayClient slot) ----------------------------------------------------------------
     async def start(self) -> None:
         # Commands are loaded before the gateway starts; lightbulb syncs them once, on this start's StartedEvent,
