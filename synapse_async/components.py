@@ -27,7 +27,7 @@ class GatewayStatus(Protocol):
     """What the gateway client exposes to the probes (one entry per local shard)."""
 
     def shard_states(self) -> list[dict[str, Any]]:
-        """[{"id": 0, "state": "connected", "latency_ms": 41.7}, …]"""
+        """One entry per local shard, e.g. `[{"id": 0, "state": "connected", "latency_ms": 41.7}, …]`."""
         ...
 
 

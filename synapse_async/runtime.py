@@ -217,7 +217,6 @@ class Runtime:
 
     async def _build_gateway(self, db: Database, cache: ConfigCache) -> GatewayClient:
         """Step 9: Discord with a token, else the in-process simulator (SPEC §3.5), through the same hikari client."""
-        from synapse_async.bot.commands import EXTENSIONS
         from synapse_async.bot.gateway import DiscordGateway
         from synapse_async.bot.normalizer import Normalizer
 
@@ -255,7 +254,7 @@ class Runtime:
             sessions=db.sessions,
             normalizer=normalizer,
             cache=cache,
-            extensions=self._extensions if self._extensions is not None else EXTENSIONS,
+            extensions=self._extensions,
             shard_ids=local_shards,
             shard_count=shard_count,
             default_guilds=cfg.dev_guild_ids,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightbulb
 
-from synapse_async.bot.commands.framework import CommandInputError, Responder, admin_only
+from synapse_async.bot.framework import CommandInputError, Responder, admin_only
 from synapse_async.db.faults import DatabaseUnavailable
 from synapse_async.services.economy import Economy
 

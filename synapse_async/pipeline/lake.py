@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from synapse_async.domain.config import GuildConfig, season_at
 from synapse_async.domain.events import (
@@ -153,7 +153,7 @@ def lake_row(event: GatewayDomainEvent, guild: GuildConfig) -> LakeRow | None:
             {"joined_at": event.joined_at.isoformat() if event.joined_at else None, "membership_seconds": seconds},
             event.occurred_at,
         )
-    return None
+    assert_never(event)
 
 
 def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:

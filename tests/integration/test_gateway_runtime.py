@@ -28,11 +28,10 @@ from synapse_async.domain.events import (
     VoiceStateChanged,
 )
 from synapse_async.domain.snowflakes import snowflake_time
-from synapse_async.pipeline.intake import RecordingSink
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
 from synapse_async.sandbox.world import VoiceState
-from tests.support import get_json, make_runtime, wait_for
+from tests.support import RecordingSink, get_json, make_runtime, wait_for
 
 GUILD = 100000000000000001
 ADMIN = 100000000000000010

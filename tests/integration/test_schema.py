@@ -29,7 +29,7 @@ from synapse_async.db.models import Base
 from synapse_async.db.urls import to_asyncpg_dsn, to_sqlalchemy_url
 from tests.conftest import create_database, drop_database
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
 HEAD = "0001_initial"
 GUILD = 100000000000000001

@@ -19,9 +19,8 @@ from sqlalchemy import text
 from synapse_async.config import VARIABLES
 from synapse_async.domain.events import MessageCreated
 from synapse_async.domain.snowflakes import shard_of
-from synapse_async.pipeline.intake import RecordingSink
 from synapse_async.sandbox import DiscordSimulator
-from tests.support import get_json, make_runtime, wait_for
+from tests.support import RecordingSink, get_json, make_runtime, wait_for
 
 SANDBOX_GUILD = 100000000000000001
 ALICE = 100000000000001000

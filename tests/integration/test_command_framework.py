@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from synapse_async.access import is_guild_admin
-from synapse_async.bot.commands.framework import BUSY_MESSAGE, NOT_ADMIN_MESSAGE
+from synapse_async.bot.framework import BUSY_MESSAGE, NOT_ADMIN_MESSAGE
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
 from tests.support import make_runtime

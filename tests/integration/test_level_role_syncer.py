@@ -32,7 +32,7 @@ from synapse_async.sandbox import SANDBOX_BOT_ID, SANDBOX_FIRST_MEMBER_ID, SANDB
 from synapse_async.sandbox.recording import RestCall
 from synapse_async.sandbox.world import DEFAULT_BOT_PERMISSIONS, ROLE_BOT_ID, ROLE_MEMBER_ID, Permission
 from synapse_async.settings import ResolvedSettings
-from tests.sandbox.conftest import INTENTS, make_bot, running
+from tests.integration.sandbox.conftest import INTENTS, make_bot, running
 from tests.support import wait_for
 
 GUILD = SANDBOX_GUILD_ID

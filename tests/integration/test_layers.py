@@ -11,7 +11,7 @@ from pathlib import Path
 
 from importlinter.cli import lint_imports
 
-PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def test_every_import_linter_contract_is_kept() -> None:

@@ -46,7 +46,7 @@ CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON reward_journal DEFERR
 
 
 class OwnServer:
-    """This test's private embedded PostgreSQL, which it may stop and start again on the same data directory."""
+    """The test's private embedded PostgreSQL, which it may stop and start again on the same data directory."""
 
     def __init__(self, data_dir: Path) -> None:
         self._dir = data_dir

@@ -12,7 +12,7 @@ import pytest
 
 from synapse_async.config import VARIABLES, ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_parse_in_sandbox() -> None:
