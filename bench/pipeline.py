@@ -39,7 +39,7 @@ from synapse_async.config import load_config
 from synapse_async.db.embedded import EmbeddedPostgres
 from synapse_async.db.urls import to_asyncpg_dsn, with_database
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
-from synapse_async.pipeline.processor import Effects
+from synapse_async.ledger import Effects
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.workload import BENCH_GUILD_ID
 from synapse_async.services.audit import Actor

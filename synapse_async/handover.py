@@ -26,8 +26,8 @@ from sqlalchemy import text
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.notify import notify_event
+from synapse_async.ledger import Earned, Effects, LevelUp, ManualAward
 from synapse_async.obs.logging import get_logger
-from synapse_async.pipeline.processor import Earned, Effects, LevelUp, ManualAward
 
 log = get_logger(__name__)
 

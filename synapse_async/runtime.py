@@ -25,16 +25,19 @@ from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
+from synapse_async.components import Components, GatewayStatus, Lifecycle
 from synapse_async.config import Config, run_problems
 from synapse_async.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.domain.snowflakes import shard_of
 from synapse_async.handover import Handover, split_effects
-from synapse_async.health import Components, GatewayStatus, Lifecycle
+from synapse_async.ledger import Effects, LevelEngine
 from synapse_async.obs.logging import get_logger
+from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.lanes import Pipeline
-from synapse_async.pipeline.processor import CooldownCache, Effects, Processor
+from synapse_async.pipeline.processor import Processor
+from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
 
 if TYPE_CHECKING:
@@ -108,6 +111,8 @@ class Runtime:
         # Tests may replace the pipeline as the normalizer's sink with a recorder; normally the pipeline consumes.
         self.sink: EventSink | None = sink
         self.pipeline: Pipeline | None = None
+        self.engine = LevelEngine()  # the one level/achievement engine: pipeline, economy and jobs share it
+        self.economy: Economy | None = None
         self.authors: AuthorIndex | None = None
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
@@ -165,7 +170,7 @@ class Runtime:
         self.authors = AuthorIndex(cfg.message_author_cache_max)
         self.pipeline = Pipeline(
             db,
-            Processor(cache, CooldownCache(cfg.cooldown_cache_max)),
+            Processor(cache, CooldownCache(cfg.cooldown_cache_max), self.engine),
             concurrency=cfg.pipeline_concurrency,
             buffer_events=cfg.pipeline_buffer_events,
             buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
@@ -174,6 +179,8 @@ class Runtime:
             resolve_authors=self.authors.resolve,
         )
         self.components.pipeline = self.pipeline
+        # Services are built once here; each write commits and then publishes its own effects.
+        self.economy = self.components.economy = Economy(db, self.engine, cache, self._after_commit)
         if self.sink is None:
             self.sink = self.pipeline
         self.supervisor.add(PIPELINE_TASK, self.pipeline.run)
@@ -212,7 +219,6 @@ class Runtime:
 
     async def _build_gateway(self, db: Database, cache: ConfigCache) -> GatewayClient:
         """Step 9: Discord with a token, else the in-process simulator (SPEC §3.5), through the same hikari client."""
-        from synapse_async.bot.commands import EXTENSIONS
         from synapse_async.bot.gateway import DiscordGateway
         from synapse_async.bot.normalizer import Normalizer
 
@@ -250,27 +256,29 @@ class Runtime:
             sessions=db.sessions,
             normalizer=normalizer,
             cache=cache,
-            extensions=self._extensions if self._extensions is not None else EXTENSIONS,
+            extensions=self._extensions,
             shard_ids=local_shards,
             shard_count=shard_count,
             default_guilds=cfg.dev_guild_ids,
             register_commands=register,
-            services=self._command_services(db, cache),
         )
+        self._provide_services(gateway, db)
         self._wire_discord_tasks(gateway, cache, db)
         return gateway
 
-    def _command_services(self, db: Database, cache: ConfigCache) -> list[object]:
-        """The services slash commands receive through lightbulb's DI (each registered under its own type)."""
-        from synapse_async.bot.commands.framework import EconomyAccess
+    def _provide_services(self, gateway: DiscordGateway, db: Database) -> None:
+        """The services slash commands receive through lightbulb's DI, each built once here."""
         from synapse_async.services.catalogue import Catalogue
         from synapse_async.services.member_settings import MemberSettings
         from synapse_async.services.seasons import Seasons
         from synapse_async.services.standings import Standings
 
-        assert self.pipeline is not None
-        economy = EconomyAccess(db, self.pipeline.processor, cache, self._after_commit)
-        return [economy, Standings(db), MemberSettings(db), Seasons(db), Catalogue(db)]
+        assert self.economy is not None
+        gateway.provide(Economy, self.economy)
+        gateway.provide(Standings, Standings(db))
+        gateway.provide(MemberSettings, MemberSettings(db))
+        gateway.provide(Seasons, Seasons(db))
+        gateway.provide(Catalogue, Catalogue(db))
 
     def _wire_discord_tasks(self, gateway: DiscordGateway, cache: ConfigCache, db: Database) -> None:
         """Background work that needs the gateway: announcer, voice ticker, season rollover (SPEC §23.1)."""
@@ -314,7 +322,7 @@ class Runtime:
         self.jobs = JobRunner(
             db,
             {
-                "relevel": relevel_handler(db, self.pipeline.processor, cache, self._after_commit),
+                "relevel": relevel_handler(db, self.engine, cache, self._after_commit),
                 "level_role_sync": level_role_sync_handler(db, self.role_syncer),
                 **lake_job_handlers(db, self.config),
             },

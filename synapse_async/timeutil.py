@@ -5,10 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def iso(value: datetime | None) -> str | None:
     """RFC 3339 UTC (`…Z`) or None; naive datetimes are taken as UTC."""
     if value is None:

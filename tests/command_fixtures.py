@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import lightbulb
 
-from synapse_async.bot.commands.framework import CommandInputError, Responder, admin_only
+from synapse_async.bot.framework import CommandInputError, Responder, admin_only
 from synapse_async.db.faults import DatabaseUnavailable
+from synapse_async.services.economy import Economy
 
 loader = lightbulb.Loader()
 
@@ -30,3 +31,14 @@ class AdminPing(lightbulb.SlashCommand, name="test-admin", description="Admins o
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context) -> None:
         await ctx.respond("admin ok", ephemeral=True)
+
+
+@loader.command
+class Coffee(lightbulb.SlashCommand, name="test-coffee", description="Buys a coffee through the injected service"):
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, economy: Economy = lightbulb.di.INJECTED) -> None:
+        assert ctx.guild_id is not None
+        result = await economy.buy_coffee(
+            guild_id=int(ctx.guild_id), user_id=int(ctx.user.id), interaction_id=int(ctx.interaction.id)
+        )
+        await ctx.respond(f"ok={result.ok} balance={result.balance}", ephemeral=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import aiohttp
 
 from synapse_async.bot.normalizer import EventSink
 from synapse_async.config import load_config
+from synapse_async.domain.events import GatewayDomainEvent
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
 
@@ -64,3 +66,16 @@ async def get_json(port: int, path: str) -> tuple[int, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         async with http.get(f"http://127.0.0.1:{port}{path}") as resp:
             return resp.status, await resp.json()
+
+
+class RecordingSink:
+    """An `EventSink` that keeps what the normalizer produced (bounded), so a test sees exactly that."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.events: deque[GatewayDomainEvent] = deque(maxlen=limit)
+
+    def submit(self, event: GatewayDomainEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]

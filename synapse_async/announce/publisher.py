@@ -19,8 +19,9 @@ import hikari
 
 from synapse_async.announce.announcer import Announcement, Announcer
 from synapse_async.announce.embeds import achievement_embed, award_embed, level_up_embed
-from synapse_async.cache.config_cache import ConfigCache, GuildConfig, TemplateInfo
-from synapse_async.pipeline.processor import Effects
+from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.domain.config import GuildConfig, TemplateInfo
+from synapse_async.ledger import Effects
 
 
 def _candidates(*channels: int | None) -> tuple[int, ...]:

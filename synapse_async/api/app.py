@@ -10,8 +10,8 @@ from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.keys import COMPONENTS, CONFIG, DB_GATE
 from synapse_async.api.middleware import errors, gate, public_rate_limit, request_context
 from synapse_async.api.ratelimit import SlidingWindowLimiter
+from synapse_async.components import Components
 from synapse_async.config import Config
-from synapse_async.health import Components
 
 
 def build_app(config: Config, components: Components, db_gate: HttpDatabaseGate) -> web.Application:

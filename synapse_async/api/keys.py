@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.components import Components
 from synapse_async.config import Config
-from synapse_async.health import Components
 
 CONFIG = web.AppKey("config", Config)
 COMPONENTS = web.AppKey("components", Components)

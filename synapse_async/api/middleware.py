@@ -25,8 +25,8 @@ from aiohttp.typedefs import Middleware
 from synapse_async.api.clients import Network, client_ip
 from synapse_async.api.errors import ApiError, error_response
 from synapse_async.api.ratelimit import SlidingWindowLimiter
+from synapse_async.components import Lifecycle
 from synapse_async.db.faults import is_transient
-from synapse_async.health import Lifecycle
 from synapse_async.obs.logging import get_logger
 
 log = get_logger("synapse_async.http")

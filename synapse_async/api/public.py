@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from synapse_async.api.errors import ApiError, parse_snowflake
 from synapse_async.api.keys import COMPONENTS, CONFIG, DB_GATE
-from synapse_async.cache.config_cache import GuildConfig
+from synapse_async.domain.config import GuildConfig
 from synapse_async.settings import REGISTRY, to_json
 from synapse_async.timeutil import iso
 

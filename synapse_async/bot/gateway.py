@@ -16,7 +16,8 @@ import hikari
 import lightbulb
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from synapse_async.bot.commands.framework import Responder, install
+from synapse_async.bot import commands as commands_package
+from synapse_async.bot.framework import Responder, install
 from synapse_async.bot.normalizer import Normalizer
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.faults import BACKGROUND, INTERACTIVE, RetryPolicy, is_transient, log_retries, retry_transient
@@ -119,18 +120,17 @@ class DiscordGateway:
         shard_ids: Sequence[int] | None,
         shard_count: int | None,
         cache: ConfigCache,
-        extensions: Sequence[str] = (),
+        extensions: Sequence[str] | None = None,
         default_guilds: Sequence[int] = (),
         register_commands: bool = True,
-        services: Sequence[object] = (),
     ) -> None:
         self.bot = make_gateway_bot(token, rest_url)
         self.commands = lightbulb.client_from_app(
             self.bot, default_enabled_guilds=list(default_guilds), sync_commands=register_commands
         )
         self.responder = Responder()
-        install(self.commands, cache, self.responder, *services)
-        self._extensions = list(extensions)
+        install(self.commands, cache, self.responder)
+        self._extensions = list(extensions) if extensions is not None else None
         self._sessions = sessions
         self.normalizer = normalizer
         normalizer.bind(self.bot)
@@ -163,11 +163,19 @@ class DiscordGateway:
         b.subscribe(hikari.MemberCreateEvent, _sync_listener(n.on_member_create))
         b.subscribe(hikari.MemberDeleteEvent, _sync_listener(n.on_member_delete))
 
+    def provide(self, kind: type[T], value: T) -> None:
+        """Make a service built by the runtime injectable into commands (`value: Kind = lightbulb.di.INJECTED`);
+        called before `start`, i.e. before any command can run."""
+        self.commands.di.registry_for(lightbulb.di.Contexts.DEFAULT).register_value(kind, value)
+
     # --- lifecycle (runtime GatewayClient slot) ----------------------------------------------------------------
     async def start(self) -> None:
         # Commands are loaded before the gateway starts; lightbulb syncs them once, on this start's StartedEvent,
         # and only writes to Discord when the definitions differ (never again on reconnects).
-        await self.commands.load_extensions(*self._extensions)
+        if self._extensions is None:  # production: every command group module of `bot/commands/`
+            await self.commands.load_extensions_from_package(commands_package)
+        else:  # tests choose their own extension modules
+            await self.commands.load_extensions(*self._extensions)
         await self.bot.start(check_for_updates=False, shard_ids=self._shard_ids, shard_count=self._shard_count)
 
     async def close(self) -> None:

@@ -19,8 +19,6 @@ from typing import Protocol, cast
 import hikari
 
 from synapse_async.bot.authors import AuthorIndex
-from synapse_async.bot.metadata import derive_metadata, emoji_key
-from synapse_async.bot.voice import VoiceTracker
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.domain.events import (
     GatewayDomainEvent,
@@ -34,7 +32,9 @@ from synapse_async.domain.events import (
     ThreadCreated,
     VoiceStateChanged,
 )
+from synapse_async.domain.metadata import derive_metadata, emoji_key
 from synapse_async.domain.snowflakes import snowflake_time
+from synapse_async.domain.voice import VoiceTracker
 from synapse_async.obs.logging import get_logger
 
 log = get_logger(__name__)

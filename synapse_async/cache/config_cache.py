@@ -13,8 +13,7 @@ import asyncio
 import dataclasses
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,138 +21,23 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from synapse_async.domain.config import (
+    DEFAULT_SETTINGS,
+    CategoryInfo,
+    ChannelInfo,
+    GuildConfig,
+    GuildInfo,
+    Multiplier,
+    NoXpTargets,
+    RarityInfo,
+    SeasonInfo,
+    SeriesInfo,
+    TemplateInfo,
+)
 from synapse_async.obs.logging import get_logger
-from synapse_async.rewards.leveling import LevelCurve, curve_for
 from synapse_async.settings import REGISTRY, ResolvedSettings, normalize_stored
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Multiplier:
-    xp: float
-    stars: float
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelInfo:
-    channel_id: int
-    name: str
-    type: str
-    parent_id: int | None
-    deleted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class GuildInfo:
-    guild_id: int
-    name: str
-    owner_id: int
-    afk_channel_id: int | None
-    icon_hash: str | None
-    left: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SeasonInfo:
-    season_id: int
-    name: str
-    starts_at: datetime
-    ends_at: datetime
-    ended_at: datetime | None = None
-    active: bool = True
-
-    def contains(self, at: datetime) -> bool:
-        """SPEC §11 attribution: `at` ∈ [starts_at, COALESCE(ended_at, ends_at))."""
-        return self.starts_at <= at < (self.ended_at if self.ended_at is not None else self.ends_at)
-
-
-@dataclass(frozen=True, slots=True)
-class NoXpTargets:
-    channels: frozenset[int] = frozenset()
-    roles: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateInfo:
-    template_id: int
-    name: str
-    description: str | None
-    category_id: int | None
-    rarity_id: int | None
-    series_id: int | None
-    series_order: int | None
-    trigger_type: str
-    trigger_config: Mapping[str, Any]
-    xp_reward: int
-    gold_reward: int
-    badge_image_url: str | None
-    announce_channel_id: int | None
-    is_hidden: bool
-    max_earners: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryInfo:
-    category_id: int
-    name: str
-    icon: str | None
-    sort_order: int
-
-
-@dataclass(frozen=True, slots=True)
-class RarityInfo:
-    rarity_id: int
-    name: str
-    color: str
-    emoji: str | None
-    sort_order: int
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesInfo:
-    series_id: int
-    name: str
-    description: str | None
-
-
-_DEFAULT_SETTINGS = ResolvedSettings({})
-
-
-@dataclass(frozen=True, slots=True)
-class GuildConfig:
-    """Everything the hot path needs about one guild, immutable and swapped as a whole."""
-
-    guild_id: int
-    settings: ResolvedSettings = field(default_factory=lambda: _DEFAULT_SETTINGS)
-    info: GuildInfo | None = None
-    channels: Mapping[int, ChannelInfo] = field(default_factory=dict)
-    type_defaults: Mapping[tuple[str, str], Multiplier] = field(default_factory=dict)
-    overrides: Mapping[tuple[int, str], Multiplier] = field(default_factory=dict)
-    role_multipliers: Mapping[int, Multiplier] = field(default_factory=dict)
-    no_xp: NoXpTargets = NoXpTargets()
-    level_roles: tuple[tuple[int, int], ...] = ()  # (level, role_id) ascending
-    templates: tuple[TemplateInfo, ...] = ()  # active only, ordered by series, series_order, id
-    # A fresh number on every load of `templates` (full or targeted): what the processor remembers about a
-    # template's capacity is valid only for the load it was observed under (a revoke or reactivation reloads).
-    templates_version: int = 0
-    categories: Mapping[int, CategoryInfo] = field(default_factory=dict)
-    rarities: Mapping[int, RarityInfo] = field(default_factory=dict)
-    series: Mapping[int, SeriesInfo] = field(default_factory=dict)
-    # The active season and those that ended recently, newest first: buffered events are attributed by their own
-    # time (SPEC §11), so an event from before a rollover still finds the season it belongs to.
-    seasons: tuple[SeasonInfo, ...] = ()
-    # The level curve of `settings`, resolved when the configuration is built (never on the reward path); holding
-    # it keeps the shared curve alive for as long as the guild uses it (see `curve_for`).
-    curve: LevelCurve = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        curve = curve_for(self.settings.int("leveling.level_base"), self.settings.float("leveling.level_factor"))
-        object.__setattr__(self, "curve", curve)
-
-    @property
-    def active_season(self) -> SeasonInfo | None:
-        return next((s for s in self.seasons if s.active), None)
 
 
 # --- loaders: one per notifiable table; each returns {guild_id: value for that GuildConfig field} -------------
@@ -203,7 +87,7 @@ async def load_guild_settings(conn: AsyncConnection, guild_id: int) -> ResolvedS
     For work that must not act on a cache the NOTIFY has not reached yet (a relevel claimed right after the
     curve change that queued it).
     """
-    settings: ResolvedSettings = (await _load_settings(conn, guild_id)).get(guild_id, _DEFAULT_SETTINGS)
+    settings: ResolvedSettings = (await _load_settings(conn, guild_id)).get(guild_id, DEFAULT_SETTINGS)
     return settings
 
 
@@ -298,26 +182,7 @@ async def _load_templates(conn: AsyncConnection, guild_id: int | None) -> dict[i
     )
     return _group(
         rows,
-        lambda rs: tuple(
-            TemplateInfo(
-                int(r.id),
-                r.name,
-                r.description,
-                r.category_id,
-                r.rarity_id,
-                r.series_id,
-                r.series_order,
-                r.trigger_type,
-                dict(r.trigger_config or {}),
-                int(r.xp_reward),
-                int(r.gold_reward),
-                r.badge_image_url,
-                r.announce_channel_id,
-                bool(r.is_hidden),
-                r.max_earners,
-            )
-            for r in rs
-        ),
+        lambda rs: tuple(TemplateInfo.from_row(r._mapping) for r in rs),
     )
 
 
@@ -361,7 +226,7 @@ async def _load_seasons(conn: AsyncConnection, guild_id: int | None) -> dict[int
 
 # table -> (GuildConfig field, loader, value when the guild has no rows)
 _GUILD_TABLES: dict[str, tuple[str, Loader, Callable[[], Any]]] = {
-    "settings": ("settings", _load_settings, lambda: _DEFAULT_SETTINGS),
+    "settings": ("settings", _load_settings, lambda: DEFAULT_SETTINGS),
     "guilds": ("info", _load_guilds, lambda: None),
     "guild_channels": ("channels", _load_channels, dict),
     "channel_type_defaults": ("type_defaults", _load_type_defaults, dict),
@@ -377,7 +242,6 @@ _GUILD_TABLES: dict[str, tuple[str, Loader, Callable[[], Any]]] = {
 }
 GLOBAL_TABLES = frozenset({"revoked_tokens"})
 _TEMPLATE_VERSIONS = itertools.count(1)
-CACHED_TABLES = frozenset(_GUILD_TABLES) | GLOBAL_TABLES
 
 
 class ConfigCache:

@@ -12,13 +12,16 @@ readable after commit without lazy loads on a closed session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from synapse_async.db.transactions import raw_transaction
 from synapse_async.db.urls import to_sqlalchemy_url
 
 
@@ -115,6 +118,12 @@ class Database:
                 if loop.time() >= end:
                     raise
                 await asyncio.sleep(interval)
+
+    def raw_transaction(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """One raw asyncpg transaction on a pooled connection (the pipeline's lanes, the economy, the relevel job):
+        their statements are asyncpg's (prepared and cached) and share this one transaction; a connection lost
+        mid-way becomes `ConnectionLost` (see `db/transactions.py`)."""
+        return raw_transaction(self.engine)
 
     async def dispose(self) -> None:
         await self.http_engine.dispose()

@@ -61,24 +61,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 
-from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, REWARD_KINDS, TRIGGER_TYPES
+from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, REWARD_KINDS, TRIGGER_TYPES, ZERO_REASONS
 
 # --------------------------------------------------------------------------------------------------------------
 # Vocabulary shared with the application (and copied, frozen, into the initial migration).
 # --------------------------------------------------------------------------------------------------------------
 
 JOURNAL_EVENT_TYPES: Final = (*REWARD_KINDS, "manual_award", "achievement", "level_change", "import", "revoke")
-ZERO_REASONS: Final = (
-    "cooldown",
-    "too_short",
-    "no_xp",
-    "self",
-    "bot_target",
-    "unknown_target",
-    "pair_cap",
-    "reactor_cap",
-    "hourly_cap",
-)
 GOLD_REASONS: Final = ("level_up", "achievement", "manual_award", "purchase", "import", "revoke")
 CHANNEL_TYPES: Final = ("text", "announcement", "forum", "media", "voice", "stage", "category")
 MULTIPLIER_CHANNEL_TYPES: Final = tuple(t for t in CHANNEL_TYPES if t != "category")

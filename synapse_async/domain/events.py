@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from synapse_async.bot.metadata import MessageMetadata
+from synapse_async.domain.metadata import MessageMetadata
 from synapse_async.domain.snowflakes import to_ms
 
 VoiceChange = Literal["join", "leave", "move", "state"]

@@ -1,16 +1,25 @@
 """The product's closed vocabularies, defined once (SPEC §2, §6, §12.2, §15.1).
 
-The schema's CHECK constraints (models), the settings registry (`lake.source.<type>` keys), trigger validation
-and the pipeline all read these tuples, so adding a lake event type or a stat happens in one place. The frozen
-Alembic revision keeps its own copy on purpose: a revision must not change when the code does.
+Each vocabulary is one `Literal` type plus the tuple of its values derived from it (`get_args`), so the type
+checker and the runtime checks can never disagree. The schema's CHECK constraints (models), the settings registry
+(`lake.source.<type>` keys), trigger validation, the reward formula and the pipeline all read these, so adding a
+lake event type, a reward kind or a stat happens in one place. The frozen Alembic revision keeps its own copy on
+purpose: a revision must not change when the code does.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
-REWARD_KINDS: Final[tuple[str, ...]] = ("message", "reaction_given", "reaction_received", "thread_create", "voice_tick")
-LAKE_EVENT_TYPES: Final[tuple[str, ...]] = (
+RewardKind = Literal["message", "reaction_given", "reaction_received", "thread_create", "voice_tick"]
+REWARD_KINDS: Final[tuple[RewardKind, ...]] = get_args(RewardKind)
+
+ZeroReason = Literal[
+    "cooldown", "too_short", "no_xp", "self", "bot_target", "unknown_target", "pair_cap", "reactor_cap", "hourly_cap"
+]
+ZERO_REASONS: Final[tuple[ZeroReason, ...]] = get_args(ZeroReason)
+
+LakeEventType = Literal[
     "message_create",
     "message_delete",
     "reaction_add",
@@ -21,19 +30,9 @@ LAKE_EVENT_TYPES: Final[tuple[str, ...]] = (
     "voice_move",
     "member_join",
     "member_leave",
-)
-TRIGGER_TYPES: Final[tuple[str, ...]] = (
-    "stat_threshold",
-    "xp_milestone",
-    "level_reached",
-    "star_threshold",
-    "event_count",
-    "manual",
-)
-STAT_NAMES: Final[tuple[str, ...]] = (
-    "messages_sent",
-    "reactions_given",
-    "reactions_received",
-    "threads_created",
-    "voice_minutes",
-)
+]
+LAKE_EVENT_TYPES: Final[tuple[LakeEventType, ...]] = get_args(LakeEventType)
+TriggerType = Literal["stat_threshold", "xp_milestone", "level_reached", "star_threshold", "event_count", "manual"]
+TRIGGER_TYPES: Final[tuple[TriggerType, ...]] = get_args(TriggerType)
+StatName = Literal["messages_sent", "reactions_given", "reactions_received", "threads_created", "voice_minutes"]
+STAT_NAMES: Final[tuple[StatName, ...]] = get_args(StatName)

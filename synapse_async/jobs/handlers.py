@@ -17,13 +17,12 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy import text
 
-from synapse_async.cache.config_cache import ConfigCache, GuildConfig, load_guild_settings
+from synapse_async.cache.config_cache import ConfigCache, load_guild_settings
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import BACKGROUND, log_retries, retry_transient
-from synapse_async.db.transactions import raw_transaction
+from synapse_async.domain.config import GuildConfig
 from synapse_async.jobs.runner import JobContext, JobHandler
-from synapse_async.pipeline import sql
-from synapse_async.pipeline.processor import Effects, Processor, Tx
+from synapse_async.ledger import Effects, LevelEngine, Tx, sql
 
 BATCH = 1000
 _BATCH_ROWS = f"""
@@ -44,7 +43,7 @@ class GuildRoleSync(Protocol):
 
 
 def relevel_handler(
-    db: Database, processor: Processor, cache: ConfigCache, after_commit: Callable[[Effects], None]
+    db: Database, engine: LevelEngine, cache: ConfigCache, after_commit: Callable[[Effects], None]
 ) -> JobHandler:
     async def relevel(ctx: JobContext) -> dict[str, Any]:
         async with db.engine.connect() as sa_conn:
@@ -55,11 +54,11 @@ def relevel_handler(
             guild = dataclasses.replace(cache.guild(ctx.guild_id), settings=settings)
 
             async def batch(guild: GuildConfig = guild, after: int = after) -> tuple[list[asyncpg.Record], Tx, int]:
-                async with raw_transaction(db.engine) as conn:
+                async with db.raw_transaction() as conn:
                     rows = await conn.fetch(_BATCH_ROWS, ctx.guild_id, after, BATCH)
                     tx, n = Tx(conn, singles=True), 0
                     for row in rows:
-                        if await processor.relevel_member(tx, guild, int(row["user_id"]), row, str(ctx.job_id)):
+                        if await engine.relevel_member(tx, guild, int(row["user_id"]), row, str(ctx.job_id)):
                             n += 1
                 return rows, tx, n
 

@@ -35,6 +35,7 @@ from typing import Any, Final, Literal, TextIO, cast
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
+from typing_extensions import override
 
 from synapse_async.obs.ring import LogRing, level_name, parse_level
 from synapse_async.obs.sanitize import (
@@ -239,6 +240,7 @@ class _Handler(logging.StreamHandler[TextIO]):
         super().__init__(stream)
         self.sink = sink
 
+    @override
     def emit(self, record: logging.LogRecord) -> None:
         ring = self.sink.ring
         floor = min(self.sink.output_level, ring.capture_level) if ring is not None else self.sink.output_level

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
-from synapse_async.cache.config_cache import GuildConfig, SeasonInfo
+from synapse_async.domain.config import GuildConfig, season_at
 from synapse_async.domain.events import (
     GatewayDomainEvent,
     MemberJoined,
@@ -153,7 +153,7 @@ def lake_row(event: GatewayDomainEvent, guild: GuildConfig) -> LakeRow | None:
             {"joined_at": event.joined_at.isoformat() if event.joined_at else None, "membership_seconds": seconds},
             event.occurred_at,
         )
-    return None
+    assert_never(event)
 
 
 def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:
@@ -196,12 +196,6 @@ def _voice_row(event: VoiceStateChanged, guild: GuildConfig) -> LakeRow | None:
             event.occurred_at,
         )
     return None
-
-
-def season_at(guild: GuildConfig, at: datetime) -> SeasonInfo | None:
-    """The season `at` belongs to (SPEC §11 attribution: [starts_at, COALESCE(ended_at, ends_at))), among the
-    active and recently ended seasons the cache holds: an event buffered across a rollover keeps its season."""
-    return next((s for s in guild.seasons if s.contains(at)), None)
 
 
 def periods(guild: GuildConfig, at: datetime) -> list[str]:

@@ -33,10 +33,11 @@ import asyncpg
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import Fault, RetryPolicy, classify, retry_transient
-from synapse_async.db.transactions import raw_transaction
 from synapse_async.domain.events import PipelineEvent
+from synapse_async.ledger import Effects, NeedsSingles
 from synapse_async.obs.logging import get_logger
-from synapse_async.pipeline.processor import CooldownCache, Effects, NeedsSingles, Processor
+from synapse_async.pipeline.cooldowns import CooldownCache
+from synapse_async.pipeline.processor import Processor
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -270,7 +271,7 @@ class Pipeline:
             return await self._resolve_authors(raw.driver_connection, batch)
 
     async def _process(self, batch: Sequence[PipelineEvent], *, singles: bool = False) -> None:
-        async with raw_transaction(self._db.engine) as conn:
+        async with self._db.raw_transaction() as conn:
             effects = await self._processor.process(conn, batch, singles=singles or len(batch) == 1)
         # COMMITTED: only now may caches, announcements and role syncs change.
         self.stats.batches += 1

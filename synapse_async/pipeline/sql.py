@@ -3,12 +3,15 @@
 Each reward item is ONE statement: the journal insert (ON CONFLICT DO NOTHING — the idempotency gate), and only if
 it inserted, the member upsert-increment and the season-stats upsert-increment, returning the member's state after
 the change. Each lake row is one statement: the insert (the whole-event duplicate gate) plus its counters.
-Statements are run through asyncpg, which prepares and caches them; runs of events go out pipelined.
+Statements are run through asyncpg, which prepares and caches them; runs of events go out pipelined. What follows
+a reward item (level change, achievements, gold) is the ledger engine's, with its SQL in `ledger/sql.py`.
 """
 
 from __future__ import annotations
 
 from functools import cache
+
+from synapse_async.ledger.sql import MEMBER_COLUMNS, SEASON_COLUMNS
 
 LAKE = """
 WITH lake AS (
@@ -34,15 +37,6 @@ STAT_COLUMNS = {
     "thread_create": "threads_created",
     "voice_tick": "voice_minutes",
 }
-MEMBER_COLUMNS = (
-    "xp, level, peak_level, gold, lifetime_stars, messages_sent, reactions_given, reactions_received,"
-    " threads_created, voice_minutes"
-)
-SEASON_COLUMNS = (
-    "stars AS s_stars, xp AS s_xp, messages_sent AS s_messages_sent, reactions_given AS s_reactions_given,"
-    " reactions_received AS s_reactions_received, threads_created AS s_threads_created,"
-    " voice_minutes AS s_voice_minutes"
-)
 
 
 _LAKE_CTE = """
@@ -138,57 +132,6 @@ SELECT count(*) FROM reward_journal
    AND occurred_at > $3::timestamptz - interval '60 minutes' AND occurred_at < $3
 """
 
-# Level change (SPEC §10.2): the level columns and the bonus gold in one atomic update of the locked row.
-LEVEL_UPDATE = """
-UPDATE members SET level = $3, peak_level = GREATEST(peak_level, $4), gold = gold + $5, updated_at = now()
- WHERE guild_id = $1 AND user_id = $2
-RETURNING gold
-"""
-JOURNAL_PLAIN = """
-INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, xp_delta, star_delta,
-                            details, occurred_at, actor_id)
-VALUES ($1, $2, $3, $4, $5, $6, 0, $7::jsonb, $8, $9)
-ON CONFLICT (guild_id, idempotency_key) DO NOTHING
-RETURNING id
-"""
-LEDGER = """
-INSERT INTO gold_ledger (guild_id, user_id, delta, balance_after, reason, journal_id, actor_id, idempotency_key, note)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (guild_id, idempotency_key) DO NOTHING
-"""
-SEASON_GOLD = """
-INSERT INTO season_stats AS ss (season_id, user_id, guild_id, gold_earned) VALUES ($1, $2, $3, $4)
-ON CONFLICT (season_id, user_id) DO UPDATE SET gold_earned = ss.gold_earned + EXCLUDED.gold_earned
-"""
-SEASON_XP = """
-INSERT INTO season_stats AS ss (season_id, user_id, guild_id, xp) VALUES ($1, $2, $3, GREATEST($4::bigint, 0))
-ON CONFLICT (season_id, user_id) DO UPDATE SET xp = GREATEST(ss.xp + $4::bigint, 0)
-"""
-PREFERENCES = """
-SELECT announce_level_up, announce_achievements, announce_awards FROM member_preferences
- WHERE guild_id = $1 AND user_id = $2
-"""
-EARNED = "SELECT template_id FROM member_achievements WHERE guild_id = $1 AND user_id = $2"
-COUNTERS = """
-SELECT event_type, period, count FROM event_counters
- WHERE guild_id = $1 AND user_id = $2 AND (event_type, period) IN (SELECT * FROM unnest($3::text[], $4::text[]))
-"""
-SEASON_ROW = f"SELECT {SEASON_COLUMNS} FROM season_stats WHERE season_id = $1 AND user_id = $2"
-CLAIM_TEMPLATE = """
-UPDATE achievement_templates SET earned_count = earned_count + 1, updated_at = now()
- WHERE id = $1 AND active AND (max_earners IS NULL OR earned_count < max_earners)
-RETURNING id
-"""
-EARN = """
-INSERT INTO member_achievements (guild_id, user_id, template_id, source, granted_by, journal_id)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT DO NOTHING
-RETURNING template_id
-"""
-ADD_XP_GOLD = f"""
-UPDATE members SET xp = xp + $3, gold = gold + $4, updated_at = now() WHERE guild_id = $1 AND user_id = $2
-RETURNING {MEMBER_COLUMNS}
-"""
 MEMBER_JOIN = """
 INSERT INTO members AS mm (guild_id, user_id, display_name, avatar_hash, joined_at, left_at)
 VALUES ($1, $2, $3, $4, $5, NULL)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from synapse_async.cache.config_cache import TemplateInfo
+from synapse_async.domain.config import TemplateInfo
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, STAT_NAMES, TRIGGER_TYPES
 
 __all__ = [

@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final, Literal, get_args
+from typing import Final
 
-from synapse_async.bot.metadata import MessageMetadata
-from synapse_async.cache.config_cache import GuildConfig
+from synapse_async.domain.config import GuildConfig
+from synapse_async.domain.metadata import MessageMetadata
+from synapse_async.domain.vocabulary import REWARD_KINDS, ZERO_REASONS, RewardKind, ZeroReason
 from synapse_async.rewards.multipliers import is_no_xp, resolve_channel_multiplier, role_multiplier
 from synapse_async.rewards.quality import quality
 
@@ -35,14 +36,6 @@ __all__ = [
     "compute_reward",
     "cooldown_active",
 ]
-
-RewardKind = Literal["message", "reaction_given", "reaction_received", "thread_create", "voice_tick"]
-REWARD_KINDS: Final[tuple[RewardKind, ...]] = get_args(RewardKind)
-
-ZeroReason = Literal[
-    "cooldown", "too_short", "no_xp", "self", "bot_target", "unknown_target", "pair_cap", "reactor_cap", "hourly_cap"
-]
-ZERO_REASONS: Final[tuple[ZeroReason, ...]] = get_args(ZeroReason)
 
 EPSILON: Final = 1e-9
 """Added before flooring so products such as 15 × 1.2 × … that land a hair below an integer in binary floating

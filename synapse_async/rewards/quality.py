@@ -8,7 +8,7 @@ explicit anti-gaming rules (§9.4), which leave a `zero_reason`, not of a hidden
 
 from __future__ import annotations
 
-from synapse_async.bot.metadata import MessageMetadata
+from synapse_async.domain.metadata import MessageMetadata
 from synapse_async.settings import ResolvedSettings
 
 __all__ = ["quality", "quality_factors"]

@@ -5,15 +5,16 @@ Each operation is ONE transaction with the pipeline's guarantees, and for the sa
 - Balances move only through atomic SQL (`xp = GREATEST(xp + Δ, 0)`, `gold = gold − cost WHERE gold >= cost`), never
   read-modify-write, so a concurrent message, award or purchase can never lose an update; negative amounts are
   clamped by the database itself and the journal, ledger and result report the APPLIED delta (§10.3).
-- Level changes, level-up gold, automatic achievements and achievement payouts are the processor's own code
-  (`Processor.after_xp_change`, `Processor.earn`), run on a `Tx` of this transaction — one definition of "level"
+- Level changes, level-up gold, automatic achievements and achievement payouts are the ledger engine's code
+  (`LevelEngine.after_xp_change`, `LevelEngine.earn`), run on a `Tx` of this transaction — one definition of "level"
   and of "earning" for events and admin actions alike (§27 item 4).
 - Every operation is keyed (§7.5: `award:`, `grant:`, `revoke:` + request id, `buy:` + interaction id). A repeated
   key applies nothing and returns the first result (`replayed=True`); a concurrent duplicate that slips past the
   up-front check hits the unique key, rolls its whole transaction back and reads the winner's rows instead.
-- Nothing outside the database changes here: announcements, role syncs and level-ups are returned as `Effects` for
-  the caller to hand to the after-commit publisher once this function has returned (i.e. committed). Manual-award
-  announcement candidates travel in `Effects.awards` (added for this module); grants mark `Earned.granted_by`.
+- Nothing outside the database changes inside the transaction: announcements, role syncs and level-ups are
+  collected as `Effects`, and the `Economy` object hands them to its `publish` callback itself once the transaction
+  has COMMITTED (they are also returned on the result). Manual-award announcement candidates travel in
+  `Effects.awards`; grants mark `Earned.granted_by`.
 - Admin mutations write their audit row (§22) in the same transaction, so an award without its audit trail (or
   the reverse) cannot exist.
 
@@ -27,21 +28,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import asyncpg
 
-from synapse_async.cache.config_cache import ConfigCache, TemplateInfo
+from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
 from synapse_async.db.notify import notify_config_raw
-from synapse_async.db.transactions import raw_transaction
-from synapse_async.pipeline import sql
-from synapse_async.pipeline.lake import season_at
-from synapse_async.pipeline.processor import Cause, Effects, ManualAward, Processor, Tx
+from synapse_async.domain.config import TemplateInfo, season_at
+from synapse_async.ledger import Cause, Effects, LevelEngine, ManualAward, Tx, sql
 from synapse_async.rewards.leveling import clamp_delta
 from synapse_async.services.audit import Actor, record_raw
 
@@ -49,15 +47,12 @@ __all__ = [
     "AMOUNT_LIMIT",
     "REASON_MAX",
     "AwardResult",
+    "Economy",
     "GrantRejected",
     "GrantResult",
     "PurchaseResult",
     "RevokeRejected",
     "RevokeResult",
-    "award",
-    "buy_coffee",
-    "grant",
-    "revoke",
 ]
 
 AMOUNT_LIMIT = 1_000_000
@@ -147,7 +142,7 @@ class _Replay(Exception):
     """A concurrent request with the same key committed first: roll back everything and read its result."""
 
 
-# --- SQL of this module (everything else is the pipeline's, in `synapse_async.pipeline.sql`) ---------------------
+# --- SQL of this module (the shared statements are the ledger's, in `synapse_async.ledger.sql`) -----------------
 
 # The member row an admin action needs; a name not yet known is the user id, replaced once a real one is given.
 _ENSURE_MEMBER = """
@@ -217,13 +212,6 @@ def _replayed_badge(row: Mapping[str, Any]) -> BadgeResult:
     )
 
 
-def _transaction(db: Database) -> AbstractAsyncContextManager[asyncpg.Connection]:
-    """A raw asyncpg transaction opened exactly like the pipeline's lanes: the processor's statements are asyncpg
-    statements (prepared and cached), and they must share this one transaction. Connection loss becomes
-    `ConnectionLost` (outcome unknown), which `_retrying` retries."""
-    return raw_transaction(db.engine)
-
-
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     """Run a whole transaction again after any transient fault (db/faults.py): connection lost (even at COMMIT),
     pool timeout, deadlock, serialization failure. It changed nothing outside the database, and every attempt
@@ -250,11 +238,11 @@ def _check_amount(name: str, value: int) -> None:
         raise ValueError(f"{name} must be an integer between -{AMOUNT_LIMIT:,} and {AMOUNT_LIMIT:,}")
 
 
-def _cause(cache: ConfigCache, guild_id: int, key: str, channel_id: int | None) -> tuple[Cause, datetime]:
+def _cause(cache: ConfigCache, guild_id: int, key: str, channel_id: int | None) -> Cause:
     """Admin actions happen now: they belong to the season active now (§11 attribution)."""
     now = datetime.now(UTC)
     season = season_at(cache.guild(guild_id), now)
-    return Cause(guild_id, now, key, season.season_id if season is not None else None, channel_id), now
+    return Cause(guild_id, now, key, season.season_id if season is not None else None, channel_id)
 
 
 def _details(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,7 +258,7 @@ async def _replayed(db: Database, guild_id: int, key: str) -> asyncpg.Record:
     """The committed winner of a key race (read after our rollback)."""
 
     async def read() -> asyncpg.Record | None:
-        async with _transaction(db) as conn:
+        async with db.raw_transaction() as conn:
             return await _read_back(conn, guild_id, key)
 
     row = await _retrying(read)
@@ -279,443 +267,447 @@ async def _replayed(db: Database, guild_id: int, key: str) -> asyncpg.Record:
     return row
 
 
+async def _journal_applied(
+    conn: asyncpg.Connection,
+    cause: Cause,
+    *,
+    user_id: int,
+    event_type: str,
+    xp_applied: int,
+    gold_applied: int,
+    balance: int,
+    details: Mapping[str, Any],
+    actor: Actor,
+    note: str,
+) -> int:
+    """The keyed journal row of a clamped admin change (award, revoke) with its ledger and season rows, all by the
+    APPLIED deltas (§10.3); season gold counts earnings only. Raises `_Replay` when the key is already journaled."""
+    gid, season_id = cause.guild_id, cause.season_id
+    journal_id = await sql.journal(
+        conn,
+        guild_id=gid,
+        user_id=user_id,
+        event_type=event_type,
+        key=cause.key,
+        season_id=season_id,
+        xp_delta=xp_applied,
+        details=details,
+        occurred_at=cause.occurred_at,
+        actor_id=actor.actor_id,
+    )
+    if journal_id is None:
+        raise _Replay()
+    if gold_applied != 0:
+        await sql.gold_entry(
+            conn,
+            guild_id=gid,
+            user_id=user_id,
+            delta=gold_applied,
+            balance_after=balance,
+            reason=event_type,
+            key=cause.key,
+            journal_id=journal_id,
+            actor_id=actor.actor_id,
+            note=note,
+        )
+    if season_id is not None:
+        if xp_applied != 0:
+            await sql.season_xp(conn, guild_id=gid, season_id=season_id, user_id=user_id, xp=xp_applied)
+        if gold_applied > 0:
+            await sql.season_gold(conn, guild_id=gid, season_id=season_id, user_id=user_id, gold=gold_applied)
+    return journal_id
+
+
 async def _balances(conn: asyncpg.Connection, guild_id: int, user_id: int) -> tuple[int, int, int]:
     row = await conn.fetchrow(_BALANCES, guild_id, user_id)
     assert row is not None  # the member row is locked by this transaction
     return int(row["xp"]), int(row["gold"]), int(row["level"])
 
 
-def _template_info(row: Mapping[str, Any]) -> TemplateInfo:
-    """The template as the DATABASE has it now: a grant must honour a deactivation the cache has not seen yet."""
-    config = row["trigger_config"]
-    return TemplateInfo(
-        int(row["id"]),
-        row["name"],
-        row["description"],
-        row["category_id"],
-        row["rarity_id"],
-        row["series_id"],
-        row["series_order"],
-        row["trigger_type"],
-        dict(config) if isinstance(config, Mapping) else dict(json.loads(config or "{}")),
-        int(row["xp_reward"]),
-        int(row["gold_reward"]),
-        row["badge_image_url"],
-        row["announce_channel_id"],
-        bool(row["is_hidden"]),
-        row["max_earners"],
-    )
+# --- the service -------------------------------------------------------------------------------------------------
 
 
-# --- manual award ------------------------------------------------------------------------------------------------
+class Economy:
+    """The economy's write operations, built once by the runtime (`Economy(db, engine, cache, publish)`).
 
-
-async def award(
-    db: Database,
-    processor: Processor,
-    cache: ConfigCache,
-    *,
-    guild_id: int,
-    user_id: int,
-    xp: int,
-    gold: int,
-    reason: str,
-    actor: Actor,
-    request_id: str,
-    display_name: str | None = None,
-    channel_id: int | None = None,
-) -> AwardResult:
-    """Give (or take, clamped at 0) XP and gold to a member, creating the member row if needed (§10.2, §10.3, §14).
-
-    Journal `manual_award` with the applied XP delta, ledger `manual_award` with the applied gold delta (if any),
-    season XP by the applied delta and season gold only when positive, the level change with gold only above the
-    peak, automatic achievements, audit `award.create`. `channel_id` is where a command was used (announcement
-    fallback channel); API awards have none. Raises ValueError for amounts outside ±1,000,000, both amounts 0, or a
-    reason that is blank or longer than 200 characters.
+    Each write method runs its one transaction, and once it has COMMITTED hands the effects (announcements, role
+    syncs) to `publish` itself — no caller can forget to, and none can publish before the commit. The results still
+    carry the effects, for the adapters' replies and for tests.
     """
-    _check_amount("xp", xp)
-    _check_amount("gold", gold)
-    if xp == 0 and gold == 0:
-        raise ValueError("at least one of xp and gold must be non-zero")
-    _check_reason(reason, required=True)
-    _check_request_id(request_id)
-    key = f"award:{request_id}"
 
-    def from_row(row: Mapping[str, Any]) -> AwardResult:
-        return AwardResult(
-            int(row["journal_id"]),
-            int(row["xp_delta"]),
-            int(row["gold_delta"]),
-            int(row["xp"]),
-            int(row["gold"]),
-            int(row["level"]),
-            Effects(),
-            replayed=True,
-        )
+    def __init__(
+        self, db: Database, engine: LevelEngine, cache: ConfigCache, publish: Callable[[Effects], None]
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._cache = cache
+        self._publish = publish
 
-    async def attempt() -> AwardResult:
-        async with _transaction(db) as conn:
-            done = await _read_back(conn, guild_id, key)
-            if done is not None:
-                return from_row(done)
-            tx = Tx(conn, singles=True)
-            guild = cache.guild(guild_id)
-            cause, now = _cause(cache, guild_id, key, channel_id)
-            await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
-            row = await conn.fetchrow(_CLAMPED_ADD, guild_id, user_id, xp, gold)
-            assert row is not None  # ensured just above, in this transaction
-            old_xp, old_gold = int(row["old_xp"]), int(row["old_gold"])
-            xp_applied, gold_applied = int(row["xp"]) - old_xp, int(row["gold"]) - old_gold
-            assert (xp_applied, gold_applied) == (clamp_delta(old_xp, xp), clamp_delta(old_gold, gold))
-            details = json.dumps({"reason": reason, "requested": {"xp": xp, "gold": gold}, "gold": gold_applied})
-            journal_id = await conn.fetchval(
-                sql.JOURNAL_PLAIN,
-                guild_id,
-                user_id,
-                "manual_award",
-                key,
-                cause.season_id,
-                xp_applied,
-                details,
-                now,
-                actor.actor_id,
+    # --- manual award ------------------------------------------------------------------------------------------------
+
+    async def award(
+        self,
+        *,
+        guild_id: int,
+        user_id: int,
+        xp: int,
+        gold: int,
+        reason: str,
+        actor: Actor,
+        request_id: str,
+        display_name: str | None = None,
+        channel_id: int | None = None,
+    ) -> AwardResult:
+        """Give (or take, clamped at 0) XP and gold to a member, creating the member row if needed (§10.2, §10.3, §14).
+
+        Journal `manual_award` with the applied XP delta, ledger `manual_award` with the applied gold delta (if any),
+        season XP by the applied delta and season gold only when positive, the level change with gold only above the
+        peak, automatic achievements, audit `award.create`. `channel_id` is where a command was used (announcement
+        fallback channel); API awards have none. Raises ValueError for amounts outside ±1,000,000, both amounts 0, or a
+        reason that is blank or longer than 200 characters.
+        """
+        _check_amount("xp", xp)
+        _check_amount("gold", gold)
+        if xp == 0 and gold == 0:
+            raise ValueError("at least one of xp and gold must be non-zero")
+        _check_reason(reason, required=True)
+        _check_request_id(request_id)
+        key = f"award:{request_id}"
+
+        def from_row(row: Mapping[str, Any]) -> AwardResult:
+            return AwardResult(
+                int(row["journal_id"]),
+                int(row["xp_delta"]),
+                int(row["gold_delta"]),
+                int(row["xp"]),
+                int(row["gold"]),
+                int(row["level"]),
+                Effects(),
+                replayed=True,
             )
-            if journal_id is None:
-                raise _Replay()
-            if gold_applied != 0:
-                await conn.execute(
-                    sql.LEDGER,
-                    guild_id,
-                    user_id,
-                    gold_applied,
-                    row["gold"],
-                    "manual_award",
-                    journal_id,
-                    actor.actor_id,
-                    key,
-                    reason,
+
+        async def attempt() -> AwardResult:
+            async with self._db.raw_transaction() as conn:
+                done = await _read_back(conn, guild_id, key)
+                if done is not None:
+                    return from_row(done)
+                tx = Tx(conn, singles=True)
+                guild = self._cache.guild(guild_id)
+                cause = _cause(self._cache, guild_id, key, channel_id)
+                await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
+                row = await conn.fetchrow(_CLAMPED_ADD, guild_id, user_id, xp, gold)
+                assert row is not None  # ensured just above, in this transaction
+                old_xp, old_gold = int(row["old_xp"]), int(row["old_gold"])
+                xp_applied, gold_applied = int(row["xp"]) - old_xp, int(row["gold"]) - old_gold
+                assert (xp_applied, gold_applied) == (clamp_delta(old_xp, xp), clamp_delta(old_gold, gold))
+                journal_id = await _journal_applied(
+                    conn,
+                    cause,
+                    user_id=user_id,
+                    event_type="manual_award",
+                    xp_applied=xp_applied,
+                    gold_applied=gold_applied,
+                    balance=int(row["gold"]),
+                    details={"reason": reason, "requested": {"xp": xp, "gold": gold}, "gold": gold_applied},
+                    actor=actor,
+                    note=reason,
                 )
-            if cause.season_id is not None:
-                if xp_applied != 0:
-                    await conn.execute(sql.SEASON_XP, cause.season_id, user_id, guild_id, xp_applied)
-                if gold_applied > 0:
-                    await conn.execute(sql.SEASON_GOLD, cause.season_id, user_id, guild_id, gold_applied)
-            await processor.after_xp_change(tx, guild, user_id, row, cause)
-            if (
-                (xp_applied > 0 or gold_applied > 0)
-                and guild.settings.bool("announce.manual_awards")
-                and (await processor.preferences(tx, guild_id, user_id))[2]
-            ):
-                tx.effects.awards.append(
-                    ManualAward(
-                        guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id, journal_id
+                await self._engine.after_xp_change(tx, guild, user_id, row, cause)
+                if (
+                    (xp_applied > 0 or gold_applied > 0)
+                    and guild.settings.bool("announce.manual_awards")
+                    and (await self._engine.preferences(tx, guild_id, user_id)).awards
+                ):
+                    tx.effects.awards.append(
+                        ManualAward(
+                            guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id, journal_id
+                        )
                     )
+                new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+                await record_raw(
+                    conn,
+                    actor,
+                    guild_id=guild_id,
+                    action="award.create",
+                    target_type="member",
+                    target_id=str(user_id),
+                    before={"xp": old_xp, "gold": old_gold, "level": int(row["level"])},
+                    after={
+                        "xp": new_xp,
+                        "gold": new_gold,
+                        "level": new_level,
+                        "journal_id": journal_id,
+                        "xp_applied": xp_applied,
+                        "gold_applied": gold_applied,
+                        "requested": {"xp": xp, "gold": gold},
+                    },
+                    reason=reason,
                 )
-            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
-            await record_raw(
-                conn,
-                actor,
-                guild_id=guild_id,
-                action="award.create",
-                target_type="member",
-                target_id=str(user_id),
-                before={"xp": old_xp, "gold": old_gold, "level": int(row["level"])},
-                after={
-                    "xp": new_xp,
-                    "gold": new_gold,
-                    "level": new_level,
-                    "journal_id": journal_id,
-                    "xp_applied": xp_applied,
-                    "gold_applied": gold_applied,
-                    "requested": {"xp": xp, "gold": gold},
-                },
-                reason=reason,
-            )
-            return AwardResult(journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects)
+                return AwardResult(journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects)
 
-    try:
-        return await _retrying(attempt)
-    except _Replay:
-        return from_row(await _replayed(db, guild_id, key))
+        try:
+            result = await _retrying(attempt)
+        except _Replay:
+            return from_row(await _replayed(self._db, guild_id, key))
+        self._publish(result.effects)
+        return result
 
+    # --- achievement grant -------------------------------------------------------------------------------------------
 
-# --- achievement grant -------------------------------------------------------------------------------------------
+    async def grant(
+        self,
+        *,
+        guild_id: int,
+        user_id: int,
+        template_id: int,
+        actor: Actor,
+        request_id: str,
+        reason: str | None = None,
+        display_name: str | None = None,
+        channel_id: int | None = None,
+    ) -> GrantResult:
+        """Grant an achievement manually (§12.4): series order is not required, rewards are paid like an automatic earn.
 
+        Refused (GrantRejected, nothing written) when the template is unknown in this guild, inactive, already earned by
+        the member, or full. Fullness is decided by the same conditional `earned_count` increment the pipeline uses, so
+        concurrent grants can never exceed `max_earners` (§12.3). Badge `source = 'grant'` with `granted_by` = the
+        actor; journal `achievement` and ledger `achievement` keyed `grant:<request_id>`; audit `achievement.grant`.
+        """
+        _check_reason(reason, required=False)
+        _check_request_id(request_id)
+        key = f"grant:{request_id}"
 
-async def grant(
-    db: Database,
-    processor: Processor,
-    cache: ConfigCache,
-    *,
-    guild_id: int,
-    user_id: int,
-    template_id: int,
-    actor: Actor,
-    request_id: str,
-    reason: str | None = None,
-    display_name: str | None = None,
-    channel_id: int | None = None,
-) -> GrantResult:
-    """Grant an achievement manually (§12.4): series order is not required, rewards are paid like an automatic earn.
-
-    Refused (GrantRejected, nothing written) when the template is unknown in this guild, inactive, already earned by
-    the member, or full. Fullness is decided by the same conditional `earned_count` increment the pipeline uses, so
-    concurrent grants can never exceed `max_earners` (§12.3). Badge `source = 'grant'` with `granted_by` = the
-    actor; journal `achievement` and ledger `achievement` keyed `grant:<request_id>`; audit `achievement.grant`.
-    """
-    _check_reason(reason, required=False)
-    _check_request_id(request_id)
-    key = f"grant:{request_id}"
-
-    async def attempt() -> GrantResult:
-        async with _transaction(db) as conn:
-            done = await _read_back(conn, guild_id, key)
-            if done is not None:
-                return _replayed_badge(done)
-            found = await conn.fetchrow(_TEMPLATE, template_id, guild_id)
-            if found is None:
-                raise GrantRejected("unknown")
-            if not found["active"]:
-                raise GrantRejected("inactive")
-            template = _template_info(found)
-            await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
-            await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template: the pipeline's order
-            if await conn.fetchval(_HAS_BADGE, guild_id, user_id, template_id):
-                raise GrantRejected("already_earned")
-            if await conn.fetchval(sql.CLAIM_TEMPLATE, template_id) is None:
-                # Deactivated since the read above, or full (possibly by a concurrent grant that just committed).
-                raise GrantRejected("max_earners" if await conn.fetchval(_TEMPLATE_ACTIVE, template_id) else "inactive")
-            tx = Tx(conn, singles=True)
-            guild = cache.guild(guild_id)
-            cause, _ = _cause(cache, guild_id, key, channel_id)
-            earning = await processor.earn(
-                tx, guild, user_id, template, cause, key=key, source="grant", granted_by=actor.actor_id
-            )
-            if earning is None:
-                raise _Replay()
-            if not earning.recorded:
-                raise GrantRejected("already_earned")
-            if earning.row is not None:  # rewards changed XP: evaluate automatic achievements again (§12.4)
-                await processor.after_xp_change(tx, guild, user_id, earning.row, cause)
-            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
-            await record_raw(
-                conn,
-                actor,
-                guild_id=guild_id,
-                action="achievement.grant",
-                target_type="member_achievement",
-                target_id=f"{user_id}:{template_id}",
-                after={
-                    "user_id": str(user_id),
-                    "template_id": template_id,
-                    "source": "grant",
-                    "granted_by": actor.actor_id,
-                    "journal_id": earning.journal_id,
-                    "xp": template.xp_reward,
-                    "gold": template.gold_reward,
-                },
-                reason=reason,
-            )
-            return GrantResult(
-                earning.journal_id,
-                template_id,
-                template.xp_reward,
-                template.gold_reward,
-                new_xp,
-                new_gold,
-                new_level,
-                tx.effects,
-            )
-
-    try:
-        return await _retrying(attempt)
-    except _Replay:
-        return _replayed_badge(await _replayed(db, guild_id, key))
-
-
-# --- achievement revoke ------------------------------------------------------------------------------------------
-
-
-async def revoke(
-    db: Database,
-    processor: Processor,
-    cache: ConfigCache,
-    *,
-    guild_id: int,
-    user_id: int,
-    template_id: int,
-    actor: Actor,
-    request_id: str,
-    reason: str,
-    reverse_rewards: bool = False,
-) -> RevokeResult:
-    """Take an earned badge away (§12.4): delete it and release its `earned_count` slot.
-
-    With `reverse_rewards` the template's XP and gold are subtracted, clamped at 0 in the database, and the level
-    recomputed (a level-down pays and announces nothing). Every revoke writes a `revoke` journal row keyed
-    `revoke:<request_id>` (XP delta = the applied reversal, 0 without one) so a repeated request is recognised in
-    both modes; a `revoke` ledger row follows when gold moved. Automatic achievements are NOT evaluated here: the
-    only one that could fire is the template just revoked, which §12.4 leaves to the member's next change.
-    Raises RevokeRejected("not_earned") (nothing written) when the member does not have the badge.
-    """
-    _check_reason(reason, required=True)
-    _check_request_id(request_id)
-    key = f"revoke:{request_id}"
-
-    async def attempt() -> RevokeResult:
-        async with _transaction(db) as conn:
-            done = await _read_back(conn, guild_id, key)
-            if done is not None:
-                return _replayed_badge(done)
-            member = await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template
-            badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
-            if badge is None or member is None:
-                raise RevokeRejected("not_earned")
-            rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
-            assert rewards is not None  # the badge's foreign key keeps its template
-            # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and
-            # forgets that it had found this one full (SPEC §12.3, §12.4).
-            await notify_config_raw(conn, "achievement_templates", guild_id)
-            tx = Tx(conn, singles=True)
-            guild = cache.guild(guild_id)
-            cause, now = _cause(cache, guild_id, key, None)
-            row: Mapping[str, Any] = member
-            xp_applied = gold_applied = 0
-            if reverse_rewards and (rewards["xp_reward"] or rewards["gold_reward"]):
-                updated = await conn.fetchrow(
-                    _CLAMPED_ADD, guild_id, user_id, -int(rewards["xp_reward"]), -int(rewards["gold_reward"])
+        async def attempt() -> GrantResult:
+            async with self._db.raw_transaction() as conn:
+                done = await _read_back(conn, guild_id, key)
+                if done is not None:
+                    return _replayed_badge(done)
+                found = await conn.fetchrow(_TEMPLATE, template_id, guild_id)
+                if found is None:
+                    raise GrantRejected("unknown")
+                if not found["active"]:
+                    raise GrantRejected("inactive")
+                template = TemplateInfo.from_row(found)  # as the database has it now: honours a deactivation
+                await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
+                await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template: the pipeline's order
+                if await conn.fetchval(_HAS_BADGE, guild_id, user_id, template_id):
+                    raise GrantRejected("already_earned")
+                if not await sql.claim_template(conn, guild_id=guild_id, template_id=template_id):
+                    # Deactivated since the read above, or full (possibly by a concurrent grant that just committed).
+                    active = await conn.fetchval(_TEMPLATE_ACTIVE, template_id)
+                    raise GrantRejected("max_earners" if active else "inactive")
+                tx = Tx(conn, singles=True)
+                guild = self._cache.guild(guild_id)
+                cause = _cause(self._cache, guild_id, key, channel_id)
+                earning = await self._engine.earn(
+                    tx, guild, user_id, template, cause, key=key, source="grant", granted_by=actor.actor_id
                 )
-                assert updated is not None
-                row = updated
-                xp_applied = int(updated["xp"]) - int(updated["old_xp"])
-                gold_applied = int(updated["gold"]) - int(updated["old_gold"])
-            details = json.dumps(
-                {
-                    "template_id": template_id,
-                    "reason": reason,
-                    "reverse_rewards": reverse_rewards,
-                    "requested": {"xp": -int(rewards["xp_reward"]), "gold": -int(rewards["gold_reward"])}
-                    if reverse_rewards
-                    else None,
-                    "gold": gold_applied,
-                }
-            )
-            journal_id = await conn.fetchval(
-                sql.JOURNAL_PLAIN,
-                guild_id,
-                user_id,
-                "revoke",
-                key,
-                cause.season_id,
-                xp_applied,
-                details,
-                now,
-                actor.actor_id,
-            )
-            if journal_id is None:
-                raise _Replay()
-            if gold_applied != 0:
-                await conn.execute(
-                    sql.LEDGER,
-                    guild_id,
-                    user_id,
-                    gold_applied,
-                    row["gold"],
-                    "revoke",
-                    journal_id,
-                    actor.actor_id,
-                    key,
-                    reason,
+                if earning is None:
+                    raise _Replay()
+                if not earning.recorded:
+                    raise GrantRejected("already_earned")
+                if earning.row is not None:  # rewards changed XP: evaluate automatic achievements again (§12.4)
+                    await self._engine.after_xp_change(tx, guild, user_id, earning.row, cause)
+                new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+                await record_raw(
+                    conn,
+                    actor,
+                    guild_id=guild_id,
+                    action="achievement.grant",
+                    target_type="member_achievement",
+                    target_id=f"{user_id}:{template_id}",
+                    after={
+                        "user_id": str(user_id),
+                        "template_id": template_id,
+                        "source": "grant",
+                        "granted_by": actor.actor_id,
+                        "journal_id": earning.journal_id,
+                        "xp": template.xp_reward,
+                        "gold": template.gold_reward,
+                    },
+                    reason=reason,
                 )
-            if cause.season_id is not None and xp_applied != 0:
-                await conn.execute(sql.SEASON_XP, cause.season_id, user_id, guild_id, xp_applied)
-            if xp_applied != 0:
-                await processor.after_xp_change(tx, guild, user_id, row, cause, achievements=False)
-            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
-            await record_raw(
-                conn,
-                actor,
-                guild_id=guild_id,
-                action="achievement.revoke",
-                target_type="member_achievement",
-                target_id=f"{user_id}:{template_id}",
-                before={
-                    "user_id": str(user_id),
-                    "template_id": template_id,
-                    "earned_at": badge["earned_at"].isoformat(),
-                    "source": badge["source"],
-                    "granted_by": badge["granted_by"],
-                    "journal_id": badge["journal_id"],
-                },
-                after={
-                    "reverse_rewards": reverse_rewards,
-                    "journal_id": journal_id,
-                    "xp_applied": xp_applied,
-                    "gold_applied": gold_applied,
-                },
-                reason=reason,
-            )
-            return RevokeResult(
-                journal_id, template_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects
-            )
+                return GrantResult(
+                    earning.journal_id,
+                    template_id,
+                    template.xp_reward,
+                    template.gold_reward,
+                    new_xp,
+                    new_gold,
+                    new_level,
+                    tx.effects,
+                )
 
-    try:
-        result = await _retrying(attempt)
-    except _Replay:
-        return _replayed_badge(await _replayed(db, guild_id, key))
-    if not result.replayed:
-        processor.template_freed(template_id)  # committed: this process need not wait for the reload
-    return result
+        try:
+            result = await _retrying(attempt)
+        except _Replay:
+            return _replayed_badge(await _replayed(self._db, guild_id, key))
+        self._publish(result.effects)
+        return result
 
+    # --- achievement revoke ------------------------------------------------------------------------------------------
 
-# --- purchase ----------------------------------------------------------------------------------------------------
+    async def revoke(
+        self,
+        *,
+        guild_id: int,
+        user_id: int,
+        template_id: int,
+        actor: Actor,
+        request_id: str,
+        reason: str,
+        reverse_rewards: bool = False,
+    ) -> RevokeResult:
+        """Take an earned badge away (§12.4): delete it and release its `earned_count` slot.
 
+        With `reverse_rewards` the template's XP and gold are subtracted, clamped at 0 in the database, and the level
+        recomputed (a level-down pays and announces nothing). Every revoke writes a `revoke` journal row keyed
+        `revoke:<request_id>` (XP delta = the applied reversal, 0 without one) so a repeated request is recognised in
+        both modes; a `revoke` ledger row follows when gold moved. Automatic achievements are NOT evaluated here: the
+        only one that could fire is the template just revoked, which §12.4 leaves to the member's next change.
+        Raises RevokeRejected("not_earned") (nothing written) when the member does not have the badge.
+        """
+        _check_reason(reason, required=True)
+        _check_request_id(request_id)
+        key = f"revoke:{request_id}"
 
-async def buy_coffee(
-    db: Database, cache: ConfigCache, *, guild_id: int, user_id: int, interaction_id: int
-) -> PurchaseResult:
-    """`/buy-coffee` (§10.3, §27 item 5): one conditional update plus one `purchase` ledger row, or nothing at all.
+        async def attempt() -> RevokeResult:
+            async with self._db.raw_transaction() as conn:
+                done = await _read_back(conn, guild_id, key)
+                if done is not None:
+                    return _replayed_badge(done)
+                member = await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template
+                badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
+                if badge is None or member is None:
+                    raise RevokeRejected("not_earned")
+                rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
+                assert rewards is not None  # the badge's foreign key keeps its template
+                # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and
+                # forgets that it had found this one full (SPEC §12.3, §12.4).
+                await notify_config_raw(conn, "achievement_templates", guild_id)
+                tx = Tx(conn, singles=True)
+                guild = self._cache.guild(guild_id)
+                cause = _cause(self._cache, guild_id, key, None)
+                row: Mapping[str, Any] = member
+                xp_applied = gold_applied = 0
+                if reverse_rewards and (rewards["xp_reward"] or rewards["gold_reward"]):
+                    updated = await conn.fetchrow(
+                        _CLAMPED_ADD, guild_id, user_id, -int(rewards["xp_reward"]), -int(rewards["gold_reward"])
+                    )
+                    assert updated is not None
+                    row = updated
+                    xp_applied = int(updated["xp"]) - int(updated["old_xp"])
+                    gold_applied = int(updated["gold"]) - int(updated["old_gold"])
+                requested = {"xp": -int(rewards["xp_reward"]), "gold": -int(rewards["gold_reward"])}
+                journal_id = await _journal_applied(
+                    conn,
+                    cause,
+                    user_id=user_id,
+                    event_type="revoke",
+                    xp_applied=xp_applied,
+                    gold_applied=gold_applied,
+                    balance=int(row["gold"]),
+                    details={
+                        "template_id": template_id,
+                        "reason": reason,
+                        "reverse_rewards": reverse_rewards,
+                        "requested": requested if reverse_rewards else None,
+                        "gold": gold_applied,
+                    },
+                    actor=actor,
+                    note=reason,
+                )
+                if xp_applied != 0:
+                    await self._engine.after_xp_change(tx, guild, user_id, row, cause, achievements=False)
+                new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+                await record_raw(
+                    conn,
+                    actor,
+                    guild_id=guild_id,
+                    action="achievement.revoke",
+                    target_type="member_achievement",
+                    target_id=f"{user_id}:{template_id}",
+                    before={
+                        "user_id": str(user_id),
+                        "template_id": template_id,
+                        "earned_at": badge["earned_at"].isoformat(),
+                        "source": badge["source"],
+                        "granted_by": badge["granted_by"],
+                        "journal_id": badge["journal_id"],
+                    },
+                    after={
+                        "reverse_rewards": reverse_rewards,
+                        "journal_id": journal_id,
+                        "xp_applied": xp_applied,
+                        "gold_applied": gold_applied,
+                    },
+                    reason=reason,
+                )
+                return RevokeResult(
+                    journal_id, template_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects
+                )
 
-    The price is `economy.coffee_cost` from the cache. Too little gold or no member row → `ok=False` and no write.
-    The ledger row is keyed `buy:<interaction_id>`; a repeated interaction returns the first purchase's result,
-    and a concurrent duplicate that charged before seeing the key is rolled back, so nobody pays twice.
-    """
-    cost = cache.settings(guild_id).int("economy.coffee_cost")
-    key = f"buy:{int(interaction_id)}"
+        try:
+            result = await _retrying(attempt)
+        except _Replay:
+            return _replayed_badge(await _replayed(self._db, guild_id, key))
+        if not result.replayed:
+            self._engine.template_freed(template_id)  # committed: this process need not wait for the reload
+        self._publish(result.effects)
+        return result
 
-    async def read_prior(conn: asyncpg.Connection) -> PurchaseResult | None:
-        prior = await conn.fetchrow(_PRIOR_PURCHASE, guild_id, key)
-        if prior is None:
-            return None
-        return PurchaseResult(True, -int(prior["delta"]), int(prior["balance_after"]), replayed=True)
+    # --- purchase ----------------------------------------------------------------------------------------------------
 
-    async def attempt() -> PurchaseResult:
-        async with _transaction(db) as conn:
-            prior = await read_prior(conn)
-            if prior is not None:
-                return prior
-            balance = await conn.fetchval(_CHARGE, guild_id, user_id, cost)
-            if balance is None:
-                # The update may have waited for a concurrent delivery of this interaction that has committed (and
-                # spent the gold): that purchase is the answer. Otherwise report the balance as it is NOW — read by a
-                # new statement, since the update's snapshot predates whatever it waited for.
-                current = await conn.fetchval(_GOLD, guild_id, user_id)
-                return await read_prior(conn) or PurchaseResult(False, cost, int(current or 0))
-            status = await conn.execute(
-                sql.LEDGER, guild_id, user_id, -cost, balance, "purchase", None, str(user_id), key, None
-            )
-            if status.endswith(" 0"):  # the same interaction committed meanwhile: undo this charge
-                raise _Replay()
-            return PurchaseResult(True, cost, int(balance))
+    async def buy_coffee(self, *, guild_id: int, user_id: int, interaction_id: int) -> PurchaseResult:
+        """`/buy-coffee` (§10.3, §27 item 5): one conditional update plus one `purchase` ledger row, or nothing at all.
 
-    try:
-        return await _retrying(attempt)
-    except _Replay:
+        The price is `economy.coffee_cost` from the cache. Too little gold or no member row → `ok=False` and no write.
+        The ledger row is keyed `buy:<interaction_id>`; a repeated interaction returns the first purchase's result,
+        and a concurrent duplicate that charged before seeing the key is rolled back, so nobody pays twice.
+        """
+        cost = self._cache.settings(guild_id).int("economy.coffee_cost")
+        key = f"buy:{int(interaction_id)}"
 
-        async def reread() -> PurchaseResult | None:
-            async with _transaction(db) as conn:
-                return await read_prior(conn)
+        async def read_prior(conn: asyncpg.Connection) -> PurchaseResult | None:
+            prior = await conn.fetchrow(_PRIOR_PURCHASE, guild_id, key)
+            if prior is None:
+                return None
+            return PurchaseResult(True, -int(prior["delta"]), int(prior["balance_after"]), replayed=True)
 
-        prior = await _retrying(reread)
-        assert prior is not None  # the conflicting row is committed
-        return prior
+        async def attempt() -> PurchaseResult:
+            async with self._db.raw_transaction() as conn:
+                prior = await read_prior(conn)
+                if prior is not None:
+                    return prior
+                balance = await conn.fetchval(_CHARGE, guild_id, user_id, cost)
+                if balance is None:
+                    # The update may have waited for a concurrent delivery of this interaction that has committed
+                    # (and spent the gold): that purchase is the answer. Otherwise report the balance as it is NOW —
+                    # read by a new statement, since the update's snapshot predates whatever it waited for.
+                    current = await conn.fetchval(_GOLD, guild_id, user_id)
+                    return await read_prior(conn) or PurchaseResult(False, cost, int(current or 0))
+                charged = await sql.gold_entry(
+                    conn,
+                    guild_id=guild_id,
+                    user_id=user_id,
+                    delta=-cost,
+                    balance_after=int(balance),
+                    reason="purchase",
+                    key=key,
+                    actor_id=str(user_id),
+                )
+                if not charged:  # the same interaction committed meanwhile: undo this charge
+                    raise _Replay()
+                return PurchaseResult(True, cost, int(balance))
+
+        try:
+            return await _retrying(attempt)
+        except _Replay:
+
+            async def reread() -> PurchaseResult | None:
+                async with self._db.raw_transaction() as conn:
+                    return await read_prior(conn)
+
+            prior = await _retrying(reread)
+            assert prior is not None  # the conflicting row is committed
+            return prior

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal, Protocol, cast
 
+from typing_extensions import override
+
 from synapse_async.domain.snowflakes import InvalidSnowflake, to_snowflake
 from synapse_async.settings.registry import REGISTRY, SettingDef
 
@@ -266,7 +268,7 @@ def _constraint_problems(
 
 
 def validate_updates(
-    updates: Mapping[str, object],
+    updates: Mapping[str, object] | object,
     current: Mapping[str, object],
     guild: GuildContext | None = None,
 ) -> tuple[dict[str, object], list[Problem]]:
@@ -441,10 +443,12 @@ class ResolvedSettings:
         """Every setting's python value, in registry order; a fresh dict the caller may modify."""
         return dict(self._values)
 
+    @override
     def __eq__(self, other: object) -> builtins.bool:
         if not isinstance(other, ResolvedSettings):
             return NotImplemented
         return dict(self._overrides) == dict(other._overrides)
 
+    @override
     def __repr__(self) -> builtins.str:
         return f"ResolvedSettings({dict(self._overrides)!r})"

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from synapse_async.bot.voice import VoiceTracker
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.domain.events import MemberRef, VoiceTick
+from synapse_async.domain.voice import VoiceTracker
 from synapse_async.rewards.voice import VoicePresence, eligible_members, slot_start
 
 MemberLookup = Callable[[int, int], MemberRef]

@@ -1,13 +1,7 @@
-"""Slash commands (SPEC §17) as lightbulb 3 `Loader` extensions, plus the shared framework (checks, errors).
+"""Slash commands (SPEC §17): one lightbulb 3 `Loader` module per command group, nothing else.
 
-One module per command group, each defining a module-level `loader`: `member` (what every member uses), `admin`
-(catalogue and economy tools for admins) and `season`. A new command goes into the module of its group (or a new
-module listed here) as a class-based `lightbulb.SlashCommand` that gets its services through lightbulb's DI.
+The gateway loads EVERY public module of this package (`Client.load_extensions_from_package`), so adding a command
+group is adding a module here that defines a module-level `loader = lightbulb.Loader()`; modules whose name starts
+with `_` are skipped. The shared framework (admin check, deferral bookkeeping, error replies) is `bot/framework.py`;
+services come by lightbulb DI (`economy: Economy = lightbulb.di.INJECTED`).
 """
-
-# Extension modules the runtime loads into the lightbulb client.
-EXTENSIONS: tuple[str, ...] = (
-    "synapse_async.bot.commands.member",
-    "synapse_async.bot.commands.admin",
-    "synapse_async.bot.commands.season",
-)

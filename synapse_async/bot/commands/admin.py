@@ -13,9 +13,8 @@ from collections.abc import Iterable
 import hikari
 import lightbulb
 
-from synapse_async.bot.commands.framework import (
+from synapse_async.bot.framework import (
     CommandInputError,
-    EconomyAccess,
     Refusal,
     Responder,
     actor_of,
@@ -23,11 +22,11 @@ from synapse_async.bot.commands.framework import (
     display_name,
     guild_id_of,
 )
-from synapse_async.bot.commands.render import escape, number
+from synapse_async.bot.render import escape, number
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.rewards.achievements import SCOPES, STAT_NAMES, TRIGGER_TYPES
 from synapse_async.services.catalogue import Catalogue, NewTemplate, TemplateRejected, template_problems
-from synapse_async.services.economy import GrantRejected, award, grant
+from synapse_async.services.economy import Economy, GrantRejected
 
 loader = lightbulb.Loader()
 
@@ -127,7 +126,8 @@ class AwardCommand(
     async def invoke(
         self,
         ctx: lightbulb.Context,
-        economy: EconomyAccess = lightbulb.di.INJECTED,
+        economy: Economy = lightbulb.di.INJECTED,
+        cache: ConfigCache = lightbulb.di.INJECTED,
         responder: Responder = lightbulb.di.INJECTED,
     ) -> None:
         guild_id = guild_id_of(ctx)
@@ -142,10 +142,7 @@ class AwardCommand(
         if target.is_bot:
             raise CommandInputError("member", "bots don't take part")
         await responder.defer(ctx, ephemeral=True)
-        result = await award(
-            economy.db,
-            economy.processor,
-            economy.cache,
+        result = await economy.award(
             guild_id=guild_id,
             user_id=int(target.id),
             xp=self.xp,
@@ -156,8 +153,7 @@ class AwardCommand(
             display_name=display_name(ctx, target),
             channel_id=int(ctx.channel_id),
         )
-        economy.after_commit(result.effects)
-        settings = economy.cache.settings(guild_id)
+        settings = cache.settings(guild_id)
         xp_name, gold_name = escape(settings.str("economy.xp_name")), escape(settings.str("economy.gold_name"))
         await responder.reply(
             ctx,
@@ -259,7 +255,8 @@ class GrantAchievementCommand(
     async def invoke(
         self,
         ctx: lightbulb.Context,
-        economy: EconomyAccess = lightbulb.di.INJECTED,
+        economy: Economy = lightbulb.di.INJECTED,
+        cache: ConfigCache = lightbulb.di.INJECTED,
         responder: Responder = lightbulb.di.INJECTED,
     ) -> None:
         guild_id = guild_id_of(ctx)
@@ -267,7 +264,7 @@ class GrantAchievementCommand(
         if target.is_bot:
             raise CommandInputError("member", "bots don't take part")
         try:
-            template_id = _pick(self.achievement, "achievement", _templates(economy.cache, guild_id))
+            template_id = _pick(self.achievement, "achievement", _templates(cache, guild_id))
         except CommandInputError:
             # Not among the ACTIVE templates: an id of an inactive one reaches the service, which says why.
             if not self.achievement.isdigit():
@@ -276,10 +273,7 @@ class GrantAchievementCommand(
         assert template_id is not None
         await responder.defer(ctx, ephemeral=True)
         try:
-            result = await grant(
-                economy.db,
-                economy.processor,
-                economy.cache,
+            result = await economy.grant(
                 guild_id=guild_id,
                 user_id=int(target.id),
                 template_id=template_id,
@@ -290,7 +284,6 @@ class GrantAchievementCommand(
             )
         except GrantRejected as rejected:
             raise Refusal(GRANT_REFUSALS[rejected.reason]) from rejected
-        economy.after_commit(result.effects)
         await responder.reply(
             ctx,
             f"Granted achievement #{result.template_id} to {escape(display_name(ctx, target))}: "

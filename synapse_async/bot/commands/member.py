@@ -9,17 +9,16 @@ from __future__ import annotations
 import hikari
 import lightbulb
 
-from synapse_async.bot.commands.framework import (
+from synapse_async.bot.framework import (
     CommandInputError,
-    EconomyAccess,
     Refusal,
     Responder,
     display_name,
     guild_id_of,
 )
-from synapse_async.bot.commands.render import CURRENCY_OF, escape, leaderboard_embed, number, profile_embed
+from synapse_async.bot.render import CURRENCY_OF, escape, leaderboard_embed, number, profile_embed
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.services.economy import buy_coffee
+from synapse_async.services.economy import Economy
 from synapse_async.services.member_settings import PREFERENCE_LABELS, MemberSettings, Preference, github_problem
 from synapse_async.services.standings import Currency, Scope, SeasonRef, Standings
 
@@ -187,19 +186,18 @@ class BuyCoffeeCommand(lightbulb.SlashCommand, name="buy-coffee", description="S
     async def invoke(
         self,
         ctx: lightbulb.Context,
-        economy: EconomyAccess = lightbulb.di.INJECTED,
+        economy: Economy = lightbulb.di.INJECTED,
+        cache: ConfigCache = lightbulb.di.INJECTED,
         responder: Responder = lightbulb.di.INJECTED,
     ) -> None:
         guild_id = guild_id_of(ctx)
         await responder.defer(ctx, ephemeral=True)
-        result = await buy_coffee(
-            economy.db,
-            economy.cache,
+        result = await economy.buy_coffee(
             guild_id=guild_id,
             user_id=int(ctx.user.id),
             interaction_id=int(ctx.interaction.id),
         )
-        gold_name = escape(economy.cache.settings(guild_id).str("economy.gold_name"))
+        gold_name = escape(cache.settings(guild_id).str("economy.gold_name"))
         if result.ok:
             message = f"☕ Enjoy! −{number(result.cost)} {gold_name}, balance {number(result.balance)}"
         else:

@@ -11,7 +11,7 @@ import hikari
 import lightbulb
 
 from synapse_async.bot.commands.admin import ADMIN_PERMISSIONS
-from synapse_async.bot.commands.framework import (
+from synapse_async.bot.framework import (
     CommandInputError,
     Refusal,
     Responder,
@@ -19,7 +19,7 @@ from synapse_async.bot.commands.framework import (
     admin_only,
     guild_id_of,
 )
-from synapse_async.bot.commands.render import discord_date, escape, number
+from synapse_async.bot.render import discord_date, escape, number
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.services.seasons import SeasonRejected, Seasons, days_problem, name_problem
 
