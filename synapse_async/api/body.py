@@ -54,8 +54,9 @@ def parse_json_bytes(raw: bytes) -> Any:
     return value
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body; 400 `invalid_json` for another content type, another charset or bad JSON.
+async def read_json_raw(request: web.Request) -> bytes:
+    """The request's raw body once it is known to be strict UTF-8 JSON (the route contract validates it with its
+    model); 400 `invalid_json` for another content type, another charset or bad JSON.
 
     The size limit (413) is enforced by aiohttp's `client_max_size` while reading."""
     if request.content_type != "application/json":
@@ -63,4 +64,11 @@ async def read_json(request: web.Request) -> Any:
     charset = request.charset
     if charset is not None and charset.lower() not in _UTF8:
         raise _invalid("The body must be encoded in UTF-8.")
-    return parse_json_bytes(await request.read())
+    raw = await request.read()
+    parse_json_bytes(raw)
+    return raw
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, parsed (`read_json_raw`'s rules)."""
+    return parse_json_bytes(await read_json_raw(request))
