@@ -25,7 +25,7 @@ class SeasonRef(ResponseModel):
     ends_at: UtcTime
 
 
-def _public_guild(call: Call[Any, Any, Any]) -> GuildConfig:
+def public_guild(call: Call[Any, Any, Any]) -> GuildConfig:
     """The guild of the path, or 404 when unknown, left, or its public API is disabled."""
     guild = call.platform.components.require_cache().guild(call.path.guild_id)
     if guild.info is None or guild.info.left or not guild.settings.bool("public_api.enabled"):
@@ -33,7 +33,7 @@ def _public_guild(call: Call[Any, Any, Any]) -> GuildConfig:
     return guild
 
 
-def _public(body: BaseModel) -> Reply:
+def public_reply(body: BaseModel) -> Reply:
     return Reply(body, headers=CACHE_HEADERS)
 
 
@@ -68,14 +68,14 @@ PublicSettings: type[ResponseModel] = create_model(  # type: ignore[call-overloa
 )  # fmt: skip
 async def public_settings(call: Call[GuildPath, NoParams, None]) -> Reply:
     """The public settings (§5.2) plus the guild's name and icon."""
-    guild = _public_guild(call)
+    guild = public_guild(call)
     assert guild.info is not None
     values = {key: to_json(key, guild.settings.raw(key)) for key in _PUBLIC_KEYS}
     body = {
         "guild_name": guild.info.name,
         "icon_url": icon_url(call.platform.config.discord_cdn_url, guild.guild_id, guild.info.icon_hash),
     }
-    return _public(PublicSettings.model_validate(body | values))
+    return public_reply(PublicSettings.model_validate(body | values))
 
 
 _METRICS_SQL = text(
@@ -114,11 +114,11 @@ class Metrics(ResponseModel):
 )  # fmt: skip
 async def public_metrics(call: Call[GuildPath, NoParams, None]) -> Reply:
     """Members, totals, activity ("active" uses `last_active_at`), top level, badges earned, the season."""
-    guild = _public_guild(call)
+    guild = public_guild(call)
     assert guild.info is not None
     async with call.platform.read() as conn:
         row = (await conn.execute(_METRICS_SQL, {"g": guild.guild_id})).one()
-    return _public(
+    return public_reply(
         Metrics(
             guild_id=guild.guild_id,
             guild_name=guild.info.name,
