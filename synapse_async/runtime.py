@@ -158,9 +158,9 @@ class Runtime:
         except Exception as exc:
             raise StartupError(3, f"database unreachable after {cfg.db_connect_retry_seconds:g}s: {exc}") from exc
         self.supervisor.every("db_probe", cfg.db_probe_seconds, db.run_probe)
-        self.supervisor.every("pruner", PRUNE_INTERVAL_SECONDS, lambda: self._prune(db))
 
         await self._ensure_schema(db)
+        self.supervisor.every("pruner", PRUNE_INTERVAL_SECONDS, lambda: self._prune(db))  # needs the schema
 
         cache = ConfigCache(db.engine)
         await cache.full_reload()

@@ -93,6 +93,20 @@ async def test_query_times_must_carry_an_offset(runtime: Runtime) -> None:
     assert aware.status == 200
 
 
+async def test_inputs_postgresql_cannot_store_or_pydantic_would_misread_are_400(runtime: Runtime) -> None:
+    """Found by the fuzzer: a NUL in a body key was a 500 (JSONB refuses U+0000), `until=0.5` a Unix time."""
+    auth = _service(runtime, "fuzz-finds")
+    nul_body = b'{"values": {"a\\u0000b": 1}}'
+    body = await call(
+        "PATCH", base(runtime) + SETTINGS, data=nul_body, headers={**auth, "Content-Type": "application/json"}
+    )
+    query = await call("GET", base(runtime) + AUDIT + "?action=a%00b", headers=auth)
+    number = await call("GET", base(runtime) + AUDIT, params={"until": "0.5"}, headers=auth)
+    assert body.status == 400 and body.body["error"]["code"] == "invalid_json"
+    assert query.status == 400 and query.body["error"]["details"][0]["field"] == "action"
+    assert number.status == 400 and number.body["error"]["details"][0]["problem"] == "invalid_format"
+
+
 async def test_settings_problems_name_the_key_and_write_nothing(runtime: Runtime) -> None:
     auth = _service(runtime, "settings")
     body = {"values": {"economy.coffee_cost": 77, "leaderboard.size": 5000}}

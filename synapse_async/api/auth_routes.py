@@ -37,7 +37,7 @@ _TAG: Final = "auth"
 
 
 class LoginQuery(StrictModel):
-    next: str | None = Field(None, max_length=2000, description="Relative path to land on after login")
+    next: str | None = Field(None, max_length=512, description="Relative path to land on after login")
 
     @field_validator("next")
     @classmethod

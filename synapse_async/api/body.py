@@ -43,6 +43,22 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def contains_nul(value: Any) -> bool:
+    """True when any string (key or value) holds U+0000, which PostgreSQL text and JSONB cannot store."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_json_bytes(raw: bytes) -> Any:
     """Parse a UTF-8 JSON document strictly, or raise the 400 `invalid_json` ApiError."""
     try:
@@ -51,6 +67,8 @@ def parse_json_bytes(raw: bytes) -> Any:
         raise _invalid("The body is not valid JSON (UTF-8, RFC 8259).") from None
     if json_depth_exceeds(value):
         raise _invalid(f"The body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels.")
+    if contains_nul(value):
+        raise _invalid("The body must not contain U+0000 (NUL) characters.")
     return value
 
 

@@ -181,6 +181,8 @@ def _query_dict(request: web.Request) -> tuple[dict[str, str], list[dict[str, st
     for key, value in request.query.items():
         if key in values:
             problems.append({"field": key, "problem": "duplicate", "message": "given more than once"})
+        if "\x00" in value or "\x00" in key:
+            problems.append({"field": key, "problem": "invalid_value", "message": "must not contain U+0000"})
         values[key] = value
     return values, problems
 

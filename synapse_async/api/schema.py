@@ -8,6 +8,7 @@ an offset; unknown fields are rejected by `StrictModel`.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -53,8 +54,18 @@ Snowflake = Annotated[
 UtcTime = Annotated[datetime, PlainSerializer(_utc_text, return_type=str)]
 """A response time: RFC 3339 in UTC with a `Z` suffix."""
 
-QueryTime = AwareDatetime
-"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `timezone_aware`)."""
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only RFC 3339 text: pydantic would otherwise read `0.5` as a Unix timestamp."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise PydanticCustomError("invalid_format", "must be an RFC 3339 date-time with an offset")
+    return value
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `missing_offset`)."""
 
 
 class StrictModel(BaseModel):
@@ -135,6 +146,7 @@ _PROBLEM_CODES = {
     "too_short": "invalid_length",
     "too_long": "invalid_length",
     "invalid_type": "invalid_type",
+    "invalid_format": "invalid_format",
     "out_of_range": "out_of_range",
 }
 
