@@ -264,3 +264,23 @@ async def test_service_tokens_reach_only_their_guilds(runtime: Runtime) -> None:
     listed = await call("GET", base(runtime) + "/api/admin/guilds", headers={"Authorization": f"Bearer {ours}"})
     assert ok.status == 200 and refused.status == 403
     assert [g["guild_id"] for g in listed.body["items"]] == [str(GUILD)]
+
+
+async def test_guilds_owned_elsewhere_are_checked_over_rest_and_cached_for_get_only(runtime: Runtime) -> None:
+    """The REST path of §21.3 (another process owns the guild): a fresh lookup for mutations, ≤ 5 s for GETs."""
+    from synapse_async.auth.admins import GatewayAdmins
+
+    sim = runtime.simulator
+    assert sim is not None and runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    remote = GatewayAdmins(bot, runtime.components.require_cache(), owns=lambda _guild: False)
+    user = SANDBOX_FIRST_MEMBER_ID + 7
+    role = await sim.create_role("Remote admins", permissions=ADMINISTRATOR)
+    await sim.update_member(user, roles=[role])
+    assert await remote.is_admin(GUILD, OWNER, allow_cached=False)  # the owner
+    assert await remote.is_admin(GUILD, user, allow_cached=False)  # the role's permission, read over REST
+    assert not await remote.is_admin(GUILD, SANDBOX_FIRST_MEMBER_ID + 8, allow_cached=False)
+    await sim.update_member(user, roles=[])
+    assert await remote.is_admin(GUILD, user, allow_cached=True)  # a GET may reuse the answer (≤ 5 s)
+    assert not await remote.is_admin(GUILD, user, allow_cached=False)  # a mutation never does
+    assert not await remote.is_admin(GUILD, 999_999_999_999_999_999, allow_cached=False)  # not a member: 404

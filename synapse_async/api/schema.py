@@ -74,6 +74,18 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PatchModel(StrictModel):
+    """Base of PATCH bodies (SPEC §18 merge semantics): every field optional; absent = unchanged, null = clear.
+
+    pydantic records which fields the client actually sent, so `changes()` tells "absent" from "sent as null"
+    without sentinel defaults in every model.
+    """
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent, with their values (None means: clear this nullable field)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
 class ResponseModel(BaseModel):
     """Base of every response model (the generated schema names them as they are)."""
 
