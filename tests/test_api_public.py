@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from synapse_async.api.public_stats import SECRET_NAME, avatar_url, earn_pct
 from synapse_async.runtime import Runtime
@@ -216,3 +217,20 @@ async def test_everything_is_404_when_the_public_api_is_disabled(world: World) -
             assert reply.status == 404, path
     finally:
         await set_settings(world.rt, {"public_api.enabled": True})
+
+
+async def test_public_reads_are_micro_cached_per_path_and_query(world: World) -> None:
+    """Within the micro-cache TTL the same URL gets the same bytes; another query is computed afresh."""
+    first = await _get(world, "/leaderboard", season="lifetime", page_size=7)
+    db = world.rt.components.require_db()
+    sql = "UPDATE members SET display_name = :n WHERE guild_id = :g AND user_id = :u"
+    async with db.engine.begin() as conn:
+        await conn.execute(text(sql), {"n": "Renamed", "g": GUILD, "u": BOB})
+    try:
+        again = await _get(world, "/leaderboard", season="lifetime", page_size=7)
+        fresh = await _get(world, "/leaderboard", season="lifetime", page_size=8)
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.execute(text(sql), {"n": first["items"][1]["display_name"], "g": GUILD, "u": BOB})
+    assert again == first
+    assert fresh["items"][1]["display_name"] == "Renamed"

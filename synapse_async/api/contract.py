@@ -109,6 +109,9 @@ class Operation:
     status: int
     responses: Mapping[int, str]  # other documented statuses without a JSON body (redirects)
     description: str = ""
+    guard: Callable[[Call[Any, Any, Any]], object] | None = None
+    """For `cached` routes: runs before the cache is consulted (e.g. the public guild check, raising 404)."""
+    cached: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -139,7 +142,11 @@ class Api:
         response: type[BaseModel] | None = None,
         status: int = 200,
         responses: Mapping[int, str] | None = None,
+        guard: Callable[[Call[Any, Any, Any]], object] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Declare a route. With a `guard`, successful answers are kept in the platform's micro-cache (public
+        reads: the same path and query within `MICRO_CACHE_SECONDS` get the same bytes, after the guard ran)."""
+
         def register(handler: Handler) -> Handler:
             self.operations.append(
                 Operation(
@@ -156,6 +163,8 @@ class Api:
                     status=status,
                     responses=responses or {},
                     description=(handler.__doc__ or "").strip(),
+                    guard=guard,
+                    cached=guard is not None,
                 )
             )
             return handler
@@ -261,6 +270,24 @@ async def _admit(platform: ApiPlatform, principal: Principal) -> Decision:
     return decision
 
 
+async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamResponse:
+    assert op.guard is not None
+    op.guard(call)
+    cache = call.platform.micro_cache
+    key = call.request.path_qs
+    hit = cache.get(key)
+    if hit is not None:
+        body, headers = hit
+        replay = web.Response(body=body, content_type="application/json")
+        replay.headers.update(headers)
+        return replay
+    response = _render(op, await op.handler(call))
+    if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
+        kept = {k: v for k, v in response.headers.items() if k == "Cache-Control"}
+        cache[key] = (response.body, kept)
+    return response
+
+
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         platform = request.app[PLATFORM]
@@ -299,6 +326,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             decision = await _admit(platform, principal)
 
         call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
+        if op.cached:
+            return await _cached(op, call)
         try:
             response = _render(op, await op.handler(call))
         except ApiError as exc:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.errors import ApiError
+from synapse_async.api.ranks import XpRanks
 from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.config import Config
@@ -44,6 +45,10 @@ class OAuthClient:
     authorize_url: str  # `{DISCORD_OAUTH_URL}/authorize`
     api_url: str  # `DISCORD_API_URL`: token exchange and users/@me
 
+
+MICRO_CACHE_SECONDS = 5.0
+"""Within the `Cache-Control: max-age=10` the public responses promise anyway (SPEC §19)."""
+MICRO_CACHE_BYTES = 32 * 1024 * 1024
 
 _IS_REVOKED = text("SELECT 1 FROM revoked_tokens WHERE jti = CAST(:jti AS uuid)")
 
@@ -75,6 +80,11 @@ class ApiPlatform:
         # cache (bounded; an entry is useless once the token has expired anyway).
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self.ranks = XpRanks(MICRO_CACHE_SECONDS)
+        # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
+        self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
+            maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200
+        )
 
     def now(self) -> int:
         return int(time.time())

@@ -103,7 +103,7 @@ async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: Guil
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/leaderboard", summary="Leaderboard by XP, stars or gold", tag=_TAG,
-    access=Access.PUBLIC, path_model=GuildPath, query=LeaderboardQuery, response=Leaderboard,
+    access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=LeaderboardQuery, response=Leaderboard,
 )  # fmt: skip
 async def public_leaderboard(call: Call[GuildPath, LeaderboardQuery, None]) -> Reply:
     """Present members with a non-zero value, highest first (ties by id); `season` = current, lifetime or an id."""
@@ -165,7 +165,7 @@ _SEASONS = text(
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/seasons", summary="Seasons, newest first", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, response=Items[SeasonItem],
+    path_model=GuildPath, guard=public_guild, response=Items[SeasonItem],
 )  # fmt: skip
 async def public_seasons(call: Call[GuildPath, NoParams, None]) -> Reply:
     """Every season of the guild with its status."""
@@ -244,7 +244,7 @@ _ACTIVITY_COUNT = text(
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/activity", summary="Recent public activity", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, query=ActivityQuery, response=Page[ActivityItem],
+    path_model=GuildPath, guard=public_guild, query=ActivityQuery, response=Page[ActivityItem],
 )  # fmt: skip
 async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
     """Paid reward items, level-ups to a new peak and achievements of the last `days` days, newest first."""
@@ -299,7 +299,7 @@ _DAILY = text(
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/activity/daily", summary="Paid items per UTC day and kind", tag=_TAG,
-    access=Access.PUBLIC, path_model=GuildPath, query=DailyQuery, response=Items[DailyCount],
+    access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=DailyQuery, response=Items[DailyCount],
 )  # fmt: skip
 async def public_activity_daily(call: Call[GuildPath, DailyQuery, None]) -> Reply:
     """Counted from the journal (paid reward items only), today included, oldest day first."""
@@ -353,13 +353,11 @@ _PROFILE = text(
     """
     SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars,
            coalesce((SELECT ss.stars FROM season_stats ss WHERE ss.season_id = :s AND ss.user_id = m.user_id), 0)
-               AS season_stars,
-           (SELECT count(*) FROM members o WHERE o.guild_id = m.guild_id AND o.left_at IS NULL
-               AND (o.xp > m.xp OR (o.xp = m.xp AND o.user_id < m.user_id))) + 1 AS rank,
-           (SELECT count(*) FROM members o WHERE o.guild_id = m.guild_id AND o.left_at IS NULL) AS members
+               AS season_stars
       FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
     """
 )
+_XP_VALUES = text("SELECT xp FROM members WHERE guild_id = :g AND left_at IS NULL")
 _BADGES = text(
     """
     SELECT t.id, t.name, r.name AS rarity, ma.earned_at
@@ -374,10 +372,11 @@ _BADGES = text(
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/members/{user_id}", summary="A member's public profile", tag=_TAG,
-    access=Access.PUBLIC, path_model=MemberPath, response=Profile,
+    access=Access.PUBLIC, path_model=MemberPath, guard=public_guild, response=Profile,
 )  # fmt: skip
 async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
-    """Level, progress, gold, stars, rank by XP and non-hidden achievements; 404 for unknown or departed members."""
+    """Level, progress, gold, stars, rank by XP (ties share a rank; at most a few seconds old) and non-hidden
+    achievements; 404 for unknown members and members who left."""
     guild = public_guild(call)
     season = guild.active_season
     params = {"g": guild.guild_id, "u": call.path.user_id, "s": season.season_id if season else None}
@@ -386,6 +385,12 @@ async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
         if row is None:
             raise ApiError.not_found("Unknown member.")
         badges = (await conn.execute(_BADGES, params)).all()
+
+    async def xp_values() -> list[int]:
+        async with call.platform.read() as conn:
+            return list((await conn.execute(_XP_VALUES, params)).scalars())
+
+    rank, members = await call.platform.ranks.rank(guild.guild_id, int(row.xp), xp_values)
     settings = guild.settings
     curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
     level, into, span = curve.progress(int(row.xp))
@@ -400,7 +405,7 @@ async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
             xp_for_next_level=span,
             gold=row.gold,
             stars=Stars(season=row.season_stars, lifetime=row.lifetime_stars),
-            rank=Rank(xp=row.rank, of=row.members),
+            rank=Rank(xp=rank, of=members),
             achievements=[EarnedBadge(id=b.id, name=b.name, rarity=b.rarity, earned_at=b.earned_at) for b in badges],
         )
     )
@@ -477,7 +482,7 @@ def _achievement(r: Any, members_with_xp: int) -> Achievement:
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/achievements", summary="Active achievements", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, query=PageQuery, response=Page[Achievement],
+    path_model=GuildPath, guard=public_guild, query=PageQuery, response=Page[Achievement],
 )  # fmt: skip
 async def public_achievements(call: Call[GuildPath, PageQuery, None]) -> Reply:
     """Active templates with their earn rate; hidden ones as "Secret achievement" without details or rewards."""
@@ -524,7 +529,7 @@ _RECENT = text(
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/achievements/recent", summary="Recently earned achievements", tag=_TAG,
-    access=Access.PUBLIC, path_model=GuildPath, query=RecentQuery, response=Items[RecentBadge],
+    access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=RecentQuery, response=Items[RecentBadge],
 )  # fmt: skip
 async def public_recent_achievements(call: Call[GuildPath, RecentQuery, None]) -> Reply:
     """The latest `limit` earned badges of present members, hidden ones masked."""
