@@ -117,3 +117,63 @@ async def test_xp_ranks_share_ties_reload_after_the_ttl_and_stay_bounded() -> No
     await ranks.rank(3, 7, loader(3))  # a third guild evicts the least recently used one
     await ranks.rank(1, 90, loader(1))
     assert loads == [1, 1, 2, 3, 1]
+
+
+async def test_concurrent_misses_of_one_public_url_share_one_computation() -> None:
+    """Real aiohttp app on loopback with one micro-cached route: 20 simultaneous misses run the handler once."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from synapse_async.api.contract import PLATFORM, Access, Api, Call, Reply
+    from synapse_async.api.dbgate import HttpDatabaseGate
+    from synapse_async.api.errors import ApiError
+    from synapse_async.api.middleware import errors
+    from synapse_async.api.platform import ApiPlatform
+    from synapse_async.api.schema import Items, NoParams
+    from synapse_async.config import load_config
+    from synapse_async.health import Components, Lifecycle
+
+    calls: list[str] = []
+    started, release = asyncio.Event(), asyncio.Event()
+    blocked = [False]
+    api = Api()
+
+    def guard(_call: Call[NoParams, NoParams, None]) -> None:
+        if blocked[0]:
+            raise ApiError.not_found()
+
+    @api.route("GET", "/api/things", summary="t", tag="t", access=Access.PUBLIC, response=Items[int], guard=guard)
+    async def things(call: Call[NoParams, NoParams, None]) -> Reply:
+        calls.append(call.request.path_qs)
+        started.set()
+        await release.wait()  # every request arrives while the first computation is still running
+        return Reply(Items[int](items=[len(calls)]))
+
+    app = web.Application(middlewares=[errors])
+    config = load_config({"JWT_SECRET": SECRET})
+    app[PLATFORM] = ApiPlatform(config, Components(Lifecycle()), HttpDatabaseGate(2, 1.0))
+    api.install(app)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def get() -> tuple[int, object]:
+                async with http.get(server.make_url("/api/things")) as resp:
+                    return resp.status, await resp.json()
+
+            pending = [asyncio.create_task(get()) for _ in range(20)]
+            await started.wait()
+            await asyncio.sleep(0.05)  # let the other 19 reach the shared computation
+            release.set()
+            answers = await asyncio.gather(*pending)
+            blocked[0] = True
+            async with http.get(server.make_url("/api/things")) as refused:
+                assert refused.status == 404  # the guard runs before the (warm) cache
+    finally:
+        await server.close()
+    assert calls == ["/api/things"]
+    assert answers == [(200, {"items": [1]})] * 20

@@ -16,6 +16,7 @@ cannot drift from what the server does. For each request, in this order:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -271,21 +272,35 @@ async def _admit(platform: ApiPlatform, principal: Principal) -> Decision:
 
 
 async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamResponse:
+    """The micro-cached answer of a public read; concurrent misses of one URL share a single computation, so an
+    expiring entry under load costs one query, not one per waiting request (which would exhaust the pool)."""
     assert op.guard is not None
     op.guard(call)
-    cache = call.platform.micro_cache
+    platform = call.platform
     key = call.request.path_qs
-    hit = cache.get(key)
+    hit: tuple[bytes | None, dict[str, str]] | None = platform.micro_cache.get(key)
+    if hit is None:
+        pending = platform.inflight.get(key)
+        if pending is not None:
+            hit = await asyncio.shield(pending)
     if hit is not None:
-        body, headers = hit
-        replay = web.Response(body=body, content_type="application/json")
-        replay.headers.update(headers)
+        if hit[0] is None:  # the shared computation ended in another status: compute this one alone
+            return _render(op, await op.handler(call))
+        replay = web.Response(body=hit[0], content_type="application/json")
+        replay.headers.update(hit[1])
         return replay
-    response = _render(op, await op.handler(call))
-    if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
-        kept = {k: v for k, v in response.headers.items() if k == "Cache-Control"}
-        cache[key] = (response.body, kept)
-    return response
+    future: asyncio.Future[tuple[bytes | None, dict[str, str]]] = asyncio.get_running_loop().create_future()
+    platform.inflight[key] = future
+    entry: tuple[bytes | None, dict[str, str]] = (None, {})
+    try:
+        response = _render(op, await op.handler(call))
+        if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            entry = (response.body, {k: v for k, v in response.headers.items() if k == "Cache-Control"})
+            platform.micro_cache[key] = (response.body, entry[1])
+        return response
+    finally:
+        platform.inflight.pop(key, None)
+        future.set_result(entry)
 
 
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

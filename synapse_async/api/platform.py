@@ -8,6 +8,7 @@ what needs them, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,6 +82,7 @@ class ApiPlatform:
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self.ranks = XpRanks(MICRO_CACHE_SECONDS)
+        self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
             maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200
