@@ -145,6 +145,18 @@ def cmd_generate_secret(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_openapi(_args: argparse.Namespace) -> int:
+    from synapse_async.api.cli import export_openapi
+
+    return export_openapi()
+
+
+def cmd_mint_token(args: argparse.Namespace) -> int:
+    from synapse_async.api.cli import mint
+
+    return mint(_load(), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m synapse_async", description="synapse-async engagement bot")
     parser.add_argument("--version", action="version", version=__version__)
@@ -155,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
     sub.add_parser("check-config", help="validate the environment; exit 0 or 2").set_defaults(func=cmd_check_config)
     sub.add_parser("generate-secret", help="print a random 64-character secret").set_defaults(func=cmd_generate_secret)
+    sub.add_parser("export-openapi", help="print the OpenAPI document").set_defaults(func=cmd_export_openapi)
+    from synapse_async.api.cli import add_mint_arguments
+
+    mint = sub.add_parser("mint-token", help="print a service (or --user) token for the listed guilds")
+    add_mint_arguments(mint)
+    mint.set_defaults(func=cmd_mint_token)
     return parser
 
 

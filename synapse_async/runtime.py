@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 from synapse_async.api.app import build_app
+from synapse_async.api.contract import PLATFORM
 from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.api.platform import ApiPlatform, OAuthClient
+from synapse_async.api.pruner import PRUNE_INTERVAL_SECONDS, prune
 from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
@@ -126,6 +129,7 @@ class Runtime:
         self.database_url: str | None = None
         self.http_port: int | None = None
         self._runner: web.AppRunner | None = None
+        self.api: ApiPlatform | None = None
         self._stop = asyncio.Event()
         self._signals = 0
         self._shutdown_done = False
@@ -163,6 +167,7 @@ class Runtime:
         self.supervisor.every("db_probe", cfg.db_probe_seconds, db.run_probe)
 
         await self._ensure_schema(db)
+        self.supervisor.every("pruner", PRUNE_INTERVAL_SECONDS, lambda: self._prune(db))  # needs the schema
 
         cache = ConfigCache(db.engine)
         await cache.full_reload()
@@ -207,6 +212,7 @@ class Runtime:
             self.gateway = await self._build_gateway(db, cache)
         self.components.gateway = self.gateway
         await self.gateway.start()
+        self._wire_api(cache)
 
         self.components.lifecycle.api_open = True
         if self._community is not None:
@@ -335,6 +341,26 @@ class Runtime:
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 
+    async def _prune(self, db: Database) -> None:
+        await prune(db.engine)
+
+    def _wire_api(self, cache: ConfigCache) -> None:
+        """The API's live admin check (hikari's cache) and, in the sandbox, the simulator's OAuth application."""
+        from synapse_async.auth.admins import GatewayAdmins
+        from synapse_async.bot.gateway import DiscordGateway
+
+        api = self.api
+        if api is None:
+            return
+        if isinstance(self.gateway, DiscordGateway):
+            api.admins = GatewayAdmins(self.gateway.bot, cache, self.owns)
+        sim = self.simulator
+        if api.oauth is None and sim is not None:
+            redirect = f"http://127.0.0.1:{self.http_port}/api/auth/callback"
+            api.oauth = OAuthClient(
+                str(sim.client_id), sim.client_secret, redirect, sim.oauth_url + "/authorize", sim.api_url
+            )
+
     def owns(self, guild_id: int) -> bool:
         """Whether this process runs the guild's shard (SPEC §3.4); a process running every shard owns all."""
         shard_ids, shard_count = self.config.shard_ids, self.config.shard_count
@@ -365,6 +391,7 @@ class Runtime:
         gate = HttpDatabaseGate(self.config.http_db_pool_size, self.config.http_db_wait_seconds)
         self.components.http_db = gate
         app = build_app(self.config, self.components, gate)
+        self.api = app[PLATFORM]
         # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
         await self._runner.setup()

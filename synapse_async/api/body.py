@@ -43,6 +43,22 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def contains_nul(value: Any) -> bool:
+    """True when any string (key or value) holds U+0000, which PostgreSQL text and JSONB cannot store."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_json_bytes(raw: bytes) -> Any:
     """Parse a UTF-8 JSON document strictly, or raise the 400 `invalid_json` ApiError."""
     try:
@@ -51,11 +67,14 @@ def parse_json_bytes(raw: bytes) -> Any:
         raise _invalid("The body is not valid JSON (UTF-8, RFC 8259).") from None
     if json_depth_exceeds(value):
         raise _invalid(f"The body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels.")
+    if contains_nul(value):
+        raise _invalid("The body must not contain U+0000 (NUL) characters.")
     return value
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body; 400 `invalid_json` for another content type, another charset or bad JSON.
+async def read_json_raw(request: web.Request) -> bytes:
+    """The request's raw body once it is known to be strict UTF-8 JSON (the route contract validates it with its
+    model); 400 `invalid_json` for another content type, another charset or bad JSON.
 
     The size limit (413) is enforced by aiohttp's `client_max_size` while reading."""
     if request.content_type != "application/json":
@@ -63,4 +82,11 @@ async def read_json(request: web.Request) -> Any:
     charset = request.charset
     if charset is not None and charset.lower() not in _UTF8:
         raise _invalid("The body must be encoded in UTF-8.")
-    return parse_json_bytes(await request.read())
+    raw = await request.read()
+    parse_json_bytes(raw)
+    return raw
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, parsed (`read_json_raw`'s rules)."""
+    return parse_json_bytes(await read_json_raw(request))

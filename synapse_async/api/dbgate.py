@@ -31,7 +31,7 @@ class HttpDatabaseGate:
         self.rejected = 0
 
     @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[None]:
         try:
             async with asyncio.timeout(self._wait_seconds):
                 await self._slots.acquire()
@@ -50,7 +50,7 @@ class HttpDatabaseGate:
     @asynccontextmanager
     async def connect(self, db: Database) -> AsyncIterator[AsyncConnection]:
         """A connection of the HTTP pool, inside a slot (reads)."""
-        async with self._slot(), db.http_engine.connect() as conn:
+        async with self.slot(), db.http_engine.connect() as conn:
             yield conn
 
     def snapshot(self) -> dict[str, Any]:

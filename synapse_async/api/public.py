@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from aiohttp import web
+from pydantic import BaseModel, Field, create_model
 from sqlalchemy import text
 
-from synapse_async.api.errors import ApiError, parse_snowflake
-from synapse_async.api.keys import COMPONENTS, CONFIG, DB_GATE
+from synapse_async.api.contract import Access, Api, Call, Reply
+from synapse_async.api.errors import ApiError
+from synapse_async.api.schema import GuildPath, NoParams, ResponseModel, Snowflake, UtcTime
 from synapse_async.domain.config import GuildConfig
 from synapse_async.settings import REGISTRY, to_json
-from synapse_async.timeutil import iso
 
-routes = web.RouteTableDef()
-_CACHE_HEADERS = {"Cache-Control": "public, max-age=10"}
+api = Api()
+_TAG: Final = "public"
+CACHE_HEADERS: Final = {"Cache-Control": "public, max-age=10"}
 
 
-def _public_guild(request: web.Request) -> GuildConfig:
+class SeasonRef(ResponseModel):
+    id: str
+    name: str
+    starts_at: UtcTime
+    ends_at: UtcTime
+
+
+def public_guild(call: Call[Any, Any, Any]) -> GuildConfig:
     """The guild of the path, or 404 when unknown, left, or its public API is disabled."""
-    guild_id = parse_snowflake(request.match_info["guild_id"], "guild_id")
-    guild = request.app[COMPONENTS].require_cache().guild(guild_id)
+    guild = call.platform.components.require_cache().guild(call.path.guild_id)
     if guild.info is None or guild.info.left or not guild.settings.bool("public_api.enabled"):
         raise ApiError.not_found("Unknown guild.")
     return guild
+
+
+def public_reply(body: BaseModel) -> Reply:
+    return Reply(body, headers=CACHE_HEADERS)
 
 
 def icon_url(cdn: str, guild_id: int, icon_hash: str | None) -> str | None:
@@ -33,29 +44,38 @@ def icon_url(cdn: str, guild_id: int, icon_hash: str | None) -> str | None:
     return f"{cdn}/icons/{guild_id}/{icon_hash}.{ext}"
 
 
-def _season_json(guild: GuildConfig) -> dict[str, Any] | None:
+def season_ref(guild: GuildConfig) -> SeasonRef | None:
     season = guild.active_season
     if season is None:
         return None
-    return {
-        "id": str(season.season_id),
-        "name": season.name,
-        "starts_at": iso(season.starts_at),
-        "ends_at": iso(season.ends_at),
-    }
+    return SeasonRef(id=str(season.season_id), name=season.name, starts_at=season.starts_at, ends_at=season.ends_at)
 
 
-@routes.get("/api/guilds/{guild_id}/settings")
-async def public_settings(request: web.Request) -> web.Response:
-    guild = _public_guild(request)
+# The public settings (§5.2 `public`) as one model generated from the registry, so the document lists each key.
+_PUBLIC_KEYS: Final = tuple(key for key, d in REGISTRY.items() if d.public)
+PublicSettings: type[ResponseModel] = create_model(  # type: ignore[call-overload]
+    "PublicSettings",
+    __base__=ResponseModel,
+    guild_name=(str, ...),
+    icon_url=(str | None, ...),
+    **{key.replace(".", "__"): (Any, Field(alias=key)) for key in _PUBLIC_KEYS},
+)
+
+
+@api.route(
+    "GET", "/api/guilds/{guild_id}/settings", summary="Public settings", tag=_TAG, access=Access.PUBLIC,
+    path_model=GuildPath, guard=public_guild, response=PublicSettings,
+)  # fmt: skip
+async def public_settings(call: Call[GuildPath, NoParams, None]) -> Reply:
+    """The public settings (§5.2) plus the guild's name and icon."""
+    guild = public_guild(call)
     assert guild.info is not None
-    values = {key: to_json(key, guild.settings.raw(key)) for key, d in REGISTRY.items() if d.public}
+    values = {key: to_json(key, guild.settings.raw(key)) for key in _PUBLIC_KEYS}
     body = {
-        **values,
         "guild_name": guild.info.name,
-        "icon_url": icon_url(request.app[CONFIG].discord_cdn_url, guild.guild_id, guild.info.icon_hash),
+        "icon_url": icon_url(call.platform.config.discord_cdn_url, guild.guild_id, guild.info.icon_hash),
     }
-    return web.json_response(body, headers=_CACHE_HEADERS)
+    return public_reply(PublicSettings.model_validate(body | values))
 
 
 _METRICS_SQL = text(
@@ -74,24 +94,42 @@ _METRICS_SQL = text(
 )
 
 
-@routes.get("/api/guilds/{guild_id}/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    guild = _public_guild(request)
+class Metrics(ResponseModel):
+    guild_id: Snowflake
+    guild_name: str
+    members: int
+    total_xp: int
+    total_gold: int
+    total_stars: int
+    active_members_7d: int
+    active_members_30d: int
+    top_level: int
+    achievements_earned: int
+    season: SeasonRef | None
+
+
+@api.route(
+    "GET", "/api/guilds/{guild_id}/metrics", summary="Guild totals", tag=_TAG, access=Access.PUBLIC,
+    path_model=GuildPath, guard=public_guild, response=Metrics,
+)  # fmt: skip
+async def public_metrics(call: Call[GuildPath, NoParams, None]) -> Reply:
+    """Members, totals, activity ("active" uses `last_active_at`), top level, badges earned, the season."""
+    guild = public_guild(call)
     assert guild.info is not None
-    db = request.app[COMPONENTS].require_db()
-    async with request.app[DB_GATE].connect(db) as conn:
+    async with call.platform.read() as conn:
         row = (await conn.execute(_METRICS_SQL, {"g": guild.guild_id})).one()
-    body = {
-        "guild_id": str(guild.guild_id),
-        "guild_name": guild.info.name,
-        "members": row.members,
-        "total_xp": row.total_xp,
-        "total_gold": row.total_gold,
-        "total_stars": row.total_stars,
-        "active_members_7d": row.active_7d,
-        "active_members_30d": row.active_30d,
-        "top_level": row.top_level,
-        "achievements_earned": row.achievements_earned,
-        "season": _season_json(guild),
-    }
-    return web.json_response(body, headers=_CACHE_HEADERS)
+    return public_reply(
+        Metrics(
+            guild_id=guild.guild_id,
+            guild_name=guild.info.name,
+            members=row.members,
+            total_xp=row.total_xp,
+            total_gold=row.total_gold,
+            total_stars=row.total_stars,
+            active_members_7d=row.active_7d,
+            active_members_30d=row.active_30d,
+            top_level=row.top_level,
+            achievements_earned=row.achievements_earned,
+            season=season_ref(guild),
+        )
+    )

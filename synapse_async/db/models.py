@@ -61,7 +61,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 
-from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, REWARD_KINDS, TRIGGER_TYPES, ZERO_REASONS
+from synapse_async.domain.vocabulary import (
+    JOB_KINDS,
+    JOB_STATUSES,
+    LAKE_EVENT_TYPES,
+    REWARD_KINDS,
+    TRIGGER_TYPES,
+    ZERO_REASONS,
+)
 
 # --------------------------------------------------------------------------------------------------------------
 # Vocabulary shared with the application (and copied, frozen, into the initial migration).
@@ -77,8 +84,6 @@ SEASON_STATUSES: Final = ("active", "ended")
 ACHIEVEMENT_SOURCES: Final = ("auto", "grant", "import")
 ACTOR_KINDS: Final = ("user", "service", "system")
 AUDIT_VIA: Final = ("api", "command", "cli", "system")
-JOB_KINDS: Final = ("retention", "reconciliation", "backfill", "import", "level_role_sync", "relevel")
-JOB_STATUSES: Final = ("queued", "running", "succeeded", "failed", "cancelled")
 JOB_ACTIVE_STATUSES: Final = ("queued", "running")
 JOB_FINISHED_STATUSES: Final = ("succeeded", "failed", "cancelled")
 

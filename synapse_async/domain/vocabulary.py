@@ -36,3 +36,7 @@ TriggerType = Literal["stat_threshold", "xp_milestone", "level_reached", "star_t
 TRIGGER_TYPES: Final[tuple[TriggerType, ...]] = get_args(TriggerType)
 StatName = Literal["messages_sent", "reactions_given", "reactions_received", "threads_created", "voice_minutes"]
 STAT_NAMES: Final[tuple[StatName, ...]] = get_args(StatName)
+JobKind = Literal["retention", "reconciliation", "backfill", "import", "level_role_sync", "relevel"]
+JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: Final[tuple[JobStatus, ...]] = get_args(JobStatus)

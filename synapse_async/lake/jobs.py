@@ -18,7 +18,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from synapse_async.db.models import JOB_KINDS, JOB_STATUSES
+from synapse_async.domain.vocabulary import JOB_KINDS, JOB_STATUSES
 from synapse_async.jobs.lake import LAKE_JOB_KINDS
 from synapse_async.jobs.store import cancel_job, request_job
 from synapse_async.lake.queries import MAX_PAGE_SIZE, InvalidLakeRequest, LakeProblem, check_page

@@ -1,0 +1,189 @@
+"""Public API benchmark (SPEC §25): leaderboard and member profile of a guild with 100,000 members, and `/health`.
+
+The app runs here (sandbox runtime, embedded PostgreSQL unless DATABASE_URL is set, public rate limit off); the
+guild's members are seeded with one INSERT … SELECT generate_series. The load comes from a child process (an
+aiohttp client, `--connections` keep-alive connections for `--seconds` per endpoint); the in-run baseline is the
+same client against a bare aiohttp handler returning a constant, served by another child process. Last line:
+`RESULT leaderboard_rps=… leaderboard_p99_ms=… leaderboard_p95_ms=… profile_rps=… profile_p99_ms=… health_rps=…
+baseline_rps=…`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from synapse_async.config import load_config
+from synapse_async.db.embedded import EmbeddedPostgres
+from synapse_async.db.urls import to_asyncpg_dsn, with_database
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox import SANDBOX_GUILD_ID
+
+FIRST_USER = 200_000_000_000_000_000
+SEED_SQL = """
+INSERT INTO members (guild_id, user_id, display_name, xp, level, peak_level, gold, lifetime_stars, last_active_at)
+SELECT $1::bigint, $2::bigint + n, 'member ' || n, (n * 7919) % 500000, 1 + ((n * 7919) % 500000) / 5000,
+       1 + ((n * 7919) % 500000) / 5000,
+       (n * 104729) % 100000, (n * 31) % 5000, now() - ((n % 60) || ' days')::interval
+  FROM generate_series(1::bigint, $3::bigint) AS n
+"""
+
+
+# --------------------------------------------------------------------------------------------------- child roles
+
+
+async def load(urls: list[str], seconds: float, connections: int) -> dict[str, Any]:
+    """Keep `connections` requests in flight for `seconds`; requests/s and latency percentiles (ms)."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            i = offset
+            while time.perf_counter() < deadline:
+                url = urls[i % len(urls)]
+                i += connections
+                started = time.perf_counter()
+                async with http.get(url) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(connections)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(int(len(latencies) * p), len(latencies) - 1)], 2) if latencies else 0.0
+
+    return {
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "errors": errors,
+    }
+
+
+async def baseline_server() -> None:
+    """A bare aiohttp app answering a constant JSON body; prints its port, serves until stdin closes."""
+
+    async def constant(_request: web.Request) -> web.Response:
+        return web.json_response({"items": [], "page": 1, "page_size": 25, "total": 0})
+
+    app = web.Application()
+    app.router.add_get("/constant", constant)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(json.dumps({"port": runner.addresses[0][1]}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
+# --------------------------------------------------------------------------------------------------- driver
+
+
+async def run_load(urls: list[str], seconds: float, connections: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "load", "--seconds", str(seconds), "--connections", str(connections),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate(json.dumps(urls).encode())
+    return dict(json.loads(out))
+
+
+async def main(args: argparse.Namespace) -> None:
+    embedded = None
+    if os.environ.get("DATABASE_URL"):
+        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
+    else:
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
+        server_url = await embedded.start()
+    db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{db_name}"')
+    await admin.close()
+    env = {
+        "DATABASE_URL": with_database(server_url, db_name),
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "LOG_LEVEL": "WARNING",
+        "PUBLIC_RATE_LIMIT_PER_MINUTE": "0",
+        "SANDBOX_ALLOW_EXTERNAL_DATABASE": "true",
+        "SANDBOX_MEMBERS": "5",
+    }
+    rt = Runtime(load_config(env))
+    baseline = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "baseline", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        await rt.start()
+        cache = rt.components.require_cache()
+        while SANDBOX_GUILD_ID not in cache.known_guild_ids():  # noqa: ASYNC110 - polling a cache, no event exists
+            await asyncio.sleep(0.05)
+        conn = await asyncpg.connect(env["DATABASE_URL"])
+        await conn.execute(SEED_SQL, SANDBOX_GUILD_ID, FIRST_USER, args.members)
+        await conn.execute("ANALYZE members")
+        await conn.close()
+        api = f"http://127.0.0.1:{rt.http_port}"
+        prefix = f"{api}/api/guilds/{SANDBOX_GUILD_ID}"
+        assert baseline.stdout is not None
+        port = json.loads(await baseline.stdout.readline())["port"]
+        step = max(args.members // 1000, 1)
+        runs = {
+            "leaderboard": [f"{prefix}/leaderboard?by=xp&season=lifetime&page={p}" for p in (1, 2, 3, 4)],
+            "profile": [f"{prefix}/members/{FIRST_USER + n}" for n in range(1, args.members + 1, step)],
+            "health": [f"{api}/health"],
+            "baseline": [f"http://127.0.0.1:{port}/constant"],
+        }
+        results = {}
+        for name, urls in runs.items():
+            results[name] = await run_load(urls, args.seconds, args.connections)
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+        lb, pr = results["leaderboard"], results["profile"]
+        print(
+            f"RESULT leaderboard_rps={lb['rps']} leaderboard_p99_ms={lb['p99']} leaderboard_p95_ms={lb['p95']}"
+            f" profile_rps={pr['rps']} profile_p99_ms={pr['p99']} health_rps={results['health']['rps']}"
+            f" baseline_rps={results['baseline']['rps']} members={args.members}"
+        )
+    finally:
+        if baseline.stdin is not None:
+            baseline.stdin.close()
+        await baseline.wait()
+        await rt.shutdown()
+        if embedded is not None:
+            await embedded.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--role", choices=("main", "load", "baseline"), default="main")
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    cli = parser.parse_args()
+    if cli.role == "load":
+        print(json.dumps(asyncio.run(load(json.loads(sys.stdin.read()), cli.seconds, cli.connections))))
+    elif cli.role == "baseline":
+        asyncio.run(baseline_server())
+    else:
+        asyncio.run(main(cli))

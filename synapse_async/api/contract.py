@@ -1,0 +1,363 @@
+"""The one mechanism every JSON route goes through (SPEC §18, §21): typed models in, typed model out.
+
+A route is declared once with its path, query and body models, its response model and who may call it; from that
+declaration come both the request handling below and the OpenAPI document (`api/openapi.py`), so the document
+cannot drift from what the server does. For each request, in this order:
+
+1. authentication (`authn.authenticate`) for non-public routes → 401 / 403 `csrf_failed`;
+2. the `Idempotency-Key` header format (writes) → 400;
+3. path, query and body against their pydantic models, every problem reported at once → 400 `validation_error`
+   (`invalid_json` for a body that is not JSON);
+4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
+5. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
+6. the admin mutation limit (§21.4) → 429;
+7. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from synapse_async.api import admin_limit, idempotency
+from synapse_async.api.authn import MUTATIONS, Principal, authenticate
+from synapse_async.api.body import read_json_raw
+from synapse_async.api.errors import ApiError, error_response
+from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
+from synapse_async.api.platform import ApiPlatform
+from synapse_async.api.ratelimit import Decision
+from synapse_async.api.schema import NoParams, problems_of
+from synapse_async.services.audit import Actor, ActorKind
+
+PLATFORM = web.AppKey("api_platform", ApiPlatform)
+
+PathT = TypeVar("PathT", bound=BaseModel)
+QueryT = TypeVar("QueryT", bound=BaseModel)
+BodyT = TypeVar("BodyT")
+
+
+class Access(StrEnum):
+    PUBLIC = "public"
+    AUTHENTICATED = "authenticated"  # any valid token (auth/me, logout, the admin's guild list)
+    GUILD_ADMIN = "guild_admin"  # admin of the path's `guild_id` (§21.3)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[PathT, QueryT, BodyT]):
+    """One validated request as a handler sees it."""
+
+    request: web.Request
+    platform: ApiPlatform
+    path: PathT
+    query: QueryT
+    body: BodyT
+    principal: Principal | None
+
+    def require_principal(self) -> Principal:
+        assert self.principal is not None, "only routes with access other than PUBLIC call this"
+        return self.principal
+
+    def actor(self) -> Actor:
+        """The audit actor of this request (SPEC §22: client IP and request id included)."""
+        principal = self.require_principal()
+        return self.actor_as(principal.id, principal.claims.kind)
+
+    def actor_as(self, actor_id: str, kind: ActorKind) -> Actor:
+        """An audit actor for this request before a principal exists (the login itself)."""
+        ip = self.request.get(CLIENT_IP)
+        return Actor(
+            actor_id,
+            kind,
+            "api",
+            request_id=self.request.get(REQUEST_ID),
+            client_ip=None if ip in (None, "unknown") else ip,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer: a model rendered with the route's response model, another status, extra headers."""
+
+    body: BaseModel | None = None
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call[Any, Any, Any]], Awaitable[BaseModel | Reply | web.StreamResponse | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One declared route: everything the server and the OpenAPI document need to know about it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    access: Access
+    path_model: type[BaseModel]
+    query_model: type[BaseModel]
+    body_model: type[BaseModel] | None
+    response_model: type[BaseModel] | None
+    status: int
+    responses: Mapping[int, str]  # other documented statuses without a JSON body (redirects)
+    description: str = ""
+    guard: Callable[[Call[Any, Any, Any]], object] | None = None
+    """For `cached` routes: runs before the cache is consulted (e.g. the public guild check, raising 404)."""
+    cached: bool = False
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def is_write(self) -> bool:
+        return self.method in MUTATIONS
+
+
+class Api:
+    """The registry of declared routes; `install` adds them to an aiohttp app."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        access: Access,
+        path_model: type[BaseModel] = NoParams,
+        query: type[BaseModel] = NoParams,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        responses: Mapping[int, str] | None = None,
+        guard: Callable[[Call[Any, Any, Any]], object] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a route. With a `guard`, successful answers are kept in the platform's micro-cache (public
+        reads: the same path and query within `MICRO_CACHE_SECONDS` get the same bytes, after the guard ran)."""
+
+        def register(handler: Handler) -> Handler:
+            self.operations.append(
+                Operation(
+                    method=method,
+                    path=path,
+                    handler=handler,
+                    summary=summary,
+                    tag=tag,
+                    access=access,
+                    path_model=path_model,
+                    query_model=query,
+                    body_model=body,
+                    response_model=response,
+                    status=status,
+                    responses=responses or {},
+                    description=(handler.__doc__ or "").strip(),
+                    guard=guard,
+                    cached=guard is not None,
+                )
+            )
+            return handler
+
+        return register
+
+    @classmethod
+    def combine(cls, *parts: Api) -> Api:
+        """One registry of several modules' routes, in the given order."""
+        whole = cls()
+        for part in parts:
+            whole.operations.extend(part.operations)
+        return whole
+
+    def install(self, app: web.Application) -> None:
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, _endpoint(op), name=op.operation_id)
+
+
+def _query_dict(request: web.Request) -> tuple[dict[str, str], list[dict[str, str]]]:
+    values: dict[str, str] = {}
+    problems: list[dict[str, str]] = []
+    for key, value in request.query.items():
+        if key in values:
+            problems.append({"field": key, "problem": "duplicate", "message": "given more than once"})
+        if "\x00" in value or "\x00" in key:
+            problems.append({"field": key, "problem": "invalid_value", "message": "must not contain U+0000"})
+        values[key] = value
+    return values, problems
+
+
+def _validate(model: type[BaseModel], data: Any, root: str, problems: list[dict[str, str]]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(problems_of(exc.errors(include_url=False, include_context=False), root))
+        return None
+
+
+async def _body(op: Operation, request: web.Request, problems: list[dict[str, str]]) -> tuple[Any, bytes]:
+    if op.body_model is None:
+        raw = await request.read() if request.can_read_body else b""
+        if raw.strip():
+            problems.append({"field": "body", "problem": "unknown_field", "message": "this operation takes no body"})
+        return None, raw
+    raw = await read_json_raw(request)
+    try:
+        return op.body_model.model_validate_json(raw, strict=True), raw
+    except ValidationError as exc:
+        problems.extend(problems_of(exc.errors(include_url=False, include_context=False), "body"))
+        return None, raw
+
+
+async def _check_admin(op: Operation, call_path: BaseModel, principal: Principal, platform: ApiPlatform) -> None:
+    guild_id = getattr(call_path, "guild_id", None)
+    assert isinstance(guild_id, int), f"{op.path}: guild-admin routes have a guild_id path parameter"
+    claims = principal.claims
+    if not platform.serves(guild_id):
+        raise ApiError.not_found("Unknown guild.")
+    if claims.kind == "service":
+        if guild_id not in claims.guilds:
+            raise ApiError(403, "forbidden", "This service token is not valid for this guild.")
+        return
+    admins = platform.require_admins()
+    assert claims.user_id is not None
+    if not await admins.is_admin(guild_id, claims.user_id, allow_cached=op.method == "GET"):
+        raise ApiError(403, "forbidden", "You are not an admin of this guild.")
+
+
+def _render(op: Operation, result: BaseModel | Reply | web.StreamResponse | None) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    reply = result if isinstance(result, Reply) else Reply(result)
+    status = reply.status or op.status
+    if reply.body is None:
+        response = web.Response(status=status)
+    else:
+        response = web.Response(
+            status=status, body=reply.body.model_dump_json(by_alias=True).encode(), content_type="application/json"
+        )
+    response.headers.update(reply.headers)
+    return response
+
+
+def _error(exc: ApiError) -> web.Response:
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    response.headers.update(exc.headers)
+    return response
+
+
+async def _admit(platform: ApiPlatform, principal: Principal) -> Decision:
+    limit = platform.config.admin_rate_limit_per_minute
+    async with platform.read() as conn:
+        decision = await admin_limit.admit(conn, principal.id, limit)
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many changes; slow down.",
+            {"retry_after": decision.reset_seconds},
+            headers=decision.headers(),
+        )
+    return decision
+
+
+async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamResponse:
+    """The micro-cached answer of a public read; concurrent misses of one URL share a single computation, so an
+    expiring entry under load costs one query, not one per waiting request (which would exhaust the pool)."""
+    assert op.guard is not None
+    op.guard(call)
+    platform = call.platform
+    key = call.request.path_qs
+    hit: tuple[bytes | None, dict[str, str]] | None = platform.micro_cache.get(key)
+    if hit is None:
+        pending = platform.inflight.get(key)
+        if pending is not None:
+            hit = await asyncio.shield(pending)
+    if hit is not None:
+        if hit[0] is None:  # the shared computation ended in another status: compute this one alone
+            return _render(op, await op.handler(call))
+        replay = web.Response(body=hit[0], content_type="application/json")
+        replay.headers.update(hit[1])
+        return replay
+    future: asyncio.Future[tuple[bytes | None, dict[str, str]]] = asyncio.get_running_loop().create_future()
+    platform.inflight[key] = future
+    entry: tuple[bytes | None, dict[str, str]] = (None, {})
+    try:
+        response = _render(op, await op.handler(call))
+        if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            entry = (response.body, {k: v for k, v in response.headers.items() if k == "Cache-Control"})
+            platform.micro_cache[key] = (response.body, entry[1])
+        return response
+    finally:
+        platform.inflight.pop(key, None)
+        future.set_result(entry)
+
+
+def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        platform = request.app[PLATFORM]
+        principal: Principal | None = None
+        if op.access is not Access.PUBLIC:
+            principal = await authenticate(request, platform)
+            request[PRINCIPAL] = principal.id
+        key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if op.is_write else None
+
+        query, problems = _query_dict(request)
+        path = _validate(op.path_model, dict(request.match_info), "path", problems)
+        query_model = _validate(op.query_model, query, "query", problems)
+        body, raw = await _body(op, request, problems)
+        if problems:
+            raise ApiError(400, "validation_error", "The request is invalid.", problems)
+        if op.access is Access.GUILD_ADMIN:
+            assert principal is not None
+            await _check_admin(op, path, principal, platform)
+
+        request_hash = ""
+        if key is not None and principal is not None:
+            request_hash = idempotency.fingerprint(request.method, request.path_qs, raw)
+            async with platform.read() as conn:
+                stored = await idempotency.lookup(conn, principal.id, key, request_hash)
+            if stored is not None:
+                replay = web.Response(
+                    status=stored.status,
+                    body=None if stored.body is None else orjson.dumps(stored.body),
+                    content_type=None if stored.body is None else "application/json",
+                )
+                replay.headers["Idempotent-Replayed"] = "true"
+                return replay
+
+        decision: Decision | None = None
+        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
+            decision = await _admit(platform, principal)
+
+        call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
+        if op.cached:
+            return await _cached(op, call)
+        try:
+            response = _render(op, await op.handler(call))
+        except ApiError as exc:
+            if key is None:
+                raise
+            response = _error(exc)
+        if decision is not None:
+            response.headers.update(decision.headers())
+        if key is not None and principal is not None and idempotency.storable(response.status):
+            payload = response.body if isinstance(response, web.Response) else None
+            stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
+            async with platform.read() as conn:
+                await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
+        return response
+
+    endpoint.__name__ = op.operation_id
+    endpoint.__doc__ = op.description
+    return endpoint

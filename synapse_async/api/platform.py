@@ -1,0 +1,146 @@
+"""What the HTTP API depends on, in one object the composition root builds (SPEC §18, §21).
+
+Handlers and the route contract reach the database, the token codec, the live admin check and the OAuth client
+settings only through `ApiPlatform`. Some parts exist only later in startup (the gateway's admin directory, the
+sandbox's OAuth application): the runtime plugs them in when they exist, and until then the API answers 503 for
+what needs them, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from cachetools import TTLCache
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.api.errors import ApiError
+from synapse_async.api.ranks import XpRanks
+from synapse_async.auth.tokens import Claims, TokenCodec
+from synapse_async.cache.listener import ListenerState
+from synapse_async.components import Components
+from synapse_async.config import Config
+
+
+class AdminDirectory(Protocol):
+    """Live §17.1 admin data: the owning process's gateway cache, or Discord REST for guilds owned elsewhere."""
+
+    async def is_admin(self, guild_id: int, user_id: int, *, allow_cached: bool) -> bool:
+        """The §17.1 rule on live data; `allow_cached` permits a REST answer up to 5 s old (GET requests only)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """The OAuth2 application the login uses (SPEC §21.1)."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    authorize_url: str  # `{DISCORD_OAUTH_URL}/authorize`
+    api_url: str  # `DISCORD_API_URL`: token exchange and users/@me
+
+
+MICRO_CACHE_SECONDS = 5.0
+"""Within the `Cache-Control: max-age=10` the public responses promise anyway (SPEC §19)."""
+MICRO_CACHE_BYTES = 32 * 1024 * 1024
+
+_IS_REVOKED = text("SELECT 1 FROM revoked_tokens WHERE jti = CAST(:jti AS uuid)")
+
+
+class ApiPlatform:
+    """The API's dependencies; built once per process by `build_app`."""
+
+    def __init__(self, config: Config, components: Components, gate: HttpDatabaseGate) -> None:
+        self.config = config
+        self.components = components
+        self.gate = gate
+        self.codec = TokenCodec(
+            config.jwt_secret,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            ttl_seconds=config.jwt_ttl_seconds,
+        )
+        self.admins: AdminDirectory | None = None
+        self.oauth: OAuthClient | None = None
+        if config.discord_client_id and config.discord_client_secret and config.discord_redirect_uri:
+            self.oauth = OAuthClient(
+                config.discord_client_id,
+                config.discord_client_secret,
+                config.discord_redirect_uri,
+                config.discord_oauth_url + "/authorize",
+                config.discord_api_url,
+            )
+        # Logged out here: refused at once by this process, before its own NOTIFY round trip has reloaded the
+        # cache (bounded; an entry is useless once the token has expired anyway).
+        self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self.ranks = XpRanks(MICRO_CACHE_SECONDS)
+        self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
+        # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
+        self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
+            maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200
+        )
+
+    def now(self) -> int:
+        return int(time.time())
+
+    def require_admins(self) -> AdminDirectory:
+        if self.admins is None:
+            raise ApiError.unavailable("The Discord connection is not ready yet; try again shortly.")
+        return self.admins
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read connection of the HTTP pool, inside a gate slot."""
+        async with self.gate.connect(self.components.require_db()) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def sessions(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+        """A session factory on the HTTP pool for one write (held inside a gate slot while the caller works)."""
+        db = self.components.require_db()
+        if self._sessions is None:
+            self._sessions = async_sessionmaker(db.http_engine, expire_on_commit=False)
+        async with self.gate.slot():
+            yield self._sessions
+
+    def serves(self, guild_id: int) -> bool:
+        """Whether the bot serves the guild (in any process): known to the shared config cache and not left."""
+        cache = self.components.require_cache()
+        if guild_id not in cache.known_guild_ids():
+            return False
+        info = cache.guild(guild_id).info
+        return info is not None and not info.left
+
+    async def admin_guilds(self, claims: Claims) -> list[int]:
+        """The guilds a token may administer now: a service token's list, or a user's candidates live-checked."""
+        if claims.kind == "service":
+            return sorted(g for g in claims.guilds if self.serves(g))
+        assert claims.user_id is not None
+        admins = self.require_admins()
+        out = []
+        for guild_id in claims.candidates:
+            if self.serves(guild_id) and await admins.is_admin(guild_id, claims.user_id, allow_cached=True):
+                out.append(guild_id)
+        return out
+
+    def revoked_locally(self, jti: str) -> None:
+        self._revoked_here[jti] = True
+
+    async def is_revoked(self, jti: str) -> bool:
+        """SPEC §21.2: the NOTIFY-fed cache while the listener is connected, else the database on every request."""
+        if jti in self._revoked_here:
+            return True
+        cache = self.components.require_cache()
+        listener = self.components.listener
+        if listener is not None and listener.state is ListenerState.CONNECTED:
+            return cache.is_revoked(jti)
+        async with self.read() as conn:
+            return (await conn.execute(_IS_REVOKED, {"jti": jti})).first() is not None

@@ -1,0 +1,42 @@
+"""Every declared JSON route of the API in one registry, and the OpenAPI document generated from it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from synapse_async import __version__
+from synapse_async.api import admin_routes, auth_routes, lake_routes, public, public_stats
+from synapse_async.api.contract import Access, Api, Call
+from synapse_async.api.openapi import build_document
+from synapse_async.api.schema import NoParams
+
+_docs = Api()
+
+
+@_docs.route(
+    "GET",
+    "/api/openapi.json",
+    summary="This OpenAPI 3.1 document",
+    tag="meta",
+    access=Access.PUBLIC,
+    responses={200: "The OpenAPI document"},
+)
+async def openapi_json(_call: Call[NoParams, NoParams, None]) -> web.StreamResponse:
+    """Generated from the same models the server validates with; cached once built."""
+    return web.Response(body=_document_bytes(), content_type="application/json")
+
+
+API = Api.combine(public.api, public_stats.api, auth_routes.api, admin_routes.api, lake_routes.api, _docs)
+
+
+def openapi_document() -> dict[str, Any]:
+    return build_document(API, __version__)
+
+
+@cache
+def _document_bytes() -> bytes:
+    return orjson.dumps(openapi_document())

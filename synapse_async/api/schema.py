@@ -1,0 +1,188 @@
+"""Shared pydantic types of the HTTP API (SPEC §18): snowflakes, times, the error body, pagination.
+
+These are the only building blocks request and response models use, so every endpoint agrees on what a
+snowflake or a page looks like, and the OpenAPI document (generated from the same models) says so too.
+Snowflakes are accepted as digit strings or integers and always rendered as strings; request times must carry
+an offset; unknown fields are rejected by `StrictModel`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from synapse_async.domain.snowflakes import InvalidSnowflake, to_snowflake
+
+T = TypeVar("T")
+
+
+def _snowflake(value: object) -> int:
+    try:
+        return to_snowflake(value)
+    except InvalidSnowflake as exc:
+        raise PydanticCustomError(exc.problem, "must be a Discord id (digits)") from None
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+Snowflake = Annotated[
+    int,
+    BeforeValidator(_snowflake),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {"oneOf": [{"type": "string", "pattern": "^[0-9]{1,20}$"}, {"type": "integer", "minimum": 1}]},
+        mode="validation",
+    ),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,20}$"}, mode="serialization"),
+]
+"""A Discord id: in as a digit string or an integer (1 … 2^63 − 1), out as a string."""
+
+UtcTime = Annotated[datetime, PlainSerializer(_utc_text, return_type=str)]
+"""A response time: RFC 3339 in UTC with a `Z` suffix."""
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only RFC 3339 text: pydantic would otherwise read `0.5` as a Unix timestamp."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise PydanticCustomError("invalid_format", "must be an RFC 3339 date-time with an offset")
+    return value
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `missing_offset`)."""
+
+
+class StrictModel(BaseModel):
+    """Base of every request model: unknown fields are a 400, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PatchModel(StrictModel):
+    """Base of PATCH bodies (SPEC §18 merge semantics): every field optional; absent = unchanged, null = clear.
+
+    pydantic records which fields the client actually sent, so `changes()` tells "absent" from "sent as null"
+    without sentinel defaults in every model.
+    """
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent, with their values (None means: clear this nullable field)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class ResponseModel(BaseModel):
+    """Base of every response model (the generated schema names them as they are)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class NoParams(StrictModel):
+    """Query/path model of an operation that takes none: any parameter given is an `unknown_field`."""
+
+
+class GuildPath(StrictModel):
+    """The `{guild_id}` of every guild route."""
+
+    guild_id: Snowflake
+
+
+class PageQuery(StrictModel):
+    """SPEC §18 pagination parameters."""
+
+    page: int = Field(1, ge=1, le=1_000_000)
+    page_size: int = Field(25, ge=1, le=100)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(ResponseModel, Generic[T]):
+    """SPEC §18 page of a list that can grow without bound."""
+
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+
+
+class Items(ResponseModel, Generic[T]):
+    """SPEC §18 small bounded collection, unpaginated."""
+
+    items: list[T]
+
+
+class FieldProblemModel(ResponseModel):
+    field: str
+    problem: str
+    message: str | None = None
+
+
+class ErrorInfo(ResponseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(ResponseModel):
+    """The uniform error body of SPEC §18; for `validation_error`, `details` is a list of FieldProblemModel."""
+
+    error: ErrorInfo
+
+
+_PROBLEM_CODES = {
+    "missing": "missing",
+    "extra_forbidden": "unknown_field",
+    "timezone_aware": "missing_offset",
+    "literal_error": "not_allowed",
+    "enum": "not_allowed",
+    "string_pattern_mismatch": "invalid_format",
+    "string_too_short": "invalid_length",
+    "string_too_long": "invalid_length",
+    "too_short": "invalid_length",
+    "too_long": "invalid_length",
+    "invalid_type": "invalid_type",
+    "invalid_format": "invalid_format",
+    "out_of_range": "out_of_range",
+}
+
+
+def problem_code(error_type: str) -> str:
+    """The SPEC §18 `problem` of one pydantic error type (a small closed vocabulary clients can switch on)."""
+    if error_type in _PROBLEM_CODES:
+        return _PROBLEM_CODES[error_type]
+    if error_type.startswith(("greater_than", "less_than", "finite_number")) or error_type.endswith("_too_big"):
+        return "out_of_range"
+    if error_type.endswith(("_type", "_parsing", "_from_datetime_inexact")) or error_type.startswith("model_"):
+        return "invalid_type"
+    return "invalid_value"
+
+
+def field_name(loc: tuple[int | str, ...], root: str) -> str:
+    """Dotted field path of an error location (`values.xp`, `items.3.user_id`); `root` when it is the whole input."""
+    return ".".join(str(part) for part in loc) if loc else root
+
+
+def problems_of(errors: list[ErrorDetails], root: str) -> list[dict[str, str]]:
+    """Every problem of a failed validation, as SPEC §18 `details` entries (all at once, not the first only)."""
+    out: list[dict[str, str]] = []
+    for err in errors:
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        out.append({"field": field_name(loc, root), "problem": problem_code(err["type"]), "message": err["msg"]})
+    return out
