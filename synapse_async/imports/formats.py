@@ -43,6 +43,7 @@ __all__ = [
     "ParsedImport",
     "SourceFormat",
     "parse_document",
+    "render_document",
 ]
 
 FORMAT_NAME: Final = "synapse-members"
@@ -291,8 +292,8 @@ def _csv_rows(text: str) -> tuple[Sequence[object], RowReader]:
         gold_cell = cells[gold_col].strip() if gold_col is not None else ""
         return ImportEntry(
             index,
-            _snowflake(cells[id_col], rows[0][id_col].strip()),
-            xp=_amount(cells[xp_col], rows[0][xp_col].strip(), text=True),
+            _snowflake(cells[id_col], "user id"),  # fixed names: header text is the uploader's, kept out of logs
+            xp=_amount(cells[xp_col], "xp", text=True),
             gold=_amount(gold_cell, "gold", text=True) if gold_cell else None,
         )
 
