@@ -204,9 +204,20 @@ async def test_invalid_or_duplicate_rows_refuse_the_whole_import(env: Env) -> No
     guild = next(_guilds)
     raw = doc([{"id": str(U[0]), "xp": 5}, {"id": str(U[1]), "xp": -1}, {"id": str(U[0]), "xp": 7}])
     with pytest.raises(ImportRejected) as refused:
-        await run_job(env, guild, raw)
+        await submit_import(env.db, guild, raw, mode="add", actor=ADMIN, max_bytes=LIMIT)
     assert [r["index"] for r in refused.value.invalid] == [1, 2]
     assert "duplicate of row 0" in str(refused.value.invalid[1]["reason"])
+    assert (await counts(env, guild))["jobs"] == 0
+    # A payload that holds invalid rows anyway (stored by other means) is refused by the job too, writing nothing.
+    job = uuid.uuid4()
+    await env.execute(
+        "INSERT INTO jobs (job_id, guild_id, kind, params, requested_by)"
+        " VALUES ($1, $2, 'import', '{\"mode\": \"add\", \"digest\": \"d\"}', 'svc:test')",
+        job, guild,
+    )  # fmt: skip
+    await env.execute("INSERT INTO job_payloads (job_id, body) VALUES ($1, to_jsonb($2::text))", job, raw.decode())
+    with pytest.raises(ImportRejected):
+        await rerun(env, guild, job)
     after = await counts(env, guild)
     assert after["members"] == after["reward_journal"] == after["audit_log"] == 0
     with pytest.raises(DocumentTooLarge):

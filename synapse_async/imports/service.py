@@ -15,8 +15,9 @@ document again in the same mode, skips every member already imported by it (`alr
 twice. When all batches are done, one transaction writes the summarizing `members.import` audit row, queues a
 `level_role_sync` and deletes the payload.
 
-A document with invalid rows is refused as a whole: the job fails listing them and writes nothing (a dry run reports
-them). The dry run reads the same member state and runs the same `plan_member`, writing nothing at all.
+A document with invalid rows is refused as a whole, at submission (`ImportRejected`, nothing queued) and again by
+the job should its payload hold one (it fails listing them and writes nothing); a dry run reports them. The dry
+run reads the same member state and runs the same `plan_member`, writing nothing at all.
 """
 
 from __future__ import annotations
@@ -201,12 +202,23 @@ async def submit_import(
 ) -> uuid.UUID:
     """Queue an `import` job for `raw` (JSON or CSV bytes); the caller answers 202 with the job.
 
-    Raises `DocumentTooLarge` (413), `ImportFormatError` (400: bad mode, not UTF-8) or `ImportActive` (409).
-    Parsing and row validation happen in the job (a dry run via `preview_import` reports them synchronously).
+    The document is parsed (in a worker thread) before anything is stored, so a document the job would refuse is
+    refused here: `DocumentTooLarge` (413), `ImportFormatError` (400: bad mode, not UTF-8, unknown shape, too many
+    entries), `ImportRejected` (400 listing the invalid and duplicate rows by index), or `ImportActive` (409).
     """
     checked = _check_mode(mode)
     body = _check_text(raw, max_bytes)
-    params = {"mode": checked, "digest": _digest(checked, raw), "actor": _actor_json(actor)}
+    parsed = await _parse(raw, max_bytes)
+    if parsed.invalid:
+        totals = _totals(parsed, checked)
+        raise ImportRejected(totals.invalid, totals.invalid_count)
+    params = {
+        "mode": checked,
+        "digest": _digest(checked, raw),
+        "format": parsed.format,
+        "entries": len(parsed.entries),
+        "actor": _actor_json(actor),
+    }
     job_id = uuid.uuid4()
     async with db.sessions.begin() as s:
         created = (
@@ -340,7 +352,7 @@ def import_handler(db: Database, processor: Processor, cache: ConfigCache, *, ma
             raise LookupError("the import document is gone (the job already finished once)")
         parsed = await _parse(body.encode(), max_bytes)
         totals = _totals(parsed, mode)
-        if parsed.invalid:
+        if parsed.invalid:  # checked at submission; still never half-apply a payload stored some other way
             raise ImportRejected(totals.invalid, totals.invalid_count)
         ctx.progress["total"] = len(parsed.entries)
         for batch in _batches(parsed.entries):
@@ -400,7 +412,7 @@ async def _apply_batch(
         for entry in batch:
             # A member created just above plans as "created" (from zero), exactly as the dry run saw it; one that
             # appeared meanwhile (a concurrent first message) plans from its locked row.
-            state = None if entry.user_id in created else states[entry.user_id]
+            state = None if entry.user_id in created else states.get(entry.user_id)
             plan = _count(scratch, guild, entry, state, entry.user_id in done, mode)
             if plan is None:
                 continue
