@@ -245,8 +245,10 @@ async def test_an_interrupted_job_rerun_with_its_id_and_a_resubmission_apply_onc
 
     job, partial, ctx = await run_job(env, guild, raw, stopping=after_first_batch)
     assert partial["members_changed"] == BATCH and ctx.progress == {"done": BATCH, "total": n}
+    assert partial["complete"] is False
+    assert await env.val("SELECT count(*) FROM job_payloads WHERE job_id = $1", job) == 1  # kept for the re-run
     ctx, result = await rerun(env, guild, job)  # the same job again: the first batch is skipped by its keys
-    assert result["already_imported"] == BATCH and result["members_changed"] == 100
+    assert result["already_imported"] == BATCH and result["members_changed"] == 100 and result["complete"]
     totals = (await env.fetch("SELECT sum(xp) AS xp, sum(gold) AS gold, count(*) AS n FROM members WHERE guild_id = $1",
                               guild))[0]  # fmt: skip
     assert (totals["xp"], totals["gold"], totals["n"]) == (200 * n, n, n)

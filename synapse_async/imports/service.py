@@ -12,8 +12,9 @@ Per changed member, all in the batch's transaction: the `import` journal row (ke
 gold, no announcement) and automatic achievements evaluated without rewards — the relevel job's path. Season stats
 are never touched (§11). The `digest` is a hash of mode and document: re-running a job, or submitting the identical
 document again in the same mode, skips every member already imported by it (`already_imported`) instead of adding
-twice. When all batches are done, one transaction writes the summarizing `members.import` audit row, queues a
-`level_role_sync` and deletes the payload.
+twice. When all batches are done (or the job stops between batches), one transaction writes the summarizing
+`members.import` audit row (`complete` says which), queues a `level_role_sync` and, once complete, deletes the
+payload.
 
 A document with invalid rows is refused as a whole, at submission (`ImportRejected`, nothing queued) and again by
 the job should its payload hold one (it fails listing them and writes nothing); a dry run reports them. The dry
@@ -355,16 +356,20 @@ def import_handler(db: Database, processor: Processor, cache: ConfigCache, *, ma
         if parsed.invalid:  # checked at submission; still never half-apply a payload stored some other way
             raise ImportRejected(totals.invalid, totals.invalid_count)
         ctx.progress["total"] = len(parsed.entries)
+        complete = True
         for batch in _batches(parsed.entries):
             if ctx.should_stop():
-                return totals.as_json()
+                complete = False
+                break
             await retry_transient(
                 functools.partial(_apply_batch, db, processor, cache, ctx, batch, mode, digest, totals),
                 policy=BACKGROUND,
                 on_retry=log_retries("import", guild_id=ctx.guild_id),
             )
             ctx.progress["done"] += len(batch)
-        result = totals.as_json()
+        result = {**totals.as_json(), "complete": complete}
+        # Batches committed before a cancellation or shutdown are audited and role-synced too; the payload is kept
+        # for a re-run of this job (its keys skip what was applied) until the import has run to its end.
         async with db.sessions.begin() as s:
             await record(
                 s,
@@ -377,7 +382,8 @@ def import_handler(db: Database, processor: Processor, cache: ConfigCache, *, ma
                 | {"level_changes": totals.level_changes, "level_role_changes": totals.level_role_changes},
             )
             await enqueue(s, ctx.guild_id, "level_role_sync", _actor_from(ctx.params).actor_id)
-            await s.execute(_DELETE_PAYLOAD, {"id": ctx.job_id})
+            if complete:
+                await s.execute(_DELETE_PAYLOAD, {"id": ctx.job_id})
         return result
 
     return run
