@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from synapse_async.api.public_stats import SECRET_NAME, avatar_url, earn_pct
 from synapse_async.runtime import Runtime
-from synapse_async.services.economy import grant
 from tests.api_support import base, call
 from tests.pipeline_support import (
     ACTOR,
@@ -43,12 +42,9 @@ class World:
 
 
 async def _grant(rt: Runtime, user: int, template_id: int, request_id: str) -> None:
-    db, cache = rt.components.require_db(), rt.components.require_cache()
-    assert rt.pipeline is not None
-    await grant(
-        db, rt.pipeline.processor, cache, guild_id=GUILD, user_id=user, template_id=template_id, actor=ACTOR,
-        request_id=request_id,
-    )  # fmt: skip
+    await rt.components.require_economy().grant(
+        guild_id=GUILD, user_id=user, template_id=template_id, actor=ACTOR, request_id=request_id
+    )
 
 
 @pytest.fixture(scope="module")
