@@ -291,6 +291,7 @@ class Runtime:
         from synapse_async.announce.announcer import Announcer
         from synapse_async.announce.publisher import AnnouncementPublisher, GatewayDirectory, usable_channels
         from synapse_async.domain.events import MemberRef
+        from synapse_async.imports.service import import_handler
         from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
         from synapse_async.jobs.lake import lake_job_handlers
         from synapse_async.jobs.runner import JobRunner
@@ -331,6 +332,7 @@ class Runtime:
                 "relevel": relevel_handler(db, self.engine, cache, self._after_commit),
                 "level_role_sync": level_role_sync_handler(db, self.role_syncer),
                 **lake_job_handlers(db, self.config),
+                "import": import_handler(db, self.engine, cache, max_bytes=self.config.import_max_bytes),
             },
             lambda: [int(g) for g in bot.cache.get_guilds_view()],
             instance=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",

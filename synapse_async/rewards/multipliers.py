@@ -12,7 +12,7 @@ type and category, so their overrides and defaults still apply to late events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -22,6 +22,7 @@ __all__ = [
     "NEUTRAL",
     "ChannelRule",
     "ChannelScope",
+    "Lookup",
     "explain",
     "is_no_xp",
     "no_xp_hits",
@@ -72,18 +73,38 @@ def _override_steps(scope: ChannelScope) -> list[tuple[ChannelRule, int | None]]
     ]
 
 
-def _resolve(guild: GuildConfig, scope: ChannelScope, kind: str) -> tuple[Multiplier, ChannelRule, str | None]:
-    """First hit of §9.1 steps 1–5: the multiplier, the step that matched and the event_type key it matched on."""
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One table lookup the resolution made: the §9.1 step, the channel (or channel type) and event_type keys."""
+
+    rule: ChannelRule
+    target: int | str
+    event_type: str
+    found: bool
+
+
+def _resolve(
+    guild: GuildConfig, scope: ChannelScope, kind: str, trace: list[Lookup] | None = None
+) -> tuple[Multiplier, ChannelRule, str | None]:
+    """First hit of §9.1 steps 1–5: the multiplier, the step that matched and the event_type key it matched on.
+
+    With `trace`, every lookup made is appended to it, in order: the explanation is a recording of this very
+    resolution (the pipeline passes no trace and pays one `is None` test per lookup), so it cannot drift from it.
+    """
     for rule, target in _override_steps(scope):
         if target is None:
             continue
         for key in (kind, _ANY):
             hit = guild.overrides.get((target, key))
+            if trace is not None:
+                trace.append(Lookup(rule, target, key, hit is not None))
             if hit is not None:
                 return hit, rule, key
     if scope.channel_type is not None:
         for key in (kind, _ANY):
             hit = guild.type_defaults.get((scope.channel_type, key))
+            if trace is not None:
+                trace.append(Lookup("type_default", scope.channel_type, key, hit is not None))
             if hit is not None:
                 return hit, "type_default", key
     return NEUTRAL, "default", None
@@ -124,29 +145,28 @@ def role_multiplier(guild: GuildConfig, role_ids: Iterable[int]) -> Multiplier:
 def no_xp_hits(
     guild: GuildConfig, channel_id: int | None, parent_id: int | None, role_ids: Iterable[int]
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The no-XP channels (among `C`, `B`, `G`, in that order) and no-XP roles that apply, for explanations."""
+    """The no-XP channels (among `C`, `B`, `G`, in that order) and no-XP roles that apply.
+
+    The one definition behind both the pipeline (`is_no_xp`) and explanations. Most guilds have no targets at all,
+    so both checks short-circuit on empty sets before any scope is worked out.
+    """
     targets = guild.no_xp
+    roles = tuple(dict.fromkeys(r for r in role_ids if r in targets.roles)) if targets.roles else ()
+    if not targets.channels:
+        return (), roles
     scope = scope_of(guild, channel_id, parent_id)
-    channels: list[int] = []
-    for cid in (scope.channel_id, scope.base_id, scope.category_id):
-        if cid is not None and cid in targets.channels and cid not in channels:
-            channels.append(cid)
-    roles = tuple(dict.fromkeys(r for r in role_ids if r in targets.roles))
-    return tuple(channels), roles
+    candidates = (scope.channel_id, scope.base_id, scope.category_id)
+    channels = tuple(dict.fromkeys(c for c in candidates if c is not None and c in targets.channels))
+    return channels, roles
 
 
 def is_no_xp(guild: GuildConfig, channel_id: int | None, parent_id: int | None, role_ids: Iterable[int]) -> bool:
     """True when the item earns nothing (`no_xp`): `C`, `B` or `G` is a no-XP channel, or a role is a no-XP role.
 
-    Checked before anything else in §9.4, so it short-circuits: most guilds have no targets at all.
+    Checked before anything else in §9.4.
     """
-    targets = guild.no_xp
-    if targets.roles and any(r in targets.roles for r in role_ids):
-        return True
-    if not targets.channels:
-        return False
-    scope = scope_of(guild, channel_id, parent_id)
-    return any(c is not None and c in targets.channels for c in (scope.channel_id, scope.base_id, scope.category_id))
+    channels, roles = no_xp_hits(guild, channel_id, parent_id, role_ids)
+    return bool(channels or roles)
 
 
 def _mult_json(m: Multiplier) -> dict[str, float]:
@@ -158,6 +178,10 @@ def _sid(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _lookups(trace: Sequence[Lookup], rule: ChannelRule) -> list[dict[str, object]]:
+    return [{"event_type": t.event_type, "found": t.found} for t in trace if t.rule == rule]
+
+
 def explain(
     guild: GuildConfig,
     channel_id: int | None,
@@ -167,52 +191,46 @@ def explain(
 ) -> dict[str, object]:
     """Why an item of `kind` in this channel, earned by a member with `role_ids`, gets the multipliers it gets.
 
-    The body of `GET …/rewards/explain`: every §9.1 step with the keys it looked up and whether it was consulted,
-    the rule that matched, each role factor, the no-XP hits and the final multipliers (0 when no-XP applies).
-    Built from the same lookups as `resolve_channel_multiplier`, so it cannot drift from the pipeline. Snowflakes
-    are strings (§18).
+    The body of `GET …/rewards/explain`: every §9.1 step with the lookups the resolution made there (a step is
+    `consulted` iff it made one; steps after the first hit are listed but not consulted), the rule that matched,
+    each role factor, the no-XP hits and the final multipliers (0 when no-XP applies). The steps are the recorded
+    trace of the pipeline's own `_resolve`, and the role and no-XP parts are the functions the formula calls, so the
+    explanation is the pipeline's computation, not a model of it. `channel_multiplier` and `role_multiplier` have
+    the shape of the journal's `details` (`rule` included), so an explanation can be compared with a paid item.
+    Snowflakes are strings (§18).
     """
     roles = tuple(dict.fromkeys(role_ids))
     scope = scope_of(guild, channel_id, parent_id)
-    channel_mult, matched_rule, matched_key = _resolve(guild, scope, kind)
+    trace: list[Lookup] = []
+    channel_mult, matched_rule, matched_key = _resolve(guild, scope, kind, trace)
+    consulted = {t.rule for t in trace}
 
     steps: list[dict[str, object]] = []
-    reached = True  # steps after the first hit are listed but marked as not consulted
     for number, (rule, target) in enumerate(_override_steps(scope), start=1):
-        lookups = [
-            {"event_type": key, "found": target is not None and (target, key) in guild.overrides}
-            for key in (kind, _ANY)
-        ]
         steps.append(
             {
                 "step": number,
                 "rule": rule,
                 "target_id": _sid(target),
                 "applies": target is not None,
-                "consulted": reached and target is not None,
-                "lookups": lookups if target is not None else [],
+                "consulted": rule in consulted,
+                "lookups": _lookups(trace, rule),
                 "matched": matched_rule == rule,
             }
         )
-        reached = reached and matched_rule != rule
-    type_lookups = [
-        {"event_type": key, "found": (scope.channel_type, key) in guild.type_defaults}
-        for key in (kind, _ANY)
-        if scope.channel_type is not None
-    ]
     steps.append(
         {
             "step": 4,
             "rule": "type_default",
             "channel_type": scope.channel_type,
             "applies": scope.channel_type is not None,
-            "consulted": reached and scope.channel_type is not None,
-            "lookups": type_lookups,
+            "consulted": "type_default" in consulted,
+            "lookups": _lookups(trace, "type_default"),
             "matched": matched_rule == "type_default",
         }
     )
-    reached = reached and matched_rule != "type_default"
-    steps.append({"step": 5, "rule": "default", "applies": True, "consulted": reached, "matched": reached})
+    fallback = matched_rule == "default"
+    steps.append({"step": 5, "rule": "default", "applies": True, "consulted": fallback, "matched": fallback})
 
     role_rows = [
         {"role_id": str(r), **_mult_json(guild.role_multipliers[r])} for r in roles if r in guild.role_multipliers
@@ -236,7 +254,7 @@ def explain(
         "steps": steps,
         "channel_rule": matched_rule,
         "channel_rule_event_type": matched_key,
-        "channel_multiplier": _mult_json(channel_mult),
+        "channel_multiplier": {**_mult_json(channel_mult), "rule": matched_rule},
         "role_factors": role_rows,
         "role_multiplier": _mult_json(role_mult),
         "no_xp": {

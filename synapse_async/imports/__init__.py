@@ -1,0 +1,1 @@
+"""Member import and export (SPEC §20.1): document formats (pure) and the `import` job."""

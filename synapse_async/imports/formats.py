@@ -1,0 +1,360 @@
+"""Member import documents (SPEC §20.1): detect the shape, validate every row, report bad rows by index.
+
+Pure: bytes in, `ParsedImport` out, no I/O and no clock, so the whole format zoo is unit-tested without a database
+and the job can run it in a worker thread (a 20 MB document must not hold the event loop).
+
+Accepted shapes (detected, never declared by the caller):
+
+- our own export: `{"format": "synapse-members", "version": 1, "members": [{"user_id", "xp"?, "gold"?,
+  "lifetime_stars"?, "github_username"?, "achievements"?, "left"?}]}` — every field but `user_id` optional, since
+  "absent fields stay unchanged";
+- a bare array `[{"id" | "user_id", "xp", "gold"?}]` (also Polaris' array export);
+- MEE6's leaderboard page `{"players": [{"id", "xp", ...}]}`;
+- Polaris `{"users": {"<id>": {"xp": n}}}`;
+- Lurkr `{"levels": [{"userId", "xp", ...}]}`;
+- Amari `{"data": [{"id", "exp", ...}]}`;
+- CSV with a header row naming a user-id column and an XP column (optionally gold), case-insensitive.
+
+Levels in the input are ignored: XP is what carries over, and the level follows from this guild's curve. A row's
+`index` is its 0-based position among the document's entries (for CSV: among the data rows after the header,
+blank lines not counted). Problems with the document as a whole (not JSON/CSV, unknown shape, too large, too many
+entries) raise `ImportFormatError`; problems with single rows are collected in `ParsedImport.invalid`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_AMOUNT",
+    "MAX_ENTRIES",
+    "DocumentTooLarge",
+    "ImportEntry",
+    "ImportFormatError",
+    "InvalidRow",
+    "ParsedImport",
+    "SourceFormat",
+    "parse_document",
+    "render_document",
+]
+
+FORMAT_NAME: Final = "synapse-members"
+FORMAT_VERSION: Final = 1
+MAX_ENTRIES: Final = 200_000
+"""Entries per document (SPEC §20.1)."""
+MAX_AMOUNT: Final = 10**15
+"""Largest XP, gold or star amount of one row: far beyond any real balance, far below BIGINT overflow when added."""
+_MAX_SNOWFLAKE: Final = 2**63 - 1
+_NAME_MAX: Final = 100
+_GITHUB_MAX: Final = 39
+
+SourceFormat = Literal["synapse-members", "array", "mee6", "polaris", "lurkr", "amari", "csv"]
+
+# CSV header names, compared after lower-casing and dropping everything but letters and digits.
+_CSV_ID: Final = frozenset({"id", "userid", "memberid", "discordid", "discorduserid", "uid", "user"})
+_CSV_XP: Final = frozenset({"xp", "exp", "experience", "totalxp", "totalexp", "points"})
+_CSV_GOLD: Final = frozenset({"gold", "coins"})
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+class ImportFormatError(ValueError):
+    """The document as a whole cannot be imported; `field` names where (for a 400 with field details)."""
+
+    def __init__(self, message: str, field: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DocumentTooLarge(ImportFormatError):
+    """More bytes than `IMPORT_MAX_BYTES` (413)."""
+
+
+_UNSET: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportEntry:
+    """One member to import. None means "absent: leave unchanged" (for `github_username`: `github_set` False)."""
+
+    index: int
+    user_id: int
+    xp: int | None = None
+    gold: int | None = None
+    lifetime_stars: int | None = None
+    github_set: bool = False
+    github_username: str | None = None
+    achievements: tuple[str, ...] = ()
+    left: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRow:
+    index: int
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"index": self.index, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedImport:
+    format: SourceFormat
+    entries: tuple[ImportEntry, ...]
+    invalid: tuple[InvalidRow, ...] = field(default=())
+
+
+class _RowError(Exception):
+    """One row's problem; becomes an `InvalidRow`."""
+
+
+# --- field readers -----------------------------------------------------------------------------------------------
+
+
+def _snowflake(value: object, name: str) -> int:
+    """An id as JSON string of digits or JSON integer (bots differ); anything else is invalid."""
+    if isinstance(value, bool):
+        raise _RowError(f"{name}: must be a user id")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise _RowError(f"{name}: must be a user id (digits)")
+    if not 0 < number <= _MAX_SNOWFLAKE:
+        raise _RowError(f"{name}: not a valid user id")
+    return number
+
+
+def _amount(value: object, name: str, *, text: bool = False) -> int:
+    """A non-negative integer; strings only in CSV (JSON numbers as strings are a type error, SPEC §12.2 style)."""
+    if text and isinstance(value, str):
+        stripped = value.strip()
+        if not _DIGITS.fullmatch(stripped):
+            raise _RowError(f"{name}: must be a non-negative integer")
+        value = int(stripped)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _RowError(f"{name}: must be an integer")
+    if not 0 <= value <= MAX_AMOUNT:
+        raise _RowError(f"{name}: must be between 0 and {MAX_AMOUNT}")
+    return value
+
+
+def _optional_amount(row: Mapping[str, Any], key: str) -> int | None:
+    return None if row.get(key) is None else _amount(row[key], key)
+
+
+def _pick(row: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, object]:
+    for key in keys:
+        if key in row:
+            return key, row[key]
+    raise _RowError(f"{' or '.join(keys)}: required")
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _RowError("row: must be an object")
+    return value
+
+
+# --- row readers per shape ---------------------------------------------------------------------------------------
+
+RowReader = Callable[[int, Any], ImportEntry]
+
+
+def _foreign(id_keys: Sequence[str], xp_keys: Sequence[str], *, gold: bool = False) -> RowReader:
+    """A reader for other bots' rows: an id, an XP amount, optionally gold; every other field (levels!) ignored."""
+
+    def read(index: int, value: object) -> ImportEntry:
+        row = _object(value)
+        id_key, raw_id = _pick(row, id_keys)
+        xp_key, raw_xp = _pick(row, xp_keys)
+        return ImportEntry(
+            index,
+            _snowflake(raw_id, id_key),
+            xp=_amount(raw_xp, xp_key),
+            gold=_optional_amount(row, "gold") if gold else None,
+        )
+
+    return read
+
+
+def _own_row(index: int, value: object) -> ImportEntry:
+    row = _object(value)
+    user_id = _snowflake(_pick(row, ("user_id",))[1], "user_id")
+    github = row.get("github_username", _UNSET)
+    if github not in (_UNSET, None) and (not isinstance(github, str) or not 1 <= len(github) <= _GITHUB_MAX):
+        raise _RowError(f"github_username: must be null or 1–{_GITHUB_MAX} characters")
+    achievements = row.get("achievements", [])
+    if not isinstance(achievements, list) or not all(
+        isinstance(a, str) and 1 <= len(a) <= _NAME_MAX for a in achievements
+    ):
+        raise _RowError(f"achievements: must be a list of template names (1–{_NAME_MAX} characters)")
+    left = row.get("left")
+    if left is not None and not isinstance(left, bool):
+        raise _RowError("left: must be a boolean")
+    return ImportEntry(
+        index,
+        user_id,
+        xp=_optional_amount(row, "xp"),
+        gold=_optional_amount(row, "gold"),
+        lifetime_stars=_optional_amount(row, "lifetime_stars"),
+        github_set=github is not _UNSET,
+        github_username=github if isinstance(github, str) else None,
+        achievements=tuple(dict.fromkeys(achievements)),
+        left=left,
+    )
+
+
+_ARRAY = _foreign(("user_id", "id"), ("xp",), gold=True)
+_MEE6 = _foreign(("id",), ("xp",))
+_LURKR = _foreign(("userId",), ("xp",))
+_AMARI = _foreign(("id",), ("exp",))
+
+
+def _polaris_map(index: int, value: tuple[str, object]) -> ImportEntry:
+    user_key, data = value  # the (key, value) pairs `_detect` makes of the `users` object
+    row = _object(data)
+    return ImportEntry(index, _snowflake(user_key, "id"), xp=_amount(_pick(row, ("xp",))[1], "xp"))
+
+
+# --- document level ----------------------------------------------------------------------------------------------
+
+
+def _detect(document: object) -> tuple[SourceFormat, Sequence[object], RowReader]:
+    """The shape of a decoded JSON document: (format, its rows, how to read one)."""
+    if isinstance(document, list):
+        return "array", document, _ARRAY
+    if not isinstance(document, dict):
+        raise ImportFormatError("a JSON import must be an object or an array")
+    if "format" in document:
+        if document["format"] != FORMAT_NAME:
+            raise ImportFormatError(f"unknown format (expected {FORMAT_NAME!r})", "format")
+        if document.get("version") != FORMAT_VERSION or isinstance(document.get("version"), bool):
+            raise ImportFormatError(f"unsupported version (expected {FORMAT_VERSION})", "version")
+        members = document.get("members")
+        if not isinstance(members, list):
+            raise ImportFormatError("must be an array", "members")
+        return "synapse-members", members, _own_row
+    for key, name, reader in (("players", "mee6", _MEE6), ("levels", "lurkr", _LURKR), ("data", "amari", _AMARI)):
+        if isinstance(document.get(key), list):
+            return cast(SourceFormat, name), document[key], reader
+    users = document.get("users")
+    if isinstance(users, dict):
+        return "polaris", list(users.items()), _polaris_map
+    if isinstance(users, list):
+        return "polaris", users, _ARRAY
+    raise ImportFormatError(
+        "unrecognised document: expected our export, a bare array, or a MEE6, Polaris, Lurkr or Amari export"
+    )
+
+
+def _header_key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _csv_rows(text: str) -> tuple[Sequence[object], RowReader]:
+    """CSV with a header: the delimiter is the most frequent of `,` `;` tab on the header line."""
+    first_line = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first_line.count)
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise ImportFormatError(f"not valid CSV: {exc}") from None
+    if not rows:
+        raise ImportFormatError("empty document")
+    header = [_header_key(h) for h in rows[0]]
+
+    def find(names: frozenset[str]) -> int | None:
+        return next((i for i, key in enumerate(header) if key in names), None)
+
+    def column(names: frozenset[str], what: str) -> int:
+        found = find(names)
+        if found is None:
+            raise ImportFormatError(f"the CSV header names no {what} column (one of: {', '.join(sorted(names))})")
+        return found
+
+    id_col = column(_CSV_ID, "user id")
+    xp_col = column(_CSV_XP, "XP")
+    gold_col = find(_CSV_GOLD)
+
+    def read(index: int, cells: list[str]) -> ImportEntry:
+        needed = max(c for c in (id_col, xp_col, gold_col) if c is not None)
+        if len(cells) <= needed:
+            raise _RowError(f"row: {len(cells)} columns, the header has {len(header)}")
+        gold_cell = cells[gold_col].strip() if gold_col is not None else ""
+        return ImportEntry(
+            index,
+            _snowflake(cells[id_col], "user id"),  # fixed names: header text is the uploader's, kept out of logs
+            xp=_amount(cells[xp_col], "xp", text=True),
+            gold=_amount(gold_cell, "gold", text=True) if gold_cell else None,
+        )
+
+    return rows[1:], read
+
+
+def _read_all(rows: Sequence[object], reader: RowReader) -> tuple[tuple[ImportEntry, ...], tuple[InvalidRow, ...]]:
+    if len(rows) > MAX_ENTRIES:
+        raise ImportFormatError(f"{len(rows)} entries; at most {MAX_ENTRIES} per import")
+    entries: list[ImportEntry] = []
+    invalid: list[InvalidRow] = []
+    first_at: dict[int, int] = {}
+    for index, row in enumerate(rows):
+        try:
+            entry = reader(index, row)
+        except _RowError as exc:
+            invalid.append(InvalidRow(index, str(exc)))
+            continue
+        seen = first_at.setdefault(entry.user_id, index)
+        if seen != index:
+            invalid.append(InvalidRow(index, f"user id {entry.user_id}: duplicate of row {seen}"))
+            continue
+        entries.append(entry)
+    return tuple(entries), tuple(invalid)
+
+
+def parse_document(raw: bytes, *, max_bytes: int) -> ParsedImport:
+    """Detect and parse an import document (JSON or CSV, UTF-8 with or without BOM).
+
+    Raises `DocumentTooLarge` beyond `max_bytes` and `ImportFormatError` for a document that cannot be imported at
+    all; row problems (wrong types, negative amounts, bad ids, duplicate ids) are listed in `invalid` by index.
+    """
+    if len(raw) > max_bytes:
+        raise DocumentTooLarge(f"{len(raw)} bytes; at most {max_bytes} per import")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFormatError("not UTF-8 text") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise ImportFormatError("empty document")
+    fmt: SourceFormat
+    if stripped[0] in "[{":
+        try:
+            document = json.loads(stripped)
+        except (ValueError, RecursionError) as exc:
+            raise ImportFormatError(f"not valid JSON: {str(exc)[:200]}") from None
+        fmt, rows, reader = _detect(document)
+    else:
+        fmt = "csv"
+        rows, reader = _csv_rows(stripped)
+    entries, invalid = _read_all(rows, reader)
+    return ParsedImport(fmt, entries, invalid)
+
+
+def render_document(guild_id: int, exported_at: str, members: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Our own export document (SPEC §20.1) from member dicts in the document's field names; snowflakes as strings."""
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "guild_id": str(guild_id),
+        "exported_at": exported_at,
+        "members": [dict(m, user_id=str(m["user_id"])) for m in members],
+    }
