@@ -5,38 +5,35 @@
 Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
 with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
-(app + hikari; the simulator runs elsewhere), and then checks the journal: every dispatched message must be
-journaled exactly once. The paced phase reports the rate the events actually arrived at next to the requested one
-(a loaded machine may not keep the pace, and latencies mean little then). Events that never commit are counted as
+(app + hikari; the simulator runs elsewhere), the index entries written per message (per table), and then checks
+the journal: every dispatched message must be journaled exactly once. The paced phase reports the rate the events
+actually arrived at next to the requested one (a loaded machine may not keep the pace, and latencies mean little
+then). Events that never commit are counted as
 lost after `--stall-seconds` without progress; the run still reports instead of raising. PostgreSQL is the
 embedded server (fresh data directory) unless DATABASE_URL is set, in which case a fresh database is created on
 that server. The last line is machine-readable:
-`RESULT ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=… duplicated=…`.
+`RESULT ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=… duplicated=…
+index_entries_per_message=…`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
 
 from synapse_async.config import load_config
-from synapse_async.db.embedded import EmbeddedPostgres
-from synapse_async.db.urls import to_asyncpg_dsn, with_database
 from synapse_async.pipeline.processor import Effects
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.workload import BENCH_GUILD_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
+from _common import DEFAULT_WORKLOAD, app_env, count_rows, fresh_database, index_entries, replay, start_simulator
 from _stats import summarize
 from gateway_ingest import run_phase
 
@@ -76,34 +73,17 @@ async def main() -> None:
     args = parser.parse_args()
     expected = count_rows(args.workload)
 
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
-    else:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
-        server_url = await embedded.start()
-    db_name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    database_url = with_database(server_url, db_name)
+    async with fresh_database() as database_url:
+        await run(args, expected, database_url)
 
+
+async def run(args: argparse.Namespace, expected: int, database_url: str) -> None:
     sim, info = await start_simulator(args.workload)
     rt: MeasuredRuntime | None = None
     try:
         ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
 
-        env = {
-            "DATABASE_URL": database_url,
-            "DISCORD_TOKEN": info["token"],
-            "DISCORD_API_URL": info["api_url"],
-            "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": "0",
-            "LOG_LEVEL": "WARNING",
-            "SHARD_COUNT": "1",
-        }
-        rt = MeasuredRuntime(load_config(env))
+        rt = MeasuredRuntime(load_config(app_env(info, database_url)))
         await rt.start()
         cache = rt.components.cache
         assert cache is not None
@@ -138,6 +118,15 @@ async def main() -> None:
         duplicated = int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         stats = rt.pipeline.stats if rt.pipeline is not None else None
+        proc = rt.pipeline.processor if rt.pipeline is not None else None
+        await rt.shutdown()  # its connections close, so PostgreSQL publishes their table statistics
+        rt = None
+        conn = await asyncpg.connect(database_url)
+        try:
+            entries = await index_entries(conn)
+        finally:
+            await conn.close()
+        per_message = sum(entries.values()) / max(int(journaled), 1)
 
         print(f"workload:                      {expected} messages, {args.workload.name}")
         print(f"(a) ingest only (no-op):       {ingest:,.0f} events/s")
@@ -148,27 +137,26 @@ async def main() -> None:
             f" p50 {p50:.2f} ms, p99 {p99:.2f} ms ({paced.committed} of {expected} committed)"
         )
         print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
-        if rt.pipeline is not None:
-            proc = rt.pipeline.processor
+        if proc is not None:
             per_event = proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6
             print(f"    pipelined message runs: {proc.pipelined_events} events, {per_event:.0f} µs of DB wait each")
         if stats is not None:
             print(
                 f"    transactions: {stats.batches}, events/transaction {stats.processed / max(stats.batches, 1):.1f}"
             )
+        tables = ", ".join(f"{t} {n / max(int(journaled), 1):.1f}" for t, n in sorted(entries.items()) if n)
+        print(f"    index entries per message: {per_message:.1f} ({tables})")
         print(f"journal check: dispatched {dispatched}, journaled {journaled}, lost {lost}, duplicated {duplicated}")
         print(
             f"RESULT ingest_per_s={ingest:.1f} pipeline_per_s={pipeline_rate:.1f} ratio={pipeline_rate / ingest:.3f}"
             f" paced_per_s={paced.received_per_s:.1f} p50_ms={p50:.2f} p99_ms={p99:.2f} rss_mb={rss_mb:.1f}"
-            f" lost={lost} duplicated={duplicated}"
+            f" lost={lost} duplicated={duplicated} index_entries_per_message={per_message:.1f}"
         )
     finally:
         if rt is not None:
             await rt.shutdown()
         sim.terminate()
         await sim.wait()
-        if embedded is not None:
-            await embedded.stop()
 
 
 if __name__ == "__main__":
