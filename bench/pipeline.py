@@ -6,9 +6,10 @@
 Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
 with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
-(app + hikari; the simulator runs elsewhere), and then checks the journal: every dispatched message must be
-journaled exactly once. The paced phase reports the rate the events actually arrived at next to the requested one
-(a loaded machine may not keep the pace, and latencies mean little then). Events that never commit are counted as
+(app + hikari; the simulator runs elsewhere), the index entries written per message (per table), and then checks
+the journal: every dispatched message must be journaled exactly once. The paced phase reports the rate the
+events actually arrived at next to the requested one (a loaded machine may not keep the pace, and latencies mean
+little then). Events that never commit are counted as
 lost after `--stall-seconds` without progress; the run still reports instead of raising. PostgreSQL is the
 embedded server (fresh data directory) unless DATABASE_URL is set, in which case a fresh database is created on
 that server.
@@ -17,7 +18,7 @@ that server.
 the event lake on, then with every `lake.source.*` switched off, and prints both figures and the lake's write
 overhead; `--lake on` / `--lake off` measure one mode. The last lines are machine-readable, one per mode:
 `RESULT lake=on|off ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=…
-duplicated=…`.
+duplicated=… index_entries_per_message=…`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from synapse_async.services.settings import update_settings
 from synapse_async.settings import lake_source_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
+from _common import DEFAULT_WORKLOAD, app_env, count_rows, index_entries, replay, start_simulator
 from _stats import Phase, summarize
 from gateway_ingest import run_phase
 
@@ -92,6 +93,11 @@ class ModeResult:
     journaled: int
     lost: int
     duplicated: int
+    index_entries: dict[str, int]
+
+    @property
+    def index_per_message(self) -> float:
+        return sum(self.index_entries.values()) / max(self.journaled, 1)
 
 
 async def lake_off(rt: Runtime) -> None:
@@ -114,17 +120,7 @@ async def measure(
     await admin.execute(f'CREATE DATABASE "{db_name}"')
     await admin.close()
     database_url = with_database(server_url, db_name)
-    env = {
-        "DATABASE_URL": database_url,
-        "DISCORD_TOKEN": info["token"],
-        "DISCORD_API_URL": info["api_url"],
-        "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_PORT": "0",
-        "LOG_LEVEL": "WARNING",
-        "SHARD_COUNT": "1",
-    }
-    rt = MeasuredRuntime(load_config(env))
+    rt = MeasuredRuntime(load_config(app_env(info, database_url)))
     try:
         await rt.start()
         cache = rt.components.cache
@@ -158,6 +154,12 @@ async def measure(
             await conn.close()
         assert rt.pipeline is not None
         proc, stats = rt.pipeline.processor, rt.pipeline.stats
+        await rt.shutdown()  # its connections close, so PostgreSQL publishes their table statistics
+        conn = await asyncpg.connect(database_url)
+        try:
+            entries = await index_entries(conn)
+        finally:
+            await conn.close()
         return ModeResult(
             lake=lake,
             burst=burst,
@@ -168,6 +170,7 @@ async def measure(
             journaled=int(journaled),
             lost=2 * expected - int(distinct),
             duplicated=int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled)),
+            index_entries=entries,
         )
     finally:
         await rt.shutdown()
@@ -184,6 +187,8 @@ def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> No
     )
     print(f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event")
     print(f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}")
+    tables = ", ".join(f"{t} {n / max(r.journaled, 1):.1f}" for t, n in sorted(r.index_entries.items()) if n)
+    print(f"[{tag}]     index entries per message: {r.index_per_message:.1f} ({tables})")
     print(f"[{tag}] journal check: dispatched {2 * expected}, journaled {r.journaled}, lost {r.lost},"
           f" duplicated {r.duplicated}")  # fmt: skip
 
@@ -235,6 +240,7 @@ async def main() -> None:
                 f" pipeline_per_s={r.burst.committed_per_s:.1f} ratio={r.burst.committed_per_s / ingest:.3f}"
                 f" paced_per_s={r.paced.received_per_s:.1f} p50_ms={r.paced.p50_ms:.2f} p99_ms={r.paced.p99_ms:.2f}"
                 f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated}"
+                f" index_entries_per_message={r.index_per_message:.1f}"
             )
     finally:
         sim.terminate()
