@@ -62,9 +62,9 @@ async def replay(info: dict[str, str], **body: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new, empty database: on DATABASE_URL's server if set, else on an embedded server (fresh data directory)
-    that is stopped afterwards. Yields its plain `postgresql://` URL."""
+async def bench_server() -> AsyncIterator[str]:
+    """A PostgreSQL server for one benchmark run: DATABASE_URL's server if set, else an embedded one (fresh data
+    directory) that is stopped afterwards. Yields its admin `postgresql://` URL."""
     embedded = None
     if os.environ.get("DATABASE_URL"):
         server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
@@ -72,14 +72,28 @@ async def fresh_database() -> AsyncIterator[str]:
         embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
         server_url = await embedded.start()
     try:
-        db_name = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(server_url)
-        await admin.execute(f'CREATE DATABASE "{db_name}"')
-        await admin.close()
-        yield with_database(server_url, db_name)
+        yield server_url
     finally:
         if embedded is not None:
             await embedded.stop()
+
+
+async def create_database(server_url: str, prefix: str = "bench") -> str:
+    """A new, empty database on `server_url`; its plain `postgresql://` URL."""
+    db_name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await admin.close()
+    return with_database(server_url, db_name)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(prefix: str = "bench") -> AsyncIterator[str]:
+    """A new, empty database on a `bench_server()`; yields its plain `postgresql://` URL."""
+    async with bench_server() as server_url:
+        yield await create_database(server_url, prefix)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -25,20 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 from synapse_async.config import load_config
-from synapse_async.db.embedded import EmbeddedPostgres
-from synapse_async.db.urls import to_asyncpg_dsn, with_database
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
 from synapse_async.ledger import Effects
 from synapse_async.runtime import Runtime
@@ -48,7 +43,16 @@ from synapse_async.services.settings import update_settings
 from synapse_async.settings import lake_source_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_WORKLOAD, app_env, count_rows, index_entries, replay, start_simulator
+from _common import (
+    DEFAULT_WORKLOAD,
+    app_env,
+    bench_server,
+    count_rows,
+    create_database,
+    index_entries,
+    replay,
+    start_simulator,
+)
 from _stats import Phase, summarize
 from gateway_ingest import run_phase
 
@@ -115,11 +119,7 @@ async def measure(
     server_url: str, info: dict[str, str], args: argparse.Namespace, expected: int, *, lake: bool, round_: int
 ) -> ModeResult:
     """The burst and paced phases on a fresh database, with the lake on or off; new message ids every round."""
-    db_name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    database_url = with_database(server_url, db_name)
+    database_url = await create_database(server_url)
     rt = MeasuredRuntime(load_config(app_env(info, database_url)))
     try:
         await rt.start()
@@ -208,13 +208,11 @@ async def main() -> None:
     expected = count_rows(args.workload)
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.lake]
 
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
-    else:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
-        server_url = await embedded.start()
+    async with bench_server() as server_url:
+        await run(args, expected, modes, server_url)
 
+
+async def run(args: argparse.Namespace, expected: int, modes: list[bool], server_url: str) -> None:
     sim, info = await start_simulator(args.workload)
     try:
         ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
@@ -245,8 +243,6 @@ async def main() -> None:
     finally:
         sim.terminate()
         await sim.wait()
-        if embedded is not None:
-            await embedded.stop()
 
 
 if __name__ == "__main__":
