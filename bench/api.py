@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +23,11 @@ import asyncpg
 from aiohttp import web
 
 from synapse_async.config import load_config
-from synapse_async.db.embedded import EmbeddedPostgres
-from synapse_async.db.urls import to_asyncpg_dsn, with_database
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import SANDBOX_GUILD_ID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import fresh_database
 
 FIRST_USER = 200_000_000_000_000_000
 SEED_SQL = """
@@ -112,18 +110,13 @@ async def run_load(urls: list[str], seconds: float, connections: int) -> dict[st
 
 
 async def main(args: argparse.Namespace) -> None:
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
-    else:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
-        server_url = await embedded.start()
-    db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
+    async with fresh_database("bench_api") as database_url:
+        await measure(args, database_url)
+
+
+async def measure(args: argparse.Namespace, database_url: str) -> None:
     env = {
-        "DATABASE_URL": with_database(server_url, db_name),
+        "DATABASE_URL": database_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": "0",
         "LOG_LEVEL": "WARNING",
@@ -170,8 +163,6 @@ async def main(args: argparse.Namespace) -> None:
             baseline.stdin.close()
         await baseline.wait()
         await rt.shutdown()
-        if embedded is not None:
-            await embedded.stop()
 
 
 if __name__ == "__main__":

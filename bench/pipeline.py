@@ -6,9 +6,10 @@
 Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
 with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
-(app + hikari; the simulator runs elsewhere), and then checks the journal: every dispatched message must be
-journaled exactly once. The paced phase reports the rate the events actually arrived at next to the requested one
-(a loaded machine may not keep the pace, and latencies mean little then). Events that never commit are counted as
+(app + hikari; the simulator runs elsewhere), the index entries written per message (per table), and then checks
+the journal: every dispatched message must be journaled exactly once. The paced phase reports the rate the
+events actually arrived at next to the requested one (a loaded machine may not keep the pace, and latencies mean
+little then). Events that never commit are counted as
 lost after `--stall-seconds` without progress; the run still reports instead of raising. PostgreSQL is the
 embedded server (fresh data directory) unless DATABASE_URL is set, in which case a fresh database is created on
 that server.
@@ -17,27 +18,22 @@ that server.
 the event lake on, then with every `lake.source.*` switched off, and prints both figures and the lake's write
 overhead; `--lake on` / `--lake off` measure one mode. The last lines are machine-readable, one per mode:
 `RESULT lake=on|off ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=…
-duplicated=…`.
+duplicated=… index_entries_per_message=…`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 from synapse_async.config import load_config
-from synapse_async.db.embedded import EmbeddedPostgres
-from synapse_async.db.urls import to_asyncpg_dsn, with_database
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
 from synapse_async.ledger import Effects
 from synapse_async.runtime import Runtime
@@ -47,7 +43,16 @@ from synapse_async.services.settings import update_settings
 from synapse_async.settings import lake_source_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_WORKLOAD, count_rows, replay, start_simulator
+from _common import (
+    DEFAULT_WORKLOAD,
+    app_env,
+    bench_server,
+    count_rows,
+    create_database,
+    index_entries,
+    replay,
+    start_simulator,
+)
 from _stats import Phase, summarize
 from gateway_ingest import run_phase
 
@@ -92,6 +97,11 @@ class ModeResult:
     journaled: int
     lost: int
     duplicated: int
+    index_entries: dict[str, int]
+
+    @property
+    def index_per_message(self) -> float:
+        return sum(self.index_entries.values()) / max(self.journaled, 1)
 
 
 async def lake_off(rt: Runtime) -> None:
@@ -109,22 +119,8 @@ async def measure(
     server_url: str, info: dict[str, str], args: argparse.Namespace, expected: int, *, lake: bool, round_: int
 ) -> ModeResult:
     """The burst and paced phases on a fresh database, with the lake on or off; new message ids every round."""
-    db_name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    database_url = with_database(server_url, db_name)
-    env = {
-        "DATABASE_URL": database_url,
-        "DISCORD_TOKEN": info["token"],
-        "DISCORD_API_URL": info["api_url"],
-        "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_PORT": "0",
-        "LOG_LEVEL": "WARNING",
-        "SHARD_COUNT": "1",
-    }
-    rt = MeasuredRuntime(load_config(env))
+    database_url = await create_database(server_url)
+    rt = MeasuredRuntime(load_config(app_env(info, database_url)))
     try:
         await rt.start()
         cache = rt.components.cache
@@ -158,6 +154,12 @@ async def measure(
             await conn.close()
         assert rt.pipeline is not None
         proc, stats = rt.pipeline.processor, rt.pipeline.stats
+        await rt.shutdown()  # its connections close, so PostgreSQL publishes their table statistics
+        conn = await asyncpg.connect(database_url)
+        try:
+            entries = await index_entries(conn)
+        finally:
+            await conn.close()
         return ModeResult(
             lake=lake,
             burst=burst,
@@ -168,6 +170,7 @@ async def measure(
             journaled=int(journaled),
             lost=2 * expected - int(distinct),
             duplicated=int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled)),
+            index_entries=entries,
         )
     finally:
         await rt.shutdown()
@@ -184,6 +187,8 @@ def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> No
     )
     print(f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event")
     print(f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}")
+    tables = ", ".join(f"{t} {n / max(r.journaled, 1):.1f}" for t, n in sorted(r.index_entries.items()) if n)
+    print(f"[{tag}]     index entries per message: {r.index_per_message:.1f} ({tables})")
     print(f"[{tag}] journal check: dispatched {2 * expected}, journaled {r.journaled}, lost {r.lost},"
           f" duplicated {r.duplicated}")  # fmt: skip
 
@@ -203,13 +208,11 @@ async def main() -> None:
     expected = count_rows(args.workload)
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.lake]
 
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
-    else:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
-        server_url = await embedded.start()
+    async with bench_server() as server_url:
+        await run(args, expected, modes, server_url)
 
+
+async def run(args: argparse.Namespace, expected: int, modes: list[bool], server_url: str) -> None:
     sim, info = await start_simulator(args.workload)
     try:
         ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
@@ -235,12 +238,11 @@ async def main() -> None:
                 f" pipeline_per_s={r.burst.committed_per_s:.1f} ratio={r.burst.committed_per_s / ingest:.3f}"
                 f" paced_per_s={r.paced.received_per_s:.1f} p50_ms={r.paced.p50_ms:.2f} p99_ms={r.paced.p99_ms:.2f}"
                 f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated}"
+                f" index_entries_per_message={r.index_per_message:.1f}"
             )
     finally:
         sim.terminate()
         await sim.wait()
-        if embedded is not None:
-            await embedded.stop()
 
 
 if __name__ == "__main__":

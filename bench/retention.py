@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import tempfile
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import asyncpg
 
-from synapse_async.db.embedded import EmbeddedPostgres
 from synapse_async.db.engine import Database
 from synapse_async.db.migrate import upgrade_to_head
-from synapse_async.db.urls import to_asyncpg_dsn, with_database
 from synapse_async.jobs.retention import BATCH, RetentionSettings, retention_handler
 from synapse_async.jobs.runner import JobContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import fresh_database
 
 GUILD = 940000000000000001
 USER0 = 940000000000100000
@@ -79,46 +79,34 @@ async def main() -> None:
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between batches (spec: 0.1)")
     args = parser.parse_args()
 
-    embedded = None
-    if os.environ.get("DATABASE_URL"):
-        server_url = to_asyncpg_dsn(os.environ["DATABASE_URL"])
-    else:
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="synapse-bench-")) / "pg", delete_on_stop=True)
-        server_url = await embedded.start()
-    db_name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    await admin.close()
-    database_url = with_database(server_url, db_name)
-    await upgrade_to_head(database_url)
-    db = Database(database_url, pool_size=2, max_overflow=0, pool_timeout=10, statement_timeout_ms=600_000)
-    try:
-        conn = await asyncpg.connect(database_url)
+    async with fresh_database() as database_url:
+        await upgrade_to_head(database_url)
+        db = Database(database_url, pool_size=2, max_overflow=0, pool_timeout=10, statement_timeout_ms=600_000)
         try:
-            started = time.perf_counter()
-            await fill(conn, args.rows, args.keep, args.users)
-            filled = time.perf_counter() - started
-            lifetime_before = await conn.fetchval(
-                "SELECT sum(count) FROM event_counters WHERE guild_id = $1 AND period = 'lifetime'", GUILD
-            )
-            size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('event_lake'))")
+            conn = await asyncpg.connect(database_url)
+            try:
+                started = time.perf_counter()
+                await fill(conn, args.rows, args.keep, args.users)
+                filled = time.perf_counter() - started
+                lifetime_before = await conn.fetchval(
+                    "SELECT sum(count) FROM event_counters WHERE guild_id = $1 AND period = 'lifetime'", GUILD
+                )
+                size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('event_lake'))")
 
-            handler = retention_handler(db, RetentionSettings(budget_seconds=86400, pause_seconds=args.pause))
-            ctx = JobContext(uuid.uuid4(), GUILD, {})
-            started = time.perf_counter()
-            result = await handler(ctx)
-            seconds = time.perf_counter() - started
+                handler = retention_handler(db, RetentionSettings(budget_seconds=86400, pause_seconds=args.pause))
+                ctx = JobContext(uuid.uuid4(), GUILD, {})
+                started = time.perf_counter()
+                result = await handler(ctx)
+                seconds = time.perf_counter() - started
 
-            left = await conn.fetchval("SELECT count(*) FROM event_lake WHERE guild_id = $1", GUILD)
-            lifetime_after = await conn.fetchval(
-                "SELECT sum(count) FROM event_counters WHERE guild_id = $1 AND period = 'lifetime'", GUILD
-            )
+                left = await conn.fetchval("SELECT count(*) FROM event_lake WHERE guild_id = $1", GUILD)
+                lifetime_after = await conn.fetchval(
+                    "SELECT sum(count) FROM event_counters WHERE guild_id = $1 AND period = 'lifetime'", GUILD
+                )
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
-    finally:
-        await db.dispose()
-        if embedded is not None:
-            await embedded.stop()
+            await db.dispose()
 
     deleted = int(result["rows_deleted"])
     batches = -(-deleted // BATCH)

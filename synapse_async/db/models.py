@@ -374,8 +374,8 @@ class Member(Base):
 
     The CHECKs are the last line of defence for invariants the writers already keep: balances never negative,
     `level` within 1–1000 and never above `peak_level` (peak is "highest level ever reached", raised with
-    GREATEST in the same UPDATE that sets the level). The trigram index serves the admin member search, a
-    case-insensitive substring match (`ILIKE '%q%'`) that a B-tree cannot answer.
+    GREATEST in the same UPDATE that sets the level). There is no index on names: this row is rewritten on every
+    event, and a trigram index would add an entry per trigram each time (docs/decisions.md, hot-path indexes).
     """
 
     __tablename__ = "members"
@@ -416,12 +416,6 @@ class Member(Base):
         CheckConstraint(
             "github_username ~ '^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$'",
             name="github_username_format",
-        ),
-        Index(
-            "ix_members_display_name_trgm",
-            "display_name",
-            postgresql_using="gin",
-            postgresql_ops={"display_name": "gin_trgm_ops"},
         ),
     )
 
@@ -604,12 +598,12 @@ class RewardJournal(Base):
             "occurred_at",
             postgresql_where=text("counterpart_id IS NOT NULL"),
         ),
+        # Only the reactor count (§9.3 `r`) reads it: messages carry a ref_id too but need no entry (migration 0002).
         Index(
             "ix_reward_journal_ref_id",
             "guild_id",
             "ref_id",
-            "event_type",
-            postgresql_where=text("ref_id IS NOT NULL"),
+            postgresql_where=text("event_type = 'reaction_received'"),
         ),
     )
 
@@ -693,25 +687,6 @@ class EventLake(Base):
 
 
 Index("ix_event_lake_guild_id_occurred_at", EventLake.guild_id, EventLake.occurred_at.desc())
-Index(
-    "ix_event_lake_guild_id_user_id_occurred_at",
-    EventLake.guild_id,
-    EventLake.user_id,
-    EventLake.occurred_at.desc(),
-)
-Index(
-    "ix_event_lake_guild_id_event_type_occurred_at",
-    EventLake.guild_id,
-    EventLake.event_type,
-    EventLake.occurred_at.desc(),
-)
-Index(
-    "ix_event_lake_guild_id_channel_id_occurred_at",
-    EventLake.guild_id,
-    EventLake.channel_id,
-    EventLake.occurred_at.desc(),
-    postgresql_where=text("channel_id IS NOT NULL"),
-)
 
 
 class EventCounter(Base):
@@ -1140,7 +1115,8 @@ def _attach_ddl(table: Any, statements: Iterable[str], function: str) -> None:
     )
 
 
-# The member-name index needs `gin_trgm_ops`, so the extension must exist before any table is created.
+# The migrations create `pg_trgm` (0001; its member-name index was dropped in 0003): the models keep it too, so a
+# metadata-built database has the same extensions as a migrated one.
 event.listen(
     Base.metadata,
     "before_create",

@@ -17,7 +17,7 @@ from pathlib import Path
 from synapse_async.sandbox.community import CommunityActivity
 from synapse_async.sandbox.control import add_control_routes
 from synapse_async.sandbox.server import DiscordSimulator
-from synapse_async.sandbox.workload import add_workload_guild, load_workload
+from synapse_async.sandbox.workload import add_small_guilds, add_workload_guild, load_workload
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=1, help="recommended shard count in GET /gateway/bot")
     parser.add_argument("--activity-per-minute", type=float, default=0.0, help="random member activity (0 = off)")
     parser.add_argument("--workload", type=Path, default=None, help="JSONL workload: add its guild, enable /_control/")
+    parser.add_argument("--extra-guilds", type=int, default=0, help="minimal guilds to add (scale benchmark)")
     return parser.parse_args(argv)
 
 
@@ -44,6 +45,8 @@ async def serve(args: argparse.Namespace) -> None:
         rows = await asyncio.to_thread(load_workload, args.workload)  # file I/O off the event loop
         add_workload_guild(sim.world, rows)
         add_control_routes(sim, rows)
+    if args.extra_guilds > 0:
+        add_small_guilds(sim.world, args.extra_guilds)
     await sim.start(host=args.host, port=args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

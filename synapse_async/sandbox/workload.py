@@ -125,3 +125,35 @@ async def replay(
         )
     elapsed = time.perf_counter() - started
     return {"dispatched": float(len(rows)), "seconds": elapsed, "per_s": len(rows) / elapsed if elapsed else 0.0}
+
+
+def add_small_guilds(world: World, count: int) -> list[int]:
+    """Add `count` minimal guilds (@everyone, the bot's role, `#general`, the bot and one owner) before the bot
+    connects: the scale benchmark's 10,000 guilds (SPEC §25), cheap enough to build in a second or two."""
+    ids = []
+    for i in range(count):
+        guild_id = world.new_id()
+        owner = User(id=world.new_id(), username=f"owner_{i}")
+        world.add_user(owner)
+        guild = Guild(id=guild_id, name=f"Guild {i}", owner_id=owner.id, bot_joined_at=WORLD_BASE_TIME)
+        guild.roles[guild_id] = Role(
+            id=guild_id, name="@everyone", position=0, permissions=DEFAULT_EVERYONE_PERMISSIONS
+        )
+        bot_role = world.new_id()
+        guild.roles[bot_role] = Role(
+            id=bot_role,
+            name="Synapse",
+            position=1,
+            permissions=DEFAULT_BOT_PERMISSIONS,
+            managed=True,
+            bot_id=world.bot_user_id,
+        )
+        channel = world.new_id()
+        guild.channels[channel] = Channel(id=channel, guild_id=guild_id, type=ChannelType.TEXT, name="general")
+        guild.members[world.bot_user_id] = Member(
+            user_id=world.bot_user_id, roles=[bot_role], joined_at=WORLD_BASE_TIME
+        )
+        guild.members[owner.id] = Member(user_id=owner.id, roles=[], joined_at=WORLD_BASE_TIME)
+        world.guilds[guild_id] = guild
+        ids.append(guild_id)
+    return ids
