@@ -30,6 +30,8 @@ async def openapi_json(_call: Call[NoParams, NoParams, None]) -> web.StreamRespo
     return web.Response(body=_document_bytes(), content_type="application/json")
 
 
+# aiohttp matches routes in registration order: a module with fixed paths under `…/members/` (export, import)
+# must come before `admin_catalog_routes`, whose `…/members/{user_id}` would otherwise answer them with a 400.
 API = Api.combine(
     public.api, public_stats.api, auth_routes.api, admin_routes.api, admin_catalog_routes.api, lake_routes.api, _docs
 )
