@@ -186,3 +186,32 @@ def problems_of(errors: list[ErrorDetails], root: str) -> list[dict[str, str]]:
         loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
         out.append({"field": field_name(loc, root), "problem": problem_code(err["type"]), "message": err["msg"]})
     return out
+
+
+def _body_time(value: object) -> datetime:
+    """RFC 3339 text to an aware UTC datetime, for bodies validated in strict mode (where pydantic would refuse
+    the text itself); a time that cannot be expressed in UTC (year 9999 minus an offset) is out of range."""
+    _rfc3339_text(value)
+    assert isinstance(value, str)
+    try:
+        parsed = datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise PydanticCustomError("invalid_format", "must be an RFC 3339 date-time with an offset") from None
+    if parsed.tzinfo is None:
+        raise PydanticCustomError("missing_offset", "must carry a UTC offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("out_of_range", "must be a representable time") from None
+
+
+BodyTime = Annotated[AwareDatetime, BeforeValidator(_body_time)]
+"""A time in a JSON body: RFC 3339 with a mandatory offset, held in UTC."""
+
+
+PathId = Annotated[
+    int,
+    Field(ge=1, le=2**63 - 1),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,19}$"}, mode="validation"),
+]
+"""A database id (BIGSERIAL) in a path: always text in a URL, so it is documented as a digit string."""

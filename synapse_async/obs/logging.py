@@ -57,6 +57,7 @@ __all__ = [
     "clear_context",
     "configure_logging",
     "current_context",
+    "current_ring",
     "escape_user_text",
     "get_logger",
     "level_name",
@@ -391,6 +392,11 @@ def reset_logging() -> None:
         _current_ring = None
     root.setLevel(logging.WARNING)
     structlog.reset_defaults()
+
+
+def current_ring() -> LogRing | None:
+    """The live-log ring `configure_logging` feeds (None when this process captures none), for the log routes."""
+    return _current_ring
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import asyncpg
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 ActorKind = Literal["user", "service", "system"]
 Via = Literal["api", "command", "cli", "system"]
@@ -83,6 +83,13 @@ class AuditEntry:
 async def record(session: AsyncSession, actor: Actor, **entry: Any) -> None:
     """Write the audit row in the caller's (SQLAlchemy) transaction; `entry` are the `AuditEntry` fields."""
     await session.execute(_INSERT, AuditEntry(**entry).values(actor))
+
+
+async def record_alone(sessions: async_sessionmaker[AsyncSession], actor: Actor, **entry: Any) -> None:
+    """An audit row in its own transaction, for a change that lives outside the database (the live-log level):
+    the change is applied only once this has committed, so it is never made without its trail."""
+    async with sessions.begin() as s:
+        await record(s, actor, **entry)
 
 
 async def record_raw(conn: asyncpg.Connection, actor: Actor, **entry: Any) -> None:

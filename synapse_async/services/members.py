@@ -1,9 +1,9 @@
-"""Member profile refresh (SPEC §7.1 member update): names and avatars follow Discord, only for known members."""
+"""Member rows outside the reward path: profile refresh (SPEC §7.1 member update) and "is this a known member"."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 _REFRESH = text(
     """
@@ -23,3 +23,11 @@ async def refresh_profile(
             _REFRESH, {"g": guild_id, "u": user_id, "name": display_name[:100], "avatar": avatar_hash}
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+_KNOWN = text("SELECT 1 FROM members WHERE guild_id = :g AND user_id = :u")
+
+
+async def is_known_member(conn: AsyncConnection, guild_id: int, user_id: int) -> bool:
+    """Whether the bot has a member row for the user in this guild (the admin API's award/grant target check)."""
+    return (await conn.execute(_KNOWN, {"g": guild_id, "u": user_id})).first() is not None

@@ -15,7 +15,7 @@ from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
@@ -26,11 +26,12 @@ MAX_NAME = 100
 MAX_DAYS = 730
 TOP_ON_END = 3
 
-SeasonProblem = Literal["name_taken", "active_exists", "none_active", "conflict"]
+SeasonProblem = Literal["name_taken", "active_exists", "none_active", "conflict", "unknown", "not_active"]
 
 
 class SeasonRejected(Exception):
-    """Nothing was written: the name is taken, a season is active (without replace), none is active, or a race."""
+    """Nothing was written: the name is taken, a season is active (without replace), none is active, a race, the
+    season is unknown, or `ends_at` was changed on a season that is no longer active."""
 
     def __init__(self, reason: SeasonProblem) -> None:
         super().__init__(reason)
@@ -90,6 +91,22 @@ _TOP = text(
      WHERE s.season_id = :s AND s.stars > 0
      ORDER BY s.stars DESC, s.user_id
      LIMIT :n
+    """
+)
+
+
+_LIST = text(
+    """
+    SELECT season_id, name, status, starts_at, ends_at, ended_at, created_by, created_at
+      FROM seasons WHERE guild_id = :g ORDER BY starts_at DESC, season_id DESC
+    """
+)
+_LOCK = text(f"SELECT {_COLUMNS}, status FROM seasons WHERE guild_id = :g AND season_id = :s FOR UPDATE")
+_RENAME = text(
+    f"""
+    UPDATE seasons SET name = COALESCE(CAST(:n AS varchar), name), ends_at = COALESCE(CAST(:e AS timestamptz), ends_at)
+     WHERE guild_id = :g AND season_id = :s
+    RETURNING {_COLUMNS}
     """
 )
 
@@ -194,12 +211,17 @@ class Seasons:
 
         return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("season_start"))
 
-    async def end(self, *, guild_id: int, actor: Actor) -> SeasonEnded:
-        """End the active season now; `SeasonRejected('none_active')` if there is none."""
+    async def end(self, *, guild_id: int, actor: Actor, season_id: int | None = None) -> SeasonEnded:
+        """End the active season now; `SeasonRejected('none_active')` if there is none. With `season_id` (the API)
+        that season must be the active one: `unknown` when the guild has no such season, `not_active` when it
+        has ended already."""
 
         async def attempt() -> SeasonEnded:
             async with self._db.sessions.begin() as s:
                 active = (await s.execute(_ACTIVE, {"g": guild_id})).first()
+                if season_id is not None and (active is None or active.season_id != season_id):
+                    known = (await s.execute(_LOCK, {"g": guild_id, "s": season_id})).first() is not None
+                    raise SeasonRejected("not_active" if known else "unknown")
                 if active is None:
                     raise SeasonRejected("none_active")
                 ended = await _end_active(s, actor, guild_id, active)
@@ -208,3 +230,53 @@ class Seasons:
                 return SeasonEnded(ended, tuple(Standing(int(r.user_id), r.display_name, int(r.stars)) for r in top))
 
         return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("season_end"))
+
+    async def update(
+        self, *, guild_id: int, season_id: int, actor: Actor, name: str | None = None, ends_at: datetime | None = None
+    ) -> SeasonRow:
+        """Rename a season and/or move the end of the ACTIVE season (SPEC §20: `ends_at` > now, active only).
+
+        A new `ends_at` reaches the rollover task through the `seasons` NOTIFY like any other season change.
+        """
+        if name is not None:
+            name = name.strip()
+            if (problem := name_problem(name)) is not None:
+                raise ValueError(problem)
+        if ends_at is not None and ends_at <= datetime.now(UTC):
+            raise ValueError("ends_at must be in the future")
+
+        async def attempt() -> SeasonRow:
+            async with self._db.sessions.begin() as s:
+                found = (await s.execute(_LOCK, {"g": guild_id, "s": season_id})).first()
+                if found is None:
+                    raise SeasonRejected("unknown")
+                if ends_at is not None and found.status != "active":
+                    raise SeasonRejected("not_active")
+                taken = name is not None and name != found.name
+                if taken and (await s.execute(_NAME_TAKEN, {"g": guild_id, "n": name})).first() is not None:
+                    raise SeasonRejected("name_taken")
+                params = {"g": guild_id, "s": season_id, "n": name, "e": ends_at}
+                try:
+                    async with s.begin_nested():
+                        updated = _season((await s.execute(_RENAME, params)).one())
+                except IntegrityError as exc:  # the name committed concurrently
+                    raise SeasonRejected("name_taken") from exc
+                await record(
+                    s,
+                    actor,
+                    guild_id=guild_id,
+                    action="season.update",
+                    target_type="season",
+                    target_id=str(season_id),
+                    before={"status": found.status, **_snapshot(_season(found))},
+                    after={"status": found.status, **_snapshot(updated)},
+                )
+                await notify_config(s, "seasons", guild_id)
+                return updated
+
+        return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("season_update"))
+
+
+async def list_seasons(conn: AsyncConnection, guild_id: int) -> list[dict[str, object]]:
+    """Every season of the guild, newest first (a small bounded collection, SPEC §18)."""
+    return [dict(r._mapping) for r in await conn.execute(_LIST, {"g": guild_id})]

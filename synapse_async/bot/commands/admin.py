@@ -223,7 +223,7 @@ class CreateAchievementCommand(
             raise Refusal(_problem_list(problems))
         await responder.defer(ctx, ephemeral=True)
         try:
-            created = await catalogue.create_template(guild_id=guild_id, new=new, actor=actor_of(ctx), **ids)
+            created = await catalogue.create_template(guild_id=guild_id, new=new, actor=actor_of(ctx))
         except TemplateRejected as rejected:
             raise Refusal(_problem_list(rejected.problems)) from rejected
         rewards = f"{number(created.xp_reward)} XP, {number(created.gold_reward)} gold"

@@ -1,0 +1,119 @@
+"""Live-log routes (SPEC §20, §24.3) over real HTTP: the process's real ring fed by the real logging pipeline."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from synapse_async.obs.logging import configure_logging, get_logger, reset_logging
+from synapse_async.obs.ring import LogRing
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox.world import SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, SANDBOX_OWNER_ID
+from tests.api_support import Session, base, call, login
+from tests.support import make_runtime, wait_for
+
+GUILD = SANDBOX_GUILD_ID
+OTHER_GUILD = 4242
+SECRET = "log-routes-" + "s" * 40
+log = get_logger("synapse_async.tests.live_logs")
+
+
+@pytest.fixture(scope="module")
+async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
+    ring = LogRing(500, capture_level="INFO")
+    configure_logging(level="WARNING", fmt="json", ring=ring, stream=io.StringIO())
+    rt = make_runtime(
+        fresh_database, JWT_SECRET=SECRET, OPERATOR_USER_IDS=str(SANDBOX_OWNER_ID), PUBLIC_RATE_LIMIT_PER_MINUTE="0"
+    )
+    try:
+        await rt.start()
+        cache = rt.components.cache
+        assert cache is not None
+        await wait_for(lambda: GUILD in cache.known_guild_ids())
+        yield rt
+        await rt.shutdown()
+    finally:
+        reset_logging()
+
+
+@pytest.fixture(scope="module")
+async def operator(runtime: Runtime) -> Session:
+    return await login(runtime, SANDBOX_OWNER_ID)
+
+
+@pytest.fixture(scope="module")
+async def member(runtime: Runtime) -> Session:
+    return await login(runtime, SANDBOX_FIRST_MEMBER_ID)
+
+
+async def get(rt: Runtime, session: Session, path: str, **params: str) -> Any:
+    reply = await call("GET", base(rt) + path, headers=session.bearer(), params=params)
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+async def test_guild_logs_show_only_entries_of_that_guild(runtime: Runtime, operator: Session, member: Session) -> None:
+    log.info("probe_mine", guild_id=GUILD)
+    log.warning("probe_mine_warning", guild_id=GUILD)
+    log.info("probe_other", guild_id=OTHER_GUILD)
+    log.info("probe_untagged")
+    path = f"/api/admin/guilds/{GUILD}/logs"
+    body = await get(runtime, operator, path, limit="1000")
+    events = [e["event"] for e in body["items"]]
+    assert "probe_mine" in events and "probe_mine_warning" in events
+    assert "probe_other" not in events and "probe_untagged" not in events
+    assert all(e["guild_id"] == str(GUILD) for e in body["items"])
+    seqs = [e["seq"] for e in body["items"]]
+    assert seqs == sorted(seqs) and body["capture_level"] == "info" and body["last_seq"] >= seqs[-1]
+
+    warnings = await get(runtime, operator, path, level="warning")
+    assert [e["event"] for e in warnings["items"]] == ["probe_mine_warning"]
+    mine = next(e for e in body["items"] if e["event"] == "probe_mine")
+    after = await get(runtime, operator, path, after_seq=str(mine["seq"]), limit="1")
+    assert [e["event"] for e in after["items"]] == ["probe_mine_warning"]
+
+    refused = await call("GET", base(runtime) + path, headers=member.bearer())
+    assert refused.status == 403
+    bad = await call("GET", base(runtime) + path, headers=operator.bearer(), params={"level": "trace", "limit": "1001"})
+    assert bad.status == 400 and {d["field"] for d in bad.body["error"]["details"]} == {"level", "limit"}
+
+
+async def test_operator_logs_filter_and_the_level_changes_at_run_time(
+    runtime: Runtime, operator: Session, member: Session
+) -> None:
+    log.info("probe_for_operator", guild_id=OTHER_GUILD)
+    other = await get(runtime, operator, "/api/admin/logs", guild_id=str(OTHER_GUILD), limit="1000")
+    assert "probe_for_operator" in [e["event"] for e in other["items"]]
+    assert all(e["guild_id"] == str(OTHER_GUILD) for e in other["items"])
+    by_logger = await get(runtime, operator, "/api/admin/logs", logger="synapse_async.tests", limit="1000")
+    assert by_logger["items"] and all(e["logger"] == "synapse_async.tests.live_logs" for e in by_logger["items"])
+
+    for method, path, body in (("GET", "/api/admin/logs", None), ("PUT", "/api/admin/logs/level", {"level": "debug"})):
+        refused = await call(method, base(runtime) + path, headers=member.bearer(), json=body)
+        assert refused.status == 403, refused.body  # an admin of nothing here, and no operator
+    bad = await call("PUT", base(runtime) + "/api/admin/logs/level", headers=operator.bearer(), json={"level": "trace"})
+    assert bad.status == 400 and bad.body["error"]["details"][0]["field"] == "level"
+
+    log.debug("probe_debug_before", guild_id=GUILD)
+    changed = await call(
+        "PUT", base(runtime) + "/api/admin/logs/level", headers=operator.bearer(), json={"level": "debug"}
+    )
+    assert changed.status == 200 and changed.body == {"capture_level": "debug"}
+    log.debug("probe_debug_after", guild_id=GUILD)
+    events = [e["event"] for e in (await get(runtime, operator, "/api/admin/logs", level="debug"))["items"]]
+    assert "probe_debug_after" in events and "probe_debug_before" not in events
+    assert runtime.components.db is not None
+    async with runtime.components.db.engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT actor_id, before, after FROM audit_log WHERE action = 'logs.level'"))
+        ).one()
+    assert row.before == {"level": "info"} and row.after == {"level": "debug"}
+    assert row.actor_id.endswith(str(SANDBOX_OWNER_ID))
+    restored = await call(
+        "PUT", base(runtime) + "/api/admin/logs/level", headers=operator.bearer(), json={"level": "info"}
+    )
+    assert restored.status == 200
