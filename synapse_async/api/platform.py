@@ -35,6 +35,10 @@ class AdminDirectory(Protocol):
         """The §17.1 rule on live data; `allow_cached` permits a REST answer up to 5 s old (GET requests only)."""
         ...
 
+    async def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        """The member's current role ids (gateway cache, else REST), None when not a member (`rewards/explain`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OAuthClient:

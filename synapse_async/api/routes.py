@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from synapse_async import __version__
-from synapse_async.api import admin_routes, auth_routes, lake_routes, public, public_stats
+from synapse_async.api import admin_config_routes, admin_routes, auth_routes, lake_routes, public, public_stats
 from synapse_async.api.contract import Access, Api, Call
 from synapse_async.api.openapi import build_document
 from synapse_async.api.schema import NoParams
@@ -30,7 +30,9 @@ async def openapi_json(_call: Call[NoParams, NoParams, None]) -> web.StreamRespo
     return web.Response(body=_document_bytes(), content_type="application/json")
 
 
-API = Api.combine(public.api, public_stats.api, auth_routes.api, admin_routes.api, lake_routes.api, _docs)
+API = Api.combine(
+    public.api, public_stats.api, auth_routes.api, admin_routes.api, admin_config_routes.api, lake_routes.api, _docs
+)
 
 
 def openapi_document() -> dict[str, Any]:
