@@ -16,6 +16,7 @@ from pydantic import Field
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
+from synapse_async.api.lake_routes import JobModel
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.schema import (
     GuildPath,
@@ -28,8 +29,16 @@ from synapse_async.api.schema import (
 )
 from synapse_async.imports.formats import DocumentTooLarge, ImportFormatError
 from synapse_async.imports.service import ImportActive, ImportRejected, export_members, preview_import, submit_import
+from synapse_async.jobs.store import JobActive
 from synapse_async.rewards.multipliers import explain
 from synapse_async.services import reward_rules as rules
+from synapse_async.services.level_roles import (
+    LevelRoleLimit,
+    RoleNotAssignable,
+    delete_level_role,
+    put_level_role,
+    request_sync,
+)
 from synapse_async.services.reward_rules import RuleTable, UnknownTarget
 from synapse_async.services.settings import SettingsRejected, reset_setting
 
@@ -492,3 +501,115 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Rep
             409, "job_active", "An import is already active for this guild.", {"job_id": str(exc.job_id)}
         ) from None
     return Reply(ImportResult(job_id=job_id, status="queued"))
+
+
+# --- level roles ------------------------------------------------------------------------------------------------
+
+
+class LevelRolePath(GuildPath):
+    role_id: Snowflake
+
+
+class LevelRoleBody(StrictModel):
+    level: int = Field(ge=1, le=1000)
+
+
+class LevelRoleItem(ResponseModel):
+    role_id: Snowflake
+    role_name: str | None
+    level: int
+    assignable: bool
+    problem: str | None = Field(description="§13 pre-check: missing_manage_roles, role_above_bot, role_managed, …")
+
+
+class LevelRoles(ResponseModel):
+    mode: str
+    restore_on_rejoin: bool
+    items: list[LevelRoleItem]
+
+
+def _level_role(row: dict[str, Any], problem: str | None) -> LevelRoleItem:
+    if not row.get("target_exists", True):
+        problem = "role_missing"
+    return LevelRoleItem(
+        role_id=row["role_id"], role_name=row.get("role_name"), level=row["level"], assignable=problem is None,
+        problem=problem,
+    )  # fmt: skip
+
+
+@api.route(
+    "GET", _G + "/level-roles", summary="Level role rewards, pre-checked", tag=_TAG,
+    access=Access.GUILD_ADMIN, path_model=GuildPath, response=LevelRoles,
+)  # fmt: skip
+async def admin_level_roles(call: Call[GuildPath, NoParams, None]) -> LevelRoles:
+    """Each reward role with the §13 pre-check as things stand now (`assignable`, and the `problem` a sync would
+    skip it for), ordered by level; with the guild's `level_roles.*` settings."""
+    guild_id = call.path.guild_id
+    rows = sorted(await _list(call, rules.LEVEL_ROLES), key=lambda r: (r["level"], r["role_id"]))
+    problems = await call.platform.require_level_roles().precheck(guild_id, [r["role_id"] for r in rows])
+    settings = call.platform.components.require_cache().settings(guild_id)
+    return LevelRoles(
+        mode=settings.str("level_roles.mode"),
+        restore_on_rejoin=settings.bool("level_roles.restore_on_rejoin"),
+        items=[_level_role(r, problems.get(r["role_id"])) for r in rows],
+    )
+
+
+@api.route(
+    "PUT", _G + "/level-roles/{role_id}", summary="Reward a role at a level", tag=_TAG,
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, body=LevelRoleBody, response=LevelRoleItem,
+    responses={201: "Created"},
+)  # fmt: skip
+async def admin_put_level_role(call: Call[LevelRolePath, NoParams, LevelRoleBody]) -> Reply:
+    """Pre-checked (§13): an unknown role is a 404, a role nobody can assign (`@everyone`, integration-managed) a
+    409; one the bot cannot manage yet (hierarchy, Manage Roles) is stored with its `problem`, fixable on Discord.
+    At most 50 per guild (409). Queues a `level_role_sync` job in the same transaction."""
+    guild_id, role_id = call.path.guild_id, call.path.role_id
+    problem = (await call.platform.require_level_roles().precheck(guild_id, [role_id])).get(role_id)
+    try:
+        async with call.platform.sessions() as sessions:
+            result = await put_level_role(sessions, guild_id, role_id, call.body.level, call.actor())
+    except UnknownTarget as exc:
+        raise _unknown(exc) from None
+    except LevelRoleLimit as exc:
+        raise ApiError(409, "limit_reached", str(exc)) from None
+    except RoleNotAssignable as exc:
+        raise ApiError(409, "role_not_assignable", str(exc)) from None
+    async with call.platform.read() as conn:
+        rows = [r for r in await rules.list_rules(conn, rules.LEVEL_ROLES, guild_id) if r["role_id"] == role_id]
+    row = rows[0] if rows else result.row
+    return Reply(_level_role(row, problem), status=201 if result.created else 200)
+
+
+@api.route(
+    "DELETE", _G + "/level-roles/{role_id}", summary="Stop rewarding a role", tag=_TAG,
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, status=204,
+)  # fmt: skip
+async def admin_delete_level_role(call: Call[LevelRolePath, NoParams, None]) -> Reply:
+    """Queues a `level_role_sync`, which removes the role from members who hold it as a reward."""
+    async with call.platform.sessions() as sessions:
+        deleted = await delete_level_role(sessions, call.path.guild_id, call.path.role_id, call.actor())
+    if not deleted:
+        raise ApiError.not_found("This role is not a level role.")
+    return Reply(status=204)
+
+
+class SyncBody(StrictModel):
+    """No parameters: every member of the guild is synced."""
+
+
+@api.route(
+    "POST", _G + "/level-roles/sync", summary="Sync every member's level roles now", tag=_TAG,
+    access=Access.GUILD_ADMIN, path_model=GuildPath, body=SyncBody, response=JobModel, status=202,
+    responses={409: "A sync is already active (`details.job_id`)"},
+)  # fmt: skip
+async def admin_sync_level_roles(call: Call[GuildPath, NoParams, SyncBody]) -> Reply:
+    """202 with the queued `level_role_sync` job (≤ 2 member updates/s, §13); 409 while one is active."""
+    try:
+        async with call.platform.sessions() as sessions:
+            job = await request_sync(sessions, call.path.guild_id, call.actor())
+    except JobActive as exc:
+        raise ApiError(
+            409, "job_active", "A level_role_sync job is already active.", {"job_id": str(exc.job_id)}
+        ) from None
+    return Reply(JobModel.model_validate(job.to_json()), status=202)

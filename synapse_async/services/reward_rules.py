@@ -10,7 +10,7 @@ same transaction against the synced `guild_channels` / `guild_roles` tables, so 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -23,12 +23,14 @@ from synapse_async.services.audit import Actor, record
 
 __all__ = [
     "CHANNEL_OVERRIDES",
+    "LEVEL_ROLES",
     "NO_XP_TARGETS",
     "ROLE_MULTIPLIERS",
     "TYPE_DEFAULTS",
     "PutResult",
     "RuleTable",
     "UnknownTarget",
+    "WriteHook",
     "delete_rule",
     "list_channels",
     "list_rules",
@@ -79,6 +81,10 @@ ROLE_MULTIPLIERS: Final = RuleTable(
 NO_XP_TARGETS: Final = RuleTable(
     "no_xp_targets", "no_xp_target", ("target_type", "target_id"), ("reason",), "created_at"
 )
+LEVEL_ROLES: Final = RuleTable("level_role_rewards", "level_role", ("role_id",), ("level",), "created_at")
+
+WriteHook = Callable[[AsyncSession, bool], Awaitable[None]]
+"""Extra work inside a rule write's transaction, told whether the row is new (put) or was there (delete)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +125,7 @@ async def _require(session: AsyncSession, guild_id: int, kind: str, target_id: i
 def _required_target(spec: RuleTable, key: Mapping[str, object]) -> tuple[str, int] | None:
     if spec is CHANNEL_OVERRIDES:
         return "channel", int(str(key["channel_id"]))
-    if spec is ROLE_MULTIPLIERS:
+    if spec is ROLE_MULTIPLIERS or spec is LEVEL_ROLES:
         return "role", int(str(key["role_id"]))
     if spec is NO_XP_TARGETS:
         return str(key["target_type"]), int(str(key["target_id"]))
@@ -133,8 +139,10 @@ async def put_rule(
     key: Mapping[str, object],
     values: Mapping[str, object],
     actor: Actor,
+    hook: WriteHook | None = None,
 ) -> PutResult:
-    """Insert or replace one rule row, audited with before/after, NOTIFY in the same transaction."""
+    """Insert or replace one rule row, audited with before/after, NOTIFY in the same transaction; `hook` runs in
+    it before the write (a limit check, a job to queue) and may raise to abort the whole write."""
     columns = (*spec.keys, *spec.values)
     params = {"guild_id": guild_id, **key, **values}
     # `created_at` of a no-XP target stays when only its reason changes; `updated_at` moves with every write.
@@ -154,6 +162,8 @@ async def put_rule(
         if target is not None:
             await _require(session, guild_id, *target)
         before_row = (await session.execute(current, params)).mappings().first()
+        if hook is not None:
+            await hook(session, before_row is None)
         row = _plain((await session.execute(upsert, params)).mappings().one())
         before = None if before_row is None else _audit_view(spec, _plain(before_row))
         await record(
@@ -176,8 +186,9 @@ async def delete_rule(
     guild_id: int,
     key: Mapping[str, object],
     actor: Actor,
+    hook: WriteHook | None = None,
 ) -> bool:
-    """Delete one rule row (audited, notified); False when there was none (404), nothing written then."""
+    """Delete one rule row (audited, notified, then `hook`); False when there was none (404), nothing written."""
     columns = (*spec.keys, *spec.values)
     delete = text(f"DELETE FROM {spec.table} WHERE {_where(spec)} RETURNING {', '.join(columns)}")
     async with sessions.begin() as session:
@@ -193,6 +204,8 @@ async def delete_rule(
             target_id=spec.target_id(key),
             before=_audit_view(spec, _plain(row)),
         )
+        if hook is not None:
+            await hook(session, False)
         await notify_config(session, spec.table, guild_id)
     return True
 
@@ -207,6 +220,9 @@ _EXISTS: Final = {
     " ELSE EXISTS (SELECT 1 FROM guild_channels c WHERE c.guild_id = r.guild_id AND c.channel_id = r.target_id"
     " AND c.deleted_at IS NULL) END) AS target_exists",
     "channel_type_defaults": "true AS target_exists",
+    "level_role_rewards": "EXISTS (SELECT 1 FROM guild_roles o WHERE o.guild_id = r.guild_id"
+    " AND o.role_id = r.role_id AND o.deleted_at IS NULL) AS target_exists,"
+    " (SELECT o.name FROM guild_roles o WHERE o.guild_id = r.guild_id AND o.role_id = r.role_id) AS role_name",
 }
 
 
