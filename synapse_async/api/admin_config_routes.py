@@ -58,7 +58,7 @@ _MULT = Field(ge=0, le=10, description="0–10, stored with 3 decimals")
 
 
 class SettingPath(GuildPath):
-    key: str = Field(min_length=1, max_length=100)
+    key: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z_]*(\.[a-z0-9_]+)+$", description="A §5.2 key")
 
 
 class ChannelItem(ResponseModel):
