@@ -280,3 +280,36 @@ async def test_settings_reset_returns_the_default_audited_and_cached(runtime: tu
     assert (await paid(rt, U[5], plain))["xp_delta"] == 15
     assert (await api(rt, "DELETE", "/settings/rewards.message.xp")).status == 204  # already the default
     assert (await api(rt, "DELETE", "/settings/no.such.key")).status == 404
+
+
+async def test_a_reset_that_breaks_a_cross_field_rule_is_400_and_writes_nothing(runtime: tuple[Runtime, int]) -> None:
+    rt, _ = runtime
+    cache = rt.components.cache
+    assert cache is not None
+    values = {"quality.medium_chars": 600, "quality.long_chars": 700}
+    assert (await api(rt, "PATCH", "/settings", json={"values": values})).status == 200
+    refused = await api(rt, "DELETE", "/settings/quality.long_chars")  # the default 500 is not above 600
+    assert "quality.long_chars" in fields(refused)
+    stored = await query(rt, "SELECT value FROM settings WHERE guild_id = :g AND key = 'quality.long_chars'")
+    assert stored == [{"value": 700}]
+    assert await audit(rt, "settings.reset", "quality.long_chars") == []
+    assert fields(await api(rt, "DELETE", "/settings/%C2%B2")) == {"key"}
+    for key in ("quality.medium_chars", "quality.long_chars"):
+        assert (await api(rt, "DELETE", f"/settings/{key}")).status == 204
+
+
+async def test_explain_for_threads_and_members_who_are_not_in_the_guild(runtime: tuple[Runtime, int]) -> None:
+    rt, plain = runtime
+    thread = await api(
+        rt, "GET", "/rewards/explain",
+        params={"channel_id": "999999999999", "parent_id": str(CHANNEL_GENERAL_ID), "event_type": "thread_create"},
+    )  # fmt: skip
+    assert thread.status == 200, thread.body
+    assert (thread.body["is_thread"], thread.body["base_channel_id"], thread.body["channel_type"]) == (
+        True, str(CHANNEL_GENERAL_ID), "text",
+    )  # fmt: skip
+    assert thread.body["user_id"] is None and thread.body["role_ids"] == []
+    stranger = await api(
+        rt, "GET", "/rewards/explain", params={"channel_id": str(plain), "event_type": "message", "user_id": "4242"}
+    )
+    assert stranger.status == 404
