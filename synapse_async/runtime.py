@@ -350,12 +350,15 @@ class Runtime:
         """The API's live admin check (hikari's cache) and, in the sandbox, the simulator's OAuth application."""
         from synapse_async.auth.admins import GatewayAdmins
         from synapse_async.bot.gateway import DiscordGateway
+        from synapse_async.levelroles.syncer import LevelRoleSyncer
 
         api = self.api
         if api is None:
             return
         if isinstance(self.gateway, DiscordGateway):
             api.admins = GatewayAdmins(self.gateway.bot, cache, self.owns)
+        if isinstance(self.role_syncer, LevelRoleSyncer):
+            api.level_roles = self.role_syncer
         sim = self.simulator
         if api.oauth is None and sim is not None:
             redirect = f"http://127.0.0.1:{self.http_port}/api/auth/callback"

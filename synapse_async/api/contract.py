@@ -113,6 +113,9 @@ class Operation:
     guard: Callable[[Call[Any, Any, Any]], object] | None = None
     """For `cached` routes: runs before the cache is consulted (e.g. the public guild check, raising 404)."""
     cached: bool = False
+    raw_body: Callable[[ApiPlatform], int] | None = None
+    """For routes taking an uploaded document (JSON or CSV) as raw bytes: its byte limit, which may exceed the
+    app-wide `HTTP_MAX_BODY_BYTES` (the member import, §20.1). The handler receives the bytes as `call.body`."""
 
     @property
     def operation_id(self) -> str:
@@ -144,6 +147,7 @@ class Api:
         status: int = 200,
         responses: Mapping[int, str] | None = None,
         guard: Callable[[Call[Any, Any, Any]], object] | None = None,
+        raw_body: Callable[[ApiPlatform], int] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare a route. With a `guard`, successful answers are kept in the platform's micro-cache (public
         reads: the same path and query within `MICRO_CACHE_SECONDS` get the same bytes, after the guard ran)."""
@@ -166,6 +170,7 @@ class Api:
                     description=(handler.__doc__ or "").strip(),
                     guard=guard,
                     cached=guard is not None,
+                    raw_body=raw_body,
                 )
             )
             return handler
@@ -205,7 +210,26 @@ def _validate(model: type[BaseModel], data: Any, root: str, problems: list[dict[
         return None
 
 
-async def _body(op: Operation, request: web.Request, problems: list[dict[str, str]]) -> tuple[Any, bytes]:
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, streamed with its own cap (aiohttp's `client_max_size` applies to `read()` only)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"The document is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"The document is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _body(
+    op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
+) -> tuple[Any, bytes]:
+    if op.raw_body is not None:
+        raw = await _read_limited(request, op.raw_body(platform))
+        return raw, raw
     if op.body_model is None:
         raw = await request.read() if request.can_read_body else b""
         if raw.strip():
@@ -315,7 +339,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         query, problems = _query_dict(request)
         path = _validate(op.path_model, dict(request.match_info), "path", problems)
         query_model = _validate(op.query_model, query, "query", problems)
-        body, raw = await _body(op, request, problems)
+        body, raw = await _body(op, request, platform, problems)
         if problems:
             raise ApiError(400, "validation_error", "The request is invalid.", problems)
         if op.access is Access.GUILD_ADMIN:

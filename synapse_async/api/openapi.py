@@ -114,6 +114,8 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
     responses: dict[str, Any] = {str(op.status): success}
     for status, text in op.responses.items():
         responses[str(status)] = {"description": text}
+        if 200 <= status < 300 and status != 204 and "content" in success:  # another success with the same body
+            responses[str(status)]["content"] = success["content"]
     for status in _ERRORS[op.access]:
         responses.setdefault(str(status), _error_response(status))
     responses["default"] = {
@@ -133,6 +135,11 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
         out["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": refs[(op.body_model, "validation")]}},
+        }
+    if op.raw_body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {}}, "text/csv": {"schema": {"type": "string"}}},
         }
     out["security"] = [] if op.access is Access.PUBLIC else [{"bearer": []}, {"cookie": []}]
     return out

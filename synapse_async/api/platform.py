@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +33,18 @@ class AdminDirectory(Protocol):
 
     async def is_admin(self, guild_id: int, user_id: int, *, allow_cached: bool) -> bool:
         """The §17.1 rule on live data; `allow_cached` permits a REST answer up to 5 s old (GET requests only)."""
+        ...
+
+    async def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        """The member's current role ids (gateway cache, else REST), None when not a member (`rewards/explain`)."""
+        ...
+
+
+class LevelRoleChecks(Protocol):
+    """The §13 pre-check on live Discord data (the level-role syncer of the gateway process)."""
+
+    async def precheck(self, guild_id: int, role_ids: Iterable[int]) -> dict[int, str | None]:
+        """Each role's skip reason now (`missing_manage_roles`, `role_above_bot`, …), None when assignable."""
         ...
 
 
@@ -68,6 +80,7 @@ class ApiPlatform:
             ttl_seconds=config.jwt_ttl_seconds,
         )
         self.admins: AdminDirectory | None = None
+        self.level_roles: LevelRoleChecks | None = None
         self.oauth: OAuthClient | None = None
         if config.discord_client_id and config.discord_client_secret and config.discord_redirect_uri:
             self.oauth = OAuthClient(
@@ -90,6 +103,11 @@ class ApiPlatform:
 
     def now(self) -> int:
         return int(time.time())
+
+    def require_level_roles(self) -> LevelRoleChecks:
+        if self.level_roles is None:
+            raise ApiError.unavailable("The Discord connection is not ready yet; try again shortly.")
+        return self.level_roles
 
     def require_admins(self) -> AdminDirectory:
         if self.admins is None:

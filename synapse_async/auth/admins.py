@@ -56,6 +56,16 @@ class GatewayAdmins:
         self._rest[key] = answer
         return answer
 
+    async def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
+        """What the pipeline sees as the earner's roles: the gateway cache, or one REST read when not cached."""
+        member = self._bot.cache.get_member(guild_id, user_id) if self._owns(guild_id) else None
+        if member is None:
+            try:
+                member = await self._bot.rest.fetch_member(guild_id, user_id)
+            except (hikari.NotFoundError, hikari.ForbiddenError):
+                return None
+        return frozenset(int(r) for r in member.role_ids)
+
     async def _fetch(self, guild_id: int, user_id: int, owner_id: int | None, admin_roles: Collection[int]) -> bool:
         try:
             member = await self._bot.rest.fetch_member(guild_id, user_id)

@@ -42,7 +42,7 @@ import contextlib
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -461,6 +461,21 @@ class LevelRoleSyncer:
             self._problems.popitem(last=False)
 
     # --- observation --------------------------------------------------------------------------------------------
+
+    async def precheck(self, guild_id: int, role_ids: Iterable[int]) -> dict[int, str | None]:
+        """The §13 pre-check of each role as things stand now (None: assignable), for `GET …/level-roles` and the
+        admin's PUT; the same inputs and rule a sync uses, so what admins are shown is what a sync would skip."""
+        view = await self._guild_view(guild_id)
+        return {
+            role_id: role_skip_reason(
+                role_id,
+                roles=view.roles,
+                guild_id=guild_id,
+                bot_top_position=view.bot_top_position,
+                bot_can_manage_roles=view.bot_can_manage_roles,
+            )
+            for role_id in role_ids
+        }
 
     def problems(self, guild_id: int) -> dict[int, str]:
         """role_id -> the last pre-check reason seen for it (`missing_manage_roles`, `role_above_bot`, …)."""

@@ -81,7 +81,8 @@ async def test_every_id_path_parameter_refuses_unicode_digits_and_overlong_ids(r
                 status, body = await _request(method, _base(runtime) + path, json={}, headers=auth)
                 assert status == 400, (method, path, status, body)
                 assert body["error"]["code"] == "validation_error"
-                assert body["error"]["details"][0]["field"] == target
+                # other path parameters hold the guild id, which a non-id one (`event_type`) refuses as well
+                assert target in {d["field"] for d in body["error"]["details"]}, (method, path, body)
 
 
 async def _post_message(rt: Runtime, data: bytes, content_type: str = "application/json") -> tuple[int, Any]:
