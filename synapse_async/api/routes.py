@@ -9,15 +9,8 @@ import orjson
 from aiohttp import web
 
 from synapse_async import __version__
-from synapse_async.api import (
-    admin_catalog_routes,
-    admin_config_routes,
-    admin_routes,
-    auth_routes,
-    lake_routes,
-    public,
-    public_stats,
-)
+from synapse_async.api import auth_routes, public, public_stats
+from synapse_async.api.admin import catalog, config, lake, platform
 from synapse_async.api.contract import Access, Api, Call
 from synapse_async.api.openapi import build_document
 from synapse_async.api.schema import NoParams
@@ -39,15 +32,15 @@ async def openapi_json(_call: Call[NoParams, NoParams, None]) -> web.StreamRespo
 
 
 # aiohttp matches routes in registration order: a module with fixed paths under `…/members/` (export, import)
-# must come before `admin_catalog_routes`, whose `…/members/{user_id}` would otherwise answer them with a 400.
+# must come before `admin.catalog`, whose `…/members/{user_id}` would otherwise answer them with a 400.
 API = Api.combine(
     public.api,
     public_stats.api,
     auth_routes.api,
-    admin_routes.api,
-    admin_config_routes.api,
-    admin_catalog_routes.api,
-    lake_routes.api,
+    platform.api,
+    config.api,
+    catalog.api,
+    lake.api,
     _docs,
 )
 

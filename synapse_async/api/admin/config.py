@@ -14,9 +14,9 @@ from typing import Any, Final, Literal
 
 from pydantic import Field
 
+from synapse_async.api.admin.lake import JobModel
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
-from synapse_async.api.lake_routes import JobModel
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.schema import (
     GuildPath,
