@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ from synapse_async.config import load_config
 from synapse_async.domain.events import GatewayDomainEvent
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
+from synapse_async.sandbox.world import SANDBOX_GUILD_ID
 
 # Short intervals so that behaviour which takes minutes in production takes a fraction of a second here.
 FAST_ENV = {
@@ -38,6 +40,19 @@ def make_runtime(
 ) -> Runtime:
     merged = {**FAST_ENV, "DATABASE_URL": database_url, **env}
     return Runtime(load_config(merged), sink=sink, extensions=extensions)
+
+
+@contextlib.asynccontextmanager
+async def running(database_url: str, **env: str) -> AsyncIterator[Runtime]:
+    """A started runtime (sandbox simulator) whose cache knows the sandbox guild; shut down afterwards."""
+    rt = make_runtime(database_url, **env)
+    await rt.start()
+    try:
+        cache = rt.components.require_cache()
+        await wait_for(lambda: SANDBOX_GUILD_ID in cache.known_guild_ids())
+        yield rt
+    finally:
+        await rt.shutdown()
 
 
 def simulator_of(rt: Runtime) -> DiscordSimulator:

@@ -14,7 +14,7 @@ from synapse_async.obs.ring import LogRing
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.world import SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, SANDBOX_OWNER_ID
 from tests.api_support import Session, base, call, login
-from tests.support import make_runtime, wait_for
+from tests.support import running
 
 GUILD = SANDBOX_GUILD_ID
 OTHER_GUILD = 4242
@@ -26,16 +26,11 @@ log = get_logger("synapse_async.tests.live_logs")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
     ring = LogRing(500, capture_level="INFO")
     configure_logging(level="WARNING", fmt="json", ring=ring, stream=io.StringIO())
-    rt = make_runtime(
-        fresh_database, JWT_SECRET=SECRET, OPERATOR_USER_IDS=str(SANDBOX_OWNER_ID), PUBLIC_RATE_LIMIT_PER_MINUTE="0"
-    )
     try:
-        await rt.start()
-        cache = rt.components.cache
-        assert cache is not None
-        await wait_for(lambda: GUILD in cache.known_guild_ids())
-        yield rt
-        await rt.shutdown()
+        async with running(
+            fresh_database, JWT_SECRET=SECRET, OPERATOR_USER_IDS=str(SANDBOX_OWNER_ID), PUBLIC_RATE_LIMIT_PER_MINUTE="0"
+        ) as rt:
+            yield rt
     finally:
         reset_logging()
 

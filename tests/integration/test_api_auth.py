@@ -23,7 +23,7 @@ from synapse_async.obs import clear_context, configure_logging, reset_logging
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, SANDBOX_OWNER_ID
 from tests.api_support import authorize, base, call, login
-from tests.support import make_runtime, wait_for
+from tests.support import make_runtime, running, wait_for
 
 SECRET = secrets.token_urlsafe(48)
 GUILD = SANDBOX_GUILD_ID
@@ -35,13 +35,10 @@ ADMINISTRATOR = 1 << 3
 
 @pytest.fixture(scope="module")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
-    rt = make_runtime(fresh_database, JWT_SECRET=SECRET, PUBLIC_RATE_LIMIT_PER_MINUTE="0", HTTP_DB_WAIT_SECONDS="20")
-    await rt.start()
-    cache = rt.components.cache
-    assert cache is not None
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    yield rt
-    await rt.shutdown()
+    async with running(
+        fresh_database, JWT_SECRET=SECRET, PUBLIC_RATE_LIMIT_PER_MINUTE="0", HTTP_DB_WAIT_SECONDS="20"
+    ) as rt:
+        yield rt
 
 
 def _patch(value: int) -> dict[str, Any]:

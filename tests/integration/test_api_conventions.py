@@ -23,7 +23,7 @@ from synapse_async.api.routes import openapi_document
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import SANDBOX_GUILD_ID
 from tests.api_support import base, call
-from tests.support import make_runtime, wait_for
+from tests.support import running
 
 GUILD = SANDBOX_GUILD_ID
 SETTINGS = f"/api/admin/guilds/{GUILD}/settings"
@@ -34,20 +34,15 @@ SECRET = "k" * 20 + "0123456789abcdefXYZ"
 
 @pytest.fixture(scope="module")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
-    rt = make_runtime(
+    async with running(
         fresh_database,
         JWT_SECRET=SECRET,
         PUBLIC_RATE_LIMIT_PER_MINUTE="0",
         HTTP_DB_WAIT_SECONDS="30",
         CORS_ORIGINS=ORIGIN,
         HTTP_MAX_BODY_BYTES="4096",
-    )
-    await rt.start()
-    cache = rt.components.cache
-    assert cache is not None
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    yield rt
-    await rt.shutdown()
+    ) as rt:
+        yield rt
 
 
 def _service(rt: Runtime, name: str, guilds: tuple[int, ...] = (GUILD,)) -> dict[str, str]:

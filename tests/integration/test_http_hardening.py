@@ -25,7 +25,7 @@ from synapse_async.components import Components, Lifecycle
 from synapse_async.config import load_config
 from synapse_async.runtime import Runtime, StartupError
 from tests.pipeline_support import ALICE, GUILD
-from tests.support import make_runtime, wait_for
+from tests.support import running
 
 # Ids that `str.isdigit()` accepted and `int()` then refused (a 500), or that are not Discord ids at all.
 BAD_IDS = ["²", "١٢٣", "1" * 5000, "9" * 21, "99999999999999999999", str(2**63), "0", "-5", "1e5", "%20"]
@@ -33,13 +33,8 @@ BAD_IDS = ["²", "١٢٣", "1" * 5000, "9" * 21, "99999999999999999999", str(2**
 
 @pytest.fixture(scope="module")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
-    rt = make_runtime(fresh_database, PUBLIC_RATE_LIMIT_PER_MINUTE="0")
-    await rt.start()
-    cache = rt.components.cache
-    assert cache is not None
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    yield rt
-    await rt.shutdown()
+    async with running(fresh_database, PUBLIC_RATE_LIMIT_PER_MINUTE="0") as rt:
+        yield rt
 
 
 def _base(rt: Runtime) -> str:

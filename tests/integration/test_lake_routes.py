@@ -13,7 +13,7 @@ from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.world import SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID
 from tests.api_support import base, call, login
-from tests.support import make_runtime, simulator_of, wait_for
+from tests.support import running, simulator_of, wait_for
 
 GUILD = SANDBOX_GUILD_ID
 LAKE = f"/api/admin/guilds/{GUILD}/event-lake"
@@ -25,12 +25,10 @@ SECRET = "lake-routes-" + "s" * 40
 @pytest.fixture(scope="module")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
     # The job runner polls rarely here, so requested jobs stay queued while the tests look at them.
-    rt = make_runtime(fresh_database, JWT_SECRET=SECRET, JOB_POLL_SECONDS="3600", PUBLIC_RATE_LIMIT_PER_MINUTE="0")
-    await rt.start()
-    cache = rt.components.cache
-    await wait_for(lambda: GUILD in cache.known_guild_ids())
-    yield rt
-    await rt.shutdown()
+    async with running(
+        fresh_database, JWT_SECRET=SECRET, JOB_POLL_SECONDS="3600", PUBLIC_RATE_LIMIT_PER_MINUTE="0"
+    ) as rt:
+        yield rt
 
 
 def admin(rt: Runtime) -> dict[str, str]:

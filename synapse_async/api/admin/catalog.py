@@ -12,8 +12,9 @@ the contract's `Idempotency-Key` (the stored response), and the economy's own ke
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -766,15 +767,7 @@ async def admin_member(call: Call[MemberPath, NoParams, None]) -> MemberDetailMo
 )  # fmt: skip
 async def admin_member_journal(call: Call[MemberPath, PageQuery, None]) -> Page[JournalRowModel]:
     """Every row with its internal `details` (factors, admin reasons): admins only, never public."""
-    q = call.query
-    async with call.platform.read() as conn:
-        rows = await member_directory.member_journal(
-            conn, call.path.guild_id, call.path.user_id, limit=q.page_size, offset=q.offset
-        )
-    if rows is None:
-        raise ApiError.not_found("Unknown member.")
-    items = [JournalRowModel(**row) for row in rows.items]
-    return Page[JournalRowModel](items=items, page=q.page, page_size=q.page_size, total=rows.total)
+    return await _member_page(call, member_directory.member_journal, JournalRowModel)
 
 
 @api.route(
@@ -782,15 +775,23 @@ async def admin_member_journal(call: Call[MemberPath, PageQuery, None]) -> Page[
     tag=_MEMBERS_TAG, access=Access.GUILD_ADMIN, path_model=MemberPath, query=PageQuery, response=Page[LedgerRowModel],
 )  # fmt: skip
 async def admin_member_ledger(call: Call[MemberPath, PageQuery, None]) -> Page[LedgerRowModel]:
+    return await _member_page(call, member_directory.member_ledger, LedgerRowModel)
+
+
+_RowT = TypeVar("_RowT", bound=ResponseModel)
+
+
+async def _member_page(
+    call: Call[MemberPath, PageQuery, None], read: Callable[..., Awaitable[Any]], model: type[_RowT]
+) -> Page[_RowT]:
+    """One page of a member's rows (`read(conn, guild, user, limit=, offset=)`), or 404 for an unknown member."""
     q = call.query
     async with call.platform.read() as conn:
-        rows = await member_directory.member_ledger(
-            conn, call.path.guild_id, call.path.user_id, limit=q.page_size, offset=q.offset
-        )
+        rows = await read(conn, call.path.guild_id, call.path.user_id, limit=q.page_size, offset=q.offset)
     if rows is None:
         raise ApiError.not_found("Unknown member.")
-    items = [LedgerRowModel(**row) for row in rows.items]
-    return Page[LedgerRowModel](items=items, page=q.page, page_size=q.page_size, total=rows.total)
+    items = [model(**row) for row in rows.items]
+    return Page[_RowT](items=items, page=q.page, page_size=q.page_size, total=rows.total)
 
 
 # --- categories, rarities, series -------------------------------------------------------------------------------
