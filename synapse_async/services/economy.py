@@ -106,6 +106,8 @@ class BadgeResult:
 
 GrantResult = BadgeResult
 RevokeResult = BadgeResult
+# What a write method returns and publishes the effects of (see `Economy._commit`).
+_Published = TypeVar("_Published", AwardResult, BadgeResult)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +347,22 @@ class Economy:
 
     # --- manual award ------------------------------------------------------------------------------------------------
 
+    async def _commit(
+        self,
+        attempt: Callable[[], Awaitable[_Published]],
+        guild_id: int,
+        key: str,
+        replayed: Callable[[Mapping[str, Any]], _Published],
+    ) -> _Published:
+        """Run the write (retried on transient faults); publish its effects once it has committed. A concurrent
+        duplicate that committed first (`_Replay`) is answered from its journal row, with nothing to publish."""
+        try:
+            result = await _retrying(attempt)
+        except _Replay:
+            return replayed(await _replayed(self._db, guild_id, key))
+        self._publish(result.effects)
+        return result
+
     async def award(
         self,
         *,
@@ -445,12 +463,7 @@ class Economy:
                 )
                 return AwardResult(journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects)
 
-        try:
-            result = await _retrying(attempt)
-        except _Replay:
-            return from_row(await _replayed(self._db, guild_id, key))
-        self._publish(result.effects)
-        return result
+        return await self._commit(attempt, guild_id, key, from_row)
 
     # --- achievement grant -------------------------------------------------------------------------------------------
 
@@ -538,12 +551,7 @@ class Economy:
                     tx.effects,
                 )
 
-        try:
-            result = await _retrying(attempt)
-        except _Replay:
-            return _replayed_badge(await _replayed(self._db, guild_id, key))
-        self._publish(result.effects)
-        return result
+        return await self._commit(attempt, guild_id, key, _replayed_badge)
 
     # --- achievement revoke ------------------------------------------------------------------------------------------
 
@@ -647,13 +655,9 @@ class Economy:
                     journal_id, template_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects
                 )
 
-        try:
-            result = await _retrying(attempt)
-        except _Replay:
-            return _replayed_badge(await _replayed(self._db, guild_id, key))
+        result = await self._commit(attempt, guild_id, key, _replayed_badge)
         if not result.replayed:
             self._engine.template_freed(template_id)  # committed: this process need not wait for the reload
-        self._publish(result.effects)
         return result
 
     # --- purchase ----------------------------------------------------------------------------------------------------
