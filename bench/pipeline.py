@@ -17,7 +17,8 @@ that server.
 the event lake on, then with every `lake.source.*` switched off, and prints both figures and the lake's write
 overhead; `--lake on` / `--lake off` measure one mode. The last lines are machine-readable, one per mode:
 `RESULT lake=on|off ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=…
-duplicated=…`.
+duplicated=… db_wait_us=… burst_batch=… paced_batch=…` (DB wait per pipelined message, events per transaction in
+the burst and in the paced phase).
 """
 
 from __future__ import annotations
@@ -87,8 +88,11 @@ class ModeResult:
     burst: Phase
     paced: Phase
     pipelined_us: float
+    burst_pipelined_us: float  # DB wait per pipelined message during the burst alone
     transactions: int
     per_transaction: float
+    burst_per_transaction: float  # events per transaction during the burst alone (where batches should grow)
+    paced_per_transaction: float
     journaled: int
     lost: int
     duplicated: int
@@ -138,6 +142,10 @@ async def measure(
         await replay(info, id_offset=2 * round_)
         mark = min(await wait_committed(rt, expected, args.stall_seconds), expected)
         burst = summarize(rt.commits[:mark], expected)
+        assert rt.pipeline is not None
+        burst_batches, burst_processed = rt.pipeline.stats.batches, rt.pipeline.stats.processed
+        proc = rt.pipeline.processor
+        burst_wait_us = proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6
 
         await replay(info, rate=args.paced_rate, id_offset=2 * round_ + 1)  # new ids, paced
         await wait_committed(rt, mark + expected, args.stall_seconds)
@@ -157,14 +165,17 @@ async def measure(
         finally:
             await conn.close()
         assert rt.pipeline is not None
-        proc, stats = rt.pipeline.processor, rt.pipeline.stats
+        stats = rt.pipeline.stats
         return ModeResult(
             lake=lake,
             burst=burst,
             paced=paced,
             pipelined_us=proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6,
+            burst_pipelined_us=burst_wait_us,
             transactions=stats.batches,
             per_transaction=stats.processed / max(stats.batches, 1),
+            burst_per_transaction=burst_processed / max(burst_batches, 1),
+            paced_per_transaction=(stats.processed - burst_processed) / max(stats.batches - burst_batches, 1),
             journaled=int(journaled),
             lost=2 * expected - int(distinct),
             duplicated=int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled)),
@@ -182,8 +193,14 @@ def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> No
         f"[{tag}] (d) latency, paced at {r.paced.received_per_s:,.0f}/s (asked {paced_rate:,.0f}/s):"
         f" p50 {r.paced.p50_ms:.2f} ms, p99 {r.paced.p99_ms:.2f} ms ({r.paced.committed} of {expected} committed)"
     )
-    print(f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event")
-    print(f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}")
+    print(
+        f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event"
+        f" (burst alone {r.burst_pipelined_us:.0f} µs)"
+    )
+    print(
+        f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}"
+        f" (burst {r.burst_per_transaction:.1f}, paced {r.paced_per_transaction:.1f})"
+    )
     print(f"[{tag}] journal check: dispatched {2 * expected}, journaled {r.journaled}, lost {r.lost},"
           f" duplicated {r.duplicated}")  # fmt: skip
 
@@ -234,7 +251,8 @@ async def main() -> None:
                 f"RESULT lake={'on' if r.lake else 'off'} ingest_per_s={ingest:.1f}"
                 f" pipeline_per_s={r.burst.committed_per_s:.1f} ratio={r.burst.committed_per_s / ingest:.3f}"
                 f" paced_per_s={r.paced.received_per_s:.1f} p50_ms={r.paced.p50_ms:.2f} p99_ms={r.paced.p99_ms:.2f}"
-                f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated}"
+                f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated} db_wait_us={r.pipelined_us:.0f}"
+                f" burst_batch={r.burst_per_transaction:.1f} paced_batch={r.paced_per_transaction:.1f}"
             )
     finally:
         sim.terminate()
