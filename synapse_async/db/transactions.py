@@ -17,6 +17,9 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from synapse_async.db.faults import ConnectionLost
+from synapse_async.obs.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -92,6 +95,10 @@ class HeldConnection:
         sa_conn, conn, self._sa, self._conn = self._sa, self._conn, None, None
         if sa_conn is None:
             return
-        if conn is not None and conn.is_closed() and not sa_conn.invalidated:
-            await sa_conn.invalidate()
-        await sa_conn.close()
+        try:
+            if conn is not None and conn.is_closed() and not sa_conn.invalidated:
+                await sa_conn.invalidate()
+            await sa_conn.close()
+        except Exception as exc:
+            # Giving back a broken connection must never fail the lane that lets go of it: the pool discards it.
+            log.warning("held_connection_release_failed", error=type(exc).__name__)

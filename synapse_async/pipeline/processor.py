@@ -110,8 +110,10 @@ class Processor:
         changes follow in event order and achievements once per member. Any duplicate in the run, or an
         achievement, replays the batch one event per transaction so that the outcome equals one-by-one exactly."""
         plans: list[PlannedMessage] = []
+        guilds: list[GuildConfig] = []  # the configuration each decision used, kept for the level changes
         for event in run:
             guild = self._cache.guild(event.guild_id)
+            guilds.append(guild)
             if guild.info is not None and guild.info.left:
                 raise NeedsSingles()  # rare: a gated guild — the general path decides per event
             reward, _key, _previous = self._message_reward(tx, guild, event)
@@ -136,8 +138,8 @@ class Processor:
             raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
         by_member = {(int(r["guild_id"]), int(r["user_id"])): r for r in finals}
         last: dict[tuple[int, int], tuple[GuildConfig, Mapping[str, Any], Cause]] = {}
-        for plan, row in zip(plans, batch.rows(by_member), strict=True):
-            event, guild = plan.event, self._cache.guild(plan.event.guild_id)
+        for plan, guild, row in zip(plans, guilds, batch.rows(by_member), strict=True):
+            event = plan.event
             tx.effects.processed += 1
             tx.effects.committed_ns.append(event.received_ns)
             cause = Cause(event.guild_id, event.occurred_at, event.reward_key, plan.season_id, event.channel_id)
