@@ -18,7 +18,8 @@ that server.
 the event lake on, then with every `lake.source.*` switched off, and prints both figures and the lake's write
 overhead; `--lake on` / `--lake off` measure one mode. The last lines are machine-readable, one per mode:
 `RESULT lake=on|off ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=…
-duplicated=… index_entries_per_message=…`.
+duplicated=… index_entries_per_message=… db_wait_us=… burst_batch=… paced_batch=…` (index entries written and
+DB wait per pipelined message, events per transaction in the burst and in the paced phase).
 """
 
 from __future__ import annotations
@@ -92,8 +93,11 @@ class ModeResult:
     burst: Phase
     paced: Phase
     pipelined_us: float
+    burst_pipelined_us: float  # DB wait per pipelined message during the burst alone
     transactions: int
     per_transaction: float
+    burst_per_transaction: float  # events per transaction during the burst alone (where batches should grow)
+    paced_per_transaction: float
     journaled: int
     lost: int
     duplicated: int
@@ -134,6 +138,10 @@ async def measure(
         await replay(info, id_offset=2 * round_)
         mark = min(await wait_committed(rt, expected, args.stall_seconds), expected)
         burst = summarize(rt.commits[:mark], expected)
+        assert rt.pipeline is not None
+        burst_batches, burst_processed = rt.pipeline.stats.batches, rt.pipeline.stats.processed
+        proc = rt.pipeline.processor
+        burst_wait_us = proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6
 
         await replay(info, rate=args.paced_rate, id_offset=2 * round_ + 1)  # new ids, paced
         await wait_committed(rt, mark + expected, args.stall_seconds)
@@ -153,7 +161,7 @@ async def measure(
         finally:
             await conn.close()
         assert rt.pipeline is not None
-        proc, stats = rt.pipeline.processor, rt.pipeline.stats
+        stats = rt.pipeline.stats
         await rt.shutdown()  # its connections close, so PostgreSQL publishes their table statistics
         conn = await asyncpg.connect(database_url)
         try:
@@ -165,8 +173,11 @@ async def measure(
             burst=burst,
             paced=paced,
             pipelined_us=proc.pipelined_seconds / max(proc.pipelined_events, 1) * 1e6,
+            burst_pipelined_us=burst_wait_us,
             transactions=stats.batches,
             per_transaction=stats.processed / max(stats.batches, 1),
+            burst_per_transaction=burst_processed / max(burst_batches, 1),
+            paced_per_transaction=(stats.processed - burst_processed) / max(stats.batches - burst_batches, 1),
             journaled=int(journaled),
             lost=2 * expected - int(distinct),
             duplicated=int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled)),
@@ -185,8 +196,14 @@ def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> No
         f"[{tag}] (d) latency, paced at {r.paced.received_per_s:,.0f}/s (asked {paced_rate:,.0f}/s):"
         f" p50 {r.paced.p50_ms:.2f} ms, p99 {r.paced.p99_ms:.2f} ms ({r.paced.committed} of {expected} committed)"
     )
-    print(f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event")
-    print(f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}")
+    print(
+        f"[{tag}]     pipelined message runs: {r.pipelined_us:.0f} µs of DB wait per event"
+        f" (burst alone {r.burst_pipelined_us:.0f} µs)"
+    )
+    print(
+        f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}"
+        f" (burst {r.burst_per_transaction:.1f}, paced {r.paced_per_transaction:.1f})"
+    )
     tables = ", ".join(f"{t} {n / max(r.journaled, 1):.1f}" for t, n in sorted(r.index_entries.items()) if n)
     print(f"[{tag}]     index entries per message: {r.index_per_message:.1f} ({tables})")
     print(f"[{tag}] journal check: dispatched {2 * expected}, journaled {r.journaled}, lost {r.lost},"
@@ -238,7 +255,8 @@ async def run(args: argparse.Namespace, expected: int, modes: list[bool], server
                 f" pipeline_per_s={r.burst.committed_per_s:.1f} ratio={r.burst.committed_per_s / ingest:.3f}"
                 f" paced_per_s={r.paced.received_per_s:.1f} p50_ms={r.paced.p50_ms:.2f} p99_ms={r.paced.p99_ms:.2f}"
                 f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated}"
-                f" index_entries_per_message={r.index_per_message:.1f}"
+                f" index_entries_per_message={r.index_per_message:.1f} db_wait_us={r.pipelined_us:.0f}"
+                f" burst_batch={r.burst_per_transaction:.1f} paced_batch={r.paced_per_transaction:.1f}"
             )
     finally:
         sim.terminate()

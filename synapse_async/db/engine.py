@@ -21,7 +21,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from synapse_async.db.transactions import raw_transaction
+from synapse_async.db.transactions import HeldConnection, raw_transaction
 from synapse_async.db.urls import to_sqlalchemy_url
 
 
@@ -124,6 +124,10 @@ class Database:
         their statements are asyncpg's (prepared and cached) and share this one transaction; a connection lost
         mid-way becomes `ConnectionLost` (see `db/transactions.py`)."""
         return raw_transaction(self.engine)
+
+    def held_connection(self) -> HeldConnection:
+        """A pooled connection for several consecutive raw transactions (a busy lane); `release()` it when done."""
+        return HeldConnection(self.engine)
 
     async def dispose(self) -> None:
         await self.http_engine.dispose()

@@ -33,6 +33,7 @@ import asyncpg
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import Fault, RetryPolicy, classify, retry_transient
+from synapse_async.db.transactions import HeldConnection
 from synapse_async.domain.events import PipelineEvent
 from synapse_async.ledger import Effects, NeedsSingles
 from synapse_async.obs.logging import get_logger
@@ -168,18 +169,22 @@ class Pipeline:
         while True:
             guild_id = await self._ready.get()
             self._busy += 1
+            held = self._db.held_connection()
             try:
                 queue = self._queues.get(guild_id)
                 while queue:
+                    # Everything queued, up to the bound: batches grow with the load by themselves (what arrived
+                    # while the previous transaction ran), and stay small and immediate when traffic is light.
                     # Taken out of the queue while in flight: the buffer bounds can only drop events still waiting.
                     batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
                     self._in_flight[guild_id] = batch
                     try:
-                        await self._process_with_retry(batch)
+                        await self._process_with_retry(batch, held)
                     finally:
                         del self._in_flight[guild_id]
                         self._buffered -= len(batch)
             finally:
+                await held.release()  # idle lanes hold no connection
                 self._busy -= 1
                 self._scheduled.discard(guild_id)
                 if self._queues.get(guild_id):
@@ -199,39 +204,39 @@ class Pipeline:
             op, policy=self._policy, on_retry=lambda a, e, d: self._on_retry(a, e, d, size=size)
         )
 
-    async def _process_with_retry(self, batch: Sequence[PipelineEvent]) -> None:
+    async def _process_with_retry(self, batch: Sequence[PipelineEvent], held: HeldConnection) -> None:
         if self._resolve_authors is not None and any(getattr(e, "author_pending", False) for e in batch):
-            batch = await self._with_authors(batch)
+            batch = await self._with_authors(batch, held)
         if len(batch) == 1:
-            await self._process_single(batch[0])
+            await self._process_single(batch[0], held)
             return
         try:
-            await self._retrying(lambda: self._process(batch), len(batch))
+            await self._retrying(lambda: self._process(batch, held), len(batch))
             return
         except NeedsSingles:
             self.stats.replayed_batches += 1
         except Exception as exc:
             log.warning("pipeline_batch_split", batch=len(batch), fault=classify(exc).value, error=type(exc).__name__)
         for event in batch:
-            await self._process_single(event)
+            await self._process_single(event, held)
 
-    async def _with_authors(self, batch: Sequence[PipelineEvent]) -> Sequence[PipelineEvent]:
+    async def _with_authors(self, batch: Sequence[PipelineEvent], held: HeldConnection) -> Sequence[PipelineEvent]:
         """Resolve pending authors (§7.4 steps 3–4) through every transient fault, before the batch's transaction.
 
         A non-transient failure here is a bug in the lookup, not a fault of the events: they go on with their
         authors unknown (a reaction then pays nobody: `unknown_target`), logged, rather than being dropped.
         """
         try:
-            return await self._retrying(lambda: self._resolve(batch), len(batch))
+            return await self._retrying(lambda: self._resolve(batch, held), len(batch))
         except Exception as exc:
             log.error("author_resolution_failed", batch=len(batch), error=repr(exc)[:300])
             return batch
 
-    async def _process_single(self, event: PipelineEvent) -> None:
+    async def _process_single(self, event: PipelineEvent, held: HeldConnection) -> None:
         attempt = 1
         while True:
             try:
-                await self._retrying(lambda: self._process([event], singles=True), 1)
+                await self._retrying(lambda: self._process([event], held, singles=True), 1)
                 return
             except Exception as exc:
                 if await self._after_failure(event, exc, attempt=attempt):
@@ -264,14 +269,13 @@ class Pipeline:
             return False
         return True
 
-    async def _resolve(self, batch: Sequence[PipelineEvent]) -> list[PipelineEvent]:
+    async def _resolve(self, batch: Sequence[PipelineEvent], held: HeldConnection) -> list[PipelineEvent]:
         assert self._resolve_authors is not None
-        async with self._db.engine.connect() as sa_conn:
-            raw = await sa_conn.get_raw_connection()
-            return await self._resolve_authors(raw.driver_connection, batch)
+        # On the lane's own connection: a second checkout per lane could exhaust the pool with every lane waiting.
+        return await self._resolve_authors(await held.connection(), batch)
 
-    async def _process(self, batch: Sequence[PipelineEvent], *, singles: bool = False) -> None:
-        async with self._db.raw_transaction() as conn:
+    async def _process(self, batch: Sequence[PipelineEvent], held: HeldConnection, *, singles: bool = False) -> None:
+        async with held.transaction() as conn:
             effects = await self._processor.process(conn, batch, singles=singles or len(batch) == 1)
         # COMMITTED: only now may caches, announcements and role syncs change.
         self.stats.batches += 1

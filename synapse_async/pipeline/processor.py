@@ -36,6 +36,7 @@ from synapse_async.domain.events import (
 from synapse_async.domain.snowflakes import snowflake_time
 from synapse_async.ledger import Cause, CooldownKey, Effects, LevelEngine, NeedsSingles, Tx
 from synapse_async.pipeline import sql
+from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
 from synapse_async.pipeline.cooldowns import CooldownCache, latest
 from synapse_async.pipeline.lake import lake_row, periods
 from synapse_async.rewards.formula import Reward, RewardInput, compute_reward, cooldown_active
@@ -44,11 +45,6 @@ __all__ = ["CooldownCache", "MemberLookup", "NeedsSingles", "Processor"]
 
 MemberLookup = Callable[[int, int], MemberRef | None]
 """(guild_id, user_id) → the member as the gateway cache knows them (roles, name), or None; in memory only."""
-
-
-# Parameters of `sql.reward_item("message")` with and without its lake part ($18–$21, counters bulk).
-_REWARD_ARGS = 17
-_LAKE_ARGS = 21
 
 
 class Processor:
@@ -109,63 +105,46 @@ class Processor:
             tx.effects.duplicates += 1
 
     async def _message_run(self, tx: Tx, run: Sequence[MessageCreated]) -> None:
-        """A run of messages, pipelined: rewards are decided in Python (they need no reads), all statements go out
-        in one round trip, then level changes and achievement checks follow in order. Any duplicate in the run, or
-        an achievement, replays the batch one event per transaction so the outcome equals one-by-one exactly."""
-        args: list[tuple[Any, ...]] = []
-        plans: list[tuple[MessageCreated, GuildConfig, int | None]] = []
-        counts: dict[tuple[int, int, str], int] = {}
-        # With `lake.source.message_create` off the run goes out just the same, without the lake part: the journal
-        # insert is then the duplicate gate. A run mixing guilds with the source on and off is replayed singly.
-        with_lake = self._cache.guild(run[0].guild_id).settings.bool("lake.source.message_create")
+        """A run of messages as ONE set-based statement (`sql.MESSAGE_BATCH`, see `pipeline/batch.py`): rewards
+        are decided in Python (they need no reads), every table is written once for the whole run, then level
+        changes follow in event order and achievements once per member. Any duplicate in the run, or an
+        achievement, replays the batch one event per transaction so that the outcome equals one-by-one exactly."""
+        plans: list[PlannedMessage] = []
+        guilds: list[GuildConfig] = []  # the configuration each decision used, kept for the level changes
         for event in run:
             guild = self._cache.guild(event.guild_id)
-            if (guild.info is not None and guild.info.left) or guild.settings.bool(
-                "lake.source.message_create"
-            ) != with_lake:
-                raise NeedsSingles()  # rare: a gated guild, or lake on and off in one run — the general path
+            guilds.append(guild)
+            if guild.info is not None and guild.info.left:
+                raise NeedsSingles()  # rare: a gated guild — the general path decides per event
             reward, _key, _previous = self._message_reward(tx, guild, event)
             season = season_at(guild, event.occurred_at)
-            season_id = season.season_id if season is not None else None
-            lake = lake_row(event, guild)
-            assert lake is not None
-            args.append(
-                (
-                    event.guild_id, event.author.user_id, "message", event.reward_key, season_id, event.channel_id,
-                    None, event.message_id, reward.xp, reward.stars, reward.zero_reason,
-                    json.dumps(reward.details, default=str), event.occurred_at, event.author.display_name[:100],
-                    event.author.avatar_hash, 1, True, "message_create", lake.source_key, json.dumps(lake.payload),
-                    lake.target_id,
-                )[: _LAKE_ARGS if with_lake else _REWARD_ARGS]
-            )  # fmt: skip
-            for period in periods(guild, event.occurred_at) if with_lake else ():
-                counts[(event.guild_id, event.author.user_id, period)] = (
-                    counts.get((event.guild_id, event.author.user_id, period), 0) + 1
+            # With `lake.source.message_create` off the event has no lake row: the journal insert is its gate.
+            lake = lake_row(event, guild) if guild.settings.bool("lake.source.message_create") else None
+            plans.append(
+                PlannedMessage(
+                    event,
+                    reward,
+                    season.season_id if season is not None else None,
+                    lake,
+                    periods(guild, event.occurred_at) if lake is not None else (),
                 )
-            plans.append((event, guild, season_id))
-        started = time.perf_counter()
-        rows = await tx.conn.fetchmany(sql.reward_item("message", with_lake=with_lake, with_counters=False), args)
-        if any((with_lake and r["lake_id"] is None) or r["journal_id"] is None for r in rows):
-            raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
-        for guild_id in {g for g, _, _ in counts}:
-            keyed = sorted((u, p, n) for (g, u, p), n in counts.items() if g == guild_id)
-            await tx.conn.execute(
-                sql.COUNTERS_BULK,
-                guild_id,
-                "message_create",
-                [u for u, _, _ in keyed],
-                [p for _, p, _ in keyed],
-                [n for _, _, n in keyed],
             )
+        batch = MessageBatch(plans)
+        started = time.perf_counter()
+        finals = await tx.conn.fetch(sql.MESSAGE_BATCH, *batch.arguments())
         self.pipelined_seconds += time.perf_counter() - started
-        self.pipelined_events += len(args)
+        self.pipelined_events += len(plans)
+        if int(finals[0]["journal_rows"]) != len(plans) or int(finals[0]["lake_rows"]) != batch.lake_rows:
+            raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
+        by_member = {(int(r["guild_id"]), int(r["user_id"])): r for r in finals}
         last: dict[tuple[int, int], tuple[GuildConfig, Mapping[str, Any], Cause]] = {}
-        for (event, guild, season_id), row in zip(plans, rows, strict=True):
+        for plan, guild, row in zip(plans, guilds, batch.rows(by_member), strict=True):
+            event = plan.event
             tx.effects.processed += 1
             tx.effects.committed_ns.append(event.received_ns)
-            cause = Cause(event.guild_id, event.occurred_at, event.reward_key, season_id, event.channel_id)
+            cause = Cause(event.guild_id, event.occurred_at, event.reward_key, plan.season_id, event.channel_id)
             await self.engine.after_xp_change(tx, guild, event.author.user_id, row, cause, achievements=False)
-            last[(event.guild_id, event.author.user_id)] = (guild, row, cause)
+            last[plan.member] = (guild, row, cause)
         # Achievement inputs only grow along the event path, so if a member's FINAL state in this run earns
         # nothing, no intermediate state did either: one evaluation per member instead of one per message. If
         # something is earned, after_xp_change raises NeedsSingles and the batch is replayed one by one.

@@ -2,9 +2,10 @@
 
 Each reward item is ONE statement: the journal insert (ON CONFLICT DO NOTHING — the idempotency gate), and only if
 it inserted, the member upsert-increment and the season-stats upsert-increment, returning the member's state after
-the change. Each lake row is one statement: the insert (the whole-event duplicate gate) plus its counters.
-Statements are run through asyncpg, which prepares and caches them; runs of events go out pipelined. What follows
-a reward item (level change, achievements, gold) is the ledger engine's, with its SQL in `ledger/sql.py`.
+the change. Each lake row is one statement: the insert (the whole-event duplicate gate) plus its counters. A run
+of messages in a micro-batch is one set-based statement for all of them (`MESSAGE_BATCH`). Statements are run
+through asyncpg, which prepares and caches them. What follows a reward item (level change, achievements, gold)
+is the ledger engine's, with its SQL in `ledger/sql.py`.
 """
 
 from __future__ import annotations
@@ -39,55 +40,84 @@ STAT_COLUMNS = {
 }
 
 
-_LAKE_CTE = """
-lake AS (
+# A run of messages as ONE set-based statement (SPEC §8.1): every table is written once per batch from arrays.
+# The lake rows (only those of guilds with the source on) and the journal rows are multi-row inserts whose
+# ON CONFLICT DO NOTHING stays the duplicate gate: the counts they return tell the caller whether every event was
+# new (if not, it rolls back and replays the batch one event per transaction). Members, season stats and counters
+# arrive already summed per member / per (season, member) / per counter, sorted by (guild, user), so each row is
+# updated once, in ascending user order. Data-modifying CTEs always run to completion, read or not.
+MESSAGE_BATCH = f"""
+WITH lake AS (
     INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
-    VALUES ($1, $2, $18, $6, $21, $19, $20::jsonb, $13)
+    SELECT g, u, 'message_create', c, t, k, p::jsonb, o
+      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                  $7::timestamptz[]) WITH ORDINALITY AS l(g, u, c, t, k, p, o, n)
+     ORDER BY n
     ON CONFLICT (guild_id, source_key) DO NOTHING
-    RETURNING id, user_id
-),"""
-_COUNTERS_CTE = """
-counters AS (
-    INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
-    SELECT $1, lake.user_id, $18, p, 1 FROM lake CROSS JOIN unnest($22::text[]) AS p
-    ON CONFLICT (guild_id, user_id, event_type, period)
-    DO UPDATE SET count = ec.count + 1, updated_at = now()
     RETURNING 1
-),"""
-
-# Counters of a whole pipelined run in one statement: (user, period) pairs summed in Python first, so a member
-# with several messages in the run costs one row update per period instead of one per message.
-COUNTERS_BULK = """
-INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
-SELECT $1, u, $2, p, n FROM unnest($3::bigint[], $4::text[], $5::bigint[]) AS t(u, p, n)
-ON CONFLICT (guild_id, user_id, event_type, period)
-DO UPDATE SET count = ec.count + EXCLUDED.count, updated_at = now()
+), counters AS (
+    INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
+    SELECT g, u, 'message_create', p, n
+      FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::bigint[]) AS t(g, u, p, n)
+    ON CONFLICT (guild_id, user_id, event_type, period)
+    DO UPDATE SET count = ec.count + EXCLUDED.count, updated_at = now()
+    RETURNING 1
+), j AS (
+    INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, channel_id,
+                                counterpart_id, ref_id, xp_delta, star_delta, zero_reason, details, occurred_at)
+    SELECT g, u, 'message', k, s, c, NULL, r, x, st, z, d::jsonb, o
+      FROM unnest($12::bigint[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[],
+                  $18::bigint[], $19::bigint[], $20::text[], $21::text[], $22::timestamptz[])
+           WITH ORDINALITY AS t(g, u, k, s, c, r, x, st, z, d, o, n)
+     ORDER BY n
+    ON CONFLICT (guild_id, idempotency_key) DO NOTHING
+    RETURNING 1
+), m AS (
+    INSERT INTO members AS mm (guild_id, user_id, display_name, avatar_hash, xp, lifetime_stars, messages_sent,
+                               last_active_at)
+    SELECT g, u, dn, av, x, st, n, o
+      FROM unnest($23::bigint[], $24::bigint[], $25::text[], $26::text[], $27::bigint[], $28::bigint[],
+                  $29::bigint[], $30::timestamptz[]) WITH ORDINALITY AS t(g, u, dn, av, x, st, n, o, i)
+     ORDER BY i
+    ON CONFLICT (guild_id, user_id) DO UPDATE SET
+        xp = mm.xp + EXCLUDED.xp,
+        lifetime_stars = mm.lifetime_stars + EXCLUDED.lifetime_stars,
+        messages_sent = mm.messages_sent + EXCLUDED.messages_sent,
+        display_name = CASE WHEN EXCLUDED.display_name = EXCLUDED.user_id::text THEN mm.display_name
+                            ELSE EXCLUDED.display_name END,
+        avatar_hash = COALESCE(EXCLUDED.avatar_hash, mm.avatar_hash),
+        last_active_at = GREATEST(mm.last_active_at, EXCLUDED.last_active_at),
+        updated_at = now()
+    RETURNING guild_id, user_id, {MEMBER_COLUMNS}
+), s AS (
+    INSERT INTO season_stats AS ss (season_id, user_id, guild_id, stars, xp, messages_sent)
+    SELECT s, u, g, st, x, n
+      FROM unnest($31::bigint[], $32::bigint[], $33::bigint[], $34::bigint[], $35::bigint[], $36::bigint[])
+           WITH ORDINALITY AS t(s, u, g, st, x, n, i)
+     ORDER BY i
+    ON CONFLICT (season_id, user_id) DO UPDATE SET
+        stars = ss.stars + EXCLUDED.stars,
+        xp = GREATEST(ss.xp + EXCLUDED.xp, 0),
+        messages_sent = ss.messages_sent + EXCLUDED.messages_sent
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM lake) AS lake_rows, (SELECT count(*) FROM j) AS journal_rows, m.* FROM m
 """
 
 
 @cache
-def reward_item(kind: str, *, with_lake: bool = False, with_counters: bool = True) -> str:
-    """One reward item as ONE statement.
+def reward_item(kind: str) -> str:
+    """One reward item as ONE statement (the one-event path; runs of messages use `MESSAGE_BATCH`).
 
     $1 guild, $2 user, $3 kind, $4 key, $5 season, $6 channel, $7 counterpart, $8 ref, $9 xp, $10 stars,
     $11 zero_reason, $12 details, $13 occurred_at, $14 display name, $15 avatar, $16 stat increment, $17 active.
-    `with_lake` prefixes the event's lake row and counters ($18 lake type, $19 source key, $20 payload, $21 target,
-    $22 periods) and journals only if that row is new — a whole single-item event in one round trip, which is
-    what lets the pipeline send runs of messages pipelined. `with_counters=False` leaves the lake counters to
-    `COUNTERS_BULK` (the run's counters in one statement) and takes no $22.
     """
     stat = STAT_COLUMNS[kind]
-    journal_source = (
-        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13 WHERE EXISTS (SELECT 1 FROM lake)"
-        if with_lake
-        else "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)"
-    )
-    lake_id = "(SELECT id FROM lake)" if with_lake else "NULL::bigint"
     return f"""
-WITH {_LAKE_CTE if with_lake else ""}{_COUNTERS_CTE if with_lake and with_counters else ""} j AS (
+WITH j AS (
     INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, channel_id,
                                 counterpart_id, ref_id, xp_delta, star_delta, zero_reason, details, occurred_at)
-    {journal_source}
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)
     ON CONFLICT (guild_id, idempotency_key) DO NOTHING
     RETURNING id
 ), m AS (
@@ -112,7 +142,7 @@ WITH {_LAKE_CTE if with_lake else ""}{_COUNTERS_CTE if with_lake and with_counte
         {stat} = ss.{stat} + EXCLUDED.{stat}
     RETURNING {SEASON_COLUMNS}
 )
-SELECT {lake_id} AS lake_id, (SELECT id FROM j) AS journal_id, m.*, s.*
+SELECT (SELECT id FROM j) AS journal_id, m.*, s.*
   FROM (SELECT 1) AS one LEFT JOIN m ON true LEFT JOIN s ON true
 """
 

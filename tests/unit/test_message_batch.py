@@ -1,0 +1,70 @@
+"""The arrays of a set-based message batch and the per-message member rows recovered from the final ones (no I/O).
+
+The integration test (tests/integration/test_pipeline_batching.py) proves batch = one-by-one on the database; this
+one pins down the pure parts it relies on: per-member sums, the name/avatar rules of the one-by-one upsert, rows
+sorted by user, counters summed per (member, period), and the row after each message.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from synapse_async.domain.events import MemberRef, MessageCreated
+from synapse_async.domain.metadata import derive_metadata
+from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
+from synapse_async.rewards.formula import Reward
+
+GUILD = 1
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _plan(i: int, user: int, name: str, avatar: str | None, xp: int, season: int | None) -> PlannedMessage:
+    event = MessageCreated(
+        guild_id=GUILD,
+        occurred_at=AT + timedelta(seconds=10 - i),  # out of order: the latest time is the FIRST message's
+        channel_id=5,
+        parent_id=None,
+        message_id=100 + i,
+        author=MemberRef(user_id=user, display_name=name, avatar_hash=avatar),
+        meta=derive_metadata("hello"),
+    )
+    return PlannedMessage(event, Reward(xp, 1, None, {}), season, None, ("lifetime",) if season else ())
+
+
+def test_members_are_summed_sorted_and_keep_the_one_by_one_name_rules() -> None:
+    plans = [
+        _plan(0, 20, "Bea", "a1", 10, 7),
+        _plan(1, 10, "Al", None, 5, 7),
+        _plan(2, 20, "20", None, 15, None),  # the bare id never replaces a name; no avatar keeps the last one
+        _plan(3, 10, "Alan", "x9", 0, 7),
+    ]
+    args = MessageBatch(plans).arguments()
+    members = list(zip(*args[22:30], strict=True))
+    assert members == [
+        (GUILD, 10, "Alan", "x9", 5, 2, 2, AT + timedelta(seconds=9)),
+        (GUILD, 20, "Bea", "a1", 25, 2, 2, AT + timedelta(seconds=10)),
+    ]
+    seasons = list(zip(*args[30:36], strict=True))
+    assert seasons == [(7, 10, GUILD, 2, 5, 2), (7, 20, GUILD, 1, 10, 1)]
+    counters = list(zip(*args[7:11], strict=True))
+    assert counters == [(GUILD, 10, "lifetime", 2), (GUILD, 20, "lifetime", 1)]
+    assert args[11:14] == ([GUILD] * 4, [20, 10, 20, 10], ["msg:100", "msg:101", "msg:102", "msg:103"])
+
+
+def test_a_member_never_seen_keeps_the_bare_id() -> None:
+    args = MessageBatch([_plan(0, 30, "30", None, 1, None)]).arguments()
+    assert args[24] == ["30"] and args[25] == [None]
+
+
+def test_the_row_after_each_message_is_the_final_row_minus_what_came_later() -> None:
+    plans = [_plan(0, 20, "B", None, 10, None), _plan(1, 10, "A", None, 5, None), _plan(2, 20, "B", None, 15, None)]
+    finals = {
+        (GUILD, 20): {"xp": 125, "lifetime_stars": 12, "messages_sent": 7, "level": 3},
+        (GUILD, 10): {"xp": 5, "lifetime_stars": 1, "messages_sent": 1, "level": 1},
+    }
+    rows = MessageBatch(plans).rows(finals)
+    assert [(r["xp"], r["lifetime_stars"], r["messages_sent"], r["level"]) for r in rows] == [
+        (110, 11, 6, 3),
+        (5, 1, 1, 1),
+        (125, 12, 7, 3),
+    ]
