@@ -30,6 +30,10 @@ class GatewayStatus(Protocol):
         """One entry per local shard, e.g. `[{"id": 0, "state": "connected", "latency_ms": 41.7}, …]`."""
         ...
 
+    def structure_writes(self) -> dict[str, int]:
+        """Guild-structure writes: `backlog` (queued or running), `written`, `superseded`, `failed`."""
+        ...
+
 
 class StatusSource(Protocol):
     """A component that contributes a section to `/health` (pipeline, announcer, …)."""

@@ -90,6 +90,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LOG_FORMAT", "json", "`json` (one object per line) or `console`"),
     Variable("LOG_BUFFER_SIZE", "2000", "Live-log ring size, 100–100000"),
     Variable("PIPELINE_CONCURRENCY", "8", "Guild lanes processed at once, 1–64 and ≤ pool size"),
+    Variable(
+        "GUILD_SYNC_CONCURRENCY",
+        "2",
+        "Guild-structure writes (start-up syncs, channels, roles) run at once, 1–16 and ≤ pool size",
+    ),
     Variable("PIPELINE_BUFFER_EVENTS", "50000", "Outage buffer: most events kept"),
     Variable("PIPELINE_BUFFER_MAX_AGE_SECONDS", "300", "Outage buffer: oldest event age kept"),
     Variable("PIPELINE_RETRY_MAX_SECONDS", "30", "Cap of the lanes' retry backoff (from 0.5 s doubling), 0.5–300"),
@@ -170,6 +175,7 @@ class Config:
     log_format: LogFormat = "json"
     log_buffer_size: int = 2000
     pipeline_concurrency: int = 8
+    guild_sync_concurrency: int = 2
     pipeline_buffer_events: int = 50000
     pipeline_buffer_max_age_seconds: float = 300.0
     pipeline_retry_max_seconds: float = 30.0
@@ -409,6 +415,10 @@ def load_config(env: Mapping[str, str]) -> Config:
     if concurrency > pool_size:
         r.fail("PIPELINE_CONCURRENCY", str(concurrency), f"at most DB_POOL_SIZE={pool_size}")
 
+    guild_sync = r.integer("GUILD_SYNC_CONCURRENCY", 2, 1, 16)
+    if guild_sync > pool_size:
+        r.fail("GUILD_SYNC_CONCURRENCY", str(guild_sync), f"at most DB_POOL_SIZE={pool_size}")
+
     log_format = r.choice("LOG_FORMAT", "json", ("json", "console"))
     register = r.choice("REGISTER_COMMANDS", "auto", ("auto", "true", "false"))
     cfg = Config(
@@ -456,6 +466,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         log_format=log_format,  # type: ignore[arg-type]
         log_buffer_size=r.integer("LOG_BUFFER_SIZE", 2000, 100, 100000),
         pipeline_concurrency=concurrency,
+        guild_sync_concurrency=guild_sync,
         pipeline_buffer_events=r.integer("PIPELINE_BUFFER_EVENTS", 50000, 1, 10_000_000),
         pipeline_buffer_max_age_seconds=r.number("PIPELINE_BUFFER_MAX_AGE_SECONDS", 300.0, 1, 86400),
         pipeline_retry_max_seconds=r.number("PIPELINE_RETRY_MAX_SECONDS", 30.0, 0.5, 300),

@@ -65,7 +65,10 @@ def report(components: Components) -> dict[str, Any]:
             "full_reloads": components.cache.full_reloads if components.cache is not None else 0,
             "last_reload_at": iso(components.cache.last_reload_at) if components.cache is not None else None,
         },
-        "gateway": {"shards": shards},
+        "gateway": {
+            "shards": shards,
+            "structure_writes": components.gateway.structure_writes() if components.gateway is not None else None,
+        },
         "tasks": task_list,
         "pipeline": components.pipeline.snapshot() if components.pipeline is not None else None,
         "announcements": components.announcements.snapshot() if components.announcements is not None else None,

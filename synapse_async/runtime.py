@@ -267,6 +267,7 @@ class Runtime:
             shard_count=shard_count,
             default_guilds=cfg.dev_guild_ids,
             register_commands=register,
+            structure_workers=cfg.guild_sync_concurrency,
         )
         self._provide_services(gateway, db)
         self._wire_discord_tasks(gateway, cache, db)

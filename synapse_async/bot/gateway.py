@@ -2,9 +2,10 @@
 
 Builds one `hikari.GatewayBot` for the configured shards (REST base from `DISCORD_API_URL`; hikari discovers the
 gateway URL through `GET /gateway/bot`, for Discord and the simulator alike), with only the caches the app reads
-and the intents of SPEC §7.1. Listeners are thin: guild structure goes to `services.guild_sync`, activity goes
-through the `Normalizer` to the pipeline. It implements the runtime's `GatewayClient` slot (start, close, shard
-states for `/health` and `/ready`).
+and the intents of SPEC §7.1. Listeners are thin: guild structure goes to `services.guild_sync` through the
+`StructureWriter` (a few workers, in order per guild: thousands of GUILD_CREATEs at start-up must not each take a
+pooled connection at once), activity goes through the `Normalizer` to the pipeline. It implements the runtime's
+`GatewayClient` slot (start, close, shard states for `/health` and `/ready`).
 """
 
 from __future__ import annotations
@@ -27,14 +28,19 @@ from synapse_async.services.guild_sync import (
     GuildSnapshot,
     RoleSnapshot,
     delete_channel,
+    delete_role,
     mark_guild_left,
     sync_guild,
     upsert_channel,
+    upsert_role,
 )
 from synapse_async.services.members import refresh_profile
+from synapse_async.services.structure_writer import StructureWriter
 
 log = get_logger(__name__)
 T = TypeVar("T")
+# Shutdown gives queued structure writes this long (bounded by the runtime's own shutdown deadline).
+_STRUCTURE_DRAIN_SECONDS = 5.0
 
 INTENTS = (
     hikari.Intents.GUILDS
@@ -90,8 +96,12 @@ def guild_snapshot(
         afk_channel_id=int(guild.afk_channel_id) if guild.afk_channel_id is not None else None,
         icon_hash=guild.icon_hash,
         channels=[snap for c in channels if (snap := channel_snapshot(c)) is not None],
-        roles=[RoleSnapshot(int(r.id), r.name, int(r.position), int(r.permissions), bool(r.is_managed)) for r in roles],
+        roles=[role_snapshot(r) for r in roles],
     )
+
+
+def role_snapshot(role: hikari.Role) -> RoleSnapshot:
+    return RoleSnapshot(int(role.id), role.name, int(role.position), int(role.permissions), bool(role.is_managed))
 
 
 def make_gateway_bot(token: str, rest_url: str) -> hikari.GatewayBot:
@@ -123,6 +133,7 @@ class DiscordGateway:
         extensions: Sequence[str] | None = None,
         default_guilds: Sequence[int] = (),
         register_commands: bool = True,
+        structure_workers: int = 2,
     ) -> None:
         self.bot = make_gateway_bot(token, rest_url)
         self.commands = lightbulb.client_from_app(
@@ -137,6 +148,7 @@ class DiscordGateway:
         self._shard_ids = list(shard_ids) if shard_ids is not None else None
         self._shard_count = shard_count
         self.guild_syncs = 0
+        self.structure = StructureWriter(structure_workers)
         self._subscribe()
 
     def _subscribe(self) -> None:
@@ -152,6 +164,9 @@ class DiscordGateway:
         b.subscribe(hikari.GuildChannelCreateEvent, self._on_channel_upsert)
         b.subscribe(hikari.GuildChannelUpdateEvent, self._on_channel_upsert)
         b.subscribe(hikari.GuildChannelDeleteEvent, self._on_channel_delete)
+        b.subscribe(hikari.RoleCreateEvent, self._on_role_upsert)
+        b.subscribe(hikari.RoleUpdateEvent, self._on_role_upsert)
+        b.subscribe(hikari.RoleDeleteEvent, self._on_role_delete)
         b.subscribe(hikari.MemberUpdateEvent, self._on_member_update)
         b.subscribe(hikari.GuildMessageCreateEvent, _sync_listener(n.on_message_create))
         b.subscribe(hikari.GuildMessageDeleteEvent, _sync_listener(n.on_message_delete))
@@ -176,11 +191,15 @@ class DiscordGateway:
             await self.commands.load_extensions_from_package(commands_package)
         else:  # tests choose their own extension modules
             await self.commands.load_extensions(*self._extensions)
+        self.structure.start()
         await self.bot.start(check_for_updates=False, shard_ids=self._shard_ids, shard_count=self._shard_count)
 
     async def close(self) -> None:
         if self.bot.is_alive:
             await self.bot.close()
+        # After the gateway stopped, nothing new arrives; a queued leave must still be written, because the next
+        # READY just omits that guild and nothing else would mark it left.
+        await self.structure.close(drain_seconds=_STRUCTURE_DRAIN_SECONDS)
 
     def shard_states(self) -> list[dict[str, Any]]:
         if not self.bot.shards:
@@ -200,6 +219,9 @@ class DiscordGateway:
                 }
             )
         return out
+
+    def structure_writes(self) -> dict[str, int]:
+        return self.structure.snapshot()
 
     # --- guild structure ---------------------------------------------------------------------------------------
     async def _on_guild_visible(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
@@ -221,14 +243,19 @@ class DiscordGateway:
             self.normalizer.now(),
         )
         snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
+        self.structure.submit(
+            snap.guild_id, "guild_sync", lambda: self._sync(snap, "guild_sync"), replaces_pending=True
+        )
+
+    async def _sync(self, snap: GuildSnapshot, what: str) -> None:
         # The database may stay down through every retry; the next GUILD_CREATE (reconnect) syncs again.
-        result = await self._write(lambda: sync_guild(self._sessions, snap), "guild_sync", snap.guild_id, BACKGROUND)
+        result = await self._write(lambda: sync_guild(self._sessions, snap), what, snap.guild_id, BACKGROUND)
         if result is None:
             return
         self.guild_syncs += 1
         log.info(
             "guild_synced",
-            guild_id=int(event.guild_id),
+            guild_id=snap.guild_id,
             channels_changed=result.channels_changed,
             roles_changed=result.roles_changed,
         )
@@ -236,24 +263,43 @@ class DiscordGateway:
     async def _on_guild_update(self, event: hikari.GuildUpdateEvent) -> None:
         guild = event.guild
         channels = list(self.bot.cache.get_guild_channels_view_for_guild(guild.id).values())
-        roles = list(event.roles.values())
-        snap = guild_snapshot(guild, channels, roles)
-        await self._write(lambda: sync_guild(self._sessions, snap), "guild_update", snap.guild_id)
+        snap = guild_snapshot(guild, channels, list(event.roles.values()))
+        self.structure.submit(
+            snap.guild_id, "guild_update", lambda: self._sync(snap, "guild_update"), replaces_pending=True
+        )
 
     async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:
         guild_id = int(event.guild_id)
-        await self._write(lambda: mark_guild_left(self._sessions, guild_id), "guild_leave", guild_id)
+        self._structure_write(guild_id, "guild_leave", lambda: mark_guild_left(self._sessions, guild_id), True)
 
     async def _on_channel_upsert(self, event: hikari.GuildChannelCreateEvent | hikari.GuildChannelUpdateEvent) -> None:
         snap = channel_snapshot(event.channel)
         guild_id = int(event.guild_id)
         if snap is not None:
-            await self._write(lambda: upsert_channel(self._sessions, guild_id, snap), "channel_upsert", guild_id)
+            self._structure_write(guild_id, "channel_upsert", lambda: upsert_channel(self._sessions, guild_id, snap))
 
     async def _on_channel_delete(self, event: hikari.GuildChannelDeleteEvent) -> None:
         guild_id, channel_id = int(event.guild_id), int(event.channel.id)
         if channel_snapshot(event.channel) is not None:
-            await self._write(lambda: delete_channel(self._sessions, guild_id, channel_id), "channel_delete", guild_id)
+            self._structure_write(
+                guild_id, "channel_delete", lambda: delete_channel(self._sessions, guild_id, channel_id)
+            )
+
+    async def _on_role_upsert(self, event: hikari.RoleCreateEvent | hikari.RoleUpdateEvent) -> None:
+        guild_id, snap = int(event.guild_id), role_snapshot(event.role)
+        self._structure_write(guild_id, "role_upsert", lambda: upsert_role(self._sessions, guild_id, snap))
+
+    async def _on_role_delete(self, event: hikari.RoleDeleteEvent) -> None:
+        guild_id, role_id = int(event.guild_id), int(event.role_id)
+        self._structure_write(guild_id, "role_delete", lambda: delete_role(self._sessions, guild_id, role_id))
+
+    def _structure_write(
+        self, guild_id: int, what: str, op: Callable[[], Awaitable[object]], replaces_pending: bool = False
+    ) -> None:
+        """Queue a guild-structure write behind the guild's earlier ones (retried like every structure write)."""
+        self.structure.submit(
+            guild_id, what, lambda: self._write(op, what, guild_id, BACKGROUND), replaces_pending=replaces_pending
+        )
 
     async def _on_member_update(self, event: hikari.MemberUpdateEvent) -> None:
         member = event.member

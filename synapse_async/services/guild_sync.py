@@ -152,68 +152,63 @@ async def _upsert_channels(s: AsyncSession, guild_id: int, channels: Sequence[Ch
 
 
 async def _sync_channels(s: AsyncSession, snap: GuildSnapshot) -> int:
-    t = _CHANNELS
     changed = await _upsert_channels(s, snap.guild_id, snap.channels)
+    return changed + await _soft_delete_missing(
+        s, _CHANNELS, "channel_id", snap.guild_id, [c.channel_id for c in snap.channels]
+    )
+
+
+async def _soft_delete_missing(s: AsyncSession, t: Table, id_column: str, guild_id: int, kept: list[int]) -> int:
+    """Mark the guild's rows absent from a full snapshot deleted; how many were. Soft, so that rules naming a
+    removed channel or role stay visible and flagged (SPEC §6.1)."""
+    ident = t.c[id_column]
     gone = (
         update(t)
-        .where(
-            t.c.guild_id == snap.guild_id,
-            t.c.deleted_at.is_(None),
-            t.c.channel_id.not_in([c.channel_id for c in snap.channels]),
-        )
+        .where(t.c.guild_id == guild_id, t.c.deleted_at.is_(None), ident.not_in(kept))
         .values(deleted_at=func.now(), synced_at=func.now())
-        .returning(t.c.channel_id)
+        .returning(ident)
     )
-    changed += len((await s.execute(gone)).all())
-    return changed
+    return len((await s.execute(gone)).all())
+
+
+async def _upsert_roles(s: AsyncSession, guild_id: int, roles: Sequence[RoleSnapshot]) -> int:
+    """Insert or update roles; return how many rows really changed (unchanged rows are not touched)."""
+    if not roles:
+        return 0
+    t = _ROLES
+    stmt = insert(t).values(
+        [
+            {
+                "guild_id": guild_id,
+                "role_id": r.role_id,
+                "name": r.name,
+                "position": r.position,
+                "permissions": r.permissions,
+                "managed": r.managed,
+            }
+            for r in roles
+        ]
+    )
+    old = func.row(t.c.name, t.c.position, t.c.permissions, t.c.managed, t.c.deleted_at)
+    new = func.row(stmt.excluded.name, stmt.excluded.position, stmt.excluded.permissions, stmt.excluded.managed, None)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[t.c.guild_id, t.c.role_id],
+        set_={
+            "name": stmt.excluded.name,
+            "position": stmt.excluded.position,
+            "permissions": stmt.excluded.permissions,
+            "managed": stmt.excluded.managed,
+            "deleted_at": None,
+            "synced_at": func.now(),
+        },
+        where=old.is_distinct_from(new),
+    ).returning(t.c.role_id)
+    return len((await s.execute(upsert)).all())
 
 
 async def _sync_roles(s: AsyncSession, snap: GuildSnapshot) -> int:
-    t = _ROLES
-    changed = 0
-    if snap.roles:
-        stmt = insert(t).values(
-            [
-                {
-                    "guild_id": snap.guild_id,
-                    "role_id": r.role_id,
-                    "name": r.name,
-                    "position": r.position,
-                    "permissions": r.permissions,
-                    "managed": r.managed,
-                }
-                for r in snap.roles
-            ]
-        )
-        old = func.row(t.c.name, t.c.position, t.c.permissions, t.c.managed, t.c.deleted_at)
-        new = func.row(
-            stmt.excluded.name, stmt.excluded.position, stmt.excluded.permissions, stmt.excluded.managed, None
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[t.c.guild_id, t.c.role_id],
-            set_={
-                "name": stmt.excluded.name,
-                "position": stmt.excluded.position,
-                "permissions": stmt.excluded.permissions,
-                "managed": stmt.excluded.managed,
-                "deleted_at": None,
-                "synced_at": func.now(),
-            },
-            where=old.is_distinct_from(new),
-        ).returning(t.c.role_id)
-        changed += len((await s.execute(upsert)).all())
-    gone = (
-        update(t)
-        .where(
-            t.c.guild_id == snap.guild_id,
-            t.c.deleted_at.is_(None),
-            t.c.role_id.not_in([r.role_id for r in snap.roles]),
-        )
-        .values(deleted_at=func.now(), synced_at=func.now())
-        .returning(t.c.role_id)
-    )
-    changed += len((await s.execute(gone)).all())
-    return changed
+    changed = await _upsert_roles(s, snap.guild_id, snap.roles)
+    return changed + await _soft_delete_missing(s, _ROLES, "role_id", snap.guild_id, [r.role_id for r in snap.roles])
 
 
 async def _seed_defaults(s: AsyncSession, guild_id: int) -> bool:
@@ -263,3 +258,24 @@ async def mark_guild_left(sessions: async_sessionmaker[AsyncSession], guild_id: 
     async with sessions.begin() as s:
         await s.execute(update(g).where(g.c.guild_id == guild_id).values(left_at=func.now(), updated_at=func.now()))
         await notify_config(s, "guilds", guild_id)
+
+
+async def upsert_role(sessions: async_sessionmaker[AsyncSession], guild_id: int, role: RoleSnapshot) -> bool:
+    """Role create/update (GUILD_ROLE_CREATE/UPDATE): a role made after start-up can be given a multiplier, a
+    no-XP rule or a level reward at once, not only after the next full guild sync. True when the row changed.
+    No NOTIFY: the config cache holds no roles (the routes and the syncer read `guild_roles` directly)."""
+    async with sessions.begin() as s:
+        return await _upsert_roles(s, guild_id, [role]) > 0
+
+
+async def delete_role(sessions: async_sessionmaker[AsyncSession], guild_id: int, role_id: int) -> bool:
+    """Role delete: soft-delete, so rules that named it stay visible and are flagged as pointing nowhere."""
+    t = _ROLES
+    async with sessions.begin() as s:
+        gone = await s.execute(
+            update(t)
+            .where(t.c.guild_id == guild_id, t.c.role_id == role_id, t.c.deleted_at.is_(None))
+            .values(deleted_at=func.now(), synced_at=func.now())
+            .returning(t.c.role_id)
+        )
+        return gone.first() is not None

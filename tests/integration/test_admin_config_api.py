@@ -198,8 +198,7 @@ async def test_role_multipliers_apply_to_holders_and_explain_shows_the_factors(r
     rt, plain = runtime
     cache = rt.components.cache
     assert cache is not None
-    # The sandbox's Admin role, held by the owner only (a role created later reaches `guild_roles` with the next
-    # guild sync, not with GUILD_ROLE_CREATE).
+    # The sandbox's Admin role, held by the owner only.
     booster, holder = ROLE_ADMIN_ID, SANDBOX_OWNER_ID
     assert (
         await api(rt, "PUT", "/role-multipliers/4242", json={"xp_multiplier": 2, "star_multiplier": 1})
@@ -233,6 +232,33 @@ async def test_role_multipliers_apply_to_holders_and_explain_shows_the_factors(r
     assert (await api(rt, "DELETE", f"/role-multipliers/{booster}")).status == 204
     assert (await api(rt, "DELETE", f"/role-multipliers/{booster}")).status == 404
     await wait_for(lambda: booster not in cache.guild(GUILD).role_multipliers)
+
+
+async def test_a_role_created_after_start_up_can_be_configured_at_once(runtime: tuple[Runtime, int]) -> None:
+    """GUILD_ROLE_CREATE/UPDATE/DELETE reach `guild_roles` themselves: no 404 until the next full guild sync."""
+    rt, _ = runtime
+    sim = simulator_of(rt)
+    booster = int(await sim.create_role("Booster"))
+
+    async def stored_as(name: str, *, deleted: bool = False) -> bool:
+        rows = await query(
+            rt, "SELECT name, deleted_at FROM guild_roles WHERE guild_id = :g AND role_id = :r", r=booster
+        )
+        return bool(rows) and rows[0]["name"] == name and (rows[0]["deleted_at"] is not None) == deleted
+
+    await wait_for(lambda: stored_as("Booster"))
+    put = await api(rt, "PUT", f"/role-multipliers/{booster}", json={"xp_multiplier": 1.5, "star_multiplier": 1})
+    assert put.status == 201, put.body
+
+    await sim.update_role(booster, name="Server Booster")
+    await wait_for(lambda: stored_as("Server Booster"))
+
+    await sim.delete_role(booster)
+    await wait_for(lambda: stored_as("Server Booster", deleted=True))
+    listed = await api(rt, "GET", "/role-multipliers")
+    # The rule stays visible, flagged as pointing nowhere (SPEC §6.1).
+    assert (str(booster), False) in [(i["role_id"], i["role_exists"]) for i in listed.body["items"]]
+    assert (await api(rt, "DELETE", f"/role-multipliers/{booster}")).status == 204
 
 
 async def test_no_xp_targets_pay_nothing_and_are_listed(runtime: tuple[Runtime, int]) -> None:
