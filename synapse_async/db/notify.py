@@ -55,6 +55,16 @@ async def notify_config(db: AsyncSession | AsyncConnection, table: str, guild_id
     await db.execute(_NOTIFY, {"channel": CONFIG_CHANNEL, "payload": _config_payload(table, guild_id)})
 
 
+_NOTIFY_MANY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
+
+
+async def notify_configs(db: AsyncSession | AsyncConnection, tables: list[str], guild_id: int | None = None) -> None:
+    """`notify_config` for several tables of one guild in ONE round trip (a guild sync may change three)."""
+    if tables:
+        payloads = [_config_payload(t, guild_id) for t in tables]
+        await db.execute(_NOTIFY_MANY, {"channel": CONFIG_CHANNEL, "payloads": payloads})
+
+
 async def notify_config_raw(conn: asyncpg.Connection, table: str, guild_id: int | None = None) -> None:
     """`notify_config` for a raw asyncpg transaction (the pipeline's and the economy services' connections)."""
     await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, _config_payload(table, guild_id))

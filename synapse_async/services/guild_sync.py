@@ -10,19 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from synapse_async.db.models import AchievementRarity, Guild, GuildChannel, GuildRole
-from synapse_async.db.notify import notify_config
-
-_GUILDS = cast(Table, Guild.__table__)
-_CHANNELS = cast(Table, GuildChannel.__table__)
-_ROLES = cast(Table, GuildRole.__table__)
-_RARITIES = cast(Table, AchievementRarity.__table__)
+from synapse_async.db.notify import notify_config, notify_configs
 
 # SPEC §12.1: seeded once per guild while `defaults_seeded_at` is NULL (an admin who deletes them is not overruled).
 DEFAULT_RARITIES: tuple[tuple[str, str, str, int], ...] = (
@@ -71,48 +63,112 @@ class SyncResult:
     rarities_seeded: bool
 
 
+# The statements are constant text, so SQLAlchemy compiles nothing per call and asyncpg reuses one prepared
+# statement each; rows travel as arrays (`unnest`). Built as Core constructs with multi-row VALUES they were
+# compiled anew on every sync (the row count is part of the statement): at start-up in 10,000 guilds that
+# compilation was a third of the event loop's time (bench/memory.py --guilds).
+_UPSERT_GUILD = text(
+    """
+    INSERT INTO guilds AS g (guild_id, name, owner_id, afk_channel_id, icon_hash)
+    VALUES (:guild_id, :name, :owner_id, :afk_channel_id, :icon_hash)
+    ON CONFLICT (guild_id) DO UPDATE SET name = EXCLUDED.name, owner_id = EXCLUDED.owner_id,
+        afk_channel_id = EXCLUDED.afk_channel_id, icon_hash = EXCLUDED.icon_hash, left_at = NULL, updated_at = now()
+    WHERE (g.name, g.owner_id, g.afk_channel_id, g.icon_hash, g.left_at)
+        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.owner_id, EXCLUDED.afk_channel_id, EXCLUDED.icon_hash, NULL)
+    RETURNING g.guild_id
+    """
+)
+_UPSERT_CHANNELS = text(
+    """
+    INSERT INTO guild_channels AS t (guild_id, channel_id, name, type, parent_id, position)
+    SELECT :guild_id, * FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:types AS text[]), CAST(:parents AS bigint[]),
+        CAST(:positions AS integer[]))
+    ON CONFLICT (guild_id, channel_id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
+        parent_id = EXCLUDED.parent_id, position = EXCLUDED.position, deleted_at = NULL, synced_at = now()
+    WHERE (t.name, t.type, t.parent_id, t.position, t.deleted_at)
+        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.type, EXCLUDED.parent_id, EXCLUDED.position, NULL)
+    RETURNING t.channel_id
+    """
+)
+_UPSERT_ROLES = text(
+    """
+    INSERT INTO guild_roles AS t (guild_id, role_id, name, position, permissions, managed)
+    SELECT :guild_id, * FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:positions AS integer[]),
+        CAST(:permissions AS bigint[]), CAST(:managed AS boolean[]))
+    ON CONFLICT (guild_id, role_id) DO UPDATE SET name = EXCLUDED.name, position = EXCLUDED.position,
+        permissions = EXCLUDED.permissions, managed = EXCLUDED.managed, deleted_at = NULL, synced_at = now()
+    WHERE (t.name, t.position, t.permissions, t.managed, t.deleted_at)
+        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.position, EXCLUDED.permissions, EXCLUDED.managed, NULL)
+    RETURNING t.role_id
+    """
+)
+# Soft deletes, so that rules naming a removed channel or role stay visible and flagged (SPEC §6.1).
+_DELETE_MISSING_CHANNELS = text(
+    "UPDATE guild_channels SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
+    " AND deleted_at IS NULL AND channel_id <> ALL(CAST(:kept AS bigint[])) RETURNING channel_id"
+)
+_DELETE_MISSING_ROLES = text(
+    "UPDATE guild_roles SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
+    " AND deleted_at IS NULL AND role_id <> ALL(CAST(:kept AS bigint[])) RETURNING role_id"
+)
+_DELETE_CHANNEL = text(
+    "UPDATE guild_channels SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id AND channel_id = :id"
+)
+_DELETE_ROLE = text(
+    "UPDATE guild_roles SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
+    " AND role_id = :id AND deleted_at IS NULL RETURNING role_id"
+)
+_MARK_LEFT = text("UPDATE guilds SET left_at = now(), updated_at = now() WHERE guild_id = :guild_id")
+# Claims the one-time seeding (the row lock serializes two processes syncing the same guild at once).
+_CLAIM_SEEDING = text(
+    "UPDATE guilds SET defaults_seeded_at = now() WHERE guild_id = :guild_id AND defaults_seeded_at IS NULL"
+    " RETURNING guild_id"
+)
+_SEED_RARITIES = text(
+    """
+    INSERT INTO achievement_rarities (guild_id, name, color, emoji, sort_order)
+    SELECT :guild_id, * FROM unnest(
+        CAST(:names AS text[]), CAST(:colors AS text[]), CAST(:emojis AS text[]), CAST(:orders AS integer[]))
+    ON CONFLICT DO NOTHING
+    """
+)
+_RARITY_COLUMNS = {
+    "names": [n for n, _, _, _ in DEFAULT_RARITIES],
+    "colors": [c for _, c, _, _ in DEFAULT_RARITIES],
+    "emojis": [e for _, _, e, _ in DEFAULT_RARITIES],
+    "orders": [o for _, _, _, o in DEFAULT_RARITIES],
+}
+
+
 async def sync_guild(sessions: async_sessionmaker[AsyncSession], snap: GuildSnapshot) -> SyncResult:
     async with sessions.begin() as s:
-        g = _GUILDS
-        stmt = insert(g).values(
-            guild_id=snap.guild_id,
-            name=snap.name,
-            owner_id=snap.owner_id,
-            afk_channel_id=snap.afk_channel_id,
-            icon_hash=snap.icon_hash,
+        guild_changed = (
+            await s.execute(
+                _UPSERT_GUILD,
+                {
+                    "guild_id": snap.guild_id,
+                    "name": snap.name,
+                    "owner_id": snap.owner_id,
+                    "afk_channel_id": snap.afk_channel_id,
+                    "icon_hash": snap.icon_hash,
+                },
+            )
+        ).first() is not None
+        kept = {"guild_id": snap.guild_id}
+        channels_changed = await _upsert_channels(s, snap.guild_id, snap.channels) + len(
+            (await s.execute(_DELETE_MISSING_CHANNELS, {**kept, "kept": [c.channel_id for c in snap.channels]})).all()
         )
-        changed_cols = (g.c.name, g.c.owner_id, g.c.afk_channel_id, g.c.icon_hash, g.c.left_at)
-        new_vals = (
-            stmt.excluded.name,
-            stmt.excluded.owner_id,
-            stmt.excluded.afk_channel_id,
-            stmt.excluded.icon_hash,
-            None,
+        roles_changed = await _upsert_roles(s, snap.guild_id, snap.roles) + len(
+            (await s.execute(_DELETE_MISSING_ROLES, {**kept, "kept": [r.role_id for r in snap.roles]})).all()
         )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[g.c.guild_id],
-            set_={
-                "name": stmt.excluded.name,
-                "owner_id": stmt.excluded.owner_id,
-                "afk_channel_id": stmt.excluded.afk_channel_id,
-                "icon_hash": stmt.excluded.icon_hash,
-                "left_at": None,
-                "updated_at": func.now(),
-            },
-            where=func.row(*changed_cols).is_distinct_from(func.row(*new_vals)),
-        ).returning(g.c.guild_id)
-        guild_changed = (await s.execute(upsert)).first() is not None
-
-        channels_changed = await _sync_channels(s, snap)
-        roles_changed = await _sync_roles(s, snap)
-        seeded = await _seed_defaults(s, snap.guild_id)
-
-        if guild_changed:
-            await notify_config(s, "guilds", snap.guild_id)
-        if channels_changed:
-            await notify_config(s, "guild_channels", snap.guild_id)
+        seeded = (await s.execute(_CLAIM_SEEDING, kept)).first() is not None
         if seeded:
-            await notify_config(s, "achievement_rarities", snap.guild_id)
+            await s.execute(_SEED_RARITIES, {**kept, **_RARITY_COLUMNS})
+
+        changed = {"guilds": guild_changed, "guild_channels": channels_changed > 0, "achievement_rarities": seeded}
+        await notify_configs(s, [table for table, yes in changed.items() if yes], snap.guild_id)
     return SyncResult(guild_changed, channels_changed, roles_changed, seeded)
 
 
@@ -120,117 +176,30 @@ async def _upsert_channels(s: AsyncSession, guild_id: int, channels: Sequence[Ch
     """Insert or update channels; return how many rows really changed (unchanged rows are not touched)."""
     if not channels:
         return 0
-    t = _CHANNELS
-    stmt = insert(t).values(
-        [
-            {
-                "guild_id": guild_id,
-                "channel_id": c.channel_id,
-                "name": c.name,
-                "type": c.type,
-                "parent_id": c.parent_id,
-                "position": c.position,
-            }
-            for c in channels
-        ]
-    )
-    old = func.row(t.c.name, t.c.type, t.c.parent_id, t.c.position, t.c.deleted_at)
-    new = func.row(stmt.excluded.name, stmt.excluded.type, stmt.excluded.parent_id, stmt.excluded.position, None)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[t.c.guild_id, t.c.channel_id],
-        set_={
-            "name": stmt.excluded.name,
-            "type": stmt.excluded.type,
-            "parent_id": stmt.excluded.parent_id,
-            "position": stmt.excluded.position,
-            "deleted_at": None,
-            "synced_at": func.now(),
-        },
-        where=old.is_distinct_from(new),
-    ).returning(t.c.channel_id)
-    return len((await s.execute(upsert)).all())
-
-
-async def _sync_channels(s: AsyncSession, snap: GuildSnapshot) -> int:
-    changed = await _upsert_channels(s, snap.guild_id, snap.channels)
-    return changed + await _soft_delete_missing(
-        s, _CHANNELS, "channel_id", snap.guild_id, [c.channel_id for c in snap.channels]
-    )
-
-
-async def _soft_delete_missing(s: AsyncSession, t: Table, id_column: str, guild_id: int, kept: list[int]) -> int:
-    """Mark the guild's rows absent from a full snapshot deleted; how many were. Soft, so that rules naming a
-    removed channel or role stay visible and flagged (SPEC §6.1)."""
-    ident = t.c[id_column]
-    gone = (
-        update(t)
-        .where(t.c.guild_id == guild_id, t.c.deleted_at.is_(None), ident.not_in(kept))
-        .values(deleted_at=func.now(), synced_at=func.now())
-        .returning(ident)
-    )
-    return len((await s.execute(gone)).all())
+    columns = {
+        "guild_id": guild_id,
+        "ids": [c.channel_id for c in channels],
+        "names": [c.name for c in channels],
+        "types": [c.type for c in channels],
+        "parents": [c.parent_id for c in channels],
+        "positions": [c.position for c in channels],
+    }
+    return len((await s.execute(_UPSERT_CHANNELS, columns)).all())
 
 
 async def _upsert_roles(s: AsyncSession, guild_id: int, roles: Sequence[RoleSnapshot]) -> int:
     """Insert or update roles; return how many rows really changed (unchanged rows are not touched)."""
     if not roles:
         return 0
-    t = _ROLES
-    stmt = insert(t).values(
-        [
-            {
-                "guild_id": guild_id,
-                "role_id": r.role_id,
-                "name": r.name,
-                "position": r.position,
-                "permissions": r.permissions,
-                "managed": r.managed,
-            }
-            for r in roles
-        ]
-    )
-    old = func.row(t.c.name, t.c.position, t.c.permissions, t.c.managed, t.c.deleted_at)
-    new = func.row(stmt.excluded.name, stmt.excluded.position, stmt.excluded.permissions, stmt.excluded.managed, None)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[t.c.guild_id, t.c.role_id],
-        set_={
-            "name": stmt.excluded.name,
-            "position": stmt.excluded.position,
-            "permissions": stmt.excluded.permissions,
-            "managed": stmt.excluded.managed,
-            "deleted_at": None,
-            "synced_at": func.now(),
-        },
-        where=old.is_distinct_from(new),
-    ).returning(t.c.role_id)
-    return len((await s.execute(upsert)).all())
-
-
-async def _sync_roles(s: AsyncSession, snap: GuildSnapshot) -> int:
-    changed = await _upsert_roles(s, snap.guild_id, snap.roles)
-    return changed + await _soft_delete_missing(s, _ROLES, "role_id", snap.guild_id, [r.role_id for r in snap.roles])
-
-
-async def _seed_defaults(s: AsyncSession, guild_id: int) -> bool:
-    g = _GUILDS
-    seeded_at = (
-        await s.execute(select(g.c.defaults_seeded_at).where(g.c.guild_id == guild_id).with_for_update())
-    ).scalar()
-    if seeded_at is not None:
-        return False
-    r = _RARITIES
-    await s.execute(
-        insert(r)
-        .values(
-            [
-                {"guild_id": guild_id, "name": n, "color": c, "emoji": e, "sort_order": o}
-                for n, c, e, o in DEFAULT_RARITIES
-            ]
-        )
-        .on_conflict_do_nothing()
-    )
-    await s.execute(update(g).where(g.c.guild_id == guild_id).values(defaults_seeded_at=func.now()))
-    return True
+    columns = {
+        "guild_id": guild_id,
+        "ids": [r.role_id for r in roles],
+        "names": [r.name for r in roles],
+        "positions": [r.position for r in roles],
+        "permissions": [r.permissions for r in roles],
+        "managed": [r.managed for r in roles],
+    }
+    return len((await s.execute(_UPSERT_ROLES, columns)).all())
 
 
 async def upsert_channel(sessions: async_sessionmaker[AsyncSession], guild_id: int, channel: ChannelSnapshot) -> None:
@@ -242,21 +211,15 @@ async def upsert_channel(sessions: async_sessionmaker[AsyncSession], guild_id: i
 
 async def delete_channel(sessions: async_sessionmaker[AsyncSession], guild_id: int, channel_id: int) -> None:
     """Channel delete: soft-delete (overrides on removed channels stay visible and flagged, SPEC §6.1)."""
-    t = _CHANNELS
     async with sessions.begin() as s:
-        await s.execute(
-            update(t)
-            .where(t.c.guild_id == guild_id, t.c.channel_id == channel_id)
-            .values(deleted_at=func.now(), synced_at=func.now())
-        )
+        await s.execute(_DELETE_CHANNEL, {"guild_id": guild_id, "id": channel_id})
         await notify_config(s, "guild_channels", guild_id)
 
 
 async def mark_guild_left(sessions: async_sessionmaker[AsyncSession], guild_id: int) -> None:
     """Bot removed: set `left_at`; data is kept and further events are ignored."""
-    g = _GUILDS
     async with sessions.begin() as s:
-        await s.execute(update(g).where(g.c.guild_id == guild_id).values(left_at=func.now(), updated_at=func.now()))
+        await s.execute(_MARK_LEFT, {"guild_id": guild_id})
         await notify_config(s, "guilds", guild_id)
 
 
@@ -270,12 +233,5 @@ async def upsert_role(sessions: async_sessionmaker[AsyncSession], guild_id: int,
 
 async def delete_role(sessions: async_sessionmaker[AsyncSession], guild_id: int, role_id: int) -> bool:
     """Role delete: soft-delete, so rules that named it stay visible and are flagged as pointing nowhere."""
-    t = _ROLES
     async with sessions.begin() as s:
-        gone = await s.execute(
-            update(t)
-            .where(t.c.guild_id == guild_id, t.c.role_id == role_id, t.c.deleted_at.is_(None))
-            .values(deleted_at=func.now(), synced_at=func.now())
-            .returning(t.c.role_id)
-        )
-        return gone.first() is not None
+        return (await s.execute(_DELETE_ROLE, {"guild_id": guild_id, "id": role_id})).first() is not None
