@@ -9,6 +9,8 @@ error is never shown to the whole channel.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import hikari
 import lightbulb
 from cachetools import TTLCache
@@ -156,9 +158,30 @@ def guild_id_of(ctx: lightbulb.Context) -> int:
     return int(ctx.guild_id)
 
 
+def interaction_key(ctx: lightbulb.Context) -> str:
+    """A command's request id (audit rows, idempotency keys): its interaction id, so a redelivered or double-submitted
+    interaction is recognised as the same request."""
+    return f"interaction:{int(ctx.interaction.id)}"
+
+
 def actor_of(ctx: lightbulb.Context) -> Actor:
     """The audit actor of a command (SPEC §22: `via = command`); the interaction id is the request id."""
-    return Actor(str(int(ctx.user.id)), "user", "command", request_id=f"interaction:{int(ctx.interaction.id)}")
+    return Actor(str(int(ctx.user.id)), "user", "command", request_id=interaction_key(ctx))
+
+
+class MemberArgs(TypedDict):
+    """The member a service call is about, as every member-scoped service method takes it."""
+
+    guild_id: int
+    user_id: int
+    display_name: str
+
+
+def member_args(ctx: lightbulb.Context, user: hikari.User | None = None) -> MemberArgs:
+    """`user` (default: whoever used the command) as a service call's member: the guild (guild-only, see
+    `guild_id_of`), the user id and the name they go by here, which a new member row is created with."""
+    target = ctx.user if user is None else user
+    return MemberArgs(guild_id=guild_id_of(ctx), user_id=int(target.id), display_name=display_name(ctx, target))
 
 
 def display_name(ctx: lightbulb.Context, user: hikari.User) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -88,26 +88,18 @@ class AwardResult:
 
 
 @dataclass(frozen=True, slots=True)
-class BadgeResult:
+class BadgeResult(AwardResult):
     """A grant (its `achievement` journal row and paid rewards) or a revoke (its `revoke` journal row, always
     written so the request id is exactly-once even without reversal, and the applied ≤ 0 reversal), with the
-    balances afterwards."""
+    balances afterwards: an award's fields plus the template."""
 
-    journal_id: int
-    template_id: int
-    xp_applied: int
-    gold_applied: int
-    xp: int
-    gold: int
-    level: int
-    effects: Effects
-    replayed: bool = False
+    template_id: int = field(kw_only=True)
 
 
 GrantResult = BadgeResult
 RevokeResult = BadgeResult
 # What a write method returns and publishes the effects of (see `Economy._commit`).
-_Published = TypeVar("_Published", AwardResult, BadgeResult)
+_Published = TypeVar("_Published", bound=AwardResult)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,19 +191,21 @@ _PRIOR_PURCHASE = "SELECT delta, balance_after FROM gold_ledger WHERE guild_id =
 # --- plumbing ----------------------------------------------------------------------------------------------------
 
 
+def _replayed_award(row: Mapping[str, Any]) -> AwardResult:
+    """The first result of a repeated award request id, read back from its journal row (`_READ_BACK`)."""
+    return AwardResult(*_replayed_fields(row), Effects(), replayed=True)
+
+
 def _replayed_badge(row: Mapping[str, Any]) -> BadgeResult:
     """The first result of a repeated grant/revoke request id, read back from its journal row."""
-    return BadgeResult(
-        int(row["journal_id"]),
-        int(_details(row)["template_id"]),
-        int(row["xp_delta"]),
-        int(row["gold_delta"]),
-        int(row["xp"]),
-        int(row["gold"]),
-        int(row["level"]),
-        Effects(),
-        replayed=True,
-    )
+    return BadgeResult(*_replayed_fields(row), Effects(), replayed=True, template_id=int(_details(row)["template_id"]))
+
+
+def _replayed_fields(row: Mapping[str, Any]) -> tuple[int, int, int, int, int, int]:
+    """journal id, applied XP and gold, current XP, gold and level of a `_READ_BACK` row: a result's leading fields."""
+    names = ("journal_id", "xp_delta", "gold_delta", "xp", "gold", "level")
+    journal_id, xp_applied, gold_applied, xp, gold, level = (int(row[name]) for name in names)
+    return journal_id, xp_applied, gold_applied, xp, gold, level
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
@@ -233,6 +227,14 @@ def _check_reason(reason: str | None, *, required: bool) -> None:
         return
     if not reason.strip() or len(reason) > REASON_MAX:
         raise ValueError(f"reason must be 1–{REASON_MAX} characters and not blank")
+
+
+def _request_key(kind: str, request_id: str, reason: str | None, *, reason_required: bool) -> str:
+    """Validate an admin write's reason and request id (ValueError before anything is read) and return its
+    idempotency key `<kind>:<request_id>` (§7.5)."""
+    _check_reason(reason, required=reason_required)
+    _check_request_id(request_id)
+    return f"{kind}:{request_id}"
 
 
 def _check_amount(name: str, value: int) -> None:
@@ -326,6 +328,60 @@ async def _balances(conn: asyncpg.Connection, guild_id: int, user_id: int) -> tu
     return int(row["xp"]), int(row["gold"]), int(row["level"])
 
 
+# --- audit snapshots (§22): one spelling of each part, so award, grant and revoke rows read alike ---------------
+
+
+def _balance_snapshot(xp: int, gold: int, level: int) -> dict[str, int]:
+    """A member's balances as an award's audit `before`/`after` shows them."""
+    return {"xp": xp, "gold": gold, "level": level}
+
+
+def _applied_snapshot(journal_id: int, xp_applied: int, gold_applied: int) -> dict[str, int]:
+    """What a clamped change (award, revoke) really moved: its journal row and the APPLIED deltas (§10.3)."""
+    return {"journal_id": journal_id, "xp_applied": xp_applied, "gold_applied": gold_applied}
+
+
+def _badge_snapshot(user_id: int, template_id: int, **fields: Any) -> dict[str, Any]:
+    """A member's badge as a grant's `after` and a revoke's `before` show it: which member, which template, then the
+    badge's own fields."""
+    return {"user_id": str(user_id), "template_id": template_id, **fields}
+
+
+def _audit_target(user_id: int, template_id: int | None) -> tuple[str, str]:
+    """The audit target of an admin change: the member (award), or the member's badge `user:template` (grant,
+    revoke)."""
+    if template_id is None:
+        return "member", str(user_id)
+    return "member_achievement", f"{user_id}:{template_id}"
+
+
+async def _audit(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    action: str,
+    target: tuple[int, int, int | None],
+    *,
+    reason: str | None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any],
+) -> None:
+    """The audit row of an economy change, written by the change's own transaction (§22). `target` is
+    `(guild_id, user_id, template_id or None)`."""
+    guild_id, user_id, template_id = target
+    target_type, target_id = _audit_target(user_id, template_id)
+    await record_raw(
+        conn,
+        actor,
+        guild_id=guild_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
 # --- the service -------------------------------------------------------------------------------------------------
 
 
@@ -349,15 +405,25 @@ class Economy:
 
     async def _commit(
         self,
-        attempt: Callable[[], Awaitable[_Published]],
+        attempt: Callable[[asyncpg.Connection], Awaitable[_Published]],
         guild_id: int,
         key: str,
         replayed: Callable[[Mapping[str, Any]], _Published],
     ) -> _Published:
-        """Run the write (retried on transient faults); publish its effects once it has committed. A concurrent
-        duplicate that committed first (`_Replay`) is answered from its journal row, with nothing to publish."""
+        """Run the keyed write in one transaction (retried on transient faults); publish its effects once it has
+        committed. Every attempt first reads its key back, so a repeated request (or a retry after a COMMIT that did
+        happen) is answered from the first result without calling `attempt`; a concurrent duplicate that committed
+        first (`_Replay`) is answered from its journal row, with nothing to publish."""
+
+        async def keyed() -> _Published:
+            async with self._db.raw_transaction() as conn:
+                done = await _read_back(conn, guild_id, key)
+                if done is not None:
+                    return replayed(done)
+                return await attempt(conn)
+
         try:
-            result = await _retrying(attempt)
+            result = await _retrying(keyed)
         except _Replay:
             return replayed(await _replayed(self._db, guild_id, key))
         self._publish(result.effects)
@@ -388,82 +454,54 @@ class Economy:
         _check_amount("gold", gold)
         if xp == 0 and gold == 0:
             raise ValueError("at least one of xp and gold must be non-zero")
-        _check_reason(reason, required=True)
-        _check_request_id(request_id)
-        key = f"award:{request_id}"
+        key = _request_key("award", request_id, reason, reason_required=True)
 
-        def from_row(row: Mapping[str, Any]) -> AwardResult:
-            return AwardResult(
-                int(row["journal_id"]),
-                int(row["xp_delta"]),
-                int(row["gold_delta"]),
-                int(row["xp"]),
-                int(row["gold"]),
-                int(row["level"]),
-                Effects(),
-                replayed=True,
+        async def attempt(conn: asyncpg.Connection) -> AwardResult:
+            tx = Tx(conn, singles=True)
+            guild = self._cache.guild(guild_id)
+            cause = _cause(self._cache, guild_id, key, channel_id)
+            await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
+            row = await conn.fetchrow(_CLAMPED_ADD, guild_id, user_id, xp, gold)
+            assert row is not None  # ensured just above, in this transaction
+            old_xp, old_gold = int(row["old_xp"]), int(row["old_gold"])
+            xp_applied, gold_applied = int(row["xp"]) - old_xp, int(row["gold"]) - old_gold
+            assert (xp_applied, gold_applied) == (clamp_delta(old_xp, xp), clamp_delta(old_gold, gold))
+            journal_id = await _journal_applied(
+                conn,
+                cause,
+                user_id=user_id,
+                event_type="manual_award",
+                xp_applied=xp_applied,
+                gold_applied=gold_applied,
+                balance=int(row["gold"]),
+                details={"reason": reason, "requested": {"xp": xp, "gold": gold}, "gold": gold_applied},
+                actor=actor,
+                note=reason,
             )
-
-        async def attempt() -> AwardResult:
-            async with self._db.raw_transaction() as conn:
-                done = await _read_back(conn, guild_id, key)
-                if done is not None:
-                    return from_row(done)
-                tx = Tx(conn, singles=True)
-                guild = self._cache.guild(guild_id)
-                cause = _cause(self._cache, guild_id, key, channel_id)
-                await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
-                row = await conn.fetchrow(_CLAMPED_ADD, guild_id, user_id, xp, gold)
-                assert row is not None  # ensured just above, in this transaction
-                old_xp, old_gold = int(row["old_xp"]), int(row["old_gold"])
-                xp_applied, gold_applied = int(row["xp"]) - old_xp, int(row["gold"]) - old_gold
-                assert (xp_applied, gold_applied) == (clamp_delta(old_xp, xp), clamp_delta(old_gold, gold))
-                journal_id = await _journal_applied(
-                    conn,
-                    cause,
-                    user_id=user_id,
-                    event_type="manual_award",
-                    xp_applied=xp_applied,
-                    gold_applied=gold_applied,
-                    balance=int(row["gold"]),
-                    details={"reason": reason, "requested": {"xp": xp, "gold": gold}, "gold": gold_applied},
-                    actor=actor,
-                    note=reason,
-                )
-                await self._engine.after_xp_change(tx, guild, user_id, row, cause)
-                if (
-                    (xp_applied > 0 or gold_applied > 0)
-                    and guild.settings.bool("announce.manual_awards")
-                    and (await self._engine.preferences(tx, guild_id, user_id)).awards
-                ):
-                    tx.effects.awards.append(
-                        ManualAward(
-                            guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id, journal_id
-                        )
+            await self._engine.after_xp_change(tx, guild, user_id, row, cause)
+            if (
+                (xp_applied > 0 or gold_applied > 0)
+                and guild.settings.bool("announce.manual_awards")
+                and (await self._engine.preferences(tx, guild_id, user_id)).awards
+            ):
+                tx.effects.awards.append(
+                    ManualAward(
+                        guild_id, user_id, xp_applied, gold_applied, reason, actor.actor_id, channel_id, journal_id
                     )
-                new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
-                await record_raw(
-                    conn,
-                    actor,
-                    guild_id=guild_id,
-                    action="award.create",
-                    target_type="member",
-                    target_id=str(user_id),
-                    before={"xp": old_xp, "gold": old_gold, "level": int(row["level"])},
-                    after={
-                        "xp": new_xp,
-                        "gold": new_gold,
-                        "level": new_level,
-                        "journal_id": journal_id,
-                        "xp_applied": xp_applied,
-                        "gold_applied": gold_applied,
-                        "requested": {"xp": xp, "gold": gold},
-                    },
-                    reason=reason,
                 )
-                return AwardResult(journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects)
+            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+            after = {
+                **_balance_snapshot(new_xp, new_gold, new_level),
+                **_applied_snapshot(journal_id, xp_applied, gold_applied),
+                "requested": {"xp": xp, "gold": gold},
+            }
+            before = _balance_snapshot(old_xp, old_gold, int(row["level"]))
+            await _audit(
+                conn, actor, "award.create", (guild_id, user_id, None), reason=reason, before=before, after=after
+            )
+            return AwardResult(journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects)
 
-        return await self._commit(attempt, guild_id, key, from_row)
+        return await self._commit(attempt, guild_id, key, _replayed_award)
 
     # --- achievement grant -------------------------------------------------------------------------------------------
 
@@ -486,70 +524,56 @@ class Economy:
         concurrent grants can never exceed `max_earners` (§12.3). Badge `source = 'grant'` with `granted_by` = the
         actor; journal `achievement` and ledger `achievement` keyed `grant:<request_id>`; audit `achievement.grant`.
         """
-        _check_reason(reason, required=False)
-        _check_request_id(request_id)
-        key = f"grant:{request_id}"
+        key = _request_key("grant", request_id, reason, reason_required=False)
 
-        async def attempt() -> GrantResult:
-            async with self._db.raw_transaction() as conn:
-                done = await _read_back(conn, guild_id, key)
-                if done is not None:
-                    return _replayed_badge(done)
-                found = await conn.fetchrow(_TEMPLATE, template_id, guild_id)
-                if found is None:
-                    raise GrantRejected("unknown")
-                if not found["active"]:
-                    raise GrantRejected("inactive")
-                template = TemplateInfo.from_row(found)  # as the database has it now: honours a deactivation
-                await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
-                await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template: the pipeline's order
-                if await conn.fetchval(_HAS_BADGE, guild_id, user_id, template_id):
-                    raise GrantRejected("already_earned")
-                if not await sql.claim_template(conn, guild_id=guild_id, template_id=template_id):
-                    # Deactivated since the read above, or full (possibly by a concurrent grant that just committed).
-                    active = await conn.fetchval(_TEMPLATE_ACTIVE, template_id)
-                    raise GrantRejected("max_earners" if active else "inactive")
-                tx = Tx(conn, singles=True)
-                guild = self._cache.guild(guild_id)
-                cause = _cause(self._cache, guild_id, key, channel_id)
-                earning = await self._engine.earn(
-                    tx, guild, user_id, template, cause, key=key, source="grant", granted_by=actor.actor_id
-                )
-                if earning is None:
-                    raise _Replay()
-                if not earning.recorded:
-                    raise GrantRejected("already_earned")
-                if earning.row is not None:  # rewards changed XP: evaluate automatic achievements again (§12.4)
-                    await self._engine.after_xp_change(tx, guild, user_id, earning.row, cause)
-                new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
-                await record_raw(
-                    conn,
-                    actor,
-                    guild_id=guild_id,
-                    action="achievement.grant",
-                    target_type="member_achievement",
-                    target_id=f"{user_id}:{template_id}",
-                    after={
-                        "user_id": str(user_id),
-                        "template_id": template_id,
-                        "source": "grant",
-                        "granted_by": actor.actor_id,
-                        "journal_id": earning.journal_id,
-                        "xp": template.xp_reward,
-                        "gold": template.gold_reward,
-                    },
-                    reason=reason,
-                )
-                return GrantResult(
-                    earning.journal_id,
-                    template_id,
-                    template.xp_reward,
-                    template.gold_reward,
-                    new_xp,
-                    new_gold,
-                    new_level,
-                    tx.effects,
-                )
+        async def attempt(conn: asyncpg.Connection) -> GrantResult:
+            found = await conn.fetchrow(_TEMPLATE, template_id, guild_id)
+            if found is None:
+                raise GrantRejected("unknown")
+            if not found["active"]:
+                raise GrantRejected("inactive")
+            template = TemplateInfo.from_row(found)  # as the database has it now: honours a deactivation
+            await conn.execute(_ENSURE_MEMBER, guild_id, user_id, (display_name or str(user_id))[:100])
+            await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template: the pipeline's order
+            if await conn.fetchval(_HAS_BADGE, guild_id, user_id, template_id):
+                raise GrantRejected("already_earned")
+            if not await sql.claim_template(conn, guild_id=guild_id, template_id=template_id):
+                # Deactivated since the read above, or full (possibly by a concurrent grant that just committed).
+                active = await conn.fetchval(_TEMPLATE_ACTIVE, template_id)
+                raise GrantRejected("max_earners" if active else "inactive")
+            tx = Tx(conn, singles=True)
+            guild = self._cache.guild(guild_id)
+            cause = _cause(self._cache, guild_id, key, channel_id)
+            earning = await self._engine.earn(
+                tx, guild, user_id, template, cause, key=key, source="grant", granted_by=actor.actor_id
+            )
+            if earning is None:
+                raise _Replay()
+            if not earning.recorded:
+                raise GrantRejected("already_earned")
+            if earning.row is not None:  # rewards changed XP: evaluate automatic achievements again (§12.4)
+                await self._engine.after_xp_change(tx, guild, user_id, earning.row, cause)
+            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+            after = _badge_snapshot(
+                user_id,
+                template_id,
+                source="grant",
+                granted_by=actor.actor_id,
+                journal_id=earning.journal_id,
+                xp=template.xp_reward,
+                gold=template.gold_reward,
+            )
+            await _audit(conn, actor, "achievement.grant", (guild_id, user_id, template_id), reason=reason, after=after)
+            return GrantResult(
+                earning.journal_id,
+                template.xp_reward,
+                template.gold_reward,
+                new_xp,
+                new_gold,
+                new_level,
+                tx.effects,
+                template_id=template_id,
+            )
 
         return await self._commit(attempt, guild_id, key, _replayed_badge)
 
@@ -575,85 +599,74 @@ class Economy:
         only one that could fire is the template just revoked, which §12.4 leaves to the member's next change.
         Raises RevokeRejected("not_earned") (nothing written) when the member does not have the badge.
         """
-        _check_reason(reason, required=True)
-        _check_request_id(request_id)
-        key = f"revoke:{request_id}"
+        key = _request_key("revoke", request_id, reason, reason_required=True)
 
-        async def attempt() -> RevokeResult:
-            async with self._db.raw_transaction() as conn:
-                done = await _read_back(conn, guild_id, key)
-                if done is not None:
-                    return _replayed_badge(done)
-                member = await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template
-                badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
-                if badge is None or member is None:
-                    raise RevokeRejected("not_earned")
-                rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
-                assert rewards is not None  # the badge's foreign key keeps its template
-                # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and
-                # forgets that it had found this one full (SPEC §12.3, §12.4).
-                await notify_config_raw(conn, "achievement_templates", guild_id)
-                tx = Tx(conn, singles=True)
-                guild = self._cache.guild(guild_id)
-                cause = _cause(self._cache, guild_id, key, None)
-                row: Mapping[str, Any] = member
-                xp_applied = gold_applied = 0
-                if reverse_rewards and (rewards["xp_reward"] or rewards["gold_reward"]):
-                    updated = await conn.fetchrow(
-                        _CLAMPED_ADD, guild_id, user_id, -int(rewards["xp_reward"]), -int(rewards["gold_reward"])
-                    )
-                    assert updated is not None
-                    row = updated
-                    xp_applied = int(updated["xp"]) - int(updated["old_xp"])
-                    gold_applied = int(updated["gold"]) - int(updated["old_gold"])
-                requested = {"xp": -int(rewards["xp_reward"]), "gold": -int(rewards["gold_reward"])}
-                journal_id = await _journal_applied(
-                    conn,
-                    cause,
-                    user_id=user_id,
-                    event_type="revoke",
-                    xp_applied=xp_applied,
-                    gold_applied=gold_applied,
-                    balance=int(row["gold"]),
-                    details={
-                        "template_id": template_id,
-                        "reason": reason,
-                        "reverse_rewards": reverse_rewards,
-                        "requested": requested if reverse_rewards else None,
-                        "gold": gold_applied,
-                    },
-                    actor=actor,
-                    note=reason,
+        async def attempt(conn: asyncpg.Connection) -> RevokeResult:
+            member = await conn.fetchrow(_LOCK_MEMBER, guild_id, user_id)  # member before template
+            badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
+            if badge is None or member is None:
+                raise RevokeRejected("not_earned")
+            rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
+            assert rewards is not None  # the badge's foreign key keeps its template
+            # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and
+            # forgets that it had found this one full (SPEC §12.3, §12.4).
+            await notify_config_raw(conn, "achievement_templates", guild_id)
+            tx = Tx(conn, singles=True)
+            guild = self._cache.guild(guild_id)
+            cause = _cause(self._cache, guild_id, key, None)
+            row: Mapping[str, Any] = member
+            xp_applied = gold_applied = 0
+            if reverse_rewards and (rewards["xp_reward"] or rewards["gold_reward"]):
+                updated = await conn.fetchrow(
+                    _CLAMPED_ADD, guild_id, user_id, -int(rewards["xp_reward"]), -int(rewards["gold_reward"])
                 )
-                if xp_applied != 0:
-                    await self._engine.after_xp_change(tx, guild, user_id, row, cause, achievements=False)
-                new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
-                await record_raw(
-                    conn,
-                    actor,
-                    guild_id=guild_id,
-                    action="achievement.revoke",
-                    target_type="member_achievement",
-                    target_id=f"{user_id}:{template_id}",
-                    before={
-                        "user_id": str(user_id),
-                        "template_id": template_id,
-                        "earned_at": badge["earned_at"].isoformat(),
-                        "source": badge["source"],
-                        "granted_by": badge["granted_by"],
-                        "journal_id": badge["journal_id"],
-                    },
-                    after={
-                        "reverse_rewards": reverse_rewards,
-                        "journal_id": journal_id,
-                        "xp_applied": xp_applied,
-                        "gold_applied": gold_applied,
-                    },
-                    reason=reason,
-                )
-                return RevokeResult(
-                    journal_id, template_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects
-                )
+                assert updated is not None
+                row = updated
+                xp_applied = int(updated["xp"]) - int(updated["old_xp"])
+                gold_applied = int(updated["gold"]) - int(updated["old_gold"])
+            requested = {"xp": -int(rewards["xp_reward"]), "gold": -int(rewards["gold_reward"])}
+            journal_id = await _journal_applied(
+                conn,
+                cause,
+                user_id=user_id,
+                event_type="revoke",
+                xp_applied=xp_applied,
+                gold_applied=gold_applied,
+                balance=int(row["gold"]),
+                details={
+                    "template_id": template_id,
+                    "reason": reason,
+                    "reverse_rewards": reverse_rewards,
+                    "requested": requested if reverse_rewards else None,
+                    "gold": gold_applied,
+                },
+                actor=actor,
+                note=reason,
+            )
+            if xp_applied != 0:
+                await self._engine.after_xp_change(tx, guild, user_id, row, cause, achievements=False)
+            new_xp, new_gold, new_level = await _balances(conn, guild_id, user_id)
+            before = _badge_snapshot(
+                user_id,
+                template_id,
+                earned_at=badge["earned_at"].isoformat(),
+                source=badge["source"],
+                granted_by=badge["granted_by"],
+                journal_id=badge["journal_id"],
+            )
+            after = {"reverse_rewards": reverse_rewards, **_applied_snapshot(journal_id, xp_applied, gold_applied)}
+            await _audit(
+                conn,
+                actor,
+                "achievement.revoke",
+                (guild_id, user_id, template_id),
+                reason=reason,
+                before=before,
+                after=after,
+            )
+            return RevokeResult(
+                journal_id, xp_applied, gold_applied, new_xp, new_gold, new_level, tx.effects, template_id=template_id
+            )
 
         result = await self._commit(attempt, guild_id, key, _replayed_badge)
         if not result.replayed:

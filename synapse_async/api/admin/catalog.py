@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -41,7 +41,7 @@ from synapse_async.obs.logging import current_ring
 from synapse_async.obs.ring import level_name, parse_level
 from synapse_async.rewards.achievements import trigger_schemas
 from synapse_async.services import catalogue, member_directory, seasons
-from synapse_async.services.audit import record_alone
+from synapse_async.services.audit import Actor, record_alone
 from synapse_async.services.catalogue import (
     Catalogue,
     CatalogueConflict,
@@ -49,7 +49,14 @@ from synapse_async.services.catalogue import (
     NewTemplate,
     TemplateRejected,
 )
-from synapse_async.services.economy import AMOUNT_LIMIT, REASON_MAX, GrantRejected, RevokeRejected
+from synapse_async.services.economy import (
+    AMOUNT_LIMIT,
+    REASON_MAX,
+    AwardResult,
+    BadgeResult,
+    GrantRejected,
+    RevokeRejected,
+)
 from synapse_async.services.member_directory import MemberSort
 from synapse_async.services.members import is_known_member
 from synapse_async.services.seasons import SeasonRejected, SeasonRow, Seasons
@@ -433,16 +440,40 @@ _GRANT_REFUSALS: Final = {
 }
 
 
-def _badge(result: Any) -> BadgeResultModel:
-    return BadgeResultModel(
-        journal_id=result.journal_id,
-        achievement_id=result.template_id,
-        xp_applied=result.xp_applied,
-        gold_applied=result.gold_applied,
-        xp=result.xp,
-        gold=result.gold,
-        level=result.level,
+class _BadgeArgs(TypedDict):
+    guild_id: int
+    user_id: int
+    template_id: int
+    actor: Actor
+    request_id: str
+
+
+def _badge_args(call: Call[TemplatePath, NoParams, GrantBody] | Call[TemplatePath, NoParams, RevokeBody]) -> _BadgeArgs:
+    """What a grant and a revoke both take from the request: whose badge, which template, who asks. Each HTTP request
+    is a new operation, so it gets a fresh request id (§7.5): a repeated POST grants or revokes again."""
+    return _BadgeArgs(
+        guild_id=call.path.guild_id,
+        user_id=call.body.user_id,
+        template_id=call.path.achievement_id,
+        actor=call.actor(),
+        request_id=uuid.uuid4().hex,
     )
+
+
+def _applied(result: AwardResult) -> dict[str, int]:
+    """The response fields an award, a grant and a revoke share: journal row, APPLIED deltas, balances after."""
+    return {
+        "journal_id": result.journal_id,
+        "xp_applied": result.xp_applied,
+        "gold_applied": result.gold_applied,
+        "xp": result.xp,
+        "gold": result.gold,
+        "level": result.level,
+    }
+
+
+def _badge(result: BadgeResult) -> BadgeResultModel:
+    return BadgeResultModel(achievement_id=result.template_id, **_applied(result))
 
 
 @api.route(
@@ -454,14 +485,7 @@ async def admin_grant_achievement(call: Call[TemplatePath, NoParams, GrantBody])
     await _require_member(call, call.body.user_id)
     economy = call.platform.components.require_economy()
     try:
-        result = await economy.grant(
-            guild_id=call.path.guild_id,
-            user_id=call.body.user_id,
-            template_id=call.path.achievement_id,
-            actor=call.actor(),
-            request_id=uuid.uuid4().hex,
-            reason=call.body.reason,
-        )
+        result = await economy.grant(**_badge_args(call), reason=call.body.reason)
     except GrantRejected as exc:
         if exc.reason == "unknown":
             raise ApiError.not_found("Unknown achievement.") from None
@@ -476,16 +500,9 @@ async def admin_grant_achievement(call: Call[TemplatePath, NoParams, GrantBody])
 async def admin_revoke_achievement(call: Call[TemplatePath, NoParams, RevokeBody]) -> BadgeResultModel:
     """§12.4: with `reverse_rewards` the template's XP and gold are subtracted (clamped at 0); 404 if not earned."""
     economy = call.platform.components.require_economy()
+    body = call.body
     try:
-        result = await economy.revoke(
-            guild_id=call.path.guild_id,
-            user_id=call.body.user_id,
-            template_id=call.path.achievement_id,
-            actor=call.actor(),
-            request_id=uuid.uuid4().hex,
-            reason=call.body.reason,
-            reverse_rewards=call.body.reverse_rewards,
-        )
+        result = await economy.revoke(**_badge_args(call), reason=body.reason, reverse_rewards=body.reverse_rewards)
     except RevokeRejected:
         raise ApiError.not_found("The member does not have this achievement.") from None
     return _badge(result)
@@ -515,14 +532,7 @@ async def admin_award(call: Call[GuildPath, NoParams, AwardBody]) -> AwardResult
         actor=call.actor(),
         request_id=uuid.uuid4().hex,
     )
-    return AwardResultModel(
-        journal_id=result.journal_id,
-        xp_applied=result.xp_applied,
-        gold_applied=result.gold_applied,
-        xp=result.xp,
-        gold=result.gold,
-        level=result.level,
-    )
+    return AwardResultModel(**_applied(result))
 
 
 # --- seasons ----------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ replaced one (§20: create → 201, update → 200); a delete of a row that does
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from pydantic import Field
@@ -215,20 +216,32 @@ def _rounded(body: MultiplierBody) -> dict[str, object]:
     return values
 
 
+def _rule_key(call: Call[Any, Any, Any], spec: RuleTable) -> dict[str, object]:
+    """The rule's key columns, read from the path: each rule route's path model names its fields after them."""
+    return {column: getattr(call.path, column) for column in spec.keys}
+
+
 async def _put(
-    call: Call[Any, Any, Any], spec: RuleTable, key: dict[str, object], values: dict[str, object]
-) -> tuple[dict[str, Any], int]:
+    call: Call[Any, Any, Any],
+    spec: RuleTable,
+    values: dict[str, object],
+    item: Callable[[dict[str, Any]], ResponseModel],
+) -> Reply:
+    """PUT of one rule (keyed by the path): 201 when new, 200 when replaced; 404 for an unknown channel or role."""
     try:
         async with call.platform.sessions() as sessions:
-            result = await rules.put_rule(sessions, spec, call.path.guild_id, key, values, call.actor())
+            result = await rules.put_rule(
+                sessions, spec, call.path.guild_id, _rule_key(call, spec), values, call.actor()
+            )
     except UnknownTarget as exc:
         raise _unknown(exc) from None
-    return result.row, 201 if result.created else 200
+    return Reply(item(result.row), status=201 if result.created else 200)
 
 
-async def _delete(call: Call[Any, Any, Any], spec: RuleTable, key: dict[str, object]) -> Reply:
+async def _delete(call: Call[Any, Any, Any], spec: RuleTable) -> Reply:
+    """DELETE of one rule (keyed by the path): 204, or 404 when there is no such rule."""
     async with call.platform.sessions() as sessions:
-        deleted = await rules.delete_rule(sessions, spec, call.path.guild_id, key, call.actor())
+        deleted = await rules.delete_rule(sessions, spec, call.path.guild_id, _rule_key(call, spec), call.actor())
     if not deleted:
         raise ApiError.not_found("No such rule.")
     return Reply(status=204)
@@ -237,6 +250,10 @@ async def _delete(call: Call[Any, Any, Any], spec: RuleTable, key: dict[str, obj
 async def _list(call: Call[Any, Any, Any], spec: RuleTable, channel_id: int | None = None) -> list[dict[str, Any]]:
     async with call.platform.read() as conn:
         return await rules.list_rules(conn, spec, call.path.guild_id, channel_id=channel_id)
+
+
+def _type_default(row: dict[str, Any]) -> TypeDefaultItem:
+    return TypeDefaultItem(**row)
 
 
 def _override(row: dict[str, Any]) -> OverrideItem:
@@ -305,9 +322,7 @@ async def admin_type_defaults(call: Call[GuildPath, NoParams, None]) -> Items[Ty
 )  # fmt: skip
 async def admin_put_type_default(call: Call[TypeDefaultPath, NoParams, MultiplierBody]) -> Reply:
     """201 when new, 200 when replaced; audited, the cache reloads on commit."""
-    key: dict[str, object] = {"channel_type": call.path.channel_type, "event_type": call.path.event_type}
-    row, status = await _put(call, rules.TYPE_DEFAULTS, key, _rounded(call.body))
-    return Reply(TypeDefaultItem(**row), status=status)
+    return await _put(call, rules.TYPE_DEFAULTS, _rounded(call.body), _type_default)
 
 
 @api.route(
@@ -315,9 +330,7 @@ async def admin_put_type_default(call: Call[TypeDefaultPath, NoParams, Multiplie
     tag=_TAG, access=Access.GUILD_ADMIN, path_model=TypeDefaultPath, status=204,
 )  # fmt: skip
 async def admin_delete_type_default(call: Call[TypeDefaultPath, NoParams, None]) -> Reply:
-    return await _delete(
-        call, rules.TYPE_DEFAULTS, {"channel_type": call.path.channel_type, "event_type": call.path.event_type}
-    )
+    return await _delete(call, rules.TYPE_DEFAULTS)
 
 
 # --- channel overrides ------------------------------------------------------------------------------------------
@@ -340,9 +353,7 @@ async def admin_overrides(call: Call[GuildPath, OverridesQuery, None]) -> Items[
 )  # fmt: skip
 async def admin_put_override(call: Call[OverridePath, NoParams, OverrideBody]) -> Reply:
     """The channel must be a live channel or category of the guild (404 otherwise)."""
-    key: dict[str, object] = {"channel_id": call.path.channel_id, "event_type": call.path.event_type}
-    row, status = await _put(call, rules.CHANNEL_OVERRIDES, key, _rounded(call.body))
-    return Reply(_override(row), status=status)
+    return await _put(call, rules.CHANNEL_OVERRIDES, _rounded(call.body), _override)
 
 
 @api.route(
@@ -351,9 +362,7 @@ async def admin_put_override(call: Call[OverridePath, NoParams, OverrideBody]) -
 )  # fmt: skip
 async def admin_delete_override(call: Call[OverridePath, NoParams, None]) -> Reply:
     """Works for removed channels too, so their leftover overrides can be cleaned up."""
-    return await _delete(
-        call, rules.CHANNEL_OVERRIDES, {"channel_id": call.path.channel_id, "event_type": call.path.event_type}
-    )
+    return await _delete(call, rules.CHANNEL_OVERRIDES)
 
 
 # --- role multipliers -------------------------------------------------------------------------------------------
@@ -376,8 +385,7 @@ async def admin_role_multipliers(call: Call[GuildPath, NoParams, None]) -> Items
 )  # fmt: skip
 async def admin_put_role_multiplier(call: Call[RolePath, NoParams, MultiplierBody]) -> Reply:
     """The role must exist in the guild (404 otherwise)."""
-    row, status = await _put(call, rules.ROLE_MULTIPLIERS, {"role_id": call.path.role_id}, _rounded(call.body))
-    return Reply(_role_multiplier(row), status=status)
+    return await _put(call, rules.ROLE_MULTIPLIERS, _rounded(call.body), _role_multiplier)
 
 
 @api.route(
@@ -385,7 +393,7 @@ async def admin_put_role_multiplier(call: Call[RolePath, NoParams, MultiplierBod
     access=Access.GUILD_ADMIN, path_model=RolePath, status=204,
 )  # fmt: skip
 async def admin_delete_role_multiplier(call: Call[RolePath, NoParams, None]) -> Reply:
-    return await _delete(call, rules.ROLE_MULTIPLIERS, {"role_id": call.path.role_id})
+    return await _delete(call, rules.ROLE_MULTIPLIERS)
 
 
 # --- no-XP targets ----------------------------------------------------------------------------------------------
@@ -407,9 +415,7 @@ async def admin_no_xp(call: Call[GuildPath, NoParams, None]) -> Items[NoXpItem]:
 )  # fmt: skip
 async def admin_put_no_xp(call: Call[NoXpPath, NoParams, NoXpBody]) -> Reply:
     """The channel (or category) or role must exist in the guild (404 otherwise)."""
-    key: dict[str, object] = {"target_type": call.path.target_type, "target_id": call.path.target_id}
-    row, status = await _put(call, rules.NO_XP_TARGETS, key, call.body.model_dump())
-    return Reply(_no_xp(row), status=status)
+    return await _put(call, rules.NO_XP_TARGETS, call.body.model_dump(), _no_xp)
 
 
 @api.route(
@@ -417,9 +423,7 @@ async def admin_put_no_xp(call: Call[NoXpPath, NoParams, NoXpBody]) -> Reply:
     access=Access.GUILD_ADMIN, path_model=NoXpPath, status=204,
 )  # fmt: skip
 async def admin_delete_no_xp(call: Call[NoXpPath, NoParams, None]) -> Reply:
-    return await _delete(
-        call, rules.NO_XP_TARGETS, {"target_type": call.path.target_type, "target_id": call.path.target_id}
-    )
+    return await _delete(call, rules.NO_XP_TARGETS)
 
 
 # --- rewards/explain --------------------------------------------------------------------------------------------

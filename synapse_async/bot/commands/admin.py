@@ -8,23 +8,27 @@ pay twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import hikari
 import lightbulb
 
 from synapse_async.bot.framework import (
     CommandInputError,
+    MemberArgs,
     Refusal,
     Responder,
     actor_of,
     admin_only,
     display_name,
     guild_id_of,
+    interaction_key,
+    member_args,
 )
 from synapse_async.bot.render import escape, number
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.rewards.achievements import SCOPES, STAT_NAMES, TRIGGER_TYPES
+from synapse_async.services.audit import Actor
 from synapse_async.services.catalogue import Catalogue, NewTemplate, TemplateRejected, template_problems
 from synapse_async.services.economy import Economy, GrantRejected
 
@@ -82,26 +86,54 @@ def _templates(cache: ConfigCache, guild_id: int) -> list[tuple[str, int]]:
     return [(t.name, t.template_id) for t in cache.guild(guild_id).templates]
 
 
+async def _suggest(
+    ctx: lightbulb.AutocompleteContext[str],
+    cache: ConfigCache,
+    pairs: Callable[[ConfigCache, int], list[tuple[str, int]]],
+) -> None:
+    """Answer an autocomplete with the guild's `pairs` matching what was typed (nothing outside a guild)."""
+    if ctx.interaction.guild_id is not None:
+        await ctx.respond(_choices(pairs(cache, int(ctx.interaction.guild_id)), str(ctx.focused.value or "")))
+
+
 async def rarity_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], cache: ConfigCache = lightbulb.di.INJECTED
 ) -> None:
-    if ctx.interaction.guild_id is not None:
-        await ctx.respond(_choices(_rarities(cache, int(ctx.interaction.guild_id)), str(ctx.focused.value or "")))
+    await _suggest(ctx, cache, _rarities)
 
 
 async def category_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], cache: ConfigCache = lightbulb.di.INJECTED
 ) -> None:
-    if ctx.interaction.guild_id is not None:
-        await ctx.respond(_choices(_categories(cache, int(ctx.interaction.guild_id)), str(ctx.focused.value or "")))
+    await _suggest(ctx, cache, _categories)
 
 
 async def template_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], cache: ConfigCache = lightbulb.di.INJECTED
 ) -> None:
     """Active templates only: the cache holds no others (§12.3 inactive templates are not grantable)."""
-    if ctx.interaction.guild_id is not None:
-        await ctx.respond(_choices(_templates(cache, int(ctx.interaction.guild_id)), str(ctx.focused.value or "")))
+    await _suggest(ctx, cache, _templates)
+
+
+def _human(target: hikari.User) -> hikari.User:
+    """The `member` option, refused as input when it names a bot (bots take no part in the economy)."""
+    if target.is_bot:
+        raise CommandInputError("member", "bots don't take part")
+    return target
+
+
+class _WriteArgs(MemberArgs):
+    actor: Actor
+    request_id: str
+    channel_id: int
+
+
+def _write_args(ctx: lightbulb.Context, target: hikari.User) -> _WriteArgs:
+    """What an admin command's economy write takes from the interaction: the target member, the audit actor, the
+    interaction id as request id (a redelivery never pays twice) and the channel (announcement fallback)."""
+    return _WriteArgs(
+        **member_args(ctx, target), actor=actor_of(ctx), request_id=interaction_key(ctx), channel_id=int(ctx.channel_id)
+    )
 
 
 def _check_amount(field: str, value: int) -> None:
@@ -139,20 +171,9 @@ class AwardCommand(
         reason = self.reason.strip()
         if not reason or len(reason) > REASON_LIMIT:
             raise CommandInputError("reason", f"must be 1–{REASON_LIMIT} characters")
-        if target.is_bot:
-            raise CommandInputError("member", "bots don't take part")
+        _human(target)
         await responder.defer(ctx, ephemeral=True)
-        result = await economy.award(
-            guild_id=guild_id,
-            user_id=int(target.id),
-            xp=self.xp,
-            gold=self.gold,
-            reason=reason,
-            actor=actor_of(ctx),
-            request_id=f"interaction:{int(ctx.interaction.id)}",
-            display_name=display_name(ctx, target),
-            channel_id=int(ctx.channel_id),
-        )
+        result = await economy.award(**_write_args(ctx, target), xp=self.xp, gold=self.gold, reason=reason)
         settings = cache.settings(guild_id)
         xp_name, gold_name = escape(settings.str("economy.xp_name")), escape(settings.str("economy.gold_name"))
         await responder.reply(
@@ -260,9 +281,7 @@ class GrantAchievementCommand(
         responder: Responder = lightbulb.di.INJECTED,
     ) -> None:
         guild_id = guild_id_of(ctx)
-        target: hikari.User = self.member
-        if target.is_bot:
-            raise CommandInputError("member", "bots don't take part")
+        target = _human(self.member)
         try:
             template_id = _pick(self.achievement, "achievement", _templates(cache, guild_id))
         except CommandInputError:
@@ -273,15 +292,7 @@ class GrantAchievementCommand(
         assert template_id is not None
         await responder.defer(ctx, ephemeral=True)
         try:
-            result = await economy.grant(
-                guild_id=guild_id,
-                user_id=int(target.id),
-                template_id=template_id,
-                actor=actor_of(ctx),
-                request_id=f"interaction:{int(ctx.interaction.id)}",
-                display_name=display_name(ctx, target),
-                channel_id=int(ctx.channel_id),
-            )
+            result = await economy.grant(**_write_args(ctx, target), template_id=template_id)
         except GrantRejected as rejected:
             raise Refusal(GRANT_REFUSALS[rejected.reason]) from rejected
         await responder.reply(

@@ -15,6 +15,7 @@ from synapse_async.bot.framework import (
     Responder,
     display_name,
     guild_id_of,
+    member_args,
 )
 from synapse_async.bot.render import CURRENCY_OF, escape, leaderboard_embed, number, profile_embed
 from synapse_async.cache.config_cache import ConfigCache
@@ -133,14 +134,12 @@ class LinkGithubCommand(lightbulb.SlashCommand, name="link-github", description=
         members: MemberSettings = lightbulb.di.INJECTED,
         responder: Responder = lightbulb.di.INJECTED,
     ) -> None:
-        guild_id = guild_id_of(ctx)
+        me = member_args(ctx)
         username = self.username.strip() if self.username is not None else None
         if username is not None and (problem := github_problem(username)) is not None:
             raise CommandInputError("username", problem)
         await responder.defer(ctx, ephemeral=True)
-        await members.link_github(
-            guild_id=guild_id, user_id=int(ctx.user.id), display_name=display_name(ctx, ctx.user), username=username
-        )
+        await members.link_github(**me, username=username)
         message = f"GitHub linked: {escape(username)}" if username is not None else "GitHub link removed."
         await responder.reply(ctx, message)
 
@@ -163,20 +162,14 @@ class PreferencesCommand(lightbulb.SlashCommand, name="preferences", description
         members: MemberSettings = lightbulb.di.INJECTED,
         responder: Responder = lightbulb.di.INJECTED,
     ) -> None:
-        guild_id = guild_id_of(ctx)
+        me = member_args(ctx)
         if self.setting not in PREFERENCE_LABELS:
             raise CommandInputError("setting", "must be one of: " + ", ".join(PREFERENCE_LABELS))
         if self.value not in ("on", "off"):
             raise CommandInputError("value", "must be on or off")
         preference: Preference = self.setting
         await responder.defer(ctx, ephemeral=True)
-        await members.set_preference(
-            guild_id=guild_id,
-            user_id=int(ctx.user.id),
-            display_name=display_name(ctx, ctx.user),
-            preference=preference,
-            on=self.value == "on",
-        )
+        await members.set_preference(**me, preference=preference, on=self.value == "on")
         await responder.reply(ctx, f"{PREFERENCE_LABELS[preference]}: {self.value}")
 
 
