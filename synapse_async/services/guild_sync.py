@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from synapse_async.db.notify import notify_config, notify_configs
@@ -78,47 +78,67 @@ _UPSERT_GUILD = text(
     RETURNING g.guild_id
     """
 )
-_UPSERT_CHANNELS = text(
-    """
-    INSERT INTO guild_channels AS t (guild_id, channel_id, name, type, parent_id, position)
-    SELECT :guild_id, * FROM unnest(
-        CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:types AS text[]), CAST(:parents AS bigint[]),
-        CAST(:positions AS integer[]))
-    ON CONFLICT (guild_id, channel_id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
-        parent_id = EXCLUDED.parent_id, position = EXCLUDED.position, deleted_at = NULL, synced_at = now()
-    WHERE (t.name, t.type, t.parent_id, t.position, t.deleted_at)
-        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.type, EXCLUDED.parent_id, EXCLUDED.position, NULL)
-    RETURNING t.channel_id
-    """
+
+
+@dataclass(frozen=True, slots=True)
+class _Mirror:
+    """One mirrored Discord table: its rows are snapshots whose field names are the table's columns."""
+
+    table: str
+    key: str
+    columns: tuple[tuple[str, str], ...]  # (column, PostgreSQL type) after the key
+
+    def upsert(self) -> TextClause:
+        """Insert or update from arrays, touching only rows that really change; RETURNING those."""
+        cols = [c for c, _ in self.columns]
+        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in ((self.key, "bigint"), *self.columns))
+        return text(
+            f"INSERT INTO {self.table} AS t (guild_id, {self.key}, {', '.join(cols)})"
+            f" SELECT :guild_id, * FROM unnest({arrays})"
+            f" ON CONFLICT (guild_id, {self.key}) DO UPDATE SET"
+            f" {', '.join(f'{c} = EXCLUDED.{c}' for c in cols)}, deleted_at = NULL, synced_at = now()"
+            f" WHERE ({', '.join(f't.{c}' for c in cols)}, t.deleted_at)"
+            f" IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in cols)}, NULL)"
+            f" RETURNING t.{self.key}"
+        )
+
+    def delete_missing(self) -> TextClause:
+        """Soft-delete the guild's live rows absent from a full snapshot (rules naming them stay, flagged, §6.1)."""
+        return text(
+            f"UPDATE {self.table} SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
+            f" AND deleted_at IS NULL AND {self.key} <> ALL(CAST(:kept AS bigint[])) RETURNING {self.key}"
+        )
+
+    def delete_one(self) -> TextClause:
+        return text(
+            f"UPDATE {self.table} SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
+            f" AND {self.key} = :id AND deleted_at IS NULL RETURNING {self.key}"
+        )
+
+    def params(self, guild_id: int, rows: Sequence[object]) -> dict[str, object]:
+        names = (self.key, *(c for c, _ in self.columns))
+        return {"guild_id": guild_id, **{n: [getattr(r, n) for r in rows] for n in names}}
+
+
+_CHANNEL_TABLE = _Mirror(
+    "guild_channels",
+    "channel_id",
+    (("name", "text"), ("type", "text"), ("parent_id", "bigint"), ("position", "integer")),
 )
-_UPSERT_ROLES = text(
-    """
-    INSERT INTO guild_roles AS t (guild_id, role_id, name, position, permissions, managed)
-    SELECT :guild_id, * FROM unnest(
-        CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:positions AS integer[]),
-        CAST(:permissions AS bigint[]), CAST(:managed AS boolean[]))
-    ON CONFLICT (guild_id, role_id) DO UPDATE SET name = EXCLUDED.name, position = EXCLUDED.position,
-        permissions = EXCLUDED.permissions, managed = EXCLUDED.managed, deleted_at = NULL, synced_at = now()
-    WHERE (t.name, t.position, t.permissions, t.managed, t.deleted_at)
-        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.position, EXCLUDED.permissions, EXCLUDED.managed, NULL)
-    RETURNING t.role_id
-    """
+_ROLE_TABLE = _Mirror(
+    "guild_roles",
+    "role_id",
+    (("name", "text"), ("position", "integer"), ("permissions", "bigint"), ("managed", "boolean")),
 )
-# Soft deletes, so that rules naming a removed channel or role stay visible and flagged (SPEC §6.1).
-_DELETE_MISSING_CHANNELS = text(
-    "UPDATE guild_channels SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
-    " AND deleted_at IS NULL AND channel_id <> ALL(CAST(:kept AS bigint[])) RETURNING channel_id"
+_UPSERT_CHANNELS, _DELETE_MISSING_CHANNELS, _DELETE_CHANNEL = (
+    _CHANNEL_TABLE.upsert(),
+    _CHANNEL_TABLE.delete_missing(),
+    _CHANNEL_TABLE.delete_one(),
 )
-_DELETE_MISSING_ROLES = text(
-    "UPDATE guild_roles SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
-    " AND deleted_at IS NULL AND role_id <> ALL(CAST(:kept AS bigint[])) RETURNING role_id"
-)
-_DELETE_CHANNEL = text(
-    "UPDATE guild_channels SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id AND channel_id = :id"
-)
-_DELETE_ROLE = text(
-    "UPDATE guild_roles SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
-    " AND role_id = :id AND deleted_at IS NULL RETURNING role_id"
+_UPSERT_ROLES, _DELETE_MISSING_ROLES, _DELETE_ROLE = (
+    _ROLE_TABLE.upsert(),
+    _ROLE_TABLE.delete_missing(),
+    _ROLE_TABLE.delete_one(),
 )
 _MARK_LEFT = text("UPDATE guilds SET left_at = now(), updated_at = now() WHERE guild_id = :guild_id")
 # Claims the one-time seeding (the row lock serializes two processes syncing the same guild at once).
@@ -176,30 +196,14 @@ async def _upsert_channels(s: AsyncSession, guild_id: int, channels: Sequence[Ch
     """Insert or update channels; return how many rows really changed (unchanged rows are not touched)."""
     if not channels:
         return 0
-    columns = {
-        "guild_id": guild_id,
-        "ids": [c.channel_id for c in channels],
-        "names": [c.name for c in channels],
-        "types": [c.type for c in channels],
-        "parents": [c.parent_id for c in channels],
-        "positions": [c.position for c in channels],
-    }
-    return len((await s.execute(_UPSERT_CHANNELS, columns)).all())
+    return len((await s.execute(_UPSERT_CHANNELS, _CHANNEL_TABLE.params(guild_id, channels))).all())
 
 
 async def _upsert_roles(s: AsyncSession, guild_id: int, roles: Sequence[RoleSnapshot]) -> int:
     """Insert or update roles; return how many rows really changed (unchanged rows are not touched)."""
     if not roles:
         return 0
-    columns = {
-        "guild_id": guild_id,
-        "ids": [r.role_id for r in roles],
-        "names": [r.name for r in roles],
-        "positions": [r.position for r in roles],
-        "permissions": [r.permissions for r in roles],
-        "managed": [r.managed for r in roles],
-    }
-    return len((await s.execute(_UPSERT_ROLES, columns)).all())
+    return len((await s.execute(_UPSERT_ROLES, _ROLE_TABLE.params(guild_id, roles))).all())
 
 
 async def upsert_channel(sessions: async_sessionmaker[AsyncSession], guild_id: int, channel: ChannelSnapshot) -> None:
