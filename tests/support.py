@@ -13,6 +13,7 @@ import aiohttp
 
 from synapse_async.bot.normalizer import EventSink
 from synapse_async.config import load_config
+from synapse_async.db.engine import Database
 from synapse_async.domain.events import GatewayDomainEvent
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
@@ -53,6 +54,22 @@ async def running(database_url: str, **env: str) -> AsyncIterator[Runtime]:
         yield rt
     finally:
         await rt.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def database_with_guild(
+    url: str, guild_id: int, name: str, *, statement_timeout_ms: int
+) -> AsyncIterator[Database]:
+    """A small `Database` on `url` whose `guilds` table has `guild_id` (job and lake tests run without a gateway)."""
+    database = Database(url, pool_size=4, max_overflow=2, pool_timeout=5, statement_timeout_ms=statement_timeout_ms)
+    async with database.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            f"INSERT INTO guilds (guild_id, name, owner_id, joined_at) VALUES ({int(guild_id)}, '{name}', 1, now())"
+        )
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 def simulator_of(rt: Runtime) -> DiscordSimulator:

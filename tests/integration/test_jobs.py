@@ -24,7 +24,7 @@ from synapse_async.jobs.store import enqueue
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.tasks.seasons import RolloverFailed, SeasonRollover
 from tests.pipeline_support import ALICE, GUILD, write_config
-from tests.support import make_runtime, wait_for
+from tests.support import database_with_guild, make_runtime, wait_for
 
 RUNNER_GUILD = 910000000000000001
 
@@ -32,13 +32,8 @@ RUNNER_GUILD = 910000000000000001
 @pytest.fixture(scope="module")
 async def db(migrated_database: str) -> AsyncIterator[Database]:
     # A short statement timeout lets a held row lock make a heartbeat fail, as a slow database would.
-    database = Database(migrated_database, pool_size=4, max_overflow=2, pool_timeout=5, statement_timeout_ms=300)
-    async with database.engine.begin() as conn:
-        await conn.exec_driver_sql(
-            f"INSERT INTO guilds (guild_id, name, owner_id, joined_at) VALUES ({RUNNER_GUILD}, 'jobs', 1, now())"
-        )
-    yield database
-    await database.dispose()
+    async with database_with_guild(migrated_database, RUNNER_GUILD, "jobs", statement_timeout_ms=300) as database:
+        yield database
 
 
 @pytest.fixture

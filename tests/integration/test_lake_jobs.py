@@ -28,7 +28,7 @@ from synapse_async.jobs.retention import RetentionSettings, retention_handler
 from synapse_async.jobs.runner import JobHandler, JobRunner
 from synapse_async.jobs.store import JobActive, cancel_job, request_job
 from synapse_async.tasks.scheduler import SLOTS, LakeScheduler
-from tests.support import wait_for
+from tests.support import database_with_guild, wait_for
 
 G = 920000000000000001
 A, B, C = 920000000000001001, 920000000000001002, 920000000000001003
@@ -36,13 +36,8 @@ A, B, C = 920000000000001001, 920000000000001002, 920000000000001003
 
 @pytest.fixture(scope="module")
 async def db(migrated_database: str) -> AsyncIterator[Database]:
-    database = Database(migrated_database, pool_size=4, max_overflow=2, pool_timeout=5, statement_timeout_ms=15000)
-    async with database.engine.begin() as conn:
-        await conn.exec_driver_sql(
-            f"INSERT INTO guilds (guild_id, name, owner_id, joined_at) VALUES ({G}, 'lake', 1, now())"
-        )
-    yield database
-    await database.dispose()
+    async with database_with_guild(migrated_database, G, "lake", statement_timeout_ms=15000) as database:
+        yield database
 
 
 @pytest.fixture
