@@ -10,7 +10,7 @@ from aiohttp import web
 
 from synapse_async import __version__
 from synapse_async.api import auth_routes, public, public_stats
-from synapse_async.api.admin import catalog, config, lake, platform
+from synapse_async.api.admin import achievements, awards, config, lake, logs, members, platform, seasons
 from synapse_async.api.contract import Access, Api, Call
 from synapse_async.api.openapi import build_document
 from synapse_async.api.schema import NoParams
@@ -32,14 +32,18 @@ async def openapi_json(_call: Call[NoParams, NoParams, None]) -> web.StreamRespo
 
 
 # aiohttp matches routes in registration order: a module with fixed paths under `…/members/` (export, import)
-# must come before `admin.catalog`, whose `…/members/{user_id}` would otherwise answer them with a 400.
+# must come before `admin.members`, whose `…/members/{user_id}` would otherwise answer them with a 400.
 API = Api.combine(
     public.api,
     public_stats.api,
     auth_routes.api,
     platform.api,
     config.api,
-    catalog.api,
+    achievements.api,
+    awards.api,
+    seasons.api,
+    members.api,
+    logs.api,
     lake.api,
     _docs,
 )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from synapse_async.api.admin.catalog import SeasonStartBody
+from synapse_async.api.admin.seasons import SeasonStartBody
 from synapse_async.services.catalogue import NewTemplate, template_problems, template_warnings
 from synapse_async.services.member_directory import like_pattern
 

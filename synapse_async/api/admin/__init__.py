@@ -1,4 +1,5 @@
-"""The admin API of SPEC §20, one route table (`api = Api()`) per area: `platform` (the caller's guilds, settings,
-audit), `config` (reward rules, explain, level roles, import/export), `catalog` (achievements and their catalogue,
-awards, members, seasons, logs) and `lake` (event lake and jobs). A new admin endpoint goes into the module of its
-area, declared with `Api.route`; `api/routes.py` combines the tables."""
+"""The admin API of SPEC §20, one route table (`api = Api()`) per resource: `platform` (the caller's guilds,
+settings, audit), `config` (reward rules, explain, level roles, import/export), `achievements` (templates, earners,
+grant/revoke, categories, rarities, series), `awards`, `seasons`, `members`, `logs` and `lake` (event lake and jobs);
+`common` holds what they share. A new admin endpoint goes into the module of its resource, declared with
+`Api.route`; `api/routes.py` combines the tables."""

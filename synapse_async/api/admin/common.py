@@ -1,0 +1,51 @@
+"""What the admin route tables share: the guild path prefix, id bounds, the 409 and PATCH-null rules, the known-
+member check of awards and grants, and the applied-amount response fields (SPEC §20, §18)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic_core import PydanticCustomError
+
+from synapse_async.api.contract import Call
+from synapse_async.api.errors import ApiError
+from synapse_async.services.economy import (
+    AwardResult,
+)
+from synapse_async.services.members import is_known_member
+
+ID_MAX: Final = 2**63 - 1
+BASE: Final = "/api/admin/guilds/{guild_id}"
+
+# A reason or name has at least one character that is not white space (the services refuse blank ones).
+NOT_BLANK: Final = r"\S"
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, "conflict", message)
+
+
+def not_null(value: object) -> object:
+    """For PATCH fields that are not nullable: absent means unchanged, an explicit null is a 400 (§18)."""
+    if value is None:
+        raise PydanticCustomError("invalid_type", "must not be null")
+    return value
+
+
+async def require_member(call: Call[Any, Any, Any], user_id: int) -> None:
+    """Awards, grants and revokes go to members the bot knows in this guild (404 otherwise)."""
+    async with call.platform.read() as conn:
+        if not await is_known_member(conn, call.path.guild_id, user_id):
+            raise ApiError.not_found("Unknown member.")
+
+
+def applied(result: AwardResult) -> dict[str, int]:
+    """The response fields an award, a grant and a revoke share: journal row, APPLIED deltas, balances after."""
+    return {
+        "journal_id": result.journal_id,
+        "xp_applied": result.xp_applied,
+        "gold_applied": result.gold_applied,
+        "xp": result.xp,
+        "gold": result.gold,
+        "level": result.level,
+    }
