@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from synapse_async import __version__
 from synapse_async.config import Config, ConfigError, describe, load_config
+from synapse_async.envfile import EnvFileError, layered_environment
 from synapse_async.obs.logging import configure_logging, get_logger
 from synapse_async.obs.ring import LogRing
 
@@ -34,9 +35,18 @@ def _utf8_streams() -> None:
             reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
+def _environment() -> dict[str, str]:
+    """The process environment over the working directory's `.env` (SPEC §30); an unreadable line is exit 2."""
+    try:
+        return layered_environment(os.environ)
+    except EnvFileError as exc:
+        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def _load() -> Config:
     try:
-        return load_config(os.environ)
+        return load_config(_environment())
     except ConfigError as exc:
         print("Invalid configuration:", file=sys.stderr)
         for problem in exc.problems:
@@ -133,7 +143,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(_args: argparse.Namespace) -> int:
     cfg = _load()
-    for line in describe(cfg, os.environ):
+    for line in describe(cfg, _environment()):
         print(line)
     print("configuration OK")
     return 0
@@ -157,6 +167,31 @@ def cmd_mint_token(args: argparse.Namespace) -> int:
     return mint(_load(), args)
 
 
+def cmd_invite_url(_args: argparse.Namespace) -> int:
+    from synapse_async.golive.invite import NoClientId, invite_url, resolve_client_id
+
+    cfg = _load()
+    try:
+        client_id = resolve_client_id(cfg.discord_client_id, cfg.discord_token)
+    except NoClientId as exc:
+        print(f"Cannot build the invite link: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(invite_url(cfg.discord_oauth_url, client_id))
+    return 0
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    """Exit 0 when every check passes, 1 when something is left to fix (each with its fix printed)."""
+    from synapse_async.golive.doctor import diagnose, render
+
+    cfg = _load()
+    _setup_logging(cfg)
+    logging.getLogger().setLevel(logging.WARNING)  # the report is the output; library chatter stays out of it
+    findings = asyncio.run(diagnose(cfg))
+    print(render(findings))
+    return 0 if all(f.ok for f in findings) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m synapse_async", description="synapse-async engagement bot")
     parser.add_argument("--version", action="version", version=__version__)
@@ -168,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the environment; exit 0 or 2").set_defaults(func=cmd_check_config)
     sub.add_parser("generate-secret", help="print a random 64-character secret").set_defaults(func=cmd_generate_secret)
     sub.add_parser("export-openapi", help="print the OpenAPI document").set_defaults(func=cmd_export_openapi)
+    sub.add_parser("invite-url", help="print the bot's invite link").set_defaults(func=cmd_invite_url)
+    sub.add_parser("doctor", help="check a live configuration; say what to fix").set_defaults(func=cmd_doctor)
     from synapse_async.api.cli import add_mint_arguments
 
     mint = sub.add_parser("mint-token", help="print a service (or --user) token for the listed guilds")

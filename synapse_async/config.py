@@ -67,6 +67,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DISCORD_CLIENT_ID", "unset", "OAuth2 application id"),
     Variable("DISCORD_CLIENT_SECRET", "unset", "OAuth2 application secret", True),
     Variable("DISCORD_REDIRECT_URI", "unset", "Absolute OAuth2 redirect URI ending in `/api/auth/callback`"),
+    Variable("PUBLIC_BASE_URL", "unset", "Absolute URL members open (links, page previews); `doctor` asks for it"),
     Variable("OAUTH_SUCCESS_URL", "/", "Landing page after login: relative, or on an origin in `CORS_ORIGINS`"),
     Variable("DEV_GUILD_IDS", "unset", "Register commands in these guilds instead of globally"),
     Variable("REGISTER_COMMANDS", "auto", "`auto` (shard 0 is local), `true` or `false`"),
@@ -151,6 +152,7 @@ class Config:
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_redirect_uri: str | None = None
+    public_base_url: str | None = None
     oauth_success_url: str = "/"
     dev_guild_ids: tuple[int, ...] = ()
     register_commands: Literal["auto", "true", "false"] = "auto"
@@ -441,6 +443,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         discord_client_id=r.raw("DISCORD_CLIENT_ID"),
         discord_client_secret=r.raw("DISCORD_CLIENT_SECRET"),
         discord_redirect_uri=redirect,
+        public_base_url=r.url("PUBLIC_BASE_URL", "") or None,
         oauth_success_url=success,
         dev_guild_ids=r.snowflakes("DEV_GUILD_IDS"),
         register_commands=register,  # type: ignore[arg-type]
