@@ -1,7 +1,8 @@
 """Command line: `python -m synapse_async <command>` (SPEC §26).
 
-Exit codes: 0 success; 2 invalid configuration (every problem printed); 3 database unreachable at startup;
-130 second interrupt during shutdown.
+Exit codes: 0 success; 1 `doctor` found something to fix; 2 the service cannot start (invalid configuration with
+every problem printed, HTTP port unavailable, database unreachable: one line saying what to do, nothing left
+running); 130 second interrupt during shutdown.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
             return await runtime.run()
         except StartupError as exc:
             log.error("startup_failed", error=str(exc), exit_code=exc.exit_code)
+            print(f"synapse-async cannot start: {exc}", file=sys.stderr, flush=True)  # the one line to act on
             return exc.exit_code
 
     return _run_async(main)

@@ -57,7 +57,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HTTP_DB_WAIT_SECONDS", "0.5", "Longest wait of a request for one of them, 0.01–60 (then HTTP 503)"),
     Variable("DB_STATEMENT_TIMEOUT_MS", "15000", "Server-side statement timeout, 100–600000"),
     Variable("DB_AUTO_MIGRATE", "true", "Upgrade the schema to head at startup (under an advisory lock)"),
-    Variable("DB_CONNECT_RETRY_SECONDS", "60", "How long startup retries the first connection before exit 3"),
+    Variable("DB_CONNECT_RETRY_SECONDS", "60", "How long startup retries the first connection before exit 2"),
     Variable("DB_PROBE_SECONDS", "10", "Interval of the `SELECT 1` probe shown in `/health`"),
     Variable("MIGRATION_POLL_SECONDS", "5", "Poll interval while waiting for another process to migrate"),
     Variable("DISCORD_TOKEN", "unset", "Bot token; unset → the local Discord simulator (sandbox)", True),

@@ -1,6 +1,6 @@
 """The composition root: the one place that builds every component and owns startup and shutdown order.
 
-Startup follows SPEC §3.2: embedded database (if needed) → HTTP server with probes → pool (retried, exit 3) →
+Startup follows SPEC §3.2: embedded database (if needed) → HTTP server with probes → pool (retried, then exit 2) →
 schema at head (migrate under a lock, or wait) → full cache load → LISTEN supervisor → gateway (slot) → open the
 API → background tasks. Shutdown follows SPEC §3.3 within `SHUTDOWN_DEADLINE_SECONDS`: `/ready` turns 503 at
 once, background work stops, the HTTP server drains, then the listener, the pool and the embedded server close.
@@ -65,7 +65,7 @@ _FLUSHED_LAST = frozenset({LISTENER_TASK, PIPELINE_TASK, ANNOUNCER_TASK, ROLE_SY
 
 
 class StartupError(Exception):
-    """Startup cannot continue; the CLI exits with `exit_code` (3 = database unreachable, SPEC §3.2)."""
+    """Startup cannot continue; the CLI prints the message as one line and exits with `exit_code` (2, SPEC §30)."""
 
     def __init__(self, exit_code: int, message: str) -> None:
         super().__init__(message)
@@ -146,7 +146,7 @@ class Runtime:
             try:
                 url = await self.embedded.start()
             except EmbeddedPostgresError as exc:  # missing server, version mismatch: the message says what to do
-                raise StartupError(3, str(exc)) from exc
+                raise StartupError(2, str(exc)) from exc
         self.database_url = url
 
         await self._start_http()
@@ -163,7 +163,9 @@ class Runtime:
         try:
             await db.wait_until_reachable(cfg.db_connect_retry_seconds)
         except Exception as exc:
-            raise StartupError(3, f"database unreachable after {cfg.db_connect_retry_seconds:g}s: {exc}") from exc
+            raise StartupError(
+                2, f"database unreachable after {cfg.db_connect_retry_seconds:g}s ({exc}): check DATABASE_URL"
+            ) from exc
         self.supervisor.every("db_probe", cfg.db_probe_seconds, db.run_probe)
 
         await self._ensure_schema(db)
@@ -401,8 +403,15 @@ class Runtime:
         # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)
-        await site.start()
+        host, port = self.config.http_host, self.config.http_port
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:  # port in use, address not on this machine, privileged port
+            reason = exc.strerror or str(exc)
+            raise StartupError(
+                2, f"cannot listen on {host}:{port} ({reason}): set HTTP_PORT to a free port or stop what uses it"
+            ) from None
         # The bound port matters when HTTP_PORT=0 (tests, several local processes).
         addresses = self._runner.addresses
         self.http_port = int(addresses[0][1]) if addresses else self.config.http_port

@@ -1,0 +1,69 @@
+"""The real process as a newcomer meets it (SPEC §30): `.env` under the environment, `invite-url`, and a failed
+start that is one line with exit code 2 and leaves no embedded PostgreSQL behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from synapse_async.config import VARIABLES
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 180, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {v.name for v in VARIABLES}}
+    env.update(extra)
+    return subprocess.run(
+        [sys.executable, "-m", "synapse_async", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("# local settings\nHTTP_PORT=1234\nLOG_LEVEL=DEBUG\n", encoding="utf-8")
+    done = _run(["check-config"], tmp_path, HTTP_PORT="4321")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "HTTP_PORT=4321" in lines  # the environment wins over the file
+    assert "LOG_LEVEL=DEBUG" in lines  # the file fills what the environment lacks
+
+
+def test_unreadable_env_line_is_exit_2_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HTTP_PORT=1234\nthis is not a setting\n", encoding="utf-8")
+    done = _run(["check-config"], tmp_path)
+    assert done.returncode == 2
+    assert "line 2: expected KEY=value" in done.stderr
+
+
+def test_invite_url_from_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DISCORD_CLIENT_ID=555000111222333444\n", encoding="utf-8")
+    done = _run(["invite-url"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "https://discord.com/oauth2/authorize?client_id=555000111222333444"
+        "&scope=bot+applications.commands&permissions=268553216"
+    )
+    assert _run(["invite-url"], tmp_path / "..", DISCORD_CLIENT_ID="x").returncode == 2
+
+
+def test_busy_port_is_one_line_exit_2_and_nothing_left_running(tmp_path: Path) -> None:
+    pg_dir = tmp_path / "pg"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _run(["run"], tmp_path, EMBEDDED_PG_DIR=str(pg_dir), HTTP_HOST="127.0.0.1", HTTP_PORT=str(port))
+    assert done.returncode == 2, done.stderr[-2000:]
+    # One plain line says what to do (the rest of stderr is the JSON log).
+    [last] = [line for line in done.stderr.splitlines() if not line.startswith("{")]
+    assert last.startswith(f"synapse-async cannot start: cannot listen on 127.0.0.1:{port} (")
+    assert "set HTTP_PORT to a free port" in last
+    # The embedded server it had started is stopped: no pid file, no process serving that data directory.
+    assert (pg_dir / "PG_VERSION").exists()  # it did start one, so the check below means something
+    assert not (pg_dir / "postmaster.pid").exists()
+    serving = [p for p in psutil.process_iter(["cmdline"]) if str(pg_dir) in " ".join(p.info["cmdline"] or [])]
+    assert serving == []
