@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,6 +63,9 @@ ANNOUNCER_TASK = "announcer"
 ROLE_SYNC_TASK = "level_roles"
 # Kept running through the drain (step 4) and the flush (step 5): they carry out what the drain still commits.
 _FLUSHED_LAST = frozenset({LISTENER_TASK, PIPELINE_TASK, ANNOUNCER_TASK, ROLE_SYNC_TASK})
+
+
+SIGNAL_REPEAT_IGNORE_SECONDS = 5.0
 
 
 class StartupError(Exception):
@@ -131,7 +135,7 @@ class Runtime:
         self._runner: web.AppRunner | None = None
         self.api: ApiPlatform | None = None
         self._stop = asyncio.Event()
-        self._signals = 0
+        self._first_signal_at: float | None = None
         self._shutdown_done = False
 
     # --- startup -----------------------------------------------------------------------------------------------
@@ -430,13 +434,20 @@ class Runtime:
 
     # --- running -----------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """First signal: begin graceful shutdown (`/ready` is 503 from now on). Second: exit 130 at once."""
-        self._signals += 1
-        if self._signals > 1:
-            log.error("second_signal_exiting_now")
-            os._exit(130)
-        self.components.lifecycle.shutting_down = True
-        self._stop.set()
+        """First signal: begin graceful shutdown (`/ready` is 503 from now on). A repeat within
+        `SIGNAL_REPEAT_IGNORE_SECONDS` is ignored (a terminal's Ctrl-C reaching `make` and the app, an orchestrator
+        that sends SIGTERM twice); one after that exits at once with code 1 (SPEC §30)."""
+        now = time.monotonic()
+        if self._first_signal_at is None:
+            self._first_signal_at = now
+            self.components.lifecycle.shutting_down = True
+            self._stop.set()
+            return
+        if now - self._first_signal_at < SIGNAL_REPEAT_IGNORE_SECONDS:
+            log.warning("signal_ignored", detail="shutting down; a signal 5 s after the first forces an exit")
+            return
+        log.error("forced_exit", detail="second signal during shutdown")
+        os._exit(1)
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down; return the process exit code."""
