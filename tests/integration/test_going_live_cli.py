@@ -67,3 +67,14 @@ def test_busy_port_is_one_line_exit_2_and_nothing_left_running(tmp_path: Path) -
     assert not (pg_dir / "postmaster.pid").exists()
     serving = [p for p in psutil.process_iter(["cmdline"]) if str(pg_dir) in " ".join(p.info["cmdline"] or [])]
     assert serving == []
+
+
+def test_generate_secret_is_accepted_as_jwt_secret(tmp_path: Path) -> None:
+    """The going-live page tells operators to paste this output into JWT_SECRET: it must pass the secret rules."""
+    done = _run(["generate-secret"], tmp_path)
+    secret = done.stdout.strip()
+    assert done.returncode == 0 and len(secret) == 64
+    checked = _run(
+        ["check-config"], tmp_path, JWT_SECRET=secret, DISCORD_TOKEN="x.y.z", DATABASE_URL="postgresql://h/db"
+    )
+    assert checked.returncode == 0, checked.stderr
