@@ -88,7 +88,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ADMIN_RATE_LIMIT_PER_MINUTE", "30", "Admin mutations per principal per minute"),
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-    Variable("LOG_FORMAT", "json", "`json` (one object per line) or `console`"),
+    Variable(
+        "LOG_FORMAT", "auto", "`auto` (`console` on a terminal, else `json`), `json` (one object per line) or `console`"
+    ),
     Variable("LOG_BUFFER_SIZE", "2000", "Live-log ring size, 100–100000"),
     Variable("PIPELINE_CONCURRENCY", "8", "Guild lanes processed at once, 1–64 and ≤ pool size"),
     Variable(
@@ -126,7 +128,7 @@ VARIABLES: tuple[Variable, ...] = (
 _SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)
 _KNOWN = frozenset(v.name for v in VARIABLES)
 
-LogFormat = Literal["json", "console"]
+LogFormat = Literal["json", "console", "auto"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,7 @@ class Config:
     admin_rate_limit_per_minute: int = 30
     public_rate_limit_per_minute: int = 120
     log_level: str = "INFO"
-    log_format: LogFormat = "json"
+    log_format: LogFormat = "auto"
     log_buffer_size: int = 2000
     pipeline_concurrency: int = 8
     guild_sync_concurrency: int = 2
@@ -421,7 +423,7 @@ def load_config(env: Mapping[str, str]) -> Config:
     if guild_sync > pool_size:
         r.fail("GUILD_SYNC_CONCURRENCY", str(guild_sync), f"at most DB_POOL_SIZE={pool_size}")
 
-    log_format = r.choice("LOG_FORMAT", "json", ("json", "console"))
+    log_format = r.choice("LOG_FORMAT", "auto", ("auto", "json", "console"))
     register = r.choice("REGISTER_COMMANDS", "auto", ("auto", "true", "false"))
     cfg = Config(
         database_url=database_url,
