@@ -78,3 +78,54 @@ def test_generate_secret_is_accepted_as_jwt_secret(tmp_path: Path) -> None:
         ["check-config"], tmp_path, JWT_SECRET=secret, DISCORD_TOKEN="x.y.z", DATABASE_URL="postgresql://h/db"
     )
     assert checked.returncode == 0, checked.stderr
+
+
+async def test_postgres_left_by_a_killed_run_is_adopted_and_stopped(tmp_path: Path) -> None:
+    """SIGKILL leaves the embedded server running; the next run says so in one line, uses it, and stops it."""
+    import asyncio
+    import json
+    import signal
+
+    from tests.support import get_json, wait_for
+
+    pg_dir = tmp_path / "pg"
+    env = {k: v for k, v in os.environ.items() if k not in {v.name for v in VARIABLES}}
+    env.update(EMBEDDED_PG_DIR=str(pg_dir), HTTP_HOST="127.0.0.1", HTTP_PORT="0", LOG_LEVEL="INFO")
+
+    async def start() -> tuple[asyncio.subprocess.Process, int, list[dict[str, object]]]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "synapse_async", "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+        )
+        assert proc.stderr is not None
+        seen: list[dict[str, object]] = []
+        while True:
+            raw = await asyncio.wait_for(proc.stderr.readline(), 120)
+            assert raw, f"ended before listening: {seen[-3:]}"
+            seen.append(json.loads(raw))
+            if seen[-1].get("event") == "http_listening":
+                port = int(str(seen[-1]["port"]))
+                await wait_for(lambda p=port: _ready(p), timeout=120)
+                return proc, port, seen
+
+    async def _ready(port: int) -> bool:
+        return (await get_json(port, "/ready"))[0] == 200
+
+    first, _, _ = await start()
+    orphan = int((pg_dir / "postmaster.pid").read_text().split()[0])
+    first.kill()
+    await first.wait()
+    assert psutil.pid_exists(orphan)  # what a killed run leaves behind
+    second, _, seen = await start()
+    try:
+        adopted = [e for e in seen if e.get("event") == "embedded_database_adopted"]
+        assert len(adopted) == 1 and adopted[0]["postmaster_pid"] == orphan
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 60) == 0
+        await wait_for(lambda: not psutil.pid_exists(orphan), timeout=30)
+        assert not (pg_dir / "postmaster.pid").exists()
+    finally:
+        if second.returncode is None:
+            second.kill()
+            await second.wait()
+        if psutil.pid_exists(orphan):
+            psutil.Process(orphan).kill()
