@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from synapse_async import __version__
 from synapse_async.config import Config, ConfigError, describe, load_config
-from synapse_async.envfile import EnvFileError, layered_environment
+from synapse_async.envfile import SANDBOX_SECRET_FILE, EnvFileError, layered_environment, with_sandbox_secret
 from synapse_async.obs.logging import configure_logging, get_logger
 from synapse_async.obs.ring import LogRing
 
@@ -45,9 +45,12 @@ def _environment() -> dict[str, str]:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def _load() -> Config:
+def _load(*, sandbox_secret: bool = False) -> Config:
+    """The validated configuration; with `sandbox_secret`, sandbox mode uses the secret kept on disk (`run` and
+    `mint-token` must agree on it; other commands never create it)."""
+    env = _environment()
     try:
-        return load_config(_environment())
+        return load_config(with_sandbox_secret(env) if sandbox_secret else env)
     except ConfigError as exc:
         print("Invalid configuration:", file=sys.stderr)
         for problem in exc.problems:
@@ -72,13 +75,16 @@ def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
-    cfg = _load()
+    cfg = _load(sandbox_secret=True)
     _setup_logging(cfg, LogRing(cfg.log_buffer_size, capture_level=cfg.log_level))
     from synapse_async.runtime import Runtime, StartupError
 
     log = get_logger("synapse_async")
-    if cfg.jwt_secret_generated:
-        log.warning("jwt_secret_generated", detail="sandbox mode: a random per-process JWT secret is in use")
+    if cfg.sandbox and "JWT_SECRET" not in _environment():
+        secret_file = cfg.embedded_pg_dir.parent / SANDBOX_SECRET_FILE
+        log.warning(
+            "sandbox_jwt_secret", detail="sandbox mode: the JWT secret is kept in a local file", path=str(secret_file)
+        )
 
     async def main() -> int:
         runtime = Runtime(cfg, on_started=_print_banner)
@@ -166,7 +172,7 @@ def cmd_export_openapi(_args: argparse.Namespace) -> int:
 def cmd_mint_token(args: argparse.Namespace) -> int:
     from synapse_async.api.cli import mint
 
-    return mint(_load(), args)
+    return mint(_load(sandbox_secret=True), args)
 
 
 def cmd_invite_url(_args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ orchestrator's or a shell's value always overrides the file.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,3 +69,30 @@ def layered_environment(environ: Mapping[str, str], directory: Path | None = Non
     except UnicodeDecodeError:
         raise EnvFileError(str(path), 0, "not UTF-8 text") from None
     return {**parse_env_text(text, str(path)), **environ}
+
+
+SANDBOX_SECRET_FILE = "sandbox-jwt-secret"
+
+
+def with_sandbox_secret(env: Mapping[str, str]) -> dict[str, str]:
+    """Sandbox mode without `JWT_SECRET`: the secret kept beside the embedded data directory, made once (0600).
+
+    A random secret per process made every token from `mint-token` useless against the running sandbox; one kept
+    on disk is shared by `run` and `mint-token` in the same directory, and stays only on this machine. Outside
+    sandbox mode, or with `JWT_SECRET` set, nothing changes (config validation asks for a real secret).
+    """
+    if env.get("DISCORD_TOKEN") or env.get("JWT_SECRET"):
+        return dict(env)
+    path = Path(env.get("EMBEDDED_PG_DIR") or "./.synapse/pg").parent / SANDBOX_SECRET_FILE
+    try:
+        secret = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another command made it first: use theirs
+            return with_sandbox_secret(env)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(secret + "\n")
+    return {**dict(env), "JWT_SECRET": secret}

@@ -129,3 +129,49 @@ async def test_postgres_left_by_a_killed_run_is_adopted_and_stopped(tmp_path: Pa
             await second.wait()
         if psutil.pid_exists(orphan):
             psutil.Process(orphan).kill()
+
+
+async def test_mint_token_works_against_the_running_sandbox(tmp_path: Path) -> None:
+    """Sandbox mode keeps its generated secret beside the data directory (0600), so `mint-token` run in the same
+    directory mints tokens the running sandbox accepts (SPEC §30); it was a random secret per process."""
+    import asyncio
+    import json
+    import signal
+    import stat
+
+    import aiohttp
+
+    from tests.support import get_json, wait_for
+
+    env = {k: v for k, v in os.environ.items() if k not in {v.name for v in VARIABLES}}
+    env.update(HTTP_HOST="127.0.0.1", HTTP_PORT="0")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "synapse_async", "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stderr is not None
+        while True:
+            entry = json.loads(await asyncio.wait_for(proc.stderr.readline(), 120))
+            if entry.get("event") == "http_listening":
+                port = int(str(entry["port"]))
+                break
+
+        async def ready() -> bool:
+            return (await get_json(port, "/ready"))[0] == 200
+
+        await wait_for(ready, timeout=120)
+        secret_file = tmp_path / ".synapse" / "sandbox-jwt-secret"
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        minted = await asyncio.to_thread(_run, ["mint-token", "--guild", "100000000000000001"], tmp_path)
+        assert minted.returncode == 0, minted.stderr
+        token = minted.stdout.strip()
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/api/admin/guilds/100000000000000001/settings"
+            async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                assert resp.status == 200, await resp.text()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
