@@ -79,7 +79,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("IMPORT_MAX_BYTES", "20971520", "Body limit of the member import"),
     Variable("TRUSTED_PROXIES", "empty", "CIDRs whose `X-Forwarded-For` gives the client IP"),
     Variable("CORS_ORIGINS", "empty", "Exact allowed origins (empty → no CORS)"),
-    Variable("JWT_SECRET", "required (sandbox: kept in `.synapse/sandbox-jwt-secret`)", "≥ 32 characters, not weak; see `generate-secret`", True),
+    Variable(
+        "JWT_SECRET",
+        "required (sandbox: kept in `.synapse/sandbox-jwt-secret`)",
+        "≥ 32 characters, not weak; see `generate-secret`",
+        True,
+    ),
     Variable("JWT_TTL_SECONDS", "3600", "Token lifetime, 300–86400"),
     Variable("JWT_ISSUER", "synapse-async", "`iss` claim"),
     Variable("JWT_AUDIENCE", "synapse-async-api", "`aud` claim"),
