@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -55,7 +56,7 @@ from typing import Final, cast
 import hikari
 
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.levelroles.grants import GrantStore, MemberRow, RewardConfig
+from synapse_async.levelroles.grants import GrantStore, LiveState, MemberRow, RewardConfig
 from synapse_async.obs.logging import get_logger
 from synapse_async.rewards.roles import (
     RoleInfo,
@@ -83,6 +84,7 @@ WRITTEN_TTL_SECONDS: Final = 10.0
 MemberKey = tuple[int, int]
 BeforeCall = Callable[[], Awaitable[None]]
 Superseded = Callable[[], Awaitable[bool]]
+Refresh = Callable[[], Awaitable[LiveState]]
 PREVIEW_YIELD_EVERY: Final = 200
 """Members planned between two yields to the event loop while a preview walks a large guild."""
 
@@ -273,7 +275,14 @@ class LevelRoleSyncer:
             state = await self._grants.live_state(guild_id, user_id)
             if state.level is None:
                 continue
-            outcome = await self._sync(guild_id, user_id, state.level, before_call=pacer.wait, config=state.config)
+            outcome = await self._sync(
+                guild_id,
+                user_id,
+                state.level,
+                before_call=pacer.wait,
+                config=state.config,
+                refresh=functools.partial(self._grants.live_state, guild_id, user_id),
+            )
             counts["checked"] += 1
             if outcome.status is _Status.UPDATED:
                 counts["updated"] += 1
@@ -292,7 +301,11 @@ class LevelRoleSyncer:
         *,
         before_call: BeforeCall | None = None,
         config: RewardConfig | None = None,
+        refresh: Refresh | None = None,
     ) -> _Outcome:
+        """Plan and apply one member. With `refresh` (a job), the member's state is read again after the pacing
+        wait and planned afresh, so what is applied is what is committed when the call is made, not when the
+        member's turn began (a level change may land during the wait)."""
         async with self._member_lock((guild_id, user_id)):
             attempt = 0
             plan: RolePlan | None = None
@@ -301,9 +314,17 @@ class LevelRoleSyncer:
                     planned = await self._plan(guild_id, user_id, level, config or self._cached_config(guild_id))
                     if isinstance(planned, _Outcome):
                         return planned
-                    plan, new_roles, cached_roles, granted = planned
                     if before_call is not None:
                         await before_call()
+                        if refresh is not None:
+                            state = await refresh()
+                            if state.level is None:
+                                return _Outcome(_Status.NOT_APPLICABLE, None)
+                            level, config = state.level, state.config
+                            planned = await self._plan(guild_id, user_id, level, config)
+                            if isinstance(planned, _Outcome):
+                                return planned
+                    plan, new_roles, cached_roles, granted = planned
                     await self._bot.rest.edit_member(guild_id, user_id, roles=sorted(new_roles), reason=AUDIT_REASON)
                 except hikari.InternalServerError as exc:
                     if attempt >= self._max_retries:
