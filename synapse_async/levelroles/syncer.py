@@ -33,7 +33,9 @@ Two details keep repeated syncs correct:
 - hikari's cache learns about our own update only when the gateway's GUILD_MEMBER_UPDATE arrives. A second sync of
   the same member before that (e.g. level up then straight down) would plan from stale roles and could make no
   call at all. So after each update we remember, briefly, "the cache showed `base`, we wrote `written`": while the
-  cache still shows exactly `base`, `written` is taken as the member's roles;
+  cache still shows exactly `base`, `written` is taken as the member's roles. The memory ends when the gateway
+  echoes our update (a GUILD_MEMBER_UPDATE carrying `written`): after that the cache is the truth again, also when
+  a person then sets the roles back to `base` (otherwise that removal would be undone by the next sync);
 - one member is never synced by two coroutines at once (the `run()` drain and a `level_role_sync` job may overlap),
   so their full-list updates cannot interleave.
 
@@ -168,6 +170,7 @@ class LevelRoleSyncer:
         self._idle.set()
         self._problems: OrderedDict[int, dict[int, str]] = OrderedDict()
         self._written: OrderedDict[MemberKey, _Written] = OrderedDict()
+        bot.subscribe(hikari.MemberUpdateEvent, self._on_member_update)
         self._locks: dict[MemberKey, tuple[asyncio.Lock, int]] = {}
         self._updated = 0
         self._failed = 0
@@ -504,6 +507,13 @@ class LevelRoleSyncer:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    async def _on_member_update(self, event: hikari.MemberUpdateEvent) -> None:
+        """The gateway echoed a member update: if it carries the roles we wrote, the cache has caught up."""
+        key = (int(event.guild_id), int(event.user_id))
+        entry = self._written.get(key)
+        if entry is not None and frozenset(int(r) for r in event.member.role_ids) - {key[0]} == entry.written:
+            del self._written[key]
 
     def _current_roles_peek(self, key: MemberKey, cached: frozenset[int]) -> frozenset[int]:
         """Like `_current_roles`, without forgetting anything: a preview only looks."""
