@@ -18,6 +18,7 @@ from pydantic import Field
 from synapse_async.api.admin.lake import JobModel
 from synapse_async.api.admin.level_role_guard import (
     MODE_KEY,
+    PREVIEW,
     DryRunQuery,
     committed_config,
     not_previewable,
@@ -287,7 +288,7 @@ _G: Final = "/api/admin/guilds/{guild_id}"
 
 @api.route(
     "DELETE", _G + "/settings/{key}", summary="Reset one setting to its default", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=SettingPath, query=DryRunQuery, status=204,
+    access=Access.GUILD_ADMIN, path_model=SettingPath, query=DryRunQuery, status=204, alternatives=PREVIEW,
 )  # fmt: skip
 async def admin_reset_setting(call: Call[SettingPath, DryRunQuery, None]) -> Reply:
     """Deletes the guild's override (audited, NOTIFY, jobs per §5.1); an unknown key is a 404, a reset that would
@@ -579,7 +580,7 @@ async def admin_level_roles(call: Call[GuildPath, NoParams, None]) -> LevelRoles
 @api.route(
     "PUT", _G + "/level-roles/{role_id}", summary="Reward a role at a level", tag=_TAG,
     access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, body=LevelRoleBody,
-    response=LevelRoleItem, responses={201: "Created"},
+    response=LevelRoleItem, responses={201: "Created"}, alternatives=PREVIEW,
 )  # fmt: skip
 async def admin_put_level_role(call: Call[LevelRolePath, DryRunQuery, LevelRoleBody]) -> Reply:
     """Safe roles only (§13): a role granting a dangerous permission, an `access.admin_role_ids` role, or (user
@@ -612,7 +613,7 @@ async def admin_put_level_role(call: Call[LevelRolePath, DryRunQuery, LevelRoleB
 
 @api.route(
     "DELETE", _G + "/level-roles/{role_id}", summary="Stop rewarding a role", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, status=204,
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, status=204, alternatives=PREVIEW,
 )  # fmt: skip
 async def admin_delete_level_role(call: Call[LevelRolePath, DryRunQuery, None]) -> Reply:
     """Queues a `level_role_sync`, which takes the role back from members the bot gave it to (never from members
@@ -635,7 +636,7 @@ class SyncBody(StrictModel):
 @api.route(
     "POST", _G + "/level-roles/sync", summary="Sync every member's level roles now", tag=_TAG,
     access=Access.GUILD_ADMIN, path_model=GuildPath, query=DryRunQuery, body=SyncBody, response=JobModel,
-    status=202, responses={409: "A sync is already active (`details.job_id`)"},
+    status=202, responses={409: "A sync is already active (`details.job_id`)"}, alternatives=PREVIEW,
 )  # fmt: skip
 async def admin_sync_level_roles(call: Call[GuildPath, DryRunQuery, SyncBody]) -> Reply:
     """202 with the queued `level_role_sync` job (≤ 2 member updates/s, §13); 409 while one is active.

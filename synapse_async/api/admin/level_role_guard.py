@@ -13,9 +13,9 @@ Used by the level-role routes (`config.py`) and the settings routes (`platform.p
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from synapse_async.api.contract import Call, Reply
 from synapse_async.api.errors import ApiError, FieldProblem
@@ -49,6 +49,10 @@ class LevelRolePreview(ResponseModel):
     removes: int
     members_affected: int
     sample: list[PreviewChange]
+
+
+PREVIEW: Final[dict[int, type[BaseModel]]] = {200: LevelRolePreview}
+"""The routes' `alternatives`: with `dry_run=true` they answer 200 with the preview."""
 
 
 async def committed_config(call: Call[Any, Any, Any], guild_id: int) -> RewardConfig:

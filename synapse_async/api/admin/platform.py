@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from synapse_async.api.admin.level_role_guard import (
     MODE_KEY,
+    PREVIEW,
     committed_config,
     not_previewable,
     preview,
@@ -148,7 +149,7 @@ class SettingsQuery(StrictModel):
 @api.route(
     "PATCH", "/api/admin/guilds/{guild_id}/settings", summary="Change settings (all or nothing)", tag=_TAG,
     access=Access.GUILD_ADMIN, path_model=GuildPath, query=SettingsQuery, body=SettingsPatch,
-    response=Items[Setting],
+    response=Items[Setting], alternatives=PREVIEW,
 )  # fmt: skip
 async def admin_patch_settings(call: Call[GuildPath, SettingsQuery, SettingsPatch]) -> Items[Setting] | Reply:
     """All-or-nothing (§5.1): one bad key writes nothing and the 400 names it; one audit row per changed key.
