@@ -319,6 +319,25 @@ async def test_a_second_change_before_the_gateway_echo_uses_the_roles_just_writt
     assert len(env.patches(since)) == 2
 
 
+async def test_after_the_gateway_echo_a_persons_change_back_is_seen(env: Env) -> None:
+    """Our update's memory ends with its echo: a moderator who then gives back a role the bot took (so the roles
+    look exactly as before our update) must not lose it to the next sync planned from the remembered roles."""
+    env.configure(STANDARD, "stack")
+    await env.syncer.sync_member(GUILD, USER, 12)  # the bot grants Level 5 and Level 10
+    await env.settle()
+    await env.syncer.sync_member(GUILD, USER, 7)  # and takes Level 10 back
+    await env.settle()
+    await env.give("Member", "Level 5", "Level 10")  # a moderator gives Level 10 back by hand
+    since = len(env.sim.rest_calls)
+
+    await env.syncer.sync_member(GUILD, USER, 1)
+
+    [call] = env.patches(since)
+    assert {int(r) for r in call.json["roles"]} == env.ids("Member", "Level 10")
+    assert env.member_roles() == env.ids("Member", "Level 10")
+    assert await env.granted() == frozenset()
+
+
 # --- pre-checks ----------------------------------------------------------------------------------------------
 
 
