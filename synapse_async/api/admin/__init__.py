@@ -1,4 +1,5 @@
 """The admin API of SPEC §20, one route table (`api = Api()`) per area: `platform` (the caller's guilds, settings,
 audit), `config` (reward rules, explain, level roles, import/export), `catalog` (achievements and their catalogue,
 awards, members, seasons, logs) and `lake` (event lake and jobs). A new admin endpoint goes into the module of its
-area, declared with `Api.route`; `api/routes.py` combines the tables."""
+area, declared with `Api.route`; `api/routes.py` combines the tables. `level_role_guard` is no table: the "safe roles only" check and the
+`dry_run` preview every level-role change (reward table or mode) goes through."""
