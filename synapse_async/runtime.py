@@ -302,6 +302,7 @@ class Runtime:
         from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
         from synapse_async.jobs.lake import lake_job_handlers
         from synapse_async.jobs.runner import JobRunner
+        from synapse_async.levelroles.grants import GrantStore
         from synapse_async.levelroles.syncer import LevelRoleSyncer
         from synapse_async.tasks.scheduler import LakeScheduler
         from synapse_async.tasks.seasons import SeasonRollover
@@ -314,7 +315,7 @@ class Runtime:
         self.components.announcements = self.announcer
         # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer's
         # default adds none of its own: 403/404 surface at once and are logged, never retried.
-        self.role_syncer = LevelRoleSyncer(bot, cache)
+        self.role_syncer = LevelRoleSyncer(bot, cache, GrantStore(db))
         self.supervisor.add(ROLE_SYNC_TASK, self.role_syncer.run)
         self.handover = Handover(db, cache, self.owns, self.announcements, self.role_syncer)
 

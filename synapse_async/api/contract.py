@@ -110,6 +110,8 @@ class Operation:
     status: int
     responses: Mapping[int, str]  # other documented statuses without a JSON body (redirects)
     description: str = ""
+    alternatives: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    """Other success statuses with a body of their own model (a `dry_run` preview answering 200)."""
     guard: Callable[[Call[Any, Any, Any]], object] | None = None
     """For `cached` routes: runs before the cache is consulted (e.g. the public guild check, raising 404)."""
     cached: bool = False
@@ -146,6 +148,7 @@ class Api:
         response: type[BaseModel] | None = None,
         status: int = 200,
         responses: Mapping[int, str] | None = None,
+        alternatives: Mapping[int, type[BaseModel]] | None = None,
         guard: Callable[[Call[Any, Any, Any]], object] | None = None,
         raw_body: Callable[[ApiPlatform], int] | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -168,6 +171,7 @@ class Api:
                     status=status,
                     responses=responses or {},
                     description=(handler.__doc__ or "").strip(),
+                    alternatives=alternatives or {},
                     guard=guard,
                     cached=guard is not None,
                     raw_body=raw_body,

@@ -51,6 +51,8 @@ def _models(api: Api) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
             wanted[(op.body_model, "validation")] = None
         if op.response_model is not None:
             wanted[(op.response_model, "serialization")] = None
+        for model in op.alternatives.values():
+            wanted[(model, "serialization")] = None
     return list(wanted)
 
 
@@ -116,6 +118,12 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
         responses[str(status)] = {"description": text}
         if 200 <= status < 300 and status != 204 and "content" in success:  # another success with the same body
             responses[str(status)]["content"] = success["content"]
+    for status, model in op.alternatives.items():  # another success with its own body (a dry run's preview)
+        schema = refs[(model, "serialization")]
+        entry = responses.setdefault(str(status), {"description": _STATUS_TEXT.get(status, "OK")})
+        if "content" in entry:
+            schema = {"oneOf": [entry["content"]["application/json"]["schema"], schema]}
+        entry["content"] = {"application/json": {"schema": schema}}
     for status in _ERRORS[op.access]:
         responses.setdefault(str(status), _error_response(status))
     responses["default"] = {

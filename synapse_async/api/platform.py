@@ -26,6 +26,8 @@ from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
+from synapse_async.levelroles.grants import MemberRow, RewardConfig
+from synapse_async.rewards.roles import RolePreview, RoleRefusal
 
 
 class AdminDirectory(Protocol):
@@ -41,10 +43,20 @@ class AdminDirectory(Protocol):
 
 
 class LevelRoleChecks(Protocol):
-    """The §13 pre-check on live Discord data (the level-role syncer of the gateway process)."""
+    """The §13 checks on live Discord data (the level-role syncer of the gateway process)."""
 
     async def precheck(self, guild_id: int, role_ids: Iterable[int]) -> dict[int, str | None]:
         """Each role's skip reason now (`missing_manage_roles`, `role_above_bot`, …), None when assignable."""
+        ...
+
+    async def reward_refusal(
+        self, guild_id: int, role_id: int, admin_role_ids: frozenset[int], caller_role_ids: frozenset[int] | None
+    ) -> RoleRefusal | None:
+        """Why the role may not become a level reward ("safe roles only"), None when it may."""
+        ...
+
+    async def preview(self, guild_id: int, members: Iterable[MemberRow], config: RewardConfig) -> RolePreview:
+        """What a sync under `config` would change for `members` now, planned exactly as the sync plans."""
         ...
 
 

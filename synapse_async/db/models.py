@@ -364,6 +364,20 @@ class LevelRoleReward(Base):
     )
 
 
+class LevelRoleGrant(Base):
+    """A level-reward role the bot added to a member (SPEC §13): the only reward roles a sync may remove.
+
+    Empty after the upgrade that created it (0004): roles members held before are never removed by the bot.
+    """
+
+    __tablename__ = "level_role_grants"
+
+    guild_id: Mapped[int] = _snowflake(primary_key=True)
+    user_id: Mapped[int] = _snowflake(primary_key=True)
+    role_id: Mapped[int] = _snowflake(primary_key=True)
+    granted_at: Mapped[datetime] = _now()
+
+
 # ==============================================================================================================
 # §6.2 Members and seasons
 # ==============================================================================================================

@@ -129,12 +129,21 @@ def unknown(entity: str, code: int) -> web.Response:
     return discord_error(404, code, f"Unknown {entity}")
 
 
+BeforeHandler = Callable[[web.Request], Awaitable[None]]
+
+
 class RestRecorder:
-    """Holds the recorded calls and lets tests wait for one."""
+    """Holds the recorded calls and lets tests wait for one.
+
+    `before` hooks run before a recorded call is handled (after its body was read): a test can make something
+    happen at an exact point of the app's work, e.g. commit a change while a job's first member update is in
+    flight, instead of hoping a timer lands there. Hooks see every call; each decides whether it acts.
+    """
 
     def __init__(self, api_base_path: str) -> None:
         self.api_base_path = api_base_path.rstrip("/")
         self.calls: list[RestCall] = []
+        self.before: list[BeforeHandler] = []
         self._changed = asyncio.Condition()
 
     def _relative(self, path: str) -> str:
@@ -152,6 +161,8 @@ class RestRecorder:
         raw = await request.read()
         body = parse_body(request.headers.get("Content-Type", ""), raw)
         request[BODY_KEY] = body
+        for hook in list(self.before):
+            await hook(request)
         try:
             response = await handler(request)
         except web.HTTPNotFound:

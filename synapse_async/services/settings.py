@@ -147,6 +147,19 @@ async def _update(
     return SettingsChange(changed, jobs)
 
 
+async def check_settings(
+    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object]
+) -> dict[str, object]:
+    """Validate `values` exactly as `update_settings` would and return them normalized, writing nothing (the
+    `dry_run` preview of a level-role mode change, SPEC §13); raise SettingsRejected on any problem."""
+    async with sessions() as session:
+        current = await _current(session, guild_id)
+        normalized, problems = validate_updates(values, current, await _guild_context(session, guild_id))
+    if problems:
+        raise SettingsRejected(problems)
+    return dict(normalized)
+
+
 async def reset_setting(
     sessions: async_sessionmaker[AsyncSession], guild_id: int, key: str, actor: Actor
 ) -> SettingsChange:

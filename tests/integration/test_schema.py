@@ -31,7 +31,7 @@ from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0003_hot_path_indexes"
+HEAD = "0004_level_role_grants"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -198,7 +198,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
     await _upgrade(scratch_database)
 
     assert await _tables(scratch_database) == set(Base.metadata.tables) | {"alembic_version"}
-    assert len(Base.metadata.tables) == 29
+    assert len(Base.metadata.tables) == 30
     assert await _version(scratch_database) == [HEAD]
     extensions = {r["extname"] for r in await _fetch(scratch_database, "SELECT extname FROM pg_extension")}
     assert "pg_trgm" in extensions

@@ -16,6 +16,17 @@ from typing import Any, Final, Literal
 from pydantic import Field
 
 from synapse_async.api.admin.lake import JobModel
+from synapse_async.api.admin.level_role_guard import (
+    MODE_KEY,
+    PREVIEW,
+    DryRunQuery,
+    committed_config,
+    not_previewable,
+    preview,
+    refuse_unsafe,
+    with_mode,
+    with_reward,
+)
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.platform import ApiPlatform
@@ -42,6 +53,7 @@ from synapse_async.services.level_roles import (
 )
 from synapse_async.services.reward_rules import RuleTable, UnknownTarget
 from synapse_async.services.settings import SettingsRejected, reset_setting
+from synapse_async.settings import REGISTRY
 
 api = Api()
 _TAG: Final = "admin-config"
@@ -276,11 +288,17 @@ _G: Final = "/api/admin/guilds/{guild_id}"
 
 @api.route(
     "DELETE", _G + "/settings/{key}", summary="Reset one setting to its default", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=SettingPath, status=204,
+    access=Access.GUILD_ADMIN, path_model=SettingPath, query=DryRunQuery, status=204, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_reset_setting(call: Call[SettingPath, NoParams, None]) -> Reply:
+async def admin_reset_setting(call: Call[SettingPath, DryRunQuery, None]) -> Reply:
     """Deletes the guild's override (audited, NOTIFY, jobs per §5.1); an unknown key is a 404, a reset that would
-    break a cross-field rule a 400 naming it. Resetting a key that already has its default is a no-op 204."""
+    break a cross-field rule a 400 naming it. Resetting a key that already has its default is a no-op 204.
+    `dry_run=true` previews a reset of `level_roles.mode` (§13); other keys cannot be previewed (400)."""
+    if call.query.dry_run:
+        if call.path.key != MODE_KEY:
+            raise ApiError.validation([not_previewable()])
+        config = await committed_config(call, call.path.guild_id)
+        return await preview(call, call.path.guild_id, with_mode(config, REGISTRY[MODE_KEY].default))
     try:
         async with call.platform.sessions() as sessions:
             await reset_setting(sessions, call.path.guild_id, call.path.key, call.actor())
@@ -561,24 +579,32 @@ async def admin_level_roles(call: Call[GuildPath, NoParams, None]) -> LevelRoles
 
 @api.route(
     "PUT", _G + "/level-roles/{role_id}", summary="Reward a role at a level", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=LevelRolePath, body=LevelRoleBody, response=LevelRoleItem,
-    responses={201: "Created"},
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, body=LevelRoleBody,
+    response=LevelRoleItem, responses={201: "Created"}, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_put_level_role(call: Call[LevelRolePath, NoParams, LevelRoleBody]) -> Reply:
-    """Pre-checked (§13): an unknown role is a 404, a role nobody can assign (`@everyone`, integration-managed) a
-    409; one the bot cannot manage yet (hierarchy, Manage Roles) is stored with its `problem`, fixable on Discord.
-    At most 50 per guild (409). Queues a `level_role_sync` job in the same transaction."""
+async def admin_put_level_role(call: Call[LevelRolePath, DryRunQuery, LevelRoleBody]) -> Reply:
+    """Safe roles only (§13): a role granting a dangerous permission, an `access.admin_role_ids` role, or (user
+    tokens, owner excepted) one not strictly below the caller's highest role is a 400 `dangerous_role`. Then
+    pre-checked: an unknown role is a 404, a role nobody can assign (`@everyone`, integration-managed) a 409; one
+    the bot cannot manage yet (hierarchy, Manage Roles) is stored with its `problem`, fixable on Discord. At most
+    50 per guild (409). Queues a `level_role_sync` job in the same transaction; `dry_run=true` answers the preview
+    after the same checks and writes nothing."""
     guild_id, role_id = call.path.guild_id, call.path.role_id
+    config = await committed_config(call, guild_id)
+    await refuse_unsafe(call, guild_id, role_id, config)
     problem = (await call.platform.require_level_roles().precheck(guild_id, [role_id])).get(role_id)
+    dry_run = call.query.dry_run
     try:
         async with call.platform.sessions() as sessions:
-            result = await put_level_role(sessions, guild_id, role_id, call.body.level, call.actor())
+            result = await put_level_role(sessions, guild_id, role_id, call.body.level, call.actor(), dry_run=dry_run)
     except UnknownTarget as exc:
         raise _unknown(exc) from None
     except LevelRoleLimit as exc:
         raise ApiError(409, "limit_reached", str(exc)) from None
     except RoleNotAssignable as exc:
         raise ApiError(409, "role_not_assignable", str(exc)) from None
+    if result is None:
+        return await preview(call, guild_id, with_reward(config, role_id, call.body.level))
     async with call.platform.read() as conn:
         rows = [r for r in await rules.list_rules(conn, rules.LEVEL_ROLES, guild_id) if r["role_id"] == role_id]
     row = rows[0] if rows else result.row
@@ -587,14 +613,19 @@ async def admin_put_level_role(call: Call[LevelRolePath, NoParams, LevelRoleBody
 
 @api.route(
     "DELETE", _G + "/level-roles/{role_id}", summary="Stop rewarding a role", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=LevelRolePath, status=204,
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, status=204, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_delete_level_role(call: Call[LevelRolePath, NoParams, None]) -> Reply:
-    """Queues a `level_role_sync`, which removes the role from members who hold it as a reward."""
+async def admin_delete_level_role(call: Call[LevelRolePath, DryRunQuery, None]) -> Reply:
+    """Queues a `level_role_sync`, which takes the role back from members the bot gave it to (never from members
+    who got it from a person). `dry_run=true`: 200 with the preview, nothing written."""
+    guild_id, role_id, dry_run = call.path.guild_id, call.path.role_id, call.query.dry_run
+    config = await committed_config(call, guild_id) if dry_run else None
     async with call.platform.sessions() as sessions:
-        deleted = await delete_level_role(sessions, call.path.guild_id, call.path.role_id, call.actor())
+        deleted = await delete_level_role(sessions, guild_id, role_id, call.actor(), dry_run=dry_run)
     if not deleted:
         raise ApiError.not_found("This role is not a level role.")
+    if config is not None:
+        return await preview(call, guild_id, with_reward(config, role_id, None))
     return Reply(status=204)
 
 
@@ -604,11 +635,14 @@ class SyncBody(StrictModel):
 
 @api.route(
     "POST", _G + "/level-roles/sync", summary="Sync every member's level roles now", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=GuildPath, body=SyncBody, response=JobModel, status=202,
-    responses={409: "A sync is already active (`details.job_id`)"},
+    access=Access.GUILD_ADMIN, path_model=GuildPath, query=DryRunQuery, body=SyncBody, response=JobModel,
+    status=202, responses={409: "A sync is already active (`details.job_id`)"}, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_sync_level_roles(call: Call[GuildPath, NoParams, SyncBody]) -> Reply:
-    """202 with the queued `level_role_sync` job (≤ 2 member updates/s, §13); 409 while one is active."""
+async def admin_sync_level_roles(call: Call[GuildPath, DryRunQuery, SyncBody]) -> Reply:
+    """202 with the queued `level_role_sync` job (≤ 2 member updates/s, §13); 409 while one is active.
+    `dry_run=true`: 200 with what the sync would change now, nothing queued."""
+    if call.query.dry_run:
+        return await preview(call, call.path.guild_id, await committed_config(call, call.path.guild_id))
     try:
         async with call.platform.sessions() as sessions:
             job = await request_sync(sessions, call.path.guild_id, call.actor())

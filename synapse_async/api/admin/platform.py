@@ -12,7 +12,15 @@ from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from synapse_async.api.contract import Access, Api, Call
+from synapse_async.api.admin.level_role_guard import (
+    MODE_KEY,
+    PREVIEW,
+    committed_config,
+    not_previewable,
+    preview,
+    with_mode,
+)
+from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.public import icon_url
 from synapse_async.api.schema import (
@@ -27,7 +35,7 @@ from synapse_async.api.schema import (
     StrictModel,
     UtcTime,
 )
-from synapse_async.services.settings import SettingsRejected, update_settings
+from synapse_async.services.settings import SettingsRejected, check_settings, update_settings
 from synapse_async.settings import REGISTRY
 from synapse_async.settings.validation import describe, normalize_stored, to_json
 
@@ -134,12 +142,31 @@ async def admin_get_settings(call: Call[GuildPath, NoParams, None]) -> Items[Set
     return await _settings(call)
 
 
+class SettingsQuery(StrictModel):
+    dry_run: bool = Field(False, description=f"true: preview a {MODE_KEY} change (§13); nothing written")
+
+
 @api.route(
     "PATCH", "/api/admin/guilds/{guild_id}/settings", summary="Change settings (all or nothing)", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=GuildPath, body=SettingsPatch, response=Items[Setting],
+    access=Access.GUILD_ADMIN, path_model=GuildPath, query=SettingsQuery, body=SettingsPatch,
+    response=Items[Setting], alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_patch_settings(call: Call[GuildPath, NoParams, SettingsPatch]) -> Items[Setting]:
-    """All-or-nothing (§5.1): one bad key writes nothing and the 400 names it; one audit row per changed key."""
+async def admin_patch_settings(call: Call[GuildPath, SettingsQuery, SettingsPatch]) -> Items[Setting] | Reply:
+    """All-or-nothing (§5.1): one bad key writes nothing and the 400 names it; one audit row per changed key.
+    `dry_run=true` with a `level_roles.mode` change: validated the same way, 200 with the preview of the sync it
+    would queue (§13), nothing written; other changes cannot be previewed (400)."""
+    if call.query.dry_run:
+        if MODE_KEY not in call.body.values:
+            raise ApiError.validation([not_previewable()])
+        try:
+            async with call.platform.sessions() as sessions:
+                normalized = await check_settings(sessions, call.path.guild_id, call.body.values)
+        except SettingsRejected as exc:
+            raise ApiError(
+                400, "validation_error", "Settings rejected.", [p.as_detail() for p in exc.problems]
+            ) from None
+        config = await committed_config(call, call.path.guild_id)
+        return await preview(call, call.path.guild_id, with_mode(config, normalized[MODE_KEY]))
     try:
         async with call.platform.sessions() as sessions:
             await update_settings(sessions, call.path.guild_id, call.body.values, call.actor())
