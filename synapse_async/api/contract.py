@@ -301,7 +301,10 @@ async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamRespons
     assert op.guard is not None
     op.guard(call)
     platform = call.platform
-    key = call.request.path_qs
+    # Keyed by the validated query (defaults filled, fixed order): `?page=1&page_size=25`, `?page_size=25` and no
+    # query at all are one entry, so reordering or spelling out defaults cannot bypass the cache.
+    query = call.query.model_dump_json() if isinstance(call.query, BaseModel) else ""
+    key = f"{call.request.path}?{query}"
     hit: tuple[bytes | None, dict[str, str]] | None = platform.micro_cache.get(key)
     if hit is None:
         pending = platform.inflight.get(key)

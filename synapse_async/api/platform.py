@@ -19,13 +19,14 @@ from cachetools import TTLCache
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.api.dbgate import HttpDatabaseGate, PublicReadGate
 from synapse_async.api.errors import ApiError
-from synapse_async.api.ranks import XpRanks
+from synapse_async.api.flight import SingleFlightCache
 from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
+from synapse_async.services.ranks import RankIndex
 
 
 class AdminDirectory(Protocol):
@@ -94,7 +95,11 @@ class ApiPlatform:
         # cache (bounded; an entry is useless once the token has expired anyway).
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self.ranks = XpRanks(MICRO_CACHE_SECONDS)
+        self.ranks = RankIndex(MICRO_CACHE_SECONDS)
+        # Anonymous reads (§19): their own pool and bound, never the admin API's share of `gate`.
+        self.public_gate = PublicReadGate(config.public_db_concurrency, config.public_query_timeout_ms / 1000)
+        # Public page totals by what they depend on (never `page`/`page_size`), shared by concurrent misses.
+        self.public_totals: SingleFlightCache[tuple[object, ...], int] = SingleFlightCache(MICRO_CACHE_SECONDS, 4096)
         self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
@@ -118,6 +123,13 @@ class ApiPlatform:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read connection of the HTTP pool, inside a gate slot."""
         async with self.gate.connect(self.components.require_db()) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def public_read(self, client: str) -> AsyncIterator[AsyncConnection]:
+        """A read connection of the public pool for an anonymous request from `client` (its IP), inside a slot of
+        `public_gate`; every statement on it ends within `PUBLIC_QUERY_TIMEOUT_MS` (else the request gets 503)."""
+        async with self.public_gate.connect(self.components.require_db(), client) as conn:
             yield conn
 
     @asynccontextmanager

@@ -615,6 +615,14 @@ Index(
     RewardJournal.occurred_at.desc(),
 )
 Index("ix_reward_journal_guild_id_occurred_at", RewardJournal.guild_id, RewardJournal.occurred_at.desc())
+# The public activity's "new peak level" test reads earlier level changes of one member only (migration 0008).
+Index(
+    "ix_reward_journal_level_changes",
+    RewardJournal.guild_id,
+    RewardJournal.user_id,
+    RewardJournal.id,
+    postgresql_where=text("event_type = 'level_change'"),
+)
 
 
 class GoldLedger(Base):
