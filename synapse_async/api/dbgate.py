@@ -60,15 +60,16 @@ class HttpDatabaseGate:
 class PublicReadGate:
     """The share of the database all anonymous reads of a process get (SPEC §19, issue 21 item 2).
 
-    Public endpoints (and the public web pages) read on `Database.public_engine`, a pool of exactly
-    `PUBLIC_DB_CONCURRENCY` connections whose server-side `statement_timeout` is `PUBLIC_QUERY_TIMEOUT_MS`: however
-    expensive the requests, they never hold more than that many connections nor any connection for longer, and
-    never one of the pipeline's or the admin API's. One client IP holds at most `concurrency - 1` of them at once
-    (at least one), so a single client flooding the most expensive reads queues behind its own requests while
-    everyone else still finds a free connection. A request that waits longer than `wait_seconds` gets 503.
+        Public endpoints (and the public web pages) read on `Database.public_engine`, a pool of exactly
+        `PUBLIC_DB_CONCURRENCY` connections whose server-side `statement_timeout` is `PUBLIC_QUERY_TIMEOUT_MS`: however
+        expensive the requests, they never hold more than that many connections nor any connection for longer, and
+        never one of the pipeline's or the admin API's. One client IP holds at most `concurrency - 1` of them at once
+        (at least one), so a single client flooding the most expensive reads queues behind its own requests while
+        everyone else still finds a free connection. A request that waits longer than `wait_seconds`
+    (`HTTP_DB_WAIT_SECONDS`) gets 503 at once: the flooding client's surplus is refused quickly instead of queueing.
 
-    `peak` (most connections ever held at once) and `acquired` (connections handed out) are what the tests and
-    the benchmark check: the bound held, and concurrent identical requests ran one query.
+        `peak` (most connections ever held at once) and `acquired` (connections handed out) are what the tests and
+        the benchmark check: the bound held, and concurrent identical requests ran one query.
     """
 
     def __init__(self, concurrency: int, wait_seconds: float) -> None:

@@ -97,10 +97,10 @@ class ApiPlatform:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self.ranks = RankIndex(MICRO_CACHE_SECONDS)
         # Anonymous reads (§19): their own pool and bound, never the admin API's share of `gate`.
-        self.public_gate = PublicReadGate(config.public_db_concurrency, config.public_query_timeout_ms / 1000)
+        self.public_gate = PublicReadGate(config.public_db_concurrency, config.http_db_wait_seconds)
         # Public page totals by what they depend on (never `page`/`page_size`), shared by concurrent misses.
         self.public_totals: SingleFlightCache[tuple[object, ...], int] = SingleFlightCache(MICRO_CACHE_SECONDS, 4096)
-        self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
+        self.inflight: dict[str, asyncio.Future[tuple[int, bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
             maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200

@@ -72,7 +72,7 @@ PublicSettings: type[ResponseModel] = create_model(  # type: ignore[call-overloa
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/settings", summary="Public settings", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, response=PublicSettings,
+    path_model=GuildPath, guard=public_guild, response=PublicSettings,
 )  # fmt: skip
 async def public_settings(call: Call[GuildPath, NoParams, None]) -> Reply:
     """The public settings (§5.2) plus the guild's name and icon."""
@@ -120,7 +120,7 @@ class Metrics(ResponseModel):
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/metrics", summary="Guild totals", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, response=Metrics,
+    path_model=GuildPath, guard=public_guild, response=Metrics,
 )  # fmt: skip
 async def public_metrics(call: Call[GuildPath, NoParams, None]) -> Reply:
     """Members, totals, activity ("active" uses `last_active_at`), top level, badges earned, the season: all of
