@@ -1,4 +1,4 @@
-"""An index of level changes, so the public activity's "new peak level" test is a short index scan (issue 21).
+"""Index-backed public activity (issue 21): level changes indexed, the journal's time index ordered like the list.
 
 Revision ID: 0008_public_read_indexes
 Revises: 0003_hot_path_indexes
@@ -10,6 +10,11 @@ read every earlier journal row of the member (messages, reactions, voice ticks) 
 `ix_reward_journal_guild_id_user_id_occurred_at`, for every level change in the window: with 220,000 journal rows
 one 90-day activity page cost 8–15 s of database time. Level changes are a tiny share of the journal, so this
 partial index is small and adds nothing to the per-message write path.
+
+The activity list is ordered `occurred_at DESC, id DESC`; the time index had `occurred_at` only, so even page 1
+sorted the whole window (0.5 s at 220,000 rows). It is replaced by `(guild_id, occurred_at DESC, id DESC)`: the
+same number of entries per row (nothing more to write per message), and page 1 - or a deep page continued from
+a known row (keyset) - reads just the rows it returns.
 Frozen in time like 0001: no import of the models.
 """
 
@@ -28,6 +33,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index(
+        "ix_reward_journal_guild_id_occurred_at_id",
+        "reward_journal",
+        ["guild_id", sa.text("occurred_at DESC"), sa.text("id DESC")],
+    )
+    op.drop_index("ix_reward_journal_guild_id_occurred_at", table_name="reward_journal")
+    op.create_index(
         "ix_reward_journal_level_changes",
         "reward_journal",
         ["guild_id", "user_id", "id"],
@@ -37,3 +48,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_reward_journal_level_changes", table_name="reward_journal")
+    op.create_index(
+        "ix_reward_journal_guild_id_occurred_at", "reward_journal", ["guild_id", sa.text("occurred_at DESC")]
+    )
+    op.drop_index("ix_reward_journal_guild_id_occurred_at_id", table_name="reward_journal")

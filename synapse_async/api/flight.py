@@ -57,3 +57,45 @@ class SingleFlightCache(Generic[K, V]):
         while len(self._values) > self._max:
             self._values.popitem(last=False)
         return value
+
+
+class PageAnchors(Generic[K, V]):
+    """Where pages of a list ended, so a deep page continues from a known row (keyset) instead of `OFFSET n`.
+
+    `record(list, end, key)` notes that the row at position `end - 1` of `list` had sort key `key`; `nearest(list,
+    offset)` returns the latest such note at or before `offset`, so the page is `WHERE (sort) < key OFFSET
+    (offset - end)`. Walking a 90-day activity list page by page then reads each page's rows once instead of every
+    row before it again. A note lives `ttl` seconds (the micro-cache's): newer rows arriving meanwhile shift a
+    page by at most what arrived within that time, as a cached answer would. Bounded: `max_lists` lists of at
+    most `per_list` notes each."""
+
+    def __init__(
+        self, ttl: float, *, max_lists: int = 256, per_list: int = 64, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._max_lists = max_lists
+        self._per_list = per_list
+        self._clock = clock
+        self._lists: OrderedDict[K, dict[int, tuple[float, V]]] = OrderedDict()
+
+    def nearest(self, key: K, offset: int) -> tuple[int, V] | None:
+        notes = self._lists.get(key)
+        if not notes:
+            return None
+        now = self._clock()
+        best: tuple[int, V] | None = None
+        for end, (at, anchor) in list(notes.items()):
+            if now - at > self._ttl:
+                del notes[end]
+            elif end <= offset and (best is None or end > best[0]):
+                best = (end, anchor)
+        return best
+
+    def record(self, key: K, end: int, anchor: V) -> None:
+        notes = self._lists.setdefault(key, {})
+        self._lists.move_to_end(key)
+        notes[end] = (self._clock(), anchor)
+        if len(notes) > self._per_list:
+            del notes[min(notes, key=lambda e: notes[e][0])]  # the oldest note
+        while len(self._lists) > self._max_lists:
+            self._lists.popitem(last=False)

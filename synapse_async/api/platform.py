@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from cachetools import TTLCache
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from synapse_async.api.dbgate import HttpDatabaseGate, PublicReadGate
 from synapse_async.api.errors import ApiError
-from synapse_async.api.flight import SingleFlightCache
+from synapse_async.api.flight import PageAnchors, SingleFlightCache
 from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
@@ -100,6 +101,8 @@ class ApiPlatform:
         self.public_gate = PublicReadGate(config.public_db_concurrency, config.http_db_wait_seconds)
         # Public page totals by what they depend on (never `page`/`page_size`), shared by concurrent misses.
         self.public_totals: SingleFlightCache[tuple[object, ...], int] = SingleFlightCache(MICRO_CACHE_SECONDS, 4096)
+        # Where pages of long public lists ended (keyset continuation of deep pages).
+        self.public_anchors: PageAnchors[tuple[object, ...], tuple[datetime, int]] = PageAnchors(MICRO_CACHE_SECONDS)
         self.inflight: dict[str, asyncio.Future[tuple[int, bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(

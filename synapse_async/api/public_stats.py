@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 from pydantic import Field
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
@@ -213,19 +213,28 @@ _ACTIVITY_FROM = f"""
    )
 """
 _PUBLIC_TYPE = "CASE j.event_type WHEN 'level_change' THEN 'level_up' ELSE j.event_type END"
-_ACTIVITY_PAGE = text(
-    f"""
-    SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_PUBLIC_TYPE} AS event_type,
-           greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
-           CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
-           CASE WHEN j.event_type = 'achievement' THEN
-                CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END END AS name,
-           coalesce(t.is_hidden, false) AS secret
-    {_ACTIVITY_FROM}
-       AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type)
-     ORDER BY j.occurred_at DESC, j.id DESC LIMIT :limit OFFSET :offset
-    """
-)
+
+
+def _activity_page(*, keyset: bool) -> TextClause:
+    """One page of the activity list; with `keyset`, the page continues after the row (:after_at, :after_id)."""
+    after = "AND (j.occurred_at, j.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))" if keyset else ""
+    return text(
+        f"""
+        SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_PUBLIC_TYPE} AS event_type,
+               greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
+               CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
+               CASE WHEN j.event_type = 'achievement' THEN
+                    CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END END AS name,
+               coalesce(t.is_hidden, false) AS secret
+        {_ACTIVITY_FROM}
+           AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type) {after}
+         ORDER BY j.occurred_at DESC, j.id DESC LIMIT :limit OFFSET :offset
+        """
+    )
+
+
+_ACTIVITY_PAGE = _activity_page(keyset=False)
+_ACTIVITY_AFTER = _activity_page(keyset=True)
 _ACTIVITY_COUNT = text(
     f"SELECT count(*) {_ACTIVITY_FROM} AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type)"
 )
@@ -239,15 +248,27 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
     """Paid reward items, level-ups to a new peak and achievements of the last `days` days, newest first."""
     guild = public_guild(call)
     q = call.query
-    params = {"g": guild.guild_id, "days": q.days, "event_type": q.event_type, "limit": q.page_size, "offset": q.offset}
+    params: dict[str, object] = {
+        "g": guild.guild_id, "days": q.days, "event_type": q.event_type, "limit": q.page_size, "offset": q.offset,
+    }  # fmt: skip
 
     async def count() -> int:
         async with public_read(call) as conn:
             return int((await conn.execute(_ACTIVITY_COUNT, params)).scalar_one())
 
+    listing = ("activity", guild.guild_id, q.days, q.event_type)
+    anchors = call.platform.public_anchors
+    anchor = anchors.nearest(listing, q.offset)
+    page_sql = _ACTIVITY_PAGE
+    if anchor is not None:  # keyset: continue after a row a page ending at or before this offset returned
+        end, (after_at, after_id) = anchor
+        page_sql = _ACTIVITY_AFTER
+        params |= {"offset": q.offset - end, "after_at": after_at, "after_id": after_id}
     async with public_read(call) as conn:
-        rows = (await conn.execute(_ACTIVITY_PAGE, params)).all()
-    total = await call.platform.public_totals.get(("activity", guild.guild_id, q.days, q.event_type), count)
+        rows = (await conn.execute(page_sql, params)).all()
+    if rows:
+        anchors.record(listing, q.offset + len(rows), (rows[-1].occurred_at, int(rows[-1].id)))
+    total = await call.platform.public_totals.get(listing, count)
     cdn = _cdn(call)
     items = [
         ActivityItem(

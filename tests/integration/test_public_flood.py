@@ -12,6 +12,7 @@ concurrent identical misses ran one query.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 
@@ -157,3 +158,24 @@ async def test_public_statements_end_at_the_public_timeout(rt: Runtime) -> None:
         except Exception as exc:
             caught.append(exc)
     assert len(caught) == 1 and is_transient(caught[0])
+
+
+async def test_a_deep_page_continued_from_a_known_row_is_the_same_page(rt: Runtime) -> None:
+    """Keyset continuation (where a previous page ended) answers exactly what `OFFSET` would."""
+    from synapse_async.api.public_stats import _ACTIVITY_PAGE
+
+    assert rt.api is not None
+    anchors = rt.api.public_anchors
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        status, _ = await _get(http, rt, "/activity?days=87&page=50&page_size=40", READER)  # rows 1960-1999
+        assert status == 200
+        listing = ("activity", GUILD, 87, None)
+        assert anchors.nearest(listing, 2000) is not None and anchors.nearest(listing, 1999) is None
+        status, body = await _get(http, rt, "/activity?days=87&page=201&page_size=10", READER)  # offset 2000
+        assert status == 200
+    keyset_ids = [item["id"] for item in json.loads(body)["items"]]
+    async with rt.components.require_db().engine.connect() as conn:
+        params = {"g": GUILD, "days": 87, "event_type": None, "limit": 10, "offset": 2000}
+        offset_ids = [r.id for r in (await conn.execute(_ACTIVITY_PAGE, params)).all()]
+    assert len(offset_ids) == 10 and keyset_ids == offset_ids
