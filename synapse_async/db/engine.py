@@ -82,9 +82,9 @@ class Database:
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
         self.probe_state = ProbeState()
 
-    def pool_stats(self, *, http: bool = False) -> dict[str, int]:
+    def pool_stats(self, *, http: bool = False, public: bool = False) -> dict[str, int]:
         """Pool size, connections checked out and overflow in use (in-memory, for /health)."""
-        pool = (self.http_engine if http else self.engine).pool
+        pool = (self.public_engine if public else self.http_engine if http else self.engine).pool
         size = getattr(pool, "size", lambda: 0)()
         return {
             "size": int(size),
