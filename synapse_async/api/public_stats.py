@@ -1,9 +1,12 @@
 """The public guild statistics of SPEC §19: leaderboard, seasons, activity, member profiles, achievements.
 
-What the public may see is decided here and nowhere else: members who left are excluded everywhere; journal
-items expose only kind, amounts and time (never `details`, counterparts, channels or zero-reward rows, nor
-awards, imports or revokes); hidden achievements are "Secret achievement" without description, criteria or
-rewards, and never appear on a public profile. Every query is one statement on an indexed path.
+What the public may see is decided here and nowhere else: members who left are excluded everywhere (also from
+earn rates and earner counts); journal items expose only kind, amounts and time (never `details`, counterparts,
+channels or zero-reward rows, nor awards, imports or revokes); hidden achievements are "Secret achievement"
+without id, description, category, series, criteria or rewards (in activity: without amounts), and never appear
+on a public profile. Ranks are `services.ranks` (§17.1). Every read goes through `public_read` (the public pool
+and gate, §19) and is one statement on an indexed path; page totals are shared by all pages of a list and deep
+activity pages continue from where an earlier page ended (`api/flight.py`).
 """
 
 from __future__ import annotations
