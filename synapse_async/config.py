@@ -92,6 +92,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OPERATOR_USER_IDS", "empty", "Comma list of Discord user ids allowed to read process logs"),
     Variable("ADMIN_RATE_LIMIT_PER_MINUTE", "30", "Admin mutations per principal per minute"),
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
+    Variable("PUBLIC_QUERY_TIMEOUT_MS", "1500", "Longest public or page query, 100–60000 (then HTTP 503)"),
+    Variable("PUBLIC_DB_CONCURRENCY", "2", "Connections all public and page reads share, 1–32 (their own pool)"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     Variable(
         "LOG_FORMAT", "auto", "`auto` (`console` on a terminal, else `json`), `json` (one object per line) or `console`"
@@ -180,6 +182,8 @@ class Config:
     operator_user_ids: frozenset[int] = frozenset()
     admin_rate_limit_per_minute: int = 30
     public_rate_limit_per_minute: int = 120
+    public_query_timeout_ms: int = 1500
+    public_db_concurrency: int = 2
     log_level: str = "INFO"
     log_format: LogFormat = "auto"
     log_buffer_size: int = 2000
@@ -472,6 +476,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         operator_user_ids=frozenset(r.snowflakes("OPERATOR_USER_IDS")),
         admin_rate_limit_per_minute=r.integer("ADMIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100000),
         public_rate_limit_per_minute=r.integer("PUBLIC_RATE_LIMIT_PER_MINUTE", 120, 0, 1000000),
+        public_query_timeout_ms=r.integer("PUBLIC_QUERY_TIMEOUT_MS", 1500, 100, 60000),
+        public_db_concurrency=r.integer("PUBLIC_DB_CONCURRENCY", 2, 1, 32),
         log_level=r.parse("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         log_format=log_format,  # type: ignore[arg-type]
         log_buffer_size=r.integer("LOG_BUFFER_SIZE", 2000, 100, 100000),

@@ -54,6 +54,7 @@ def report(components: Components) -> dict[str, Any]:
         "db": {
             "pool": components.db.pool_stats() if components.db is not None else _NO_POOL,
             "http_pool": components.db.pool_stats(http=True) if components.db is not None else _NO_POOL,
+            "public_pool": components.db.pool_stats(public=True) if components.db is not None else _NO_POOL,
             "http_gate": components.http_db.snapshot() if components.http_db is not None else None,
             "last_probe_ok": probe.ok if probe is not None else False,
             "last_probe_at": iso(probe.at) if probe is not None else None,

@@ -162,6 +162,8 @@ class Runtime:
             pool_timeout=cfg.db_pool_timeout_seconds,
             statement_timeout_ms=cfg.db_statement_timeout_ms,
             http_pool_size=cfg.http_db_pool_size,
+            public_pool_size=cfg.public_db_concurrency,
+            public_statement_timeout_ms=cfg.public_query_timeout_ms,
         )
         self.components.db = db
         try:

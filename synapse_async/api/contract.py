@@ -301,34 +301,48 @@ async def _admit(platform: ApiPlatform, principal: Principal) -> Decision:
 
 async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamResponse:
     """The micro-cached answer of a public read; concurrent misses of one URL share a single computation, so an
-    expiring entry under load costs one query, not one per waiting request (which would exhaust the pool)."""
+    expiring entry under load costs one query, not one per waiting request (which would exhaust the pool).
+
+    The waiters get what the computation got, a failure included (the same 503): retrying it each on its own
+    would turn one slow query into a queue of them behind the public gate."""
     assert op.guard is not None
     op.guard(call)
     platform = call.platform
-    key = call.request.path_qs
-    hit: tuple[bytes | None, dict[str, str]] | None = platform.micro_cache.get(key)
+    # Keyed by the validated query (defaults filled, fixed order): `?page=1&page_size=25`, `?page_size=25` and no
+    # query at all are one entry, so reordering or spelling out defaults cannot bypass the cache.
+    query = call.query.model_dump_json() if isinstance(call.query, BaseModel) else ""
+    key = f"{call.request.path}?{query}"
+    hit: tuple[bytes, dict[str, str]] | None = platform.micro_cache.get(key)
     if hit is None:
         pending = platform.inflight.get(key)
         if pending is not None:
-            hit = await asyncio.shield(pending)
+            status, body, headers = await asyncio.shield(pending)
+            replay = web.Response(status=status, body=body, content_type="application/json")
+            replay.headers.update(headers)
+            return replay
     if hit is not None:
-        if hit[0] is None:  # the shared computation ended in another status: compute this one alone
-            return _render(op, await op.handler(call))
         replay = web.Response(body=hit[0], content_type="application/json")
         replay.headers.update(hit[1])
         return replay
-    future: asyncio.Future[tuple[bytes | None, dict[str, str]]] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[tuple[int, bytes | None, dict[str, str]]] = asyncio.get_running_loop().create_future()
     platform.inflight[key] = future
-    entry: tuple[bytes | None, dict[str, str]] = (None, {})
     try:
         response = _render(op, await op.handler(call))
-        if response.status == 200 and isinstance(response, web.Response) and isinstance(response.body, bytes):
-            entry = (response.body, {k: v for k, v in response.headers.items() if k == "Cache-Control"})
-            platform.micro_cache[key] = (response.body, entry[1])
-        return response
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved even when nobody waited
+        raise
+    except BaseException:
+        future.cancel()
+        raise
     finally:
         platform.inflight.pop(key, None)
-        future.set_result(entry)
+    body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else None
+    headers = {k: v for k, v in response.headers.items() if k == "Cache-Control"}
+    if response.status == 200 and body is not None:
+        platform.micro_cache[key] = (body, headers)
+    future.set_result((response.status, body, headers))
+    return response
 
 
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -13,21 +13,23 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from cachetools import TTLCache
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.api.dbgate import HttpDatabaseGate, PublicReadGate
 from synapse_async.api.errors import ApiError
-from synapse_async.api.ranks import XpRanks
+from synapse_async.api.flight import PageAnchors, SingleFlightCache
 from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
 from synapse_async.levelroles.grants import MemberRow, RewardConfig
 from synapse_async.rewards.roles import RolePreview, RoleRefusal
+from synapse_async.services.ranks import RankIndex
 
 
 class AdminDirectory(Protocol):
@@ -106,8 +108,14 @@ class ApiPlatform:
         # cache (bounded; an entry is useless once the token has expired anyway).
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self.ranks = XpRanks(MICRO_CACHE_SECONDS)
-        self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
+        self.ranks = RankIndex(MICRO_CACHE_SECONDS)
+        # Anonymous reads (§19): their own pool and bound, never the admin API's share of `gate`.
+        self.public_gate = PublicReadGate(config.public_db_concurrency, config.http_db_wait_seconds)
+        # Public page totals by what they depend on (never `page`/`page_size`), shared by concurrent misses.
+        self.public_totals: SingleFlightCache[tuple[object, ...], int] = SingleFlightCache(MICRO_CACHE_SECONDS, 4096)
+        # Where pages of long public lists ended (keyset continuation of deep pages).
+        self.public_anchors: PageAnchors[tuple[object, ...], tuple[datetime, int]] = PageAnchors(MICRO_CACHE_SECONDS)
+        self.inflight: dict[str, asyncio.Future[tuple[int, bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
             maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200
@@ -130,6 +138,13 @@ class ApiPlatform:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read connection of the HTTP pool, inside a gate slot."""
         async with self.gate.connect(self.components.require_db()) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def public_read(self, client: str) -> AsyncIterator[AsyncConnection]:
+        """A read connection of the public pool for an anonymous request from `client` (its IP), inside a slot of
+        `public_gate`; every statement on it ends within `PUBLIC_QUERY_TIMEOUT_MS` (else the request gets 503)."""
+        async with self.public_gate.connect(self.components.require_db(), client) as conn:
             yield conn
 
     @asynccontextmanager

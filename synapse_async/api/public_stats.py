@@ -1,9 +1,12 @@
 """The public guild statistics of SPEC §19: leaderboard, seasons, activity, member profiles, achievements.
 
-What the public may see is decided here and nowhere else: members who left are excluded everywhere; journal
-items expose only kind, amounts and time (never `details`, counterparts, channels or zero-reward rows, nor
-awards, imports or revokes); hidden achievements are "Secret achievement" without description, criteria or
-rewards, and never appear on a public profile. Every query is one statement on an indexed path.
+What the public may see is decided here and nowhere else: members who left are excluded everywhere (also from
+earn rates and earner counts); journal items expose only kind, amounts and time (never `details`, counterparts,
+channels or zero-reward rows, nor awards, imports or revokes); hidden achievements are "Secret achievement"
+without id, description, category, series, criteria or rewards (in activity: without amounts), and never appear
+on a public profile. Ranks are `services.ranks` (§17.1). Every read goes through `public_read` (the public pool
+and gate, §19) and is one statement on an indexed path; page totals are shared by all pages of a list and deep
+activity pages continue from where an earlier page ended (`api/flight.py`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 from pydantic import Field
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
-from synapse_async.api.public import SeasonRef, public_guild, public_reply, season_ref
+from synapse_async.api.public import SeasonRef, public_guild, public_read, public_reply, season_ref
 from synapse_async.api.schema import (
     GuildPath,
     Items,
@@ -32,6 +35,7 @@ from synapse_async.api.schema import (
 from synapse_async.domain.config import GuildConfig
 from synapse_async.domain.vocabulary import REWARD_KINDS
 from synapse_async.rewards.leveling import curve_for
+from synapse_async.services import ranks
 
 api = Api()
 _TAG: Final = "public"
@@ -84,8 +88,6 @@ class Leaderboard(Page[LeaderboardItem]):
 
 
 _SEASON = text("SELECT season_id, name, starts_at, ends_at FROM seasons WHERE guild_id = :g AND season_id = :s")
-_LIFETIME_COLUMNS: Final = {"xp": "m.xp", "stars": "m.lifetime_stars", "gold": "m.gold"}
-_SEASON_COLUMNS: Final = {"xp": "ss.xp", "stars": "ss.stars", "gold": "ss.gold_earned"}
 
 
 async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: GuildConfig) -> SeasonRef | None:
@@ -94,7 +96,7 @@ async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: Guil
         return None
     if choice == "current":
         return season_ref(guild)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         row = (await conn.execute(_SEASON, {"g": guild.guild_id, "s": int(choice)})).first()
     if row is None:
         raise ApiError.not_found("Unknown season.")
@@ -106,44 +108,33 @@ async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: Guil
     access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=LeaderboardQuery, response=Leaderboard,
 )  # fmt: skip
 async def public_leaderboard(call: Call[GuildPath, LeaderboardQuery, None]) -> Reply:
-    """Present members with a non-zero value, highest first (ties by id); `season` = current, lifetime or an id."""
+    """Present members with a non-zero value, highest first (ties by id), ranked by §17.1 (`services.ranks`):
+    a tie shares one rank, also across pages; `season` = current, lifetime or an id."""
     guild = public_guild(call)
     q = call.query
     season = await _season_for(call, guild)
-    if season is None:
-        value = _LIFETIME_COLUMNS[q.by]
-        source = "members m"
-        where = f"m.guild_id = :g AND m.left_at IS NULL AND {value} > 0"
-    else:
-        value = _SEASON_COLUMNS[q.by]
-        source = "season_stats ss JOIN members m ON m.guild_id = ss.guild_id AND m.user_id = ss.user_id"
-        where = f"ss.season_id = :s AND m.guild_id = :g AND m.left_at IS NULL AND {value} > 0"
-    # Only the fixed column and source names above are interpolated; every value is bound.
-    page_sql = text(
-        f"""
-        SELECT m.user_id, m.display_name, m.avatar_hash, m.level, {value} AS value
-          FROM {source} WHERE {where}
-         ORDER BY {value} DESC, m.user_id LIMIT :limit OFFSET :offset
-        """
-    )
-    count_sql = text(f"SELECT count(*) FROM {source} WHERE {where}")
-    params = {"g": guild.guild_id, "s": int(season.id) if season else None, "limit": q.page_size, "offset": q.offset}
-    async with call.platform.read() as conn:
-        rows = (await conn.execute(page_sql, params)).all()
-        total = (await conn.execute(count_sql, params)).scalar_one()
+    board = ranks.RankBoard(guild.guild_id, q.by, int(season.id) if season else None)
+
+    async def count() -> int:
+        async with public_read(call) as conn:
+            return await ranks.ranked_count(conn, board)
+
+    async with public_read(call) as conn:
+        rows = await ranks.top(conn, board, limit=q.page_size, offset=q.offset)
+    total = await call.platform.public_totals.get(("leaderboard", board), count)
     cdn = _cdn(call)
     items = [
         LeaderboardItem(
-            rank=q.offset + i + 1,
+            rank=r.rank,
             user_id=r.user_id,
             display_name=r.display_name,
             avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
             value=r.value,
             level=r.level,
         )
-        for i, r in enumerate(rows)
+        for r in rows
     ]
-    return public_reply(Leaderboard(items=items, page=q.page, page_size=q.page_size, total=int(total), season=season))
+    return public_reply(Leaderboard(items=items, page=q.page, page_size=q.page_size, total=total, season=season))
 
 
 # --------------------------------------------------------------------------------------------------- seasons
@@ -170,7 +161,7 @@ _SEASONS = text(
 async def public_seasons(call: Call[GuildPath, NoParams, None]) -> Reply:
     """Every season of the guild with its status."""
     guild = public_guild(call)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_SEASONS, {"g": guild.guild_id})).all()
     items = [
         SeasonItem(id=str(r.season_id), name=r.name, status=r.status, starts_at=r.starts_at, ends_at=r.ends_at)
@@ -193,8 +184,8 @@ class ActivityItem(ResponseModel):
     display_name: str
     avatar_url: str
     event_type: str
-    xp: int
-    stars: int
+    xp: int | None = Field(description="null for a secret (hidden) achievement")
+    stars: int | None = Field(description="null for a secret (hidden) achievement")
     occurred_at: UtcTime
     level: int | None = None
     name: str | None = None
@@ -225,18 +216,28 @@ _ACTIVITY_FROM = f"""
    )
 """
 _PUBLIC_TYPE = "CASE j.event_type WHEN 'level_change' THEN 'level_up' ELSE j.event_type END"
-_ACTIVITY_PAGE = text(
-    f"""
-    SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_PUBLIC_TYPE} AS event_type,
-           greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
-           CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
-           CASE WHEN j.event_type = 'achievement' THEN
-                CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END END AS name
-    {_ACTIVITY_FROM}
-       AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type)
-     ORDER BY j.occurred_at DESC, j.id DESC LIMIT :limit OFFSET :offset
-    """
-)
+
+
+def _activity_page(*, keyset: bool) -> TextClause:
+    """One page of the activity list; with `keyset`, the page continues after the row (:after_at, :after_id)."""
+    after = "AND (j.occurred_at, j.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))" if keyset else ""
+    return text(
+        f"""
+        SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_PUBLIC_TYPE} AS event_type,
+               greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
+               CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
+               CASE WHEN j.event_type = 'achievement' THEN
+                    CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END END AS name,
+               coalesce(t.is_hidden, false) AS secret
+        {_ACTIVITY_FROM}
+           AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type) {after}
+         ORDER BY j.occurred_at DESC, j.id DESC LIMIT :limit OFFSET :offset
+        """
+    )
+
+
+_ACTIVITY_PAGE = _activity_page(keyset=False)
+_ACTIVITY_AFTER = _activity_page(keyset=True)
 _ACTIVITY_COUNT = text(
     f"SELECT count(*) {_ACTIVITY_FROM} AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type)"
 )
@@ -250,10 +251,27 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
     """Paid reward items, level-ups to a new peak and achievements of the last `days` days, newest first."""
     guild = public_guild(call)
     q = call.query
-    params = {"g": guild.guild_id, "days": q.days, "event_type": q.event_type, "limit": q.page_size, "offset": q.offset}
-    async with call.platform.read() as conn:
-        rows = (await conn.execute(_ACTIVITY_PAGE, params)).all()
-        total = (await conn.execute(_ACTIVITY_COUNT, params)).scalar_one()
+    params: dict[str, object] = {
+        "g": guild.guild_id, "days": q.days, "event_type": q.event_type, "limit": q.page_size, "offset": q.offset,
+    }  # fmt: skip
+
+    async def count() -> int:
+        async with public_read(call) as conn:
+            return int((await conn.execute(_ACTIVITY_COUNT, params)).scalar_one())
+
+    listing = ("activity", guild.guild_id, q.days, q.event_type)
+    anchors = call.platform.public_anchors
+    anchor = anchors.nearest(listing, q.offset)
+    page_sql = _ACTIVITY_PAGE
+    if anchor is not None:  # keyset: continue after a row a page ending at or before this offset returned
+        end, (after_at, after_id) = anchor
+        page_sql = _ACTIVITY_AFTER
+        params |= {"offset": q.offset - end, "after_at": after_at, "after_id": after_id}
+    async with public_read(call) as conn:
+        rows = (await conn.execute(page_sql, params)).all()
+    if rows:
+        anchors.record(listing, q.offset + len(rows), (rows[-1].occurred_at, int(rows[-1].id)))
+    total = await call.platform.public_totals.get(listing, count)
     cdn = _cdn(call)
     items = [
         ActivityItem(
@@ -262,15 +280,16 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
             display_name=r.display_name,
             avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
             event_type=r.event_type,
-            xp=r.xp,
-            stars=r.stars,
+            # A secret achievement reveals nothing, not even its reward (§19): its amounts would identify it.
+            xp=None if r.secret else r.xp,
+            stars=None if r.secret else r.stars,
             occurred_at=r.occurred_at,
             level=r.level,
             name=r.name,
         )
         for r in rows
     ]
-    return public_reply(Page[ActivityItem](items=items, page=q.page, page_size=q.page_size, total=int(total)))
+    return public_reply(Page[ActivityItem](items=items, page=q.page, page_size=q.page_size, total=total))
 
 
 class DailyQuery(StrictModel):
@@ -289,7 +308,7 @@ _DAILY = text(
       FROM reward_journal j
       JOIN members m ON m.guild_id = j.guild_id AND m.user_id = j.user_id AND m.left_at IS NULL
      WHERE j.guild_id = :g
-       AND j.occurred_at >= (now() AT TIME ZONE 'UTC')::date - (:days - 1) * interval '1 day'
+       AND j.occurred_at >= CAST((now() AT TIME ZONE 'UTC')::date - (:days - 1) AS timestamp) AT TIME ZONE 'UTC'
        AND j.event_type IN ({", ".join(f"'{k}'" for k in REWARD_KINDS)})
        AND j.zero_reason IS NULL AND (j.xp_delta > 0 OR j.star_delta > 0)
      GROUP BY 1, 2 ORDER BY 1, 2
@@ -304,7 +323,7 @@ _DAILY = text(
 async def public_activity_daily(call: Call[GuildPath, DailyQuery, None]) -> Reply:
     """Counted from the journal (paid reward items only), today included, oldest day first."""
     guild = public_guild(call)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_DAILY, {"g": guild.guild_id, "days": call.query.days})).all()
     items = [DailyCount(date=r.day, event_type=r.event_type, count=r.n) for r in rows]
     return public_reply(Items[DailyCount](items=items))
@@ -324,8 +343,8 @@ class Stars(ResponseModel):
 
 
 class Rank(ResponseModel):
-    xp: int
-    of: int
+    xp: int | None = Field(description="§17.1 rank by XP; null for a member with 0 XP (not ranked)")
+    of: int = Field(description="members still in the guild with XP > 0")
 
 
 class EarnedBadge(ResponseModel):
@@ -357,7 +376,6 @@ _PROFILE = text(
       FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
     """
 )
-_XP_VALUES = text("SELECT xp FROM members WHERE guild_id = :g AND left_at IS NULL")
 _BADGES = text(
     """
     SELECT t.id, t.name, r.name AS rarity, ma.earned_at
@@ -380,17 +398,19 @@ async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
     guild = public_guild(call)
     season = guild.active_season
     params = {"g": guild.guild_id, "u": call.path.user_id, "s": season.season_id if season else None}
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         row = (await conn.execute(_PROFILE, params)).first()
         if row is None:
             raise ApiError.not_found("Unknown member.")
         badges = (await conn.execute(_BADGES, params)).all()
 
-    async def xp_values() -> list[int]:
-        async with call.platform.read() as conn:
-            return list((await conn.execute(_XP_VALUES, params)).scalars())
+    board = ranks.RankBoard(guild.guild_id, "xp")
 
-    rank, members = await call.platform.ranks.rank(guild.guild_id, int(row.xp), xp_values)
+    async def xp_values() -> list[int]:
+        async with public_read(call) as conn:
+            return await ranks.ranked_values(conn, board)
+
+    rank, members = await call.platform.ranks.rank(board, int(row.xp), xp_values)
     settings = guild.settings
     curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
     level, into, span = curve.progress(int(row.xp))
@@ -427,7 +447,7 @@ class SeriesRef(ResponseModel):
 
 
 class Achievement(ResponseModel):
-    id: int
+    id: int | None = Field(description="null for a hidden achievement (§19: nothing identifies it)")
     name: str
     description: str | None
     category: str | None
@@ -450,7 +470,7 @@ _TEMPLATES_FROM = """
 """
 _TEMPLATES = text(
     f"""
-    SELECT t.id, t.name, t.description, t.xp_reward, t.gold_reward, t.badge_image_url, t.earned_count,
+    SELECT t.id, t.name, t.description, t.xp_reward, t.gold_reward, t.badge_image_url,
            t.is_hidden, t.series_order, c.name AS category, r.name AS rarity, r.color, r.emoji,
            s.id AS series_id, s.name AS series_name
     {_TEMPLATES_FROM}
@@ -460,22 +480,35 @@ _TEMPLATES = text(
 )
 _TEMPLATES_COUNT = text(f"SELECT count(*) {_TEMPLATES_FROM}")
 _WITH_XP = text("SELECT count(*) FROM members WHERE guild_id = :g AND left_at IS NULL AND xp > 0")
+# Earners still in the guild, per template of the page (the stored `earned_count` also counts members who left:
+# issue 22 saw 133.3 % and 166.7 %). `with_xp` earners are the numerator of `earn_pct`, so it never exceeds 100.
+_EARNERS = text(
+    """
+    SELECT ma.template_id, count(*) AS earned, count(*) FILTER (WHERE m.xp > 0) AS with_xp
+      FROM member_achievements ma
+      JOIN members m ON m.guild_id = ma.guild_id AND m.user_id = ma.user_id AND m.left_at IS NULL
+     WHERE ma.guild_id = :g AND ma.template_id = ANY(CAST(:ids AS bigint[]))
+     GROUP BY ma.template_id
+    """
+)
 
 
-def _achievement(r: Any, members_with_xp: int) -> Achievement:
+def _achievement(r: Any, earners: tuple[int, int], members_with_xp: int) -> Achievement:
+    """A template as the public sees it; a hidden one keeps only its rarity and how often it was earned."""
     hidden = bool(r.is_hidden)
+    series = None if r.series_id is None else SeriesRef(id=r.series_id, name=r.series_name, order=r.series_order)
     return Achievement(
-        id=r.id,
+        id=None if hidden else r.id,
         name=SECRET_NAME if hidden else r.name,
         description=None if hidden else r.description,
-        category=r.category,
+        category=None if hidden else r.category,
         rarity=None if r.rarity is None else RarityRef(name=r.rarity, color=r.color, emoji=r.emoji),
-        series=None if r.series_id is None else SeriesRef(id=r.series_id, name=r.series_name, order=r.series_order),
+        series=None if hidden else series,
         xp_reward=None if hidden else r.xp_reward,
         gold_reward=None if hidden else r.gold_reward,
         badge_image_url=None if hidden else r.badge_image_url,
-        earned_count=r.earned_count,
-        earn_pct=earn_pct(r.earned_count, members_with_xp),
+        earned_count=earners[0],
+        earn_pct=earn_pct(earners[1], members_with_xp),
         hidden=hidden,
     )
 
@@ -489,11 +522,15 @@ async def public_achievements(call: Call[GuildPath, PageQuery, None]) -> Reply:
     guild = public_guild(call)
     q = call.query
     params = {"g": guild.guild_id, "limit": q.page_size, "offset": q.offset}
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_TEMPLATES, params)).all()
         total = (await conn.execute(_TEMPLATES_COUNT, params)).scalar_one()
         with_xp = int((await conn.execute(_WITH_XP, params)).scalar_one())
-    items = [_achievement(r, with_xp) for r in rows]
+        ids = [int(r.id) for r in rows]
+        earned = {
+            e.template_id: (int(e.earned), int(e.with_xp)) for e in await conn.execute(_EARNERS, params | {"ids": ids})
+        }
+    items = [_achievement(r, earned.get(r.id, (0, 0)), with_xp) for r in rows]
     return public_reply(Page[Achievement](items=items, page=q.page, page_size=q.page_size, total=int(total)))
 
 
@@ -505,7 +542,7 @@ class RecentBadge(ResponseModel):
     user_id: Snowflake
     display_name: str
     avatar_url: str
-    achievement_id: int
+    achievement_id: int | None = Field(description="null for a hidden achievement")
     name: str
     rarity: str | None
     color: str | None
@@ -534,7 +571,7 @@ _RECENT = text(
 async def public_recent_achievements(call: Call[GuildPath, RecentQuery, None]) -> Reply:
     """The latest `limit` earned badges of present members, hidden ones masked."""
     guild = public_guild(call)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_RECENT, {"g": guild.guild_id, "limit": call.query.limit})).all()
     cdn = _cdn(call)
     items = [
@@ -542,7 +579,7 @@ async def public_recent_achievements(call: Call[GuildPath, RecentQuery, None]) -
             user_id=r.user_id,
             display_name=r.display_name,
             avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
-            achievement_id=r.id,
+            achievement_id=None if r.is_hidden else r.id,
             name=r.name,
             rarity=r.rarity,
             color=r.color,

@@ -628,7 +628,21 @@ Index(
     RewardJournal.user_id,
     RewardJournal.occurred_at.desc(),
 )
-Index("ix_reward_journal_guild_id_occurred_at", RewardJournal.guild_id, RewardJournal.occurred_at.desc())
+# Ordered like the public activity list, so its pages (and keyset continuations) are index scans (migration 0008).
+Index(
+    "ix_reward_journal_guild_id_occurred_at_id",
+    RewardJournal.guild_id,
+    RewardJournal.occurred_at.desc(),
+    RewardJournal.id.desc(),
+)
+# The public activity's "new peak level" test reads earlier level changes of one member only (migration 0008).
+Index(
+    "ix_reward_journal_level_changes",
+    RewardJournal.guild_id,
+    RewardJournal.user_id,
+    RewardJournal.id,
+    postgresql_where=text("event_type = 'level_change'"),
+)
 
 
 class GoldLedger(Base):
