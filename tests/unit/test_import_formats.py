@@ -230,3 +230,51 @@ def test_totals_count_level_and_role_changes() -> None:
     assert out["members_created"] == 1 and out["xp_delta"] == 1000
     assert out["level_changes"] == {"count": 1, "items": [{"user_id": str(U1), "from": 1, "to": CURVE.level(1000)}]}
     assert out["level_role_changes"] == {"count": 1, "items": [{"user_id": str(U1), "add": ["11"], "remove": []}]}
+
+
+# --- limits while parsing, the whole document validated (SPEC §20.1) ------------------------------------------------
+
+
+def _rows(n: int) -> str:
+    return ",".join(f'{{"id":"{U1 + i}","xp":1}}' for i in range(n))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "[" + _rows(MAX_ENTRIES + 1) + ",{{{ never parsed",
+        '{"players": [' + _rows(MAX_ENTRIES + 1) + ",{{{ never parsed",
+        '{"format": "synapse-members", "version": 1, "members": [' + _rows(MAX_ENTRIES + 1) + "!! never parsed",
+        "id,xp\n" + "".join(f"{U1 + i},1\n" for i in range(MAX_ENTRIES + 1)) + '"' + "x" * 200_000 + '"\n',
+    ],
+    ids=["array", "mee6", "own", "csv"],
+)
+def test_the_row_limit_is_enforced_while_parsing_before_the_rest_is_read(document: str) -> None:
+    """The text after entry 200,001 is broken: a parser that reads everything first reports that, not the limit."""
+    with pytest.raises(ImportFormatError, match=f"more than {MAX_ENTRIES} entries"):
+        parse_document(document.encode(), max_bytes=len(document) + 1)
+
+
+@pytest.mark.parametrize(
+    ("github", "problem"),
+    [("bad--name", "single hyphens"), ("-lead", "single hyphens"), ("a" * 40, "1–39"), ("", "1–39"), (7, "GitHub")],
+)
+def test_github_names_follow_the_link_github_rule(github: object, problem: str) -> None:
+    doc = {"format": "synapse-members", "version": 1, "members": [
+        {"user_id": str(U1), "github_username": "octo-cat"}, {"user_id": str(U2), "github_username": github},
+    ]}  # fmt: skip
+    _, entries, invalid = parse(doc)
+    assert [u for u, _, _ in entries] == [U1]
+    assert [i for i, _ in invalid] == [1] and problem in invalid[0][1] and invalid[0][1].startswith("github_username")
+
+
+def test_non_json_numbers_and_trailing_data_refuse_the_document() -> None:
+    for text in (f'[{{"id": "{U1}", "xp": NaN}}]', f'[{{"id": "{U1}", "xp": 1}}] []', '{"players": [] ,}'):
+        with pytest.raises(ImportFormatError, match="not valid JSON"):
+            parse_document(text.encode(), max_bytes=LIMIT)
+
+
+def test_keys_may_come_in_any_order_and_unknown_containers_are_skipped() -> None:
+    doc = f'{{"members": [{{"user_id": "{U1}", "xp": 3}}], "extra": {{"a": [1, [2]]}}, "version": 1,'
+    doc += ' "format": "synapse-members"}'
+    assert parse(doc) == ("synapse-members", [(U1, 3, None)], [])
