@@ -6,18 +6,21 @@ cannot drift from what the server does. For each request, in this order:
 
 1. authentication (`authn.authenticate`) for non-public routes → 401 / 403 `csrf_failed`;
 2. the `Idempotency-Key` header format (writes) → 400;
-3. path, query and body against their pydantic models, every problem reported at once → 400 `validation_error`
-   (`invalid_json` for a body that is not JSON);
+3. path and query against their pydantic models, every problem reported at once → 400 `validation_error`;
 4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
-5. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
-6. the admin mutation limit (§21.4) → 429;
-7. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
+5. the admin mutation limit (§21.4) → 429;
+6. the route's `body_gate`, if any (the member import's upload slots: 409 / 429 before a byte is buffered);
+7. only now the body, against its model → 400 (`invalid_json` for a body that is not JSON): SPEC §18 reads
+   bodies after authentication, authorization and rate limiting, so a refused caller costs no buffering;
+8. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
+9. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -116,6 +119,9 @@ class Operation:
     raw_body: Callable[[ApiPlatform], int] | None = None
     """For routes taking an uploaded document (JSON or CSV) as raw bytes: its byte limit, which may exceed the
     app-wide `HTTP_MAX_BODY_BYTES` (the member import, §20.1). The handler receives the bytes as `call.body`."""
+    body_gate: Callable[[Call[Any, Any, None]], AbstractAsyncContextManager[None]] | None = None
+    """Entered after the admin check and rate limit, before the body is read, and held until the reply: may refuse
+    the request (an `ApiError`) so an upload that cannot be taken is never buffered."""
 
     @property
     def operation_id(self) -> str:
@@ -148,6 +154,7 @@ class Api:
         responses: Mapping[int, str] | None = None,
         guard: Callable[[Call[Any, Any, Any]], object] | None = None,
         raw_body: Callable[[ApiPlatform], int] | None = None,
+        body_gate: Callable[[Call[Any, Any, None]], AbstractAsyncContextManager[None]] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare a route. With a `guard`, successful answers are kept in the platform's micro-cache (public
         reads: the same path and query within `MICRO_CACHE_SECONDS` get the same bytes, after the guard ran)."""
@@ -171,6 +178,7 @@ class Api:
                     guard=guard,
                     cached=guard is not None,
                     raw_body=raw_body,
+                    body_gate=body_gate,
                 )
             )
             return handler
@@ -339,49 +347,70 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         query, problems = _query_dict(request)
         path = _validate(op.path_model, dict(request.match_info), "path", problems)
         query_model = _validate(op.query_model, query, "query", problems)
-        body, raw = await _body(op, request, platform, problems)
         if problems:
             raise ApiError(400, "validation_error", "The request is invalid.", problems)
         if op.access is Access.GUILD_ADMIN:
             assert principal is not None
             await _check_admin(op, path, principal, platform)
-
-        request_hash = ""
-        if key is not None and principal is not None:
-            request_hash = idempotency.fingerprint(request.method, request.path_qs, raw)
-            async with platform.read() as conn:
-                stored = await idempotency.lookup(conn, principal.id, key, request_hash)
-            if stored is not None:
-                replay = web.Response(
-                    status=stored.status,
-                    body=None if stored.body is None else orjson.dumps(stored.body),
-                    content_type=None if stored.body is None else "application/json",
-                )
-                replay.headers["Idempotent-Replayed"] = "true"
-                return replay
-
+        # The body is read only now, after authentication, the admin check and the mutation limit (SPEC §18): a
+        # refused caller never makes the server buffer an upload.
         decision: Decision | None = None
         if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
             decision = await _admit(platform, principal)
-
-        call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
-        if op.cached:
-            return await _cached(op, call)
-        try:
-            response = _render(op, await op.handler(call))
-        except ApiError as exc:
-            if key is None:
-                raise
-            response = _error(exc)
-        if decision is not None:
-            response.headers.update(decision.headers())
-        if key is not None and principal is not None and idempotency.storable(response.status):
-            payload = response.body if isinstance(response, web.Response) else None
-            stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
-            async with platform.read() as conn:
-                await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
-        return response
+        if op.body_gate is None:
+            return await _with_body(op, request, platform, principal, key, path, query_model, decision)
+        async with op.body_gate(Call(request, platform, path, query_model, None, principal)):
+            return await _with_body(op, request, platform, principal, key, path, query_model, decision)
 
     endpoint.__name__ = op.operation_id
     endpoint.__doc__ = op.description
     return endpoint
+
+
+async def _with_body(
+    op: Operation,
+    request: web.Request,
+    platform: ApiPlatform,
+    principal: Principal | None,
+    key: str | None,
+    path: Any,
+    query_model: Any,
+    decision: Decision | None,
+) -> web.StreamResponse:
+    """Steps 5–8: read and validate the body, replay a stored idempotent response, run the handler."""
+    problems: list[dict[str, str]] = []
+    body, raw = await _body(op, request, platform, problems)
+    if problems:
+        raise ApiError(400, "validation_error", "The request is invalid.", problems)
+
+    request_hash = ""
+    if key is not None and principal is not None:
+        request_hash = idempotency.fingerprint(request.method, request.path_qs, raw)
+        async with platform.read() as conn:
+            stored = await idempotency.lookup(conn, principal.id, key, request_hash)
+        if stored is not None:
+            replay = web.Response(
+                status=stored.status,
+                body=None if stored.body is None else orjson.dumps(stored.body),
+                content_type=None if stored.body is None else "application/json",
+            )
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+
+    call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
+    if op.cached:
+        return await _cached(op, call)
+    try:
+        response = _render(op, await op.handler(call))
+    except ApiError as exc:
+        if key is None:
+            raise
+        response = _error(exc)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    if key is not None and principal is not None and idempotency.storable(response.status):
+        payload = response.body if isinstance(response, web.Response) else None
+        stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
+        async with platform.read() as conn:
+            await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
+    return response

@@ -26,6 +26,7 @@ from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
+from synapse_async.imports.slots import ImportSlots
 
 
 class AdminDirectory(Protocol):
@@ -95,6 +96,7 @@ class ApiPlatform:
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self.ranks = XpRanks(MICRO_CACHE_SECONDS)
+        self.import_slots = ImportSlots()  # member-import documents held at once by this process (SPEC §20.1)
         self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
