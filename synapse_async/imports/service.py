@@ -72,8 +72,8 @@ from synapse_async.services.audit import Actor, record
 __all__ = [
     "BATCH",
     "ImportActive",
-    "active_import",
     "ImportRejected",
+    "active_import",
     "export_members",
     "import_handler",
     "preview_import",

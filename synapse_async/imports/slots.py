@@ -24,7 +24,7 @@ class ImportBusy(Exception):
 
 
 class ImportUploading(Exception):
-    """This guild's import is being uploaded right now by another request (409)."""
+    """An import of the guild is being uploaded right now by another request (409)."""
 
 
 class ImportSlots:

@@ -257,7 +257,7 @@ async def test_a_job_resumed_after_a_crash_never_applies_a_member_twice(env: Env
     with pytest.raises(_Crash):
         await rerun(env, guild, job_id, stopping=crash_after_first_batch)
     assert await env.val("SELECT sum(xp) FROM members WHERE guild_id = $1", guild) == 200 * BATCH
-    ctx, result = await rerun(env, guild, job_id)  # the runner's resume: the same job id, its payload still there
+    _, result = await rerun(env, guild, job_id)  # the runner's resume: the same job id, its payload still there
     assert result["already_imported"] == BATCH and result["members_changed"] == 100 and result["complete"]
     totals = (await env.fetch("SELECT sum(xp) AS xp, sum(gold) AS gold, count(*) AS n FROM members WHERE guild_id = $1",
                               guild))[0]  # fmt: skip
