@@ -37,6 +37,9 @@ async def test_the_runner_imports_then_syncs_level_roles_without_announcing(fres
         )
         await wait_for(lambda: bool(cache.guild(GUILD).level_roles))
         before = len(sim.rest_calls)
+        announcer = rt.announcer
+        assert announcer is not None
+        announced_before = sum(announcer.snapshot().values())  # queued now + sent, dropped, failed, skipped ever
         raw = json.dumps({"players": [{"id": str(ALICE), "xp": 1000, "level": 40}]}).encode()
         job = await submit_import(
             db, GUILD, raw, mode="replace", actor=Actor(ADMIN_ACTOR_ID, "user", "api"), max_bytes=1 << 20
@@ -61,7 +64,11 @@ async def test_the_runner_imports_then_syncs_level_roles_without_announcing(fres
         calls = sim.rest_calls[before:]
         patches = [c for c in calls if c.method == "PATCH" and c.path.endswith(f"/members/{ALICE}")]
         assert len(patches) == 1 and role in {int(r) for r in patches[0].json["roles"]}  # type: ignore[attr-defined]
-        assert not [c for c in calls if c.method == "POST" and c.path.endswith("/messages")]  # no announcement
+        # SPEC §20.1 "no announcements": the level change (1 → level > 2) is one the pipeline would announce, so
+        # nothing may reach the announcer at all — counted at its door, not by waiting for Discord calls that a
+        # throttled or channel-less announcer would only send later, or never.
+        assert sum(announcer.snapshot().values()) == announced_before
+        assert not [c for c in calls if c.method == "POST" and c.path.endswith("/messages")]
     finally:
         await rt.shutdown()
         await admin.close()
