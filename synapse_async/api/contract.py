@@ -218,26 +218,26 @@ def _validate(model: type[BaseModel], data: Any, root: str, problems: list[dict[
         return None
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The whole body, streamed with its own cap (aiohttp's `client_max_size` applies to `read()` only)."""
+async def _read_limited(request: web.Request, limit: int) -> bytearray:
+    """The whole body, streamed with its own cap (aiohttp's `client_max_size` applies to `read()` only), into one
+    growing buffer (no list of chunks joined into a second copy). A `bytearray`, so the handler can release it as
+    soon as it has turned it into something else (the import keeps only the decoded text)."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"The document is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
+    buffer = bytearray()
     async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
+        if len(buffer) + len(chunk) > limit:
             raise ApiError(413, "payload_too_large", f"The document is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buffer += chunk
+    return buffer
 
 
 async def _body(
     op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
-) -> tuple[Any, bytes]:
+) -> tuple[Any, bytes | bytearray]:
     if op.raw_body is not None:
-        raw = await _read_limited(request, op.raw_body(platform))
-        return raw, raw
+        upload = await _read_limited(request, op.raw_body(platform))
+        return upload, upload
     if op.body_model is None:
         raw = await request.read() if request.can_read_body else b""
         if raw.strip():
@@ -385,7 +385,7 @@ async def _with_body(
 
     request_hash = ""
     if key is not None and principal is not None:
-        request_hash = idempotency.fingerprint(request.method, request.path_qs, raw)
+        request_hash = idempotency.fingerprint(request.method, request.path_qs, bytes(raw))
         async with platform.read() as conn:
             stored = await idempotency.lookup(conn, principal.id, key, request_hash)
         if stored is not None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
@@ -44,6 +44,7 @@ __all__ = [
     "ParsedImport",
     "SourceFormat",
     "decode_text",
+    "entry_chunks",
     "parse_document",
     "parse_text",
     "render_document",
@@ -111,6 +112,12 @@ class ParsedImport:
     format: SourceFormat
     entries: tuple[ImportEntry, ...]
     invalid: tuple[InvalidRow, ...] = field(default=())
+    valid: int = -1
+    """Valid entries; equals `len(entries)` unless parsed with `keep=False` (then `entries` is empty)."""
+
+    @property
+    def count(self) -> int:
+        return len(self.entries) if self.valid < 0 else self.valid
 
 
 class _RowError(Exception):
@@ -458,7 +465,9 @@ def _csv_rows(text: str) -> tuple[Iterator[object], RowReader]:
     return lines, read
 
 
-def _read_all(rows: Iterator[object], reader: RowReader) -> tuple[tuple[ImportEntry, ...], tuple[InvalidRow, ...]]:
+def _read_all(
+    rows: Iterator[object], reader: RowReader, *, keep: bool
+) -> tuple[tuple[ImportEntry, ...], tuple[InvalidRow, ...], int]:
     entries: list[ImportEntry] = []
     invalid: list[InvalidRow] = []
     first_at: dict[int, int] = {}
@@ -472,11 +481,23 @@ def _read_all(rows: Iterator[object], reader: RowReader) -> tuple[tuple[ImportEn
         if seen != index:
             invalid.append(InvalidRow(index, f"user id {entry.user_id}: duplicate of row {seen}"))
             continue
-        entries.append(entry)
-    return tuple(entries), tuple(invalid)
+        if keep:
+            entries.append(entry)
+    return tuple(entries), tuple(invalid), len(first_at)
 
 
-def decode_text(raw: bytes, *, max_bytes: int) -> str:
+def _rows(text: str) -> tuple[SourceFormat, Iterator[object], RowReader]:
+    pos = _WS.match(text)
+    start = pos.end() if pos is not None else 0
+    if start == len(text):
+        raise ImportFormatError("empty document")
+    if text[start] in "[{":
+        return _json_document(text, start)
+    rows, reader = _csv_rows(text[start:] if start else text)
+    return "csv", rows, reader
+
+
+def decode_text(raw: bytes | bytearray, *, max_bytes: int) -> str:
     """The upload as text, with the limits checked before anything else: size (413), UTF-8 (a BOM is dropped), no
     NUL (a PostgreSQL text cannot hold it)."""
     if len(raw) > max_bytes:
@@ -490,20 +511,29 @@ def decode_text(raw: bytes, *, max_bytes: int) -> str:
     return text
 
 
-def parse_text(text: str) -> ParsedImport:
-    """Detect and parse an import document already decoded by `decode_text`; see `parse_document`."""
-    pos = _WS.match(text)
-    start = pos.end() if pos is not None else 0
-    if start == len(text):
-        raise ImportFormatError("empty document")
-    fmt: SourceFormat
-    if text[start] in "[{":
-        fmt, rows, reader = _json_document(text, start)
-    else:
-        fmt = "csv"
-        rows, reader = _csv_rows(text[start:] if start else text)
-    entries, invalid = _read_all(rows, reader)
-    return ParsedImport(fmt, entries, invalid)
+def parse_text(text: str, *, keep: bool = True) -> ParsedImport:
+    """Detect and parse an import document already decoded by `decode_text`; see `parse_document`. With `keep`
+    False only the counts and invalid rows are kept (validation without the entries' memory)."""
+    fmt, rows, reader = _rows(text)
+    entries, invalid, valid = _read_all(rows, reader, keep=keep)
+    return ParsedImport(fmt, entries, invalid, valid)
+
+
+def entry_chunks(text: str, size: int, skip: Collection[int] = ()) -> Iterator[list[ImportEntry]]:
+    """The valid entries of a document already checked by `parse_text`, `size` at a time in document order,
+    leaving out the rows at the indexes `skip` (its invalid and duplicate rows): a dry run plans chunk by chunk
+    instead of holding every entry."""
+    _, rows, reader = _rows(text)
+    chunk: list[ImportEntry] = []
+    for index, row in enumerate(_count(rows)):
+        if index in skip:
+            continue
+        chunk.append(reader(index, row))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def parse_document(raw: bytes, *, max_bytes: int) -> ParsedImport:

@@ -49,6 +49,7 @@ from synapse_async.imports.formats import (
     ParsedImport,
     SourceFormat,
     decode_text,
+    entry_chunks,
     parse_text,
     render_document,
 )
@@ -197,9 +198,18 @@ class _Checked:
 
 
 def _check(body: str) -> _Checked:
-    parsed = parse_text(body)
+    parsed = parse_text(body, keep=False)
     invalid = tuple(r.as_json() for r in parsed.invalid[:SAMPLE_MAX])
-    return _Checked(parsed.format, len(parsed.entries), invalid, len(parsed.invalid))
+    return _Checked(parsed.format, parsed.count, invalid, len(parsed.invalid))
+
+
+async def _decode(raw: bytes | bytearray, max_bytes: int) -> str:
+    """The upload as text (in a worker thread). An upload buffer (`bytearray`, as the API reads it) is emptied
+    right after: from here on only the text is held, not the bytes as well."""
+    body = await asyncio.to_thread(decode_text, raw, max_bytes=max_bytes)
+    if isinstance(raw, bytearray):
+        raw.clear()
+    return body
 
 
 async def active_import(db: Database, guild_id: int) -> uuid.UUID | None:
@@ -210,7 +220,7 @@ async def active_import(db: Database, guild_id: int) -> uuid.UUID | None:
 
 
 async def submit_import(
-    db: Database, guild_id: int, raw: bytes, *, mode: str, actor: Actor, max_bytes: int
+    db: Database, guild_id: int, raw: bytes | bytearray, *, mode: str, actor: Actor, max_bytes: int
 ) -> uuid.UUID:
     """Queue an `import` job for `raw` (JSON or CSV bytes); the caller answers 202 with the job.
 
@@ -219,7 +229,7 @@ async def submit_import(
     entries), `ImportRejected` (400 listing the invalid and duplicate rows by index), or `ImportActive` (409).
     """
     checked_mode = _check_mode(mode)
-    body = await asyncio.to_thread(decode_text, raw, max_bytes=max_bytes)
+    body = await _decode(raw, max_bytes)
     checked = await asyncio.to_thread(_check, body)
     if checked.invalid_count:
         raise ImportRejected(checked.invalid, checked.invalid_count)
@@ -294,13 +304,8 @@ async def _done(conn: asyncpg.Connection, guild_id: int, job_id: uuid.UUID, user
     return {int(r["idempotency_key"].rsplit(":", 1)[1]) for r in await conn.fetch(_DONE_KEYS, guild_id, keys)}
 
 
-async def _parse(raw: bytes, max_bytes: int) -> ParsedImport:
-    body = await asyncio.to_thread(decode_text, raw, max_bytes=max_bytes)
-    return await asyncio.to_thread(parse_text, body)
-
-
 def _totals(parsed: ParsedImport, mode: ImportMode) -> PlanTotals:
-    totals = PlanTotals(parsed.format, mode, entries=len(parsed.entries) + len(parsed.invalid))
+    totals = PlanTotals(parsed.format, mode, entries=parsed.count + len(parsed.invalid))
     totals.invalid_count = len(parsed.invalid)
     totals.invalid = [r.as_json() for r in parsed.invalid[:SAMPLE_MAX]]
     return totals
@@ -312,17 +317,21 @@ def _batches(entries: Sequence[ImportEntry]) -> list[list[ImportEntry]]:
 
 
 async def preview_import(
-    db: Database, cache: ConfigCache, guild_id: int, raw: bytes, *, mode: str, max_bytes: int
+    db: Database, cache: ConfigCache, guild_id: int, raw: bytes | bytearray, *, mode: str, max_bytes: int
 ) -> dict[str, object]:
     """The dry run (200 report): what the import would do, from the same plan the job applies; writes nothing.
 
-    Raises `DocumentTooLarge` / `ImportFormatError` like `submit_import`; invalid rows are in the report.
+    Raises `DocumentTooLarge` / `ImportFormatError` like `submit_import`; invalid rows are in the report. The
+    document is validated once, then planned `BATCH` entries at a time (parsed again chunk by chunk), so a dry run
+    never holds every entry at once.
     """
     checked = _check_mode(mode)
-    parsed = await _parse(raw, max_bytes)
+    body = await _decode(raw, max_bytes)
+    parsed = await asyncio.to_thread(parse_text, body, keep=False)
     totals = _totals(parsed, checked)
     guild = _Guild.of(cache.guild(guild_id))
-    for batch in _batches(parsed.entries):
+    chunks = entry_chunks(body, BATCH, {r.index for r in parsed.invalid})
+    while (batch := await asyncio.to_thread(next, chunks, None)) is not None:
         ids = [e.user_id for e in batch]
         async with db.raw_transaction() as conn:
             states = await _states(conn, guild_id, ids, lock=False)

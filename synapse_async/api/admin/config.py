@@ -521,7 +521,7 @@ async def _import_gate(call: Call[GuildPath, ImportQuery, None]) -> AsyncIterato
     access=Access.GUILD_ADMIN, path_model=GuildPath, query=ImportQuery, response=ImportResult, status=202,
     responses={200: "Dry run: the preview, nothing written"}, raw_body=_import_limit, body_gate=_import_gate,
 )  # fmt: skip
-async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Reply:
+async def admin_import_members(call: Call[GuildPath, ImportQuery, bytearray]) -> Reply:
     """The body is the document itself (JSON or CSV, ≤ `IMPORT_MAX_BYTES`, else 413), read only once the admin
     check, the rate limit and an import slot passed (429 when two documents are already being processed, 409 while
     this guild has an import). `dry_run=true` → 200 with the preview, nothing written; else 202 with the queued
