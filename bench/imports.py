@@ -92,7 +92,8 @@ async def serve(args: argparse.Namespace) -> None:
         rt = Runtime(load_config(env))
         try:
             await rt.start()
-            assert rt.api is not None and rt.jobs is not None
+            assert rt.api is not None
+            assert rt.jobs is not None
             token = rt.api.codec.issue_service("bench-import", [GUILD], ttl=3600, now=rt.api.now())
             print(json.dumps({"port": rt.http_port, "token": token, "pid": os.getpid()}), flush=True)
             loop = asyncio.get_running_loop()
@@ -147,10 +148,12 @@ async def main() -> None:
         sys.executable, __file__, "--serve", "--workload", str(args.workload),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert child.stdin is not None and child.stdout is not None
+    assert child.stdin is not None
+    assert child.stdout is not None
 
     async def ask(command: str) -> None:
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout is not None
         child.stdin.write(command.encode() + b"\n")
         await child.stdin.drain()
         await child.stdout.readline()
