@@ -6,7 +6,8 @@ cannot drift from what the server does. For each request, in this order:
 
 1. authentication (`authn.authenticate`) for non-public routes → 401 / 403 `csrf_failed`;
 2. the `Idempotency-Key` header format (writes) → 400;
-3. path and query against their pydantic models, every problem reported at once → 400 `validation_error`;
+3. path and query against their pydantic models → 400 `validation_error` with every problem, the body's too if the
+   caller passes the admin check of the path's guild (only then is that body read);
 4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
 5. the admin mutation limit (§21.4) → 429;
 6. the route's `body_gate`, if any (the member import's upload slots: 409 / 429 before a byte is buffered);
@@ -36,7 +37,7 @@ from synapse_async.api.errors import ApiError, error_response
 from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
-from synapse_async.api.schema import NoParams, problems_of
+from synapse_async.api.schema import GuildPath, NoParams, problems_of
 from synapse_async.services.audit import Actor, ActorKind
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
@@ -348,6 +349,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         path = _validate(op.path_model, dict(request.match_info), "path", problems)
         query_model = _validate(op.query_model, query, "query", problems)
         if problems:
+            # Every problem at once, the body's too, but its body is read only for a caller allowed to send it.
+            if op.raw_body is None and await _may_send_body(op, request, path, principal, platform):
+                await _body(op, request, platform, problems)
             raise ApiError(400, "validation_error", "The request is invalid.", problems)
         if op.access is Access.GUILD_ADMIN:
             assert principal is not None
@@ -365,6 +369,23 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
     endpoint.__name__ = op.operation_id
     endpoint.__doc__ = op.description
     return endpoint
+
+
+async def _may_send_body(
+    op: Operation, request: web.Request, path: BaseModel | None, principal: Principal | None, platform: ApiPlatform
+) -> bool:
+    """For a request already refused as invalid: whether its body may be read to report its problems too — only
+    once the caller passed the admin check of the path's guild (403 otherwise), never for an unreadable guild id."""
+    if op.access is not Access.GUILD_ADMIN:
+        return True
+    assert principal is not None
+    if path is None:
+        try:
+            path = GuildPath.model_validate({"guild_id": request.match_info.get("guild_id")})
+        except ValidationError:
+            return False
+    await _check_admin(op, path, principal, platform)
+    return True
 
 
 async def _with_body(
