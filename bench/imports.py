@@ -12,8 +12,8 @@ our own format (~160,000 members per 20 MiB) and measures the child's resident s
 2. `--uploads` parallel uploads of the document by one admin, half dry runs and half imports, all at once: the
    statuses (200 dry run, 202 queued, 409 import active, 429 slots busy) and the peak above idle;
 3. one dry run alone (parse + plan of the whole document): its peak above idle;
-4. with `--job`: the queued import applied by the runner (every member written; minutes on a small machine): its
-   peak above idle.
+4. with `--job`: the queued import run by the runner for `--job-seconds` (document parsed, entries held, batches
+   applied), then cancelled (all 141,769 members take many minutes on a small machine): its peak above idle.
 
 The last line is machine-readable: `RESULT idle_mb=… uploads_peak_mb=… dry_run_peak_mb=… [job_peak_mb=…]`, each
 peak given above idle.
@@ -98,13 +98,34 @@ async def serve(args: argparse.Namespace) -> None:
             print(json.dumps({"port": rt.http_port, "token": token, "pid": os.getpid()}), flush=True)
             loop = asyncio.get_running_loop()
             while (command := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) not in ("", "quit"):
-                if command == "run-job":
-                    await rt.jobs.poll()
-                print(json.dumps({"done": command}), flush=True)
+                applied = None
+                if command.startswith("run-job"):
+                    applied = await _run_job(rt, float(command.split()[1]))
+                print(json.dumps({"done": command, "applied": applied}), flush=True)
         finally:
             await rt.shutdown()
             sim.terminate()
             await sim.wait()
+
+
+async def _run_job(rt: Any, seconds: float) -> int | None:
+    """Run the queued import; after `seconds`, cancel it (it stops at its next heartbeat, between batches, and
+    reports what it applied). The members applied."""
+    from sqlalchemy import text
+
+    poll = asyncio.create_task(rt.jobs.poll())
+    done, _ = await asyncio.wait({poll}, timeout=seconds)
+    if not done:
+        async with rt.components.db.sessions.begin() as s:
+            await s.execute(
+                text(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE kind = 'import' AND status = 'running'"
+                )
+            )
+        await poll
+    async with rt.components.db.sessions() as s:
+        row = (await s.execute(text("SELECT result FROM jobs WHERE kind = 'import'"))).first()
+    return None if row is None or row.result is None else int(row.result["members_changed"])
 
 
 # --- the client --------------------------------------------------------------------------------------------------
@@ -135,7 +156,8 @@ async def main() -> None:
     parser.add_argument("--workload", type=Path, default=DEFAULT_WORKLOAD)
     parser.add_argument("--uploads", type=int, default=50)
     parser.add_argument("--mib", type=float, default=20.0)
-    parser.add_argument("--job", action="store_true", help="also apply the queued import (slow)")
+    parser.add_argument("--job", action="store_true", help="also run the queued import")
+    parser.add_argument("--job-seconds", type=float, default=60.0, help="then cancel it (the whole takes minutes)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -151,12 +173,13 @@ async def main() -> None:
     assert child.stdin is not None
     assert child.stdout is not None
 
-    async def ask(command: str) -> None:
+    async def ask(command: str) -> dict[str, Any]:
         assert child.stdin is not None
         assert child.stdout is not None
         child.stdin.write(command.encode() + b"\n")
         await child.stdin.drain()
-        await child.stdout.readline()
+        answer: dict[str, Any] = json.loads(await child.stdout.readline())
+        return answer
 
     try:
         info = json.loads(await asyncio.wait_for(child.stdout.readline(), 300))
@@ -194,9 +217,10 @@ async def main() -> None:
             if counts.get(202) != 1:
                 raise RuntimeError(f"expected exactly one queued import, got {counts.get(202)}")
             started = time.monotonic()
-            _, peak = await _phase(pid, ask("run-job"))
+            answer, peak = await _phase(pid, ask(f"run-job {args.job_seconds}"))
             print(
-                f"the queued import applied ({members:,} members, {time.monotonic() - started:.0f} s):"
+                f"the queued import ({answer['applied']:,} of {members:,} members applied in"
+                f" {time.monotonic() - started:.0f} s, cancelled after --job-seconds {args.job_seconds:g}):"
                 f" peak {peak:.0f} MB = {peak - idle:+.0f} MB above idle"
             )
             result += f" job_peak_mb={peak - idle:.1f}"

@@ -15,7 +15,8 @@ Accepted shapes (detected, never declared by the caller):
 - Amari `{"data": [{"id", "exp", ...}]}`;
 - CSV with a header row naming a user-id column and an XP column (optionally gold), case-insensitive.
 
-Levels in the input are ignored: XP is what carries over, and the level follows from this guild's curve. A row's
+Levels in the input are read but only used with `levels=keep` (the default for other bots' exports, see
+`plan.kept_xp`); with `levels=recompute` XP is what carries over and the level follows from this guild's curve. A row's
 `index` is its 0-based position among the document's entries (for CSV: among the data rows after the header,
 blank lines not counted). Problems with the document as a whole (not JSON/CSV, unknown shape, too large, too many
 entries) raise `ImportFormatError`; problems with single rows are collected in `ParsedImport.invalid`.
@@ -65,6 +66,7 @@ SourceFormat = Literal["synapse-members", "array", "mee6", "polaris", "lurkr", "
 _CSV_ID: Final = frozenset({"id", "userid", "memberid", "discordid", "discorduserid", "uid", "user"})
 _CSV_XP: Final = frozenset({"xp", "exp", "experience", "totalxp", "totalexp", "points"})
 _CSV_GOLD: Final = frozenset({"gold", "coins"})
+_CSV_LEVEL: Final = frozenset({"level", "lvl"})
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -96,6 +98,10 @@ class ImportEntry:
     github_username: str | None = None
     achievements: tuple[str, ...] = ()
     left: bool | None = None
+    source_level: int | None = None
+    """The level the other bot showed (`levels=keep`); None when the row gives none."""
+    source_progress: tuple[int, int] | None = None
+    """(XP into that level, XP the level spans) at the other bot, when known: the fraction `levels=keep` keeps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,18 +184,54 @@ def _object(value: object) -> Mapping[str, Any]:
 RowReader = Callable[[int, Any], ImportEntry]
 
 
-def _foreign(id_keys: Sequence[str], xp_keys: Sequence[str], *, gold: bool = False) -> RowReader:
-    """A reader for other bots' rows: an id, an XP amount, optionally gold; every other field (levels!) ignored."""
+_MAX_SOURCE_LEVEL: Final = 100_000
+
+
+def _source_level(row: Mapping[str, Any]) -> int | None:
+    """The other bot's level (0-based in MEE6), if the row has one; an invalid one is a row error."""
+    if row.get("level") is None:
+        return None
+    value = row["level"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SOURCE_LEVEL:
+        raise _RowError(f"level: must be an integer between 0 and {_MAX_SOURCE_LEVEL}")
+    return value
+
+
+def _mee6_progress(row: Mapping[str, Any], level: int | None, xp: int) -> tuple[int, int] | None:
+    """MEE6's `detailed_xp: [into the level, the level's span, total]`, else its public curve (5L² + 50L + 100 to
+    leave level L, from level 0) applied to the total XP."""
+    detailed = row.get("detailed_xp")
+    if (
+        isinstance(detailed, list)
+        and len(detailed) >= 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in detailed[:2])
+        and 0 <= detailed[0] < detailed[1]
+    ):
+        return detailed[0], detailed[1]
+    if level is None:
+        return None
+    start = sum(5 * n * n + 50 * n + 100 for n in range(min(level, _MAX_SOURCE_LEVEL)))
+    span = 5 * level * level + 50 * level + 100
+    return (xp - start, span) if 0 <= xp - start < span else None
+
+
+def _foreign(id_keys: Sequence[str], xp_keys: Sequence[str], *, gold: bool = False, mee6: bool = False) -> RowReader:
+    """A reader for other bots' rows: an id, an XP amount, optionally gold, and the bot's level (used only with
+    `levels=keep`); every other field ignored."""
 
     def read(index: int, value: object) -> ImportEntry:
         row = _object(value)
         id_key, raw_id = _pick(row, id_keys)
         xp_key, raw_xp = _pick(row, xp_keys)
+        xp = _amount(raw_xp, xp_key)
+        level = _source_level(row)
         return ImportEntry(
             index,
             _snowflake(raw_id, id_key),
-            xp=_amount(raw_xp, xp_key),
+            xp=xp,
             gold=_optional_amount(row, "gold") if gold else None,
+            source_level=level,
+            source_progress=_mee6_progress(row, level, xp) if mee6 else None,
         )
 
     return read
@@ -226,7 +268,7 @@ def _own_row(index: int, value: object) -> ImportEntry:
 
 
 _ARRAY = _foreign(("user_id", "id"), ("xp",), gold=True)
-_MEE6 = _foreign(("id",), ("xp",))
+_MEE6 = _foreign(("id",), ("xp",), mee6=True)
 _LURKR = _foreign(("userId",), ("xp",))
 _AMARI = _foreign(("id",), ("exp",))
 
@@ -234,7 +276,8 @@ _AMARI = _foreign(("id",), ("exp",))
 def _polaris_map(index: int, value: tuple[str, object]) -> ImportEntry:
     user_key, data = value  # the (key, value) pairs `_detect` makes of the `users` object
     row = _object(data)
-    return ImportEntry(index, _snowflake(user_key, "id"), xp=_amount(_pick(row, ("xp",))[1], "xp"))
+    xp = _amount(_pick(row, ("xp",))[1], "xp")
+    return ImportEntry(index, _snowflake(user_key, "id"), xp=xp, source_level=_source_level(row))
 
 
 # --- document level ----------------------------------------------------------------------------------------------
@@ -449,17 +492,23 @@ def _csv_rows(text: str) -> tuple[Iterator[object], RowReader]:
     id_col = column(_CSV_ID, "user id")
     xp_col = column(_CSV_XP, "XP")
     gold_col = find(_CSV_GOLD)
-    needed = max(c for c in (id_col, xp_col, gold_col) if c is not None)
+    level_col = find(_CSV_LEVEL)
+    needed = max(c for c in (id_col, xp_col, gold_col, level_col) if c is not None)
 
     def read(index: int, cells: list[str]) -> ImportEntry:
         if len(cells) <= needed:
             raise _RowError(f"row: {len(cells)} columns, the header has {len(header)}")
         gold_cell = cells[gold_col].strip() if gold_col is not None else ""
+        level_cell = cells[level_col].strip() if level_col is not None else ""
+        level = _amount(level_cell, "level", text=True) if level_cell else None
+        if level is not None and level > _MAX_SOURCE_LEVEL:
+            raise _RowError(f"level: must be an integer between 0 and {_MAX_SOURCE_LEVEL}")
         return ImportEntry(
             index,
             _snowflake(cells[id_col], "user id"),  # fixed names: header text is the uploader's, kept out of logs
             xp=_amount(cells[xp_col], "xp", text=True),
             gold=_amount(gold_cell, "gold", text=True) if gold_cell else None,
+            source_level=level,
         )
 
     return lines, read

@@ -31,7 +31,7 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -55,8 +55,10 @@ from synapse_async.imports.formats import (
 )
 from synapse_async.imports.plan import (
     IMPORT_MODES,
+    LEVELS_MODES,
     SAMPLE_MAX,
     ImportMode,
+    LevelsMode,
     MemberPlan,
     MemberState,
     PlanTotals,
@@ -74,6 +76,7 @@ __all__ = [
     "BATCH",
     "ImportActive",
     "ImportRejected",
+    "Presence",
     "active_import",
     "export_members",
     "import_handler",
@@ -131,7 +134,8 @@ _LOCK_STATES = _STATES + " ORDER BY m.user_id FOR UPDATE"
 _DONE_KEYS = "SELECT idempotency_key FROM reward_journal WHERE guild_id = $1 AND idempotency_key = ANY($2::text[])"
 _CREATE_MEMBERS = """
 INSERT INTO members (guild_id, user_id, display_name, left_at)
-SELECT $1, u, u::text, CASE WHEN l THEN now() END FROM unnest($2::bigint[], $3::boolean[]) AS t(u, l)
+SELECT $1, u, coalesce(n, u::text), CASE WHEN l THEN now() END
+  FROM unnest($2::bigint[], $3::boolean[], $4::text[]) AS t(u, l, n)
 ON CONFLICT (guild_id, user_id) DO NOTHING
 RETURNING user_id
 """
@@ -187,6 +191,19 @@ def _check_mode(mode: str) -> ImportMode:
     return mode
 
 
+def _check_levels(levels: str | None) -> LevelsMode | None:
+    if levels is not None and levels not in LEVELS_MODES:
+        raise ImportFormatError("must be 'keep' or 'recompute'", "levels")
+    return levels
+
+
+def _levels_for(levels: LevelsMode | None, fmt: SourceFormat) -> LevelsMode:
+    """Unless asked: other bots' exports keep their levels (their XP means another curve), ours recomputes."""
+    if levels is not None:
+        return levels
+    return "recompute" if fmt == "synapse-members" else "keep"
+
+
 @dataclass(frozen=True, slots=True)
 class _Checked:
     """What submission keeps of a parsed document: its shape and counts (the entries are dropped at once)."""
@@ -220,7 +237,14 @@ async def active_import(db: Database, guild_id: int) -> uuid.UUID | None:
 
 
 async def submit_import(
-    db: Database, guild_id: int, raw: bytes | bytearray, *, mode: str, actor: Actor, max_bytes: int
+    db: Database,
+    guild_id: int,
+    raw: bytes | bytearray,
+    *,
+    mode: str,
+    actor: Actor,
+    max_bytes: int,
+    levels: str | None = None,
 ) -> uuid.UUID:
     """Queue an `import` job for `raw` (JSON or CSV bytes); the caller answers 202 with the job.
 
@@ -229,12 +253,14 @@ async def submit_import(
     entries), `ImportRejected` (400 listing the invalid and duplicate rows by index), or `ImportActive` (409).
     """
     checked_mode = _check_mode(mode)
+    asked_levels = _check_levels(levels)
     body = await _decode(raw, max_bytes)
     checked = await asyncio.to_thread(_check, body)
     if checked.invalid_count:
         raise ImportRejected(checked.invalid, checked.invalid_count)
     params = {
         "mode": checked_mode,
+        "levels": _levels_for(asked_levels, checked.format),
         "format": checked.format,
         "entries": checked.entries,
         "actor": _actor_json(actor),
@@ -304,8 +330,8 @@ async def _done(conn: asyncpg.Connection, guild_id: int, job_id: uuid.UUID, user
     return {int(r["idempotency_key"].rsplit(":", 1)[1]) for r in await conn.fetch(_DONE_KEYS, guild_id, keys)}
 
 
-def _totals(parsed: ParsedImport, mode: ImportMode) -> PlanTotals:
-    totals = PlanTotals(parsed.format, mode, entries=parsed.count + len(parsed.invalid))
+def _totals(parsed: ParsedImport, mode: ImportMode, levels: LevelsMode) -> PlanTotals:
+    totals = PlanTotals(parsed.format, mode, levels, entries=parsed.count + len(parsed.invalid))
     totals.invalid_count = len(parsed.invalid)
     totals.invalid = [r.as_json() for r in parsed.invalid[:SAMPLE_MAX]]
     return totals
@@ -317,7 +343,14 @@ def _batches(entries: Sequence[ImportEntry]) -> list[list[ImportEntry]]:
 
 
 async def preview_import(
-    db: Database, cache: ConfigCache, guild_id: int, raw: bytes | bytearray, *, mode: str, max_bytes: int
+    db: Database,
+    cache: ConfigCache,
+    guild_id: int,
+    raw: bytes | bytearray,
+    *,
+    mode: str,
+    max_bytes: int,
+    levels: str | None = None,
 ) -> dict[str, object]:
     """The dry run (200 report): what the import would do, from the same plan the job applies; writes nothing.
 
@@ -326,9 +359,10 @@ async def preview_import(
     never holds every entry at once.
     """
     checked = _check_mode(mode)
+    asked_levels = _check_levels(levels)
     body = await _decode(raw, max_bytes)
     parsed = await asyncio.to_thread(parse_text, body, keep=False)
-    totals = _totals(parsed, checked)
+    totals = _totals(parsed, checked, _levels_for(asked_levels, parsed.format))
     guild = _Guild.of(cache.guild(guild_id))
     chunks = entry_chunks(body, BATCH, {r.index for r in parsed.invalid})
     while (batch := await asyncio.to_thread(next, chunks, None)) is not None:
@@ -347,7 +381,7 @@ def _count(
     if done:
         totals.already_imported += 1
         return None
-    plan = plan_member(entry, state, mode, guild.config.curve, guild.templates.keys())
+    plan = plan_member(entry, state, mode, guild.config.curve, guild.templates.keys(), totals.levels)
     if not plan.changed:
         totals.members_unchanged += 1
         return None
@@ -358,8 +392,18 @@ def _count(
 # --- the job -----------------------------------------------------------------------------------------------------
 
 
-def import_handler(db: Database, engine: LevelEngine, cache: ConfigCache, *, max_bytes: int) -> JobHandler:
-    """The `import` job body (SPEC §20.1). Its result is the applied summary (`PlanTotals.as_json`)."""
+Presence = Callable[[int, int], str | None]
+"""(guild, user) → the member's display name if Discord (the gateway cache) has them in the guild, else None."""
+
+
+def import_handler(
+    db: Database, engine: LevelEngine, cache: ConfigCache, *, max_bytes: int, people: Presence | None = None
+) -> JobHandler:
+    """The `import` job body (SPEC §20.1). Its result is the applied summary (`PlanTotals.as_json`).
+
+    With `people`, a member row the import creates carries the member's Discord name, and a user Discord does not
+    have in the guild is stored as not present (`left_at`, excluded by §19) until they join; a row's own `left`
+    (our document) decides first. Without it (no gateway), only `left` does."""
 
     async def run(ctx: JobContext) -> dict[str, Any]:
         mode = _check_mode(str(ctx.params.get("mode", "")))
@@ -369,7 +413,7 @@ def import_handler(db: Database, engine: LevelEngine, cache: ConfigCache, *, max
             raise LookupError("the import document is gone (the job already ended once)")
         parsed = await asyncio.to_thread(parse_text, body)
         del body
-        totals = _totals(parsed, mode)
+        totals = _totals(parsed, mode, cast(LevelsMode, ctx.params.get("levels") or "recompute"))
         if parsed.invalid:  # checked at submission; still never half-apply a payload stored some other way
             await _close(db, ctx, totals, {**totals.as_json(), "complete": False, "error": "invalid rows"}, None)
             raise ImportRejected(totals.invalid, totals.invalid_count)
@@ -381,7 +425,7 @@ def import_handler(db: Database, engine: LevelEngine, cache: ConfigCache, *, max
                     complete = False
                     break
                 await retry_transient(
-                    functools.partial(_apply_batch, db, engine, cache, ctx, batch, mode, totals),
+                    functools.partial(_apply_batch, db, engine, cache, ctx, batch, mode, totals, people),
                     policy=BACKGROUND,
                     on_retry=log_retries("import", guild_id=ctx.guild_id),
                 )
@@ -433,19 +477,25 @@ async def _apply_batch(
     batch: list[ImportEntry],
     mode: ImportMode,
     totals: PlanTotals,
+    people: Presence | None,
 ) -> None:
     """One transaction: create missing rows, lock them, re-plan under the lock and apply each changed member.
 
     The counts go into `totals` only once the transaction committed (a retried batch must not count twice)."""
     guild = _Guild.of(cache.guild(ctx.guild_id))
     ids = [e.user_id for e in batch]
-    scratch = PlanTotals(totals.format, mode)
+    scratch = PlanTotals(totals.format, mode, totals.levels)
     by = _actor_from(ctx.params).actor_id
     async with db.raw_transaction() as conn:
         existing = await _states(conn, ctx.guild_id, ids, lock=False)
         done = await _done(conn, ctx.guild_id, ctx.job_id, ids)
         new = [e for e in batch if e.user_id not in existing and e.user_id not in done]
-        rows = await conn.fetch(_CREATE_MEMBERS, ctx.guild_id, [e.user_id for e in new], [bool(e.left) for e in new])
+        names = [None if people is None else people(ctx.guild_id, e.user_id) for e in new]
+        absent = [
+            e.left if e.left is not None else (people is not None and name is None)
+            for e, name in zip(new, names, strict=True)
+        ]
+        rows = await conn.fetch(_CREATE_MEMBERS, ctx.guild_id, [e.user_id for e in new], absent, names)
         created = {int(r["user_id"]) for r in rows}
         states = await _states(conn, ctx.guild_id, ids, lock=True)
         tx = Tx(conn, singles=True)

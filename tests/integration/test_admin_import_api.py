@@ -212,3 +212,43 @@ async def test_the_payload_is_deleted_when_a_queued_import_is_cancelled(runtime:
     cancel = await call("POST", base(runtime) + G + f"/jobs/{job_id}/cancel", headers=admin(runtime))
     assert cancel.status == 200, cancel.body
     assert (await query(runtime, stored, j=job_id))[0]["n"] == 0
+
+
+# --- levels survive a migration; users Discord does not have in the guild are not present (issue 26) --------------
+
+_LEVELS = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]
+_STRANGER = 999000000000000001  # not in the sandbox guild
+
+
+def _mee6_player(user: int, level: int) -> dict[str, Any]:
+    span = 5 * level * level + 50 * level + 100
+    start = sum(5 * n * n + 50 * n + 100 for n in range(level))
+    into = span * 2 // 5
+    return {"id": str(user), "username": "x", "level": level, "xp": start + into, "detailed_xp": [into, span, 0],
+            "message_count": 3}  # fmt: skip
+
+
+async def test_a_mee6_file_keeps_every_level_and_strangers_are_stored_as_not_present(runtime: Runtime) -> None:
+    users = U[8 : 8 + len(_LEVELS)]
+    players = [_mee6_player(u, lv) for u, lv in zip(users, _LEVELS, strict=True)] + [_mee6_player(_STRANGER, 21)]
+    body = json.dumps({"page": 0, "players": players})
+    preview = await upload(runtime, body, dry_run="true", mode="replace")
+    assert preview.status == 200, preview.body
+    assert preview.body["report"]["levels"] == "keep"  # the default for another bot's export, stated
+    changes = {i["user_id"]: i["to"] for i in preview.body["report"]["level_changes"]["items"]}
+    assert changes == {str(u): lv for u, lv in zip(users, _LEVELS, strict=True) if lv > 1} | {str(_STRANGER): 21}
+
+    queued = await upload(runtime, body, mode="replace")
+    assert queued.status == 202, queued.body
+    assert runtime.jobs is not None
+    await runtime.jobs.poll()
+    for user, level in zip(users, _LEVELS, strict=True):
+        m = await member(runtime, user)
+        assert m is not None and m["level"] == max(level, 1), (user, level)
+        assert m["left_at"] is None and m["display_name"] != str(user)  # a guild member, named as on Discord
+    stranger = await member(runtime, _STRANGER)
+    assert stranger is not None and stranger["level"] == 21 and stranger["left_at"] is not None
+    board = await call("GET", base(runtime) + f"/api/guilds/{GUILD}/leaderboard", params={"page_size": "100"})
+    assert board.status == 200, board.body  # §19: members not present are left out
+    assert str(_STRANGER) not in {i["user_id"] for i in board.body["items"]}
+    assert str(users[-1]) in {i["user_id"] for i in board.body["items"]}

@@ -82,9 +82,15 @@ def doc(value: object) -> bytes:
 
 
 async def run_job(
-    env: Env, guild: int, raw: bytes, mode: str = "add", *, stopping: Callable[[], bool] = lambda: False
+    env: Env,
+    guild: int,
+    raw: bytes,
+    mode: str = "add",
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    levels: str | None = None,
 ) -> tuple[uuid.UUID, dict[str, Any], JobContext]:
-    job_id = await submit_import(env.db, guild, raw, mode=mode, actor=ADMIN, max_bytes=LIMIT)
+    job_id = await submit_import(env.db, guild, raw, mode=mode, actor=ADMIN, max_bytes=LIMIT, levels=levels)
     ctx, result = await rerun(env, guild, job_id, stopping=stopping)
     return job_id, result, ctx
 
@@ -136,8 +142,8 @@ async def test_every_format_imports_xp_and_recomputes_the_level_without_gold(
 ) -> None:
     guild = next(_guilds)
     pairs = list(zip(U[:3], XP, strict=True))
-    _, result, ctx = await run_job(env, guild, doc(build(pairs)))
-    assert result["members_created"] == 3 and result["xp_delta"] == sum(XP)
+    _, result, ctx = await run_job(env, guild, doc(build(pairs)), levels="recompute")  # the input's "level": 77 ignored
+    assert result["members_created"] == 3 and result["xp_delta"] == sum(XP) and result["levels"] == "recompute"
     assert ctx.progress == {"done": 3, "total": 3}
     curve = env.cache.guild(guild).curve
     for user, xp in pairs:

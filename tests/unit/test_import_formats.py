@@ -278,3 +278,37 @@ def test_keys_may_come_in_any_order_and_unknown_containers_are_skipped() -> None
     doc = f'{{"members": [{{"user_id": "{U1}", "xp": 3}}], "extra": {{"a": [1, [2]]}}, "version": 1,'
     doc += ' "format": "synapse-members"}'
     assert parse(doc) == ("synapse-members", [(U1, 3, None)], [])
+
+
+# --- levels=keep (issue 26) ------------------------------------------------------------------------------------------
+
+
+def _mee6_row(user: int, level: int, third: int = 3) -> dict[str, object]:
+    span = 5 * level * level + 50 * level + 100
+    start = sum(5 * n * n + 50 * n + 100 for n in range(level))
+    return {"id": str(user), "level": level, "xp": start + span // third, "detailed_xp": [span // third, span, 0]}
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 7, 20, 45, 99, 150])
+def test_keep_puts_a_mee6_member_at_the_same_level_with_the_same_fraction(level: int) -> None:
+    parsed = parse_document(json.dumps({"players": [_mee6_row(U1, level)]}).encode(), max_bytes=LIMIT)
+    (entry,) = parsed.entries
+    kept = plan_member(entry, None, "replace", CURVE, (), "keep")
+    recomputed = plan_member(entry, None, "replace", CURVE, (), "recompute")
+    ours = max(level, 1)
+    assert kept.new_level == ours and recomputed.xp == entry.xp
+    start, end = CURVE.xp_to_reach(ours), CURVE.required(ours)
+    into, span = entry.source_progress or (0, 1)
+    assert into == span // 3  # a third of the way through the level there, and here
+    assert kept.xp == start + (end - start) * into // span  # MEE6 level 0 is our level 1
+    without_detail = dict(_mee6_row(U1, level), detailed_xp=None)  # MEE6's public curve gives the same fraction
+    (bare,) = parse_document(json.dumps({"players": [without_detail]}).encode(), max_bytes=LIMIT).entries
+    assert plan_member(bare, None, "replace", CURVE, (), "keep").xp == kept.xp
+
+
+def test_keep_without_a_level_uses_the_xp_and_a_bad_level_is_an_invalid_row() -> None:
+    parsed = parse_document(
+        json.dumps([{"id": str(U1), "xp": 1000}, {"id": str(U2), "xp": 5, "level": "7"}]).encode(), max_bytes=LIMIT
+    )
+    assert plan_member(parsed.entries[0], None, "add", CURVE, (), "keep").xp == 1000
+    assert [r.index for r in parsed.invalid] == [1] and parsed.invalid[0].reason.startswith("level")

@@ -180,6 +180,9 @@ class Explanation(ResponseModel):
 class ImportQuery(StrictModel):
     mode: Literal["add", "replace"] = "add"
     dry_run: bool = False
+    levels: Literal["keep", "recompute"] | None = None
+    """`keep`: a row's level at the other bot is kept (XP set from it); `recompute`: the level follows from its XP.
+    Unset: `keep` for other bots' exports, `recompute` for ours; the report's `levels` says which applied."""
 
 
 class ImportResult(ResponseModel):
@@ -533,9 +536,13 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytearray]) ->
         async with platform.gate.slot():
             if q.dry_run:
                 cache = platform.components.require_cache()
-                report = await preview_import(db, cache, guild_id, call.body, mode=q.mode, max_bytes=limit)
+                report = await preview_import(
+                    db, cache, guild_id, call.body, mode=q.mode, max_bytes=limit, levels=q.levels
+                )
                 return Reply(ImportResult(status="dry_run", report=report), status=200)
-            job_id = await submit_import(db, guild_id, call.body, mode=q.mode, actor=call.actor(), max_bytes=limit)
+            job_id = await submit_import(
+                db, guild_id, call.body, mode=q.mode, actor=call.actor(), max_bytes=limit, levels=q.levels
+            )
     except DocumentTooLarge as exc:
         raise ApiError(413, "payload_too_large", str(exc)) from None
     except ImportFormatError as exc:
