@@ -119,7 +119,8 @@ async def _run_job(rt: Any, seconds: float) -> int | None:
         async with rt.components.db.sessions.begin() as s:
             await s.execute(
                 text(
-                    "UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE kind = 'import' AND status = 'running'"
+                    "UPDATE jobs SET status = 'cancelled', finished_at = now()"
+                    " WHERE kind = 'import' AND status = 'running'"
                 )
             )
         await poll
