@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from yarl import URL
 
 from synapse_async.runtime import Runtime
@@ -173,6 +174,22 @@ async def test_a_non_admin_is_refused_before_the_body_is_read(runtime: Runtime) 
         upload = await Upload.start(runtime, member_session.bearer(), b"[" + b" " * 3000 + b"]", 100, dry_run=dry_run)
         status, body = await upload.status()
         assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_a_rate_limited_admin_is_refused_before_the_body_is_read(runtime: Runtime) -> None:
+    assert runtime.api is not None and runtime.components.db is not None
+    token = runtime.api.codec.issue_service("import-limited", [GUILD], ttl=600, now=runtime.api.now())
+    async with runtime.components.db.engine.begin() as conn:  # this principal's window is full (§21.4)
+        await conn.execute(
+            text(
+                "INSERT INTO admin_rate_events (principal, occurred_at)"
+                " SELECT 'svc:import-limited', clock_timestamp() FROM generate_series(1, :n)"
+            ),
+            {"n": runtime.config.admin_rate_limit_per_minute},
+        )
+    partial = await Upload.start(runtime, {"Authorization": f"Bearer {token}"}, _doc(U[4], 10), 5, dry_run="true")
+    status, body = await partial.status()
+    assert status == 429 and body["error"]["code"] == "rate_limited"
 
 
 async def test_two_documents_at_a_time_then_429_and_409_before_reading_while_an_import_is_active(
