@@ -332,6 +332,11 @@ class Runtime:
                 role_ids=tuple(int(r) for r in m.role_ids),
             )
 
+        def present_name(guild_id: int, user_id: int) -> str | None:
+            """The import's view of Discord (SPEC §20.1): in the guild (with this name) or not."""
+            m = bot.cache.get_member(guild_id, user_id)
+            return None if m is None else m.display_name
+
         assert self.pipeline is not None
         self.pipeline.processor.bind_members(member_ref)
         self.voice_ticker = VoiceTicker(gateway.normalizer.voice, cache, self.pipeline.submit, member_ref)
@@ -342,7 +347,9 @@ class Runtime:
                 "relevel": relevel_handler(db, self.engine, cache, self._after_commit),
                 "level_role_sync": level_role_sync_handler(db, self.role_syncer),
                 **lake_job_handlers(db, self.config),
-                "import": import_handler(db, self.engine, cache, max_bytes=self.config.import_max_bytes),
+                "import": import_handler(
+                    db, self.engine, cache, max_bytes=self.config.import_max_bytes, people=present_name
+                ),
             },
             lambda: [int(g) for g in bot.cache.get_guilds_view()],
             instance=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",

@@ -6,18 +6,22 @@ cannot drift from what the server does. For each request, in this order:
 
 1. authentication (`authn.authenticate`) for non-public routes → 401 / 403 `csrf_failed`;
 2. the `Idempotency-Key` header format (writes) → 400;
-3. path, query and body against their pydantic models, every problem reported at once → 400 `validation_error`
-   (`invalid_json` for a body that is not JSON);
+3. path and query against their pydantic models → 400 `validation_error` with every problem, the body's too if the
+   caller passes the admin check of the path's guild (only then is that body read);
 4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
-5. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
-6. the admin mutation limit (§21.4) → 429;
-7. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
+5. the admin mutation limit (§21.4) → 429;
+6. the route's `body_gate`, if any (the member import's upload slots: 409 / 429 before a byte is buffered);
+7. only now the body, against its model → 400 (`invalid_json` for a body that is not JSON): SPEC §18 reads
+   bodies after authentication, authorization and rate limiting, so a refused caller costs no buffering;
+8. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
+9. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -33,7 +37,7 @@ from synapse_async.api.errors import ApiError, error_response
 from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
-from synapse_async.api.schema import NoParams, problems_of
+from synapse_async.api.schema import GuildPath, NoParams, problems_of
 from synapse_async.services.audit import Actor, ActorKind
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
@@ -118,6 +122,9 @@ class Operation:
     raw_body: Callable[[ApiPlatform], int] | None = None
     """For routes taking an uploaded document (JSON or CSV) as raw bytes: its byte limit, which may exceed the
     app-wide `HTTP_MAX_BODY_BYTES` (the member import, §20.1). The handler receives the bytes as `call.body`."""
+    body_gate: Callable[[Call[Any, Any, None]], AbstractAsyncContextManager[None]] | None = None
+    """Entered after the admin check and rate limit, before the body is read, and held until the reply: may refuse
+    the request (an `ApiError`) so an upload that cannot be taken is never buffered."""
 
     @property
     def operation_id(self) -> str:
@@ -151,6 +158,7 @@ class Api:
         alternatives: Mapping[int, type[BaseModel]] | None = None,
         guard: Callable[[Call[Any, Any, Any]], object] | None = None,
         raw_body: Callable[[ApiPlatform], int] | None = None,
+        body_gate: Callable[[Call[Any, Any, None]], AbstractAsyncContextManager[None]] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare a route. With a `guard`, successful answers are kept in the platform's micro-cache (public
         reads: the same path and query within `MICRO_CACHE_SECONDS` get the same bytes, after the guard ran)."""
@@ -175,6 +183,7 @@ class Api:
                     guard=guard,
                     cached=guard is not None,
                     raw_body=raw_body,
+                    body_gate=body_gate,
                 )
             )
             return handler
@@ -214,26 +223,26 @@ def _validate(model: type[BaseModel], data: Any, root: str, problems: list[dict[
         return None
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The whole body, streamed with its own cap (aiohttp's `client_max_size` applies to `read()` only)."""
+async def _read_limited(request: web.Request, limit: int) -> bytearray:
+    """The whole body, streamed with its own cap (aiohttp's `client_max_size` applies to `read()` only), into one
+    growing buffer (no list of chunks joined into a second copy). A `bytearray`, so the handler can release it as
+    soon as it has turned it into something else (the import keeps only the decoded text)."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"The document is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
+    buffer = bytearray()
     async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
+        if len(buffer) + len(chunk) > limit:
             raise ApiError(413, "payload_too_large", f"The document is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buffer += chunk
+    return buffer
 
 
 async def _body(
     op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
-) -> tuple[Any, bytes]:
+) -> tuple[Any, bytes | bytearray]:
     if op.raw_body is not None:
-        raw = await _read_limited(request, op.raw_body(platform))
-        return raw, raw
+        upload = await _read_limited(request, op.raw_body(platform))
+        return upload, upload
     if op.body_model is None:
         raw = await request.read() if request.can_read_body else b""
         if raw.strip():
@@ -357,49 +366,90 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         query, problems = _query_dict(request)
         path = _validate(op.path_model, dict(request.match_info), "path", problems)
         query_model = _validate(op.query_model, query, "query", problems)
-        body, raw = await _body(op, request, platform, problems)
         if problems:
+            # Every problem at once, the body's too, but its body is read only for a caller allowed to send it.
+            if op.raw_body is None and await _may_send_body(op, request, path, principal, platform):
+                await _body(op, request, platform, problems)
             raise ApiError(400, "validation_error", "The request is invalid.", problems)
         if op.access is Access.GUILD_ADMIN:
             assert principal is not None
             await _check_admin(op, path, principal, platform)
-
-        request_hash = ""
-        if key is not None and principal is not None:
-            request_hash = idempotency.fingerprint(request.method, request.path_qs, raw)
-            async with platform.read() as conn:
-                stored = await idempotency.lookup(conn, principal.id, key, request_hash)
-            if stored is not None:
-                replay = web.Response(
-                    status=stored.status,
-                    body=None if stored.body is None else orjson.dumps(stored.body),
-                    content_type=None if stored.body is None else "application/json",
-                )
-                replay.headers["Idempotent-Replayed"] = "true"
-                return replay
-
+        # The body is read only now, after authentication, the admin check and the mutation limit (SPEC §18): a
+        # refused caller never makes the server buffer an upload.
         decision: Decision | None = None
         if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
             decision = await _admit(platform, principal)
-
-        call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
-        if op.cached:
-            return await _cached(op, call)
-        try:
-            response = _render(op, await op.handler(call))
-        except ApiError as exc:
-            if key is None:
-                raise
-            response = _error(exc)
-        if decision is not None:
-            response.headers.update(decision.headers())
-        if key is not None and principal is not None and idempotency.storable(response.status):
-            payload = response.body if isinstance(response, web.Response) else None
-            stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
-            async with platform.read() as conn:
-                await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
-        return response
+        if op.body_gate is None:
+            return await _with_body(op, request, platform, principal, key, path, query_model, decision)
+        async with op.body_gate(Call(request, platform, path, query_model, None, principal)):
+            return await _with_body(op, request, platform, principal, key, path, query_model, decision)
 
     endpoint.__name__ = op.operation_id
     endpoint.__doc__ = op.description
     return endpoint
+
+
+async def _may_send_body(
+    op: Operation, request: web.Request, path: BaseModel | None, principal: Principal | None, platform: ApiPlatform
+) -> bool:
+    """For a request already refused as invalid: whether its body may be read to report its problems too — only
+    once the caller passed the admin check of the path's guild (403 otherwise), never for an unreadable guild id."""
+    if op.access is not Access.GUILD_ADMIN:
+        return True
+    assert principal is not None
+    if path is None:
+        try:
+            path = GuildPath.model_validate({"guild_id": request.match_info.get("guild_id")})
+        except ValidationError:
+            return False
+    await _check_admin(op, path, principal, platform)
+    return True
+
+
+async def _with_body(
+    op: Operation,
+    request: web.Request,
+    platform: ApiPlatform,
+    principal: Principal | None,
+    key: str | None,
+    path: Any,
+    query_model: Any,
+    decision: Decision | None,
+) -> web.StreamResponse:
+    """Steps 5–8: read and validate the body, replay a stored idempotent response, run the handler."""
+    problems: list[dict[str, str]] = []
+    body, raw = await _body(op, request, platform, problems)
+    if problems:
+        raise ApiError(400, "validation_error", "The request is invalid.", problems)
+
+    request_hash = ""
+    if key is not None and principal is not None:
+        request_hash = idempotency.fingerprint(request.method, request.path_qs, bytes(raw))
+        async with platform.read() as conn:
+            stored = await idempotency.lookup(conn, principal.id, key, request_hash)
+        if stored is not None:
+            replay = web.Response(
+                status=stored.status,
+                body=None if stored.body is None else orjson.dumps(stored.body),
+                content_type=None if stored.body is None else "application/json",
+            )
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+
+    call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
+    if op.cached:
+        return await _cached(op, call)
+    try:
+        response = _render(op, await op.handler(call))
+    except ApiError as exc:
+        if key is None:
+            raise
+        response = _error(exc)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    if key is not None and principal is not None and idempotency.storable(response.status):
+        payload = response.body if isinstance(response, web.Response) else None
+        stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
+        async with platform.read() as conn:
+            await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
+    return response

@@ -27,6 +27,7 @@ from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
+from synapse_async.imports.slots import ImportSlots
 from synapse_async.levelroles.grants import MemberRow, RewardConfig
 from synapse_async.rewards.roles import RolePreview, RoleRefusal
 from synapse_async.services.ranks import RankIndex
@@ -115,6 +116,7 @@ class ApiPlatform:
         self.public_totals: SingleFlightCache[tuple[object, ...], int] = SingleFlightCache(MICRO_CACHE_SECONDS, 4096)
         # Where pages of long public lists ended (keyset continuation of deep pages).
         self.public_anchors: PageAnchors[tuple[object, ...], tuple[datetime, int]] = PageAnchors(MICRO_CACHE_SECONDS)
+        self.import_slots = ImportSlots()  # member-import documents held at once by this process (SPEC §20.1)
         self.inflight: dict[str, asyncio.Future[tuple[int, bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(

@@ -1083,7 +1083,7 @@ Index("ix_jobs_guild_id_created_at", Job.guild_id, Job.created_at.desc())
 
 class JobPayload(Base):
     """A job's bulky input (e.g. an import document), kept apart so listing jobs never reads it; cascades with
-    the job and is deleted by the runner when the job ends."""
+    the job and is deleted when the job's status becomes final (trigger `jobs_drop_payload`, migration 0007)."""
 
     __tablename__ = "job_payloads"
 
@@ -1132,6 +1132,21 @@ $$
 )
 
 
+JOB_PAYLOAD_DDL: Final = (
+    """
+CREATE FUNCTION jobs_drop_payload() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM job_payloads WHERE job_id = NEW.job_id;
+    RETURN NULL;
+END
+$$
+""".strip(),
+    "CREATE TRIGGER jobs_drop_payload AFTER UPDATE OF status ON jobs FOR EACH ROW"
+    " WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled')) EXECUTE FUNCTION jobs_drop_payload()",
+)
+
+
 def _attach_ddl(table: Any, statements: Iterable[str], function: str) -> None:
     for statement in statements:
         event.listen(table, "after_create", DDL(statement))  # type: ignore[no-untyped-call]
@@ -1152,3 +1167,4 @@ event.listen(
 )
 _attach_ddl(AuditLog.__table__, AUDIT_LOG_DDL, "audit_log_reject_change")
 _attach_ddl(AchievementTemplate.__table__, TEMPLATE_SERIES_DDL, "achievement_templates_clear_series_order")
+_attach_ddl(Job.__table__, JOB_PAYLOAD_DDL, "jobs_drop_payload")  # migration 0007: a payload ends with its job

@@ -72,6 +72,15 @@ _STALE = text(
 )
 
 
+class JobFailed(Exception):
+    """A handler that failed part-way but knows what it did before failing: the job ends `failed` with `result`
+    (an import reports the members it applied, SPEC §20.1)."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 @dataclass(slots=True)
 class JobContext:
     job_id: uuid.UUID
@@ -176,7 +185,8 @@ class JobRunner:
             raise
         except Exception as exc:
             log.exception("job_failed", job_id=str(job_id), kind=kind, guild_id=guild_id)
-            return "failed", None, f"{type(exc).__name__}: {exc}"[:500]
+            partial = exc.result if isinstance(exc, JobFailed) else None
+            return "failed", partial, f"{type(exc).__name__}: {exc}"[:500]
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)

@@ -31,7 +31,7 @@ from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0008_public_read_indexes"
+HEAD = "0007_import_jobs"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -209,6 +209,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
         ("audit_log", "audit_log_append_only"),
         ("audit_log", "audit_log_no_truncate"),
         ("achievement_templates", "achievement_templates_clear_series_order"),
+        ("jobs", "jobs_drop_payload"),
     }
 
 

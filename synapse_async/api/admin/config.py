@@ -10,7 +10,8 @@ replaced one (§20: create → 201, update → 200); a delete of a row that does
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Final, Literal
 
 from pydantic import Field
@@ -40,7 +41,15 @@ from synapse_async.api.schema import (
     UtcTime,
 )
 from synapse_async.imports.formats import DocumentTooLarge, ImportFormatError
-from synapse_async.imports.service import ImportActive, ImportRejected, export_members, preview_import, submit_import
+from synapse_async.imports.service import (
+    ImportActive,
+    ImportRejected,
+    active_import,
+    export_members,
+    preview_import,
+    submit_import,
+)
+from synapse_async.imports.slots import ImportBusy, ImportUploading
 from synapse_async.jobs.store import JobActive
 from synapse_async.rewards.multipliers import explain
 from synapse_async.services import reward_rules as rules
@@ -183,6 +192,9 @@ class Explanation(ResponseModel):
 class ImportQuery(StrictModel):
     mode: Literal["add", "replace"] = "add"
     dry_run: bool = False
+    levels: Literal["keep", "recompute"] | None = None
+    """`keep`: a row's level at the other bot is kept (XP set from it); `recompute`: the level follows from its XP.
+    Unset: `keep` for other bots' exports, `recompute` for ours; the report's `levels` says which applied."""
 
 
 class ImportResult(ResponseModel):
@@ -489,14 +501,52 @@ def _import_limit(platform: ApiPlatform) -> int:
     return platform.config.import_max_bytes
 
 
+_RETRY_SECONDS: Final = 5
+
+
+@asynccontextmanager
+async def _import_gate(call: Call[GuildPath, ImportQuery, None]) -> AsyncIterator[None]:
+    """Before the document is read (SPEC §20.1): one of the process's import slots (429 when none is free; 409 when
+    this guild's import is already being uploaded here) and, for a real import, no active import job (409)."""
+    guild_id, dry_run = call.path.guild_id, call.query.dry_run
+    try:
+        with call.platform.import_slots.hold(guild_id, dry_run=dry_run):
+            if not dry_run:
+                active = await active_import(call.platform.components.require_db(), guild_id)
+                if active is not None:
+                    raise ImportActive(active)
+            yield
+    except ImportBusy:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many import documents are being processed; try again shortly.",
+            {"retry_after": _RETRY_SECONDS, "reason": "import_slots"},
+            headers={"Retry-After": str(_RETRY_SECONDS)},
+        ) from None
+    except ImportUploading:
+        raise ApiError(
+            409, "conflict", "An import of this guild is being uploaded.", {"reason": "job_active", "job_id": None}
+        ) from None
+    except ImportActive as exc:
+        raise ApiError(
+            409,
+            "conflict",
+            "An import is already active for this guild.",
+            {"reason": "job_active", "job_id": str(exc.job_id)},
+        ) from None
+
+
 @api.route(
     "POST", _G + "/members/import", summary="Import members (our document or another bot's export)", tag=_TAG,
     access=Access.GUILD_ADMIN, path_model=GuildPath, query=ImportQuery, response=ImportResult, status=202,
-    responses={200: "Dry run: the preview, nothing written"}, raw_body=_import_limit,
+    responses={200: "Dry run: the preview, nothing written"}, raw_body=_import_limit, body_gate=_import_gate,
 )  # fmt: skip
-async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Reply:
-    """The body is the document itself (JSON or CSV, ≤ `IMPORT_MAX_BYTES`, else 413). `dry_run=true` → 200 with
-    the preview, nothing written; else 202 with the queued `import` job (409 with its id while one is active)."""
+async def admin_import_members(call: Call[GuildPath, ImportQuery, bytearray]) -> Reply:
+    """The body is the document itself (JSON or CSV, ≤ `IMPORT_MAX_BYTES`, else 413), read only once the admin
+    check, the rate limit and an import slot passed (429 when two documents are already being processed, 409 while
+    this guild has an import). `dry_run=true` → 200 with the preview, nothing written; else 202 with the queued
+    `import` job."""
     platform, q, guild_id = call.platform, call.query, call.path.guild_id
     db = platform.components.require_db()
     limit = platform.config.import_max_bytes
@@ -504,9 +554,13 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Rep
         async with platform.gate.slot():
             if q.dry_run:
                 cache = platform.components.require_cache()
-                report = await preview_import(db, cache, guild_id, call.body, mode=q.mode, max_bytes=limit)
+                report = await preview_import(
+                    db, cache, guild_id, call.body, mode=q.mode, max_bytes=limit, levels=q.levels
+                )
                 return Reply(ImportResult(status="dry_run", report=report), status=200)
-            job_id = await submit_import(db, guild_id, call.body, mode=q.mode, actor=call.actor(), max_bytes=limit)
+            job_id = await submit_import(
+                db, guild_id, call.body, mode=q.mode, actor=call.actor(), max_bytes=limit, levels=q.levels
+            )
     except DocumentTooLarge as exc:
         raise ApiError(413, "payload_too_large", str(exc)) from None
     except ImportFormatError as exc:
@@ -520,7 +574,10 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Rep
         raise ApiError(400, "validation_error", f"{exc.count} invalid rows; nothing imported.", details) from None
     except ImportActive as exc:
         raise ApiError(
-            409, "job_active", "An import is already active for this guild.", {"job_id": str(exc.job_id)}
+            409,
+            "conflict",
+            "An import is already active for this guild.",
+            {"reason": "job_active", "job_id": str(exc.job_id)},
         ) from None
     return Reply(ImportResult(job_id=job_id, status="queued"))
 
