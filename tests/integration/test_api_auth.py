@@ -59,7 +59,7 @@ async def test_login_end_to_end_sets_the_cookies_and_never_puts_the_token_in_a_u
         reset_logging()
     assert session.login.headers["Location"] == "/dashboard?tab=1"
     token_cookie, csrf_cookie = session.login.cookies["synapse_token"], session.login.cookies["synapse_csrf"]
-    assert token_cookie["httponly"] is True and token_cookie["path"] == "/api"
+    assert token_cookie["httponly"] is True and token_cookie["path"] == "/"
     assert token_cookie["max-age"] == "3600" and token_cookie["samesite"] == "Lax" and token_cookie["secure"] is True
     assert not csrf_cookie["httponly"] and csrf_cookie["path"] == "/"
     assert me.status == 200, me.body
@@ -73,20 +73,38 @@ async def test_login_end_to_end_sets_the_cookies_and_never_puts_the_token_in_a_u
 
 
 async def test_state_is_single_use(runtime: Runtime) -> None:
-    callback, _ = await authorize(runtime, OWNER)
-    first = await call("GET", callback)
-    again = await call("GET", callback)
+    started = await authorize(runtime, OWNER)
+    first = await call("GET", started.callback, headers=started.browser())
+    again = await call("GET", started.callback, headers=started.browser())
     assert first.status == 303
     assert again.status == 400 and again.body["error"]["details"][0]["field"] == "state"
 
 
 async def test_expired_state_is_refused(runtime: Runtime) -> None:
-    callback, _ = await authorize(runtime, OWNER)
+    started = await authorize(runtime, OWNER)
     db = runtime.components.require_db()
     async with db.engine.begin() as conn:
         await conn.execute(text("UPDATE oauth_states SET expires_at = created_at + interval '1 microsecond'"))
-    refused = await call("GET", callback)
+    refused = await call("GET", started.callback, headers=started.browser())
     assert refused.status == 400 and refused.body["error"]["code"] == "validation_error"
+
+
+async def test_the_state_is_bound_to_the_browser_that_started_the_login(runtime: Runtime) -> None:
+    """Login CSRF (issue 21 item 5): an attacker's callback URL opened in a victim's browser logs nobody in."""
+    started = await authorize(runtime, SANDBOX_FIRST_MEMBER_ID + 9)  # the attacker's own login, stopped early
+    cookie = started.state_cookie
+    login_reply = await call("GET", base(runtime) + "/api/auth/login")
+    state_cookie = login_reply.cookies["synapse_oauth_state"]
+    assert state_cookie["httponly"] is True and state_cookie["path"] == "/api/auth"
+    assert state_cookie["samesite"] == "Lax" and state_cookie["max-age"] == "600"
+    victim_without = await call("GET", started.callback)
+    victim_other = await call("GET", started.callback, headers={"Cookie": f"synapse_oauth_state={state_cookie.value}"})
+    for refused in (victim_without, victim_other):
+        assert refused.status == 400 and "synapse_token" not in refused.cookies
+        assert refused.body["error"]["details"][0]["field"] == "state"
+    done = await call("GET", started.callback, headers={"Cookie": f"synapse_oauth_state={cookie}"})
+    assert done.status == 303 and "synapse_token" in done.cookies  # refusals did not burn the attacker's state
+    assert done.cookies["synapse_oauth_state"]["max-age"] == "0"
 
 
 async def test_login_refuses_a_next_url_on_another_site(runtime: Runtime) -> None:
