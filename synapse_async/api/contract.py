@@ -8,9 +8,10 @@ cannot drift from what the server does. For each request, in this order:
 2. the `Idempotency-Key` header format (writes) → 400;
 3. path, query and body against their pydantic models, every problem reported at once → 400 `validation_error`
    (`invalid_json` for a body that is not JSON);
-4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
-5. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
-6. the admin mutation limit (§21.4) → 429;
+4. the admin mutation limit (§21.4) → 429, before the admin check: refused callers spend their own quota, so
+   they cannot make the server call Discord more often than the limit allows (§21.3, issue 21 item 4);
+5. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
+6. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
 7. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
 """
 
@@ -342,6 +343,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         body, raw = await _body(op, request, platform, problems)
         if problems:
             raise ApiError(400, "validation_error", "The request is invalid.", problems)
+        decision: Decision | None = None
+        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
+            decision = await _admit(platform, principal)
         if op.access is Access.GUILD_ADMIN:
             assert principal is not None
             await _check_admin(op, path, principal, platform)
@@ -359,10 +363,6 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
                 )
                 replay.headers["Idempotent-Replayed"] = "true"
                 return replay
-
-        decision: Decision | None = None
-        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
-            decision = await _admit(platform, principal)
 
         call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
         if op.cached:

@@ -7,6 +7,7 @@ database.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 import time
@@ -299,3 +300,66 @@ async def test_guilds_owned_elsewhere_are_checked_over_rest_and_cached_for_get_o
     assert await remote.is_admin(GUILD, user, allow_cached=True)  # a GET may reuse the answer (≤ 5 s)
     assert not await remote.is_admin(GUILD, user, allow_cached=False)  # a mutation never does
     assert not await remote.is_admin(GUILD, 999_999_999_999_999_999, allow_cached=False)  # not a member: 404
+
+
+# --------------------------------------------------------------------------------------------------- Discord amplification
+
+
+def _member_lookups(runtime: Runtime, user: int) -> int:
+    """GET /guilds/{g}/members/{user} calls the simulator received: what the admin check cost Discord."""
+    sim = runtime.simulator
+    assert sim is not None
+    route = "/guilds/{guild_id}/members/{user_id}"
+    return sum(1 for c in sim.rest_calls if c.method == "GET" and c.route == route and c.path.endswith(f"/{user}"))
+
+
+async def _outsider(runtime: Runtime, user: int) -> None:
+    """A sandbox user who left the guild: no gateway member, so the admin check must ask Discord over REST."""
+    sim = runtime.simulator
+    assert sim is not None and runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    await sim.leave(user)
+    await wait_for(lambda: bot.cache.get_member(GUILD, user) is None)
+
+
+async def test_concurrent_refused_mutations_cost_one_discord_lookup(runtime: Runtime) -> None:
+    """Issue 21 item 4: N concurrent mutations by a non-member share one REST lookup; the "no" is reused."""
+    outsider = SANDBOX_FIRST_MEMBER_ID + 11
+    await _outsider(runtime, outsider)
+    session = await login(runtime, outsider)
+    before = _member_lookups(runtime, outsider)
+    burst = [call("PATCH", base(runtime) + SETTINGS, headers=session.bearer(), **_patch(80)) for _ in range(12)]
+    replies = await asyncio.gather(*burst)
+    assert [r.status for r in replies] == [403] * 12
+    assert _member_lookups(runtime, outsider) - before == 1
+
+
+async def test_a_refusal_is_cached_for_mutations_too_a_grant_is_not(runtime: Runtime) -> None:
+    """The REST answers of §21.3: "no" answers every request for the cache period, "yes" only GETs."""
+    from synapse_async.auth.admins import GatewayAdmins
+
+    assert runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    remote = GatewayAdmins(bot, runtime.components.require_cache(), owns=lambda _guild: False, cache_seconds=600)
+    outsider = SANDBOX_FIRST_MEMBER_ID + 12
+    before = _member_lookups(runtime, outsider)
+    for _ in range(5):
+        assert not await remote.is_admin(GUILD, outsider, allow_cached=False)
+    assert _member_lookups(runtime, outsider) - before == 1
+    owner_before = _member_lookups(runtime, OWNER)
+    for _ in range(3):
+        assert await remote.is_admin(GUILD, OWNER, allow_cached=False)
+    assert _member_lookups(runtime, OWNER) - owner_before == 3  # a mutation never reuses a "yes"
+
+
+async def test_the_mutation_limit_applies_before_the_admin_check(runtime: Runtime) -> None:
+    """A refused caller spends its own mutation quota: past the limit it gets 429 and Discord is not asked."""
+    outsider = SANDBOX_FIRST_MEMBER_ID + 13
+    await _outsider(runtime, outsider)
+    session = await login(runtime, outsider)
+    limit = runtime.config.admin_rate_limit_per_minute
+    statuses = []
+    for _ in range(limit + 2):
+        reply = await call("PATCH", base(runtime) + SETTINGS, headers=session.bearer(), **_patch(81))
+        statuses.append(reply.status)
+    assert statuses == [403] * limit + [429, 429]
