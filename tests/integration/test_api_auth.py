@@ -302,7 +302,7 @@ async def test_guilds_owned_elsewhere_are_checked_over_rest_and_cached_for_get_o
     assert not await remote.is_admin(GUILD, 999_999_999_999_999_999, allow_cached=False)  # not a member: 404
 
 
-# --------------------------------------------------------------------------------------------------- Discord amplification
+# ------------------------------------------------------------------------------------- Discord amplification
 
 
 def _member_lookups(runtime: Runtime, user: int) -> int:
