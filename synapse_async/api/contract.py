@@ -228,6 +228,21 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 async def _body(
     op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
 ) -> tuple[Any, bytes]:
+    """The body within `HTTP_BODY_TIMEOUT_SECONDS`, else 408 and the connection closed: a client trickling its
+    body cannot hold a connection and a handler open for as long as it likes (issue 21 item 6)."""
+    deadline = platform.config.http_body_timeout_seconds
+    try:
+        async with asyncio.timeout(deadline) as scope:
+            return await _read_body(op, request, platform, problems)
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise ApiError(408, "request_timeout", f"The request body did not arrive within {deadline:g} s.") from None
+
+
+async def _read_body(
+    op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
+) -> tuple[Any, bytes]:
     if op.raw_body is not None:
         raw = await _read_limited(request, op.raw_body(platform))
         return raw, raw
