@@ -35,6 +35,7 @@ from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
 from synapse_async.api.schema import NoParams, problems_of
+from synapse_async.obs.ring import set_operator_only
 from synapse_async.services.audit import Actor, ActorKind
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
@@ -350,6 +351,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         if op.access is not Access.PUBLIC:
             principal = await authenticate(request, platform)
             request[PRINCIPAL] = principal.id
+            set_operator_only(False)  # authenticated: its guild-tagged entries may reach guild rings (§24.3)
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if op.is_write else None
 
         query, problems = _query_dict(request)

@@ -29,6 +29,7 @@ from synapse_async.api.ratelimit import SlidingWindowLimiter
 from synapse_async.components import Lifecycle
 from synapse_async.db.faults import is_transient
 from synapse_async.obs.logging import get_logger
+from synapse_async.obs.ring import reset_operator_only, set_operator_only
 
 log = get_logger("synapse_async.http")
 
@@ -59,6 +60,9 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
         ip = client_ip(request, trusted_proxies)
         request[CLIENT_IP] = ip
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Until authentication succeeds, what this request logs is for operators only: anonymous traffic must not
+        # flush the guild admins' live-log rings (SPEC §24.3). `contract` lifts it for authenticated callers.
+        anonymous = set_operator_only(True)
         started = time.perf_counter()
         status = 500
         try:
@@ -80,6 +84,7 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
                     client_ip=ip,
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+            reset_operator_only(anonymous)
 
     return middleware
 
