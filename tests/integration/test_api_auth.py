@@ -352,6 +352,22 @@ async def test_a_refusal_is_cached_for_mutations_too_a_grant_is_not(runtime: Run
     assert _member_lookups(runtime, OWNER) - owner_before == 3  # a mutation never reuses a "yes"
 
 
+async def test_concurrent_lookups_share_one_rest_call_even_without_a_cache(runtime: Runtime) -> None:
+    """Coalescing alone (cache period 0): whatever the answer, concurrent checks of one (guild, user) cost one call."""
+    from synapse_async.auth.admins import GatewayAdmins
+
+    assert runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    remote = GatewayAdmins(bot, runtime.components.require_cache(), owns=lambda _guild: False, cache_seconds=0)
+    for user, expected in ((SANDBOX_FIRST_MEMBER_ID + 14, False), (OWNER, True)):
+        before = _member_lookups(runtime, user)
+        answers = await asyncio.gather(*(remote.is_admin(GUILD, user, allow_cached=False) for _ in range(10)))
+        assert answers == [expected] * 10
+        assert _member_lookups(runtime, user) - before == 1
+    assert await remote.is_admin(GUILD, OWNER, allow_cached=False)  # not concurrent any more: asked again
+    assert _member_lookups(runtime, OWNER) - before == 2
+
+
 async def test_the_mutation_limit_applies_before_the_admin_check(runtime: Runtime) -> None:
     """A refused caller spends its own mutation quota: past the limit it gets 429 and Discord is not asked."""
     outsider = SANDBOX_FIRST_MEMBER_ID + 13
