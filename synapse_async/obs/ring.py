@@ -35,7 +35,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["LEVEL_NAMES", "LogEntry", "LogRing", "level_name", "operator_only", "parse_level", "set_operator_only"]
+__all__ = [
+    "LEVEL_NAMES",
+    "LogEntry",
+    "LogRing",
+    "level_name",
+    "operator_only",
+    "parse_level",
+    "reset_operator_only",
+    "set_operator_only",
+]
 
 # The levels an operator or LOG_LEVEL may choose. Nothing below DEBUG: hikari's TRACE level logs raw gateway
 # payloads, which contain message content (P5).
