@@ -42,10 +42,17 @@ _REFUSAL: Final = (
 
 
 def _address(transport: asyncio.BaseTransport) -> str | None:
+    """The peer's IP as text (IPv4-mapped IPv6 as plain IPv4, so one client has one count), None without one."""
     peer = transport.get_extra_info("peername")
     if not isinstance(peer, tuple | list) or not peer or not isinstance(peer[0], str):
         return None
-    return peer[0].split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 class ConnectionCap:
