@@ -77,6 +77,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HTTP_PORT", "8080", "Listen port (0 = any free port)"),
     Variable("HTTP_MAX_BODY_BYTES", "1048576", "Larger bodies → 413"),
     Variable("IMPORT_MAX_BYTES", "20971520", "Body limit of the member import"),
+    Variable("HTTP_BODY_TIMEOUT_SECONDS", "30", "A request body must arrive within this, 0.05–3600 (else 408, closed)"),
+    Variable("HTTP_IDLE_TIMEOUT_SECONDS", "75", "Idle keep-alive connections are closed after this, 0.05–3600"),
+    Variable(
+        "HTTP_MAX_CONNECTIONS_PER_IP",
+        "64",
+        "Open connections per peer address, 1–100000; more are refused (peers in `TRUSTED_PROXIES` exempt)",
+    ),
     Variable("TRUSTED_PROXIES", "empty", "CIDRs whose `X-Forwarded-For` gives the client IP"),
     Variable("CORS_ORIGINS", "empty", "Exact allowed origins (empty → no CORS)"),
     Variable(
@@ -171,6 +178,9 @@ class Config:
     http_port: int = 8080
     http_max_body_bytes: int = 1024 * 1024
     import_max_bytes: int = 20 * 1024 * 1024
+    http_body_timeout_seconds: float = 30.0
+    http_idle_timeout_seconds: float = 75.0
+    http_max_connections_per_ip: int = 64
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     cors_origins: tuple[str, ...] = ()
     jwt_secret: str = field(default="", repr=False)
@@ -465,6 +475,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         http_port=r.integer("HTTP_PORT", 8080, 0, 65535),
         http_max_body_bytes=r.integer("HTTP_MAX_BODY_BYTES", 1024 * 1024, 1024, 1024**3),
         import_max_bytes=r.integer("IMPORT_MAX_BYTES", 20 * 1024 * 1024, 1024, 1024**3),
+        http_body_timeout_seconds=r.number("HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.05, 3600),
+        http_idle_timeout_seconds=r.number("HTTP_IDLE_TIMEOUT_SECONDS", 75.0, 0.05, 3600),
+        http_max_connections_per_ip=r.integer("HTTP_MAX_CONNECTIONS_PER_IP", 64, 1, 100000),
         trusted_proxies=r.parse("TRUSTED_PROXIES", _NO_NETWORKS, _parse_cidrs, "comma-separated CIDRs"),
         cors_origins=cors,
         jwt_secret=jwt_secret,

@@ -26,6 +26,7 @@ from synapse_async.api.contract import PLATFORM
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.platform import ApiPlatform, OAuthClient
 from synapse_async.api.pruner import PRUNE_INTERVAL_SECONDS, prune
+from synapse_async.api.serving import CappedSite, ConnectionCap
 from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
@@ -382,6 +383,8 @@ class Runtime:
             api.oauth = OAuthClient(
                 str(sim.client_id), sim.client_secret, redirect, sim.oauth_url + "/authorize", sim.api_url
             )
+        if sim is not None and api.oauth is not None:
+            sim.oauth.allowed_redirect_uris = {api.oauth.redirect_uri}  # the registered redirect only
 
     def owns(self, guild_id: int) -> bool:
         """Whether this process runs the guild's shard (SPEC §3.4); a process running every shard owns all."""
@@ -414,11 +417,19 @@ class Runtime:
         self.components.http_db = gate
         app = build_app(self.config, self.components, gate)
         self.api = app[PLATFORM]
-        # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
+        # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6); idle connections are closed
+        # after HTTP_IDLE_TIMEOUT_SECONDS, and each address may hold HTTP_MAX_CONNECTIONS_PER_IP (api/serving.py).
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=3.0,
+            keepalive_timeout=self.config.http_idle_timeout_seconds,
+        )
         await self._runner.setup()
         host, port = self.config.http_host, self.config.http_port
-        site = web.TCPSite(self._runner, host, port)
+        cap = ConnectionCap(self.config.http_max_connections_per_ip, self.config.trusted_proxies)
+        site = CappedSite(self._runner, host, port, cap)
         try:
             await site.start()
         except OSError as exc:  # port in use, address not on this machine, privileged port

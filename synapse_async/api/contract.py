@@ -6,13 +6,15 @@ cannot drift from what the server does. For each request, in this order:
 
 1. authentication (`authn.authenticate`) for non-public routes → 401 / 403 `csrf_failed`;
 2. the `Idempotency-Key` header format (writes) → 400;
-3. path and query against their pydantic models → 400 `validation_error` with every problem, the body's too if the
+3. the admin mutation limit (§21.4) → 429, before any admin check: refused callers spend their own quota, so they
+   cannot make the server call Discord more often than the limit allows (§21.3, issue 21 item 4);
+4. path and query against their pydantic models → 400 `validation_error` with every problem, the body's too if the
    caller passes the admin check of the path's guild (only then is that body read);
-4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
-5. the admin mutation limit (§21.4) → 429;
+5. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
 6. the route's `body_gate`, if any (the member import's upload slots: 409 / 429 before a byte is buffered);
-7. only now the body, against its model → 400 (`invalid_json` for a body that is not JSON): SPEC §18 reads
-   bodies after authentication, authorization and rate limiting, so a refused caller costs no buffering;
+7. only now the body, against its model, within `HTTP_BODY_TIMEOUT_SECONDS` (else 408) → 400 (`invalid_json` for a
+   body that is not JSON): SPEC §18 reads bodies after authentication, authorization and rate limiting, so a
+   refused caller costs no buffering;
 8. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
 9. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
 """
@@ -38,6 +40,7 @@ from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
 from synapse_async.api.schema import GuildPath, NoParams, problems_of
+from synapse_async.obs.ring import set_operator_only
 from synapse_async.services.audit import Actor, ActorKind
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
@@ -240,6 +243,21 @@ async def _read_limited(request: web.Request, limit: int) -> bytearray:
 async def _body(
     op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
 ) -> tuple[Any, bytes | bytearray]:
+    """The body within `HTTP_BODY_TIMEOUT_SECONDS`, else 408 and the connection closed: a client trickling its
+    body cannot hold a connection and a handler open for as long as it likes (issue 21 item 6)."""
+    deadline = platform.config.http_body_timeout_seconds
+    try:
+        async with asyncio.timeout(deadline) as scope:
+            return await _read_body(op, request, platform, problems)
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise ApiError(408, "request_timeout", f"The request body did not arrive within {deadline:g} s.") from None
+
+
+async def _read_body(
+    op: Operation, request: web.Request, platform: ApiPlatform, problems: list[dict[str, str]]
+) -> tuple[Any, bytes | bytearray]:
     if op.raw_body is not None:
         upload = await _read_limited(request, op.raw_body(platform))
         return upload, upload
@@ -361,11 +379,15 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         if op.access is not Access.PUBLIC:
             principal = await authenticate(request, platform)
             request[PRINCIPAL] = principal.id
+            set_operator_only(False)  # authenticated: its guild-tagged entries may reach guild rings (§24.3)
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if op.is_write else None
 
         query, problems = _query_dict(request)
         path = _validate(op.path_model, dict(request.match_info), "path", problems)
         query_model = _validate(op.query_model, query, "query", problems)
+        decision: Decision | None = None
+        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
+            decision = await _admit(platform, principal)
         if problems:
             # Every problem at once, the body's too, but its body is read only for a caller allowed to send it.
             if op.raw_body is None and await _may_send_body(op, request, path, principal, platform):
@@ -374,11 +396,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         if op.access is Access.GUILD_ADMIN:
             assert principal is not None
             await _check_admin(op, path, principal, platform)
-        # The body is read only now, after authentication, the admin check and the mutation limit (SPEC §18): a
+        # The body is read only now, after authentication, the mutation limit and the admin check (SPEC §18): a
         # refused caller never makes the server buffer an upload.
-        decision: Decision | None = None
-        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
-            decision = await _admit(platform, principal)
         if op.body_gate is None:
             return await _with_body(op, request, platform, principal, key, path, query_model, decision)
         async with op.body_gate(Call(request, platform, path, query_model, None, principal)):
@@ -416,7 +435,7 @@ async def _with_body(
     query_model: Any,
     decision: Decision | None,
 ) -> web.StreamResponse:
-    """Steps 5–8: read and validate the body, replay a stored idempotent response, run the handler."""
+    """Steps 7–9: read and validate the body, replay a stored idempotent response, run the handler."""
     problems: list[dict[str, str]] = []
     body, raw = await _body(op, request, platform, problems)
     if problems:

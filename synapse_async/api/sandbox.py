@@ -8,7 +8,6 @@ endpoint (snowflakes as strings).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,26 +18,12 @@ from synapse_async.api.body import read_json
 from synapse_async.api.clients import peer_address
 from synapse_async.api.errors import ApiError, FieldProblem, parse_snowflake
 from synapse_async.api.keys import COMPONENTS
+from synapse_async.sandbox.loopback import is_loopback_host
 
 routes = web.RouteTableDef()
 
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
-
-
-def _is_loopback_host(host: str) -> bool:
-    """`localhost`, `127.0.0.0/8` or `::1` (with or without a port), as in a `Host` header or an origin."""
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    if name.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _refused(why: str) -> ApiError:
@@ -62,10 +47,10 @@ def _simulator(request: web.Request) -> Any:
         raise _refused("the connection is not from a loopback address")
     if any(h in request.headers for h in _FORWARDING_HEADERS):
         raise _refused("the request came through a proxy")
-    if not _is_loopback_host(request.headers.get("Host", "")):
+    if not is_loopback_host(request.headers.get("Host", "")):
         raise _refused("the Host header must name localhost or a loopback address")
     origin = request.headers.get("Origin")
-    if origin is not None and not _is_loopback_host(urlsplit(origin).netloc):
+    if origin is not None and not is_loopback_host(urlsplit(origin).netloc):
         raise _refused("the Origin is not local")
     return sim
 

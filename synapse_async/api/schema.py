@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -64,8 +65,17 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
-"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `missing_offset`)."""
+def _in_utc(value: datetime) -> datetime:
+    """The time in UTC; one that leaves years 1–9999 once its offset is applied (`9999-12-31T23:59:59-23:59`) is a
+    400 here rather than an OverflowError where the database driver converts it (§18, issue 21 item 6)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("out_of_range", "must be a representable time (years 1–9999 in UTC)") from None
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
+"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `missing_offset`), held in UTC."""
 
 
 class StrictModel(BaseModel):

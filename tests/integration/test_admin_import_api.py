@@ -71,6 +71,22 @@ async def test_export_is_our_document_and_is_audited(runtime: Runtime) -> None:
     assert audited and audited[-1]["after"]["members"] == len(doc["members"])
 
 
+async def test_a_cookie_session_exports_only_with_the_csrf_header(runtime: Runtime) -> None:
+    """Issue 21 item 6: the export is a GET with an effect (an audit row), so a prefetch or a cross-site link,
+    which cannot add headers, must not trigger it; a Bearer client (no ambient credential) needs no header."""
+    sql = "SELECT count(*) AS n FROM audit_log WHERE guild_id = :g AND action = 'members.export'"
+    owner = await login(runtime, 100000000000000010)
+    url = base(runtime) + G + "/members/export"
+    before = (await query(runtime, sql))[0]["n"]
+    prefetch = await call("GET", url, headers=owner.cookie_headers(csrf=False))
+    assert prefetch.status == 403 and prefetch.body["error"]["code"] == "csrf_failed"
+    assert (await query(runtime, sql))[0]["n"] == before  # refused before anything was audited
+    with_header = await call("GET", url, headers=owner.cookie_headers())
+    bearer = await call("GET", url, headers=owner.bearer())
+    assert with_header.status == 200 and bearer.status == 200
+    assert (await query(runtime, sql))[0]["n"] == before + 2
+
+
 async def test_dry_run_previews_and_writes_nothing(runtime: Runtime) -> None:
     before = await member(runtime, U[1])
     assert before is not None

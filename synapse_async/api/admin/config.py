@@ -28,6 +28,7 @@ from synapse_async.api.admin.level_role_guard import (
     with_mode,
     with_reward,
 )
+from synapse_async.api.authn import require_csrf
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.platform import ApiPlatform
@@ -490,7 +491,9 @@ async def admin_explain(call: Call[GuildPath, ExplainQuery, None]) -> Explanatio
     access=Access.GUILD_ADMIN, path_model=GuildPath, response=ExportDocument,
 )  # fmt: skip
 async def admin_export_members(call: Call[GuildPath, NoParams, None]) -> ExportDocument:
-    """XP, gold, stars, GitHub name and badges of each member row; audited as `members.export`."""
+    """XP, gold, stars, GitHub name and badges of each member row; audited as `members.export`. With the session
+    cookie it also needs `X-CSRF-Token` (a GET with an effect: no prefetch or cross-site link may trigger it)."""
+    require_csrf(call.request, call.require_principal())
     db = call.platform.components.require_db()
     async with call.platform.gate.slot():
         document = await export_members(db, call.path.guild_id, actor=call.actor())
