@@ -9,14 +9,17 @@ cannot drift from what the server does. For each request, in this order:
 3. path, query and body against their pydantic models, every problem reported at once → 400 `validation_error`
    (`invalid_json` for a body that is not JSON);
 4. for guild-admin routes, the live admin check (§21.3) → 404 unknown guild / 403 `forbidden`;
-5. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
-6. the admin mutation limit (§21.4) → 429;
-7. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
+5. the `Idempotency-Key` reserved in the database (principal + route): a repeat replays the stored response,
+   waits for a concurrent first attempt (then replays it, or 409 `in_progress`), or is 409 for another body;
+6. the admin mutation limit (§21.4) → 429 (which releases the key);
+7. the handler, whose reply is serialized by its response model (and stored for the idempotency key; a 5xx or
+   an exception releases it instead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,7 +37,12 @@ from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
 from synapse_async.api.schema import NoParams, problems_of
+from synapse_async.obs.logging import get_logger
 from synapse_async.services.audit import Actor, ActorKind
+
+log = get_logger(__name__)
+IDEMPOTENCY_KEY = web.RequestKey("idempotency_key", str)
+"""The validated `Idempotency-Key` of an authenticated write, for `Call.operation_id`."""
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
 
@@ -68,6 +76,13 @@ class Call(Generic[PathT, QueryT, BodyT]):
         """The audit actor of this request (SPEC §22: client IP and request id included)."""
         principal = self.require_principal()
         return self.actor_as(principal.id, principal.claims.kind)
+
+    def operation_id(self) -> str:
+        """The request id of a keyed write (§7.5 `award:` / `grant:` / `revoke:` + it): the validated
+        `Idempotency-Key` when the client sent one, so a retry of the same operation — even after the 24 h replay
+        window of §18 — hits the same journal key and pays nothing twice; else a fresh UUID (a new operation)."""
+        key = self.request.get(IDEMPOTENCY_KEY)
+        return key if isinstance(key, str) else uuid.uuid4().hex
 
     def actor_as(self, actor_id: str, kind: ActorKind) -> Actor:
         """An audit actor for this request before a principal exists (the login itself)."""
@@ -327,6 +342,41 @@ async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamRespons
         future.set_result(entry)
 
 
+async def _release(platform: ApiPlatform, slot: idempotency.Slot) -> None:
+    try:
+        await idempotency.release(platform.read, slot)
+    except Exception:  # the reservation then expires on its own (STALE_RESERVATION_SQL)
+        log.warning("idempotency_release_failed", key=slot.key)
+
+
+async def _execute(
+    op: Operation,
+    request: web.Request,
+    platform: ApiPlatform,
+    path: Any,
+    query_model: Any,
+    body: Any,
+    principal: Principal | None,
+    key: str | None,
+) -> web.StreamResponse:
+    """Rate limit, then the handler; with an `Idempotency-Key` an `ApiError` becomes the (stored) response."""
+    decision: Decision | None = None
+    try:
+        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
+            decision = await _admit(platform, principal)
+        call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
+        if op.cached:
+            return await _cached(op, call)
+        response = _render(op, await op.handler(call))
+    except ApiError as exc:
+        if key is None:
+            raise
+        response = _error(exc)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    return response
+
+
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         platform = request.app[PLATFORM]
@@ -346,11 +396,16 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             assert principal is not None
             await _check_admin(op, path, principal, platform)
 
-        request_hash = ""
+        slot: idempotency.Slot | None = None
         if key is not None and principal is not None:
-            request_hash = idempotency.fingerprint(request.method, request.path_qs, raw)
-            async with platform.read() as conn:
-                stored = await idempotency.lookup(conn, principal.id, key, request_hash)
+            request[IDEMPOTENCY_KEY] = key
+            slot = idempotency.Slot(
+                principal.id,
+                f"{request.method} {request.path}",
+                key,
+                idempotency.fingerprint(request.method, request.path_qs, raw),
+            )
+            stored = await idempotency.claim(platform.read, slot)
             if stored is not None:
                 replay = web.Response(
                     status=stored.status,
@@ -359,28 +414,22 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
                 )
                 replay.headers["Idempotent-Replayed"] = "true"
                 return replay
-
-        decision: Decision | None = None
-        if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
-            decision = await _admit(platform, principal)
-
-        call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
-        if op.cached:
-            return await _cached(op, call)
+        if slot is None:
+            return await _execute(op, request, platform, path, query_model, body, principal, key)
+        # Reserved: this request runs the handler. Whatever ends it without a replayable response (a 5xx, a 429,
+        # an exception, a cancellation) gives the key up so that a retry really retries (§18).
+        stored_ok = False
         try:
-            response = _render(op, await op.handler(call))
-        except ApiError as exc:
-            if key is None:
-                raise
-            response = _error(exc)
-        if decision is not None:
-            response.headers.update(decision.headers())
-        if key is not None and principal is not None and idempotency.storable(response.status):
-            payload = response.body if isinstance(response, web.Response) else None
-            stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
-            async with platform.read() as conn:
-                await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
-        return response
+            response = await _execute(op, request, platform, path, query_model, body, principal, key)
+            if idempotency.storable(response.status):
+                payload = response.body if isinstance(response, web.Response) else None
+                stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
+                await idempotency.store(platform.read, slot, response.status, stored_body)
+                stored_ok = True
+            return response
+        finally:
+            if not stored_ok:
+                await asyncio.shield(_release(platform, slot))
 
     endpoint.__name__ = op.operation_id
     endpoint.__doc__ = op.description
