@@ -29,7 +29,9 @@ GUILD = SANDBOX_GUILD_ID
 ADMIN = f"/api/admin/guilds/{GUILD}"
 SECRET = "keyed-writes-" + "s" * 40
 # Sandbox members (in the guild per Discord) that no test makes active, so the bot has no row for them.
-QUIET = [SANDBOX_FIRST_MEMBER_ID + i for i in (11, 12, 13, 14)]
+QUIET = [SANDBOX_FIRST_MEMBER_ID + i for i in (11, 12)]
+# Members with a row (made here directly: what these tests check must not depend on how rows come to exist).
+KNOWN = [SANDBOX_FIRST_MEMBER_ID + i for i in (2, 3, 4)]
 STRANGER = 424242
 
 
@@ -41,6 +43,13 @@ async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
     await rt.start()
     cache = rt.components.require_cache()
     await wait_for(lambda: GUILD in cache.known_guild_ids())
+    for user_id in KNOWN:
+        await execute(
+            rt,
+            "INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, :n)",
+            u=user_id,
+            n=f"Known {user_id}",
+        )
     yield rt
     await rt.shutdown()
 
@@ -78,7 +87,7 @@ async def has_row(rt: Runtime, user_id: int) -> bool:
 
 
 async def test_concurrent_identical_awards_with_one_key_pay_once(runtime: Runtime) -> None:
-    user = SANDBOX_FIRST_MEMBER_ID + 2
+    user = KNOWN[0]
     body = {"user_id": str(user), "xp": 30, "gold": 7, "reason": "Exactly once"}
     key = "award-once-000001"
     replies = await asyncio.gather(*(send(runtime, "POST", ADMIN + "/awards", body, key) for _ in range(12)))
@@ -149,7 +158,7 @@ async def test_awards_and_grants_create_the_row_of_a_guild_member(runtime: Runti
 
 
 async def test_reverse_rewards_takes_back_what_the_grant_paid(runtime: Runtime) -> None:
-    user, imported = QUIET[2], QUIET[3]
+    user, imported = KNOWN[1], KNOWN[2]
     made = await send(
         runtime,
         "POST",
