@@ -23,8 +23,8 @@ from synapse_async.jobs.runner import JobContext, JobHandler, JobRunner
 from synapse_async.jobs.store import cancel_job, enqueue
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.tasks.seasons import RolloverFailed, SeasonRollover
-from tests.pipeline_support import ALICE, GUILD, write_config
-from tests.support import database_with_guild, make_runtime, wait_for
+from tests.pipeline_support import ALICE, GUILD, PLAIN, pipeline_runtime, query, set_settings, wait_key, write_config
+from tests.support import database_with_guild, make_runtime, simulator_of, wait_for
 
 RUNNER_GUILD = 910000000000000001
 
@@ -407,6 +407,40 @@ async def test_relevel_uses_the_curve_in_the_database_even_before_the_cache_has_
     finally:
         await rt.shutdown()
         await admin.close()
+
+
+async def test_an_event_after_ends_at_belongs_to_the_renewed_season_before_any_rollover_tick(
+    fresh_database: str,
+) -> None:
+    """SPEC §11: a renewed season starts at the previous `ends_at` and events are attributed by their own time —
+    also those between `ends_at` and the rollover tick (here an hour away: only the event can cause the renewal)."""
+    async with pipeline_runtime(fresh_database, 5, SEASON_CHECK_SECONDS="3600") as rt:
+        await set_settings(rt, {"season.auto_renew": True})
+        # A season whose end has just passed, as time would have it (the API only accepts ends in the future).
+        await write_config(
+            rt,
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at, status, created_by)"
+            " VALUES (:g, 'Old', now() - interval '1 day', now() - interval '1 second', 'active', 'x')",
+            "seasons",
+        )
+        old = await query(rt, "SELECT season_id, ends_at FROM seasons WHERE guild_id = :g AND name = 'Old'")
+        message_id = int(await simulator_of(rt).message(ALICE, "general", PLAIN))
+        row = await wait_key(rt, f"msg:{message_id}")
+
+        seasons = await query(
+            rt, "SELECT season_id, name, starts_at, status FROM seasons WHERE guild_id = :g ORDER BY season_id"
+        )
+        assert [(s["name"], s["status"]) for s in seasons] == [("Old", "ended"), ("Season 2", "active")]
+        renewed = seasons[1]
+        assert renewed["starts_at"] == old[0]["ends_at"]  # no gap
+        assert row["season_id"] == renewed["season_id"]
+        stats = await query(
+            rt,
+            "SELECT messages_sent, xp FROM season_stats WHERE season_id = :s AND user_id = :u",
+            s=renewed["season_id"],
+            u=ALICE,
+        )
+        assert stats == [{"messages_sent": 1, "xp": row["xp_delta"]}] and row["xp_delta"] > 0
 
 
 async def test_one_guilds_failed_rollover_does_not_hold_back_the_others(
