@@ -51,6 +51,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -964,15 +965,16 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
-    principal: Mapped[str] = mapped_column(String(40), primary_key=True)
-    route: Mapped[str] = mapped_column(Text, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(128), nullable=False)
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response: Mapped[Any] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
+    route: Mapped[str] = mapped_column(Text)  # added by 0005, hence last
 
     __table_args__ = (
+        PrimaryKeyConstraint("principal", "route", "key"),
         CheckConstraint("key ~ '^[A-Za-z0-9_-]{8,64}$'", name="key_format"),
         CheckConstraint(_between("status", 100, 599), name="status_range"),
         Index("ix_idempotency_keys_created_at", "created_at"),
