@@ -131,12 +131,21 @@ async def claim(connect: Connect, slot: Slot) -> Stored | None:
     request is 409 at once."""
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        async with connect() as conn:
-            reserved = (await conn.execute(_RESERVE, slot.params())).first() is not None
-            row = None if reserved else (await conn.execute(_LOOKUP, slot.params())).first()
-            await conn.commit()
+        busy: ApiError | None = None
+        row = None
+        try:
+            async with connect() as conn:
+                reserved = (await conn.execute(_RESERVE, slot.params())).first() is not None
+                row = None if reserved else (await conn.execute(_LOOKUP, slot.params())).first()
+                await conn.commit()
+        except ApiError as exc:
+            if exc.status != 503:  # the HTTP database gate is full: that is "wait", like a running first attempt
+                raise
+            busy, reserved = exc, False
         if reserved:
             return None
+        if busy is not None and time.monotonic() >= deadline:
+            raise busy
         if row is not None:
             if row.request_hash != slot.request_hash:
                 raise _reused()
