@@ -105,7 +105,10 @@ class JobContext:
     async def checkpoint(self) -> bool:
         """Between batches: learn whether the job was cancelled (from its row, now) and whether to stop."""
         if not self.cancelled:
-            await self.poll()
+            try:
+                await self.poll()
+            except Exception as exc:  # a fault is no verdict on the job: the heartbeat's check will catch up
+                log.warning("job_cancel_check_failed", job_id=str(self.job_id), error=type(exc).__name__)
         return self.should_stop()
 
 
