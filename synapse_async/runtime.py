@@ -359,6 +359,7 @@ class Runtime:
         self.lake_scheduler = LakeScheduler(db.sessions, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.supervisor.every("lake_scheduler", self.config.lake_scheduler_check_seconds, self.lake_scheduler.check)
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
+        self.pipeline.processor.bind_renewal(self.season_rollover.renew)
         self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 
     async def _prune(self, db: Database) -> None:

@@ -15,13 +15,16 @@ cannot drift from what the server does. For each request, in this order:
 7. only now the body, against its model, within `HTTP_BODY_TIMEOUT_SECONDS` (else 408) → 400 (`invalid_json` for a
    body that is not JSON): SPEC §18 reads bodies after authentication, authorization and rate limiting, so a
    refused caller costs no buffering;
-8. a stored response for a repeated `Idempotency-Key` (replayed as is, or 409 for another body);
-9. the handler, whose reply is serialized by its response model (and stored for the idempotency key).
+8. the `Idempotency-Key` reserved in the database (principal + route): a repeat replays the stored response,
+   waits for a concurrent first attempt (then replays it, or 409 `in_progress`), or is 409 for another body;
+9. the handler, whose reply is serialized by its response model (and stored for the idempotency key; a 5xx or
+   an exception releases it instead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -40,8 +43,13 @@ from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
 from synapse_async.api.schema import GuildPath, NoParams, problems_of
+from synapse_async.obs.logging import get_logger
 from synapse_async.obs.ring import set_operator_only
 from synapse_async.services.audit import Actor, ActorKind
+
+log = get_logger(__name__)
+IDEMPOTENCY_KEY = web.RequestKey("idempotency_key", str)
+"""The validated `Idempotency-Key` of an authenticated write, for `Call.operation_id`."""
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
 
@@ -75,6 +83,13 @@ class Call(Generic[PathT, QueryT, BodyT]):
         """The audit actor of this request (SPEC §22: client IP and request id included)."""
         principal = self.require_principal()
         return self.actor_as(principal.id, principal.claims.kind)
+
+    def operation_id(self) -> str:
+        """The request id of a keyed write (§7.5 `award:` / `grant:` / `revoke:` + it): the validated
+        `Idempotency-Key` when the client sent one, so a retry of the same operation — even after the 24 h replay
+        window of §18 — hits the same journal key and pays nothing twice; else a fresh UUID (a new operation)."""
+        key = self.request.get(IDEMPOTENCY_KEY)
+        return key if isinstance(key, str) else uuid.uuid4().hex
 
     def actor_as(self, actor_id: str, kind: ActorKind) -> Actor:
         """An audit actor for this request before a principal exists (the login itself)."""
@@ -372,6 +387,39 @@ async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamRespons
     return response
 
 
+async def _release(platform: ApiPlatform, slot: idempotency.Slot) -> None:
+    try:
+        await idempotency.release(platform.read, slot)
+    except Exception:  # the reservation then expires on its own (STALE_RESERVATION_SQL)
+        log.warning("idempotency_release_failed", key=slot.key)
+
+
+async def _execute(
+    op: Operation,
+    request: web.Request,
+    platform: ApiPlatform,
+    path: Any,
+    query_model: Any,
+    body: Any,
+    principal: Principal | None,
+    key: str | None,
+    decision: Decision | None,
+) -> web.StreamResponse:
+    """The handler; with an `Idempotency-Key` an `ApiError` becomes the (stored) response."""
+    try:
+        call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
+        if op.cached:
+            return await _cached(op, call)
+        response = _render(op, await op.handler(call))
+    except ApiError as exc:
+        if key is None:
+            raise
+        response = _error(exc)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    return response
+
+
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         platform = request.app[PLATFORM]
@@ -441,11 +489,16 @@ async def _with_body(
     if problems:
         raise ApiError(400, "validation_error", "The request is invalid.", problems)
 
-    request_hash = ""
+    slot: idempotency.Slot | None = None
     if key is not None and principal is not None:
-        request_hash = idempotency.fingerprint(request.method, request.path_qs, bytes(raw))
-        async with platform.read() as conn:
-            stored = await idempotency.lookup(conn, principal.id, key, request_hash)
+        request[IDEMPOTENCY_KEY] = key
+        slot = idempotency.Slot(
+            principal.id,
+            f"{request.method} {request.path}",
+            key,
+            idempotency.fingerprint(request.method, request.path_qs, bytes(raw)),
+        )
+        stored = await idempotency.claim(platform.read, slot)
         if stored is not None:
             replay = web.Response(
                 status=stored.status,
@@ -454,21 +507,19 @@ async def _with_body(
             )
             replay.headers["Idempotent-Replayed"] = "true"
             return replay
-
-    call: Call[Any, Any, Any] = Call(request, platform, path, query_model, body, principal)
-    if op.cached:
-        return await _cached(op, call)
+    if slot is None:
+        return await _execute(op, request, platform, path, query_model, body, principal, key, decision)
+    # Reserved: this request runs the handler. Whatever ends it without a replayable response (a 5xx, an
+    # exception, a cancellation) gives the key up so that a retry really retries (§18).
+    stored_ok = False
     try:
-        response = _render(op, await op.handler(call))
-    except ApiError as exc:
-        if key is None:
-            raise
-        response = _error(exc)
-    if decision is not None:
-        response.headers.update(decision.headers())
-    if key is not None and principal is not None and idempotency.storable(response.status):
-        payload = response.body if isinstance(response, web.Response) else None
-        stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
-        async with platform.read() as conn:
-            await idempotency.store(conn, principal.id, key, request_hash, response.status, stored_body)
-    return response
+        response = await _execute(op, request, platform, path, query_model, body, principal, key, decision)
+        if idempotency.storable(response.status):
+            payload = response.body if isinstance(response, web.Response) else None
+            stored_body = orjson.loads(payload) if isinstance(payload, bytes) and payload else None
+            await idempotency.store(platform.read, slot, response.status, stored_body)
+            stored_ok = True
+        return response
+    finally:
+        if not stored_ok:
+            await asyncio.shield(_release(platform, slot))

@@ -51,6 +51,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -982,23 +983,26 @@ class RevokedToken(Base):
 
 
 class IdempotencyKey(Base):
-    """The stored first response to a write carrying an `Idempotency-Key` header (kept 24 h, SPEC §18).
+    """An `Idempotency-Key` of a write, reserved before its handler runs and then holding the first response
+    (kept 24 h, SPEC §18).
 
-    `status` is the HTTP status code of that stored response (the spec lists `response` as NOT NULL, so the row
-    is written together with the response and no "in progress" state exists). `request_hash` is a hex digest of
-    method, path and body; 128 characters fits up to SHA-512.
+    Keys are scoped by principal AND route (`route` = method and path), as §18 says. `status` NULL marks a
+    reservation whose handler is still running (no response yet, `response` NULL too); concurrent duplicates wait
+    on it. `request_hash` is a hex digest of method, path and body; 128 characters fits up to SHA-512.
     """
 
     __tablename__ = "idempotency_keys"
 
-    principal: Mapped[str] = mapped_column(String(40), primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(128), nullable=False)
-    status: Mapped[int] = mapped_column(Integer, nullable=False)
-    response: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[Any] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
+    route: Mapped[str] = mapped_column(Text)  # added by 0005, hence last
 
     __table_args__ = (
+        PrimaryKeyConstraint("principal", "route", "key"),
         CheckConstraint("key ~ '^[A-Za-z0-9_-]{8,64}$'", name="key_format"),
         CheckConstraint(_between("status", 100, 599), name="status_range"),
         Index("ix_idempotency_keys_created_at", "created_at"),

@@ -61,7 +61,7 @@ def relevel_handler(
             ctx.progress["total"] = int((await sa_conn.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
             settings = await load_guild_settings(sa_conn, ctx.guild_id)
         after, changed = 0, 0
-        while not ctx.should_stop():
+        while not await ctx.checkpoint():
             guild = dataclasses.replace(cache.guild(ctx.guild_id), settings=settings)
 
             async def batch(guild: GuildConfig = guild, after: int = after) -> tuple[list[asyncpg.Record], Tx, int]:
@@ -100,7 +100,7 @@ def level_role_sync_handler(db: Database, syncer: GuildRoleSync) -> JobHandler:
 
         totals: dict[str, int] = {}
         after = 0
-        while not ctx.should_stop():
+        while not await ctx.checkpoint():
             async with db.sessions() as s:
                 rows = (await s.execute(_MEMBER_IDS, {"g": ctx.guild_id, "after": after, "n": BATCH})).all()
             counts = await syncer.sync_guild(

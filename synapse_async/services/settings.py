@@ -123,7 +123,9 @@ async def _update(
         changed: dict[str, tuple[object, object]] = {}
         for key, value in normalized.items():
             before = current.get(key, REGISTRY[key].default)
-            if key in current and current[key] == value:
+            if before == value:
+                # The value the key already has (stored, or the default when unset) is no change (§20): no row, no
+                # audit, no NOTIFY, no relevel.
                 continue
             after_json = to_json(key, value)
             await session.execute(_UPSERT, {"g": guild_id, "key": key, "value": after_json, "by": actor.actor_id})
@@ -176,6 +178,8 @@ async def _reset(sessions: async_sessionmaker[AsyncSession], guild_id: int, key:
         if key not in current:
             return SettingsChange()
         await session.execute(_DELETE, {"g": guild_id, "key": key})
+        if current[key] == REGISTRY[key].default:
+            return SettingsChange()  # the override held the default: the value does not change (§20)
         before_json, after_json = to_json(key, current[key]), to_json(key, REGISTRY[key].default)
         await record(
             session,

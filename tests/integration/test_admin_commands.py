@@ -208,6 +208,13 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(app
     await sim(app).invoke("award", user=ADMIN, options={"member": ADMIN, "xp": 1})  # the admin takes part too
     async with app.components.db.sessions.begin() as s:  # season stars as the pipeline would have paid them
         for user, stars in ((ALICE, 7), (BOB, 9), (ADMIN, 7)):
+            await s.execute(  # their rows, whichever tests ran before
+                text(
+                    "INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, :n)"
+                    " ON CONFLICT (guild_id, user_id) DO NOTHING"
+                ),
+                {"g": G, "u": user, "n": f"Member {user % 100}"},
+            )
             await s.execute(
                 text(
                     "INSERT INTO season_stats (season_id, user_id, guild_id, stars) VALUES (:s, :u, :g, :n)"
@@ -221,7 +228,8 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(app
     assert embed["title"] == "Beta has ended"
     lines = embed["description"].splitlines()
     assert [line.split(" — ")[1] for line in lines] == ["9 Stars", "7 Stars", "7 Stars"]
-    assert lines[1].startswith("2. ") and lines[2].startswith("3. ")
+    # §17.1: the two members tied on 7 share rank 2 (no rank 3).
+    assert [line.split(".")[0] for line in lines] == ["1", "2", "2"]
     audit = await rows(app, "SELECT action, via FROM audit_log WHERE target_type = 'season' ORDER BY id")
     assert [(a.action, a.via) for a in audit] == [
         ("season.start", "command"),

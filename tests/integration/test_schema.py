@@ -31,7 +31,7 @@ from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0007_import_jobs"
+HEAD = "0005_idempotency_reservations"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -700,7 +700,8 @@ async def test_one_active_job_per_guild_and_kind(db: asyncpg.Connection) -> None
 
 async def test_platform_formats(db: asyncpg.Connection) -> None:
     insert = (
-        "INSERT INTO idempotency_keys (principal, key, request_hash, status, response) VALUES ($1, $2, 'h', $3, '{}')"
+        "INSERT INTO idempotency_keys (principal, route, key, request_hash, status, response)"
+        " VALUES ($1, 'POST /x', $2, 'h', $3, '{}')"
     )
     await db.execute(insert, "42", "abcdefgh", 201)
     assert _constraint(await _rejects(db, insert, "42", "short", 201)) == "ck_idempotency_keys_key_format"

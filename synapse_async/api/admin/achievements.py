@@ -7,7 +7,6 @@ rule that needs the database and report refusals as exceptions mapped to 400 (wi
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Final, TypedDict
 
 from pydantic import BaseModel, Field, field_validator
@@ -318,14 +317,15 @@ class _BadgeArgs(TypedDict):
 
 
 def _badge_args(call: Call[TemplatePath, NoParams, GrantBody] | Call[TemplatePath, NoParams, RevokeBody]) -> _BadgeArgs:
-    """What a grant and a revoke both take from the request: whose badge, which template, who asks. Each HTTP request
-    is a new operation, so it gets a fresh request id (§7.5): a repeated POST grants or revokes again."""
+    """What a grant and a revoke both take from the request: whose badge, which template, who asks. The request id
+    (§7.5 `grant:` / `revoke:` + it) is the `Idempotency-Key` when given — a retry of that operation is recognised
+    by its journal key even after the 24 h replay window — else a fresh UUID (a new operation)."""
     return _BadgeArgs(
         guild_id=call.path.guild_id,
         user_id=call.body.user_id,
         template_id=call.path.achievement_id,
         actor=call.actor(),
-        request_id=uuid.uuid4().hex,
+        request_id=call.operation_id(),
     )
 
 
@@ -355,7 +355,8 @@ async def admin_grant_achievement(call: Call[TemplatePath, NoParams, GrantBody])
     tag=_TAG, access=Access.GUILD_ADMIN, path_model=TemplatePath, body=RevokeBody, response=BadgeResultModel,
 )  # fmt: skip
 async def admin_revoke_achievement(call: Call[TemplatePath, NoParams, RevokeBody]) -> BadgeResultModel:
-    """§12.4: with `reverse_rewards` the template's XP and gold are subtracted (clamped at 0); 404 if not earned."""
+    """§20: with `reverse_rewards` exactly what the grant paid (its journal rows) is taken back, clamped at 0; 404 if
+    not earned."""
     economy = call.platform.components.require_economy()
     body = call.body
     try:

@@ -1,5 +1,6 @@
 """What the admin route tables share: the guild path prefix, id bounds, the 409 and PATCH-null rules, the known-
-member check of awards and grants, and the applied-amount response fields (SPEC §20, §18)."""
+member check of awards and grants (a row, or live guild membership), and the applied-amount response fields
+(SPEC §20, §18)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ def not_null(value: object) -> object:
 
 
 async def require_member(call: Call[Any, Any, Any], user_id: int) -> None:
-    """Awards, grants and revokes go to members the bot knows in this guild (404 otherwise)."""
+    """Awards and grants go to a member the bot knows in this guild, or one Discord says is in it (§20: "a known
+    member or in the guild"); the economy then creates the row (§20.1 last bullet). Anyone else → 404."""
     async with call.platform.read() as conn:
-        if not await is_known_member(conn, call.path.guild_id, user_id):
-            raise ApiError.not_found("Unknown member.")
+        if await is_known_member(conn, call.path.guild_id, user_id):
+            return
+    if await call.platform.require_admins().member_roles(call.path.guild_id, user_id) is None:
+        raise ApiError.not_found("Unknown member.")
 
 
 def applied(result: AwardResult) -> dict[str, int]:

@@ -61,6 +61,7 @@ class SeasonPath(GuildPath):
 
 
 class StandingModel(ResponseModel):
+    rank: int
     user_id: Snowflake
     display_name: str
     stars: int
@@ -195,7 +196,8 @@ async def admin_patch_season(call: Call[SeasonPath, NoParams, SeasonPatch]) -> S
     access=Access.GUILD_ADMIN, path_model=SeasonPath, response=SeasonEndedModel,
 )  # fmt: skip
 async def admin_end_season(call: Call[SeasonPath, NoParams, None]) -> SeasonEndedModel:
-    """Status `ended`, `ended_at` = now; the answer carries the top 3 by season stars."""
+    """Status `ended`, `ended_at` = now; the answer carries the top 3 by season stars with their §17.1 ranks (ties
+    share a rank; members who left are excluded)."""
     try:
         async with call.platform.gate.slot():
             ended = await _seasons(call).end(
@@ -203,5 +205,5 @@ async def admin_end_season(call: Call[SeasonPath, NoParams, None]) -> SeasonEnde
             )
     except SeasonRejected as exc:
         raise _season_refused(exc) from None
-    top = [StandingModel(user_id=s.user_id, display_name=s.display_name, stars=s.stars) for s in ended.top]
+    top = [StandingModel(rank=s.rank, user_id=s.user_id, display_name=s.display_name, stars=s.stars) for s in ended.top]
     return SeasonEndedModel(season=_season(ended.season), top=top)

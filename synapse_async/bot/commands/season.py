@@ -92,9 +92,8 @@ class EndSeason(lightbulb.SlashCommand, name="end", description="End the active 
         except SeasonRejected as rejected:
             raise Refusal(SEASON_REFUSALS[rejected.reason]) from rejected
         stars_name = escape(cache.settings(guild_id).str("economy.stars_name"))
-        lines = [
-            f"{i}. **{escape(s.display_name)}** — {number(s.stars)} {stars_name}" for i, s in enumerate(ended.top, 1)
-        ]
+        # §17.1 ranks (ties share one), not list positions.
+        lines = [f"{s.rank}. **{escape(s.display_name)}** — {number(s.stars)} {stars_name}" for s in ended.top]
         embed = hikari.Embed(
             title=f"{escape(ended.season.name)} has ended", description="\n".join(lines) or "Nobody earned any stars."
         )
