@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -30,10 +31,10 @@ from synapse_async.api import admin_limit, idempotency
 from synapse_async.api.authn import MUTATIONS, Principal, authenticate
 from synapse_async.api.body import read_json_raw
 from synapse_async.api.errors import ApiError, error_response
-from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
+from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID, fixed_route_methods
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
-from synapse_async.api.schema import NoParams, problems_of
+from synapse_async.api.schema import NoParams, integer_literal_problems, problems_of
 from synapse_async.services.audit import Actor, ActorKind
 
 PLATFORM = web.AppKey("api_platform", ApiPlatform)
@@ -122,8 +123,19 @@ class Operation:
         return self.handler.__name__
 
     @property
+    def body_optional(self) -> bool:
+        """A body model without required fields: the request may come without a body (SPEC §18)."""
+        return self.body_model is not None and _optional_body(self.body_model)
+
+    @property
     def is_write(self) -> bool:
         return self.method in MUTATIONS
+
+
+@cache
+def _optional_body(model: type[BaseModel]) -> bool:
+    schema = model.model_json_schema()
+    return not schema.get("required") and not schema.get("minProperties")
 
 
 class Api:
@@ -235,12 +247,40 @@ async def _body(
         if raw.strip():
             problems.append({"field": "body", "problem": "unknown_field", "message": "this operation takes no body"})
         return None, raw
-    raw = await read_json_raw(request)
+    # SPEC §18: a body of optional fields only may be left out (the same request as `{}`).
+    raw = b"{}" if op.body_optional and not request.body_exists else whole_numbers(await read_json_raw(request))
     try:
         return op.body_model.model_validate_json(raw, strict=True), raw
     except ValidationError as exc:
         problems.extend(problems_of(exc.errors(include_url=False, include_context=False), "body"))
         return None, raw
+
+
+def whole_numbers(raw: bytes) -> bytes:
+    """The body with every integral JSON number written as an integer (`1.0` → `1`, `1e2` → `100`).
+
+    JSON and JSON Schema do not tell `1.0` from `1`: both are the integer one, and the OpenAPI document's
+    `"type": "integer"` admits both. Bodies are validated strictly (no strings for numbers), and strict pydantic
+    refuses a float for an int, so the body is normalized first; fractions (`1.5`) still fail as they should.
+    """
+    if b"." not in raw and b"e" not in raw and b"E" not in raw:
+        return raw  # no number in float notation (the common case: no re-encoding)
+    value = orjson.loads(raw)
+    changed = False
+
+    def fix(item: Any) -> Any:
+        nonlocal changed
+        if isinstance(item, float) and item.is_integer() and abs(item) < 2**64:
+            changed = True
+            return int(item)
+        if isinstance(item, list):
+            return [fix(x) for x in item]
+        if isinstance(item, dict):
+            return {k: fix(v) for k, v in item.items()}
+        return item
+
+    fixed = fix(value)
+    return orjson.dumps(fixed) if changed else raw
 
 
 async def _check_admin(op: Operation, call_path: BaseModel, principal: Principal, platform: ApiPlatform) -> None:
@@ -337,8 +377,16 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if op.is_write else None
 
         query, problems = _query_dict(request)
-        path = _validate(op.path_model, dict(request.match_info), "path", problems)
+        path_values = dict(request.match_info)
+        path = _validate(op.path_model, path_values, "path", problems)
+        if problems and (allowed := fixed_route_methods(request)):
+            # `PATCH …/achievements/trigger-types` reached `PATCH …/achievements/{achievement_id}`: the path
+            # names a fixed resource that has no such method, so 405 with `Allow` (RFC 9110), not a bad id.
+            raise ApiError(405, "method_not_allowed", "Method not allowed.", headers={"Allow": ", ".join(allowed)})
         query_model = _validate(op.query_model, query, "query", problems)
+        reported = {p["field"] for p in problems}
+        for model, values in ((op.path_model, path_values), (op.query_model, query)):
+            problems += [p for p in integer_literal_problems(model, values) if p["field"] not in reported]
         body, raw = await _body(op, request, platform, problems)
         if problems:
             raise ApiError(400, "validation_error", "The request is invalid.", problems)

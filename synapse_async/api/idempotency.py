@@ -78,7 +78,7 @@ async def lookup(conn: AsyncConnection, principal: str, key: str, request_hash: 
     if row is None:
         return None
     if row.request_hash != request_hash:
-        raise ApiError(409, "conflict", f"This {HEADER} was already used for a different request.")
+        raise ApiError.conflict("key_reused", f"This {HEADER} was already used for a different request.")
     return Stored(row.status, row.response)
 
 

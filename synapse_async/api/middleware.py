@@ -120,6 +120,27 @@ def gate(lifecycle: Lifecycle) -> Middleware:
     return middleware
 
 
+def fixed_route_methods(request: web.Request) -> list[str]:
+    """The methods of the most specific route at this path when it is not the one that took the request:
+    `…/members/import` is POST only although `GET …/members/{user_id}` also matches the path (aiohttp would list
+    both in `Allow`, and `PATCH …/achievements/trigger-types` would reach `PATCH …/achievements/{id}`)."""
+    path = request.rel_url.path
+    best: tuple[int, web.AbstractResource] | None = None
+    for resource in request.app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        matched = pattern.fullmatch(path) if pattern is not None else info.get("path") == path
+        if not matched:
+            continue
+        params = (resource.canonical or "").count("{")
+        if best is None or params < best[0]:
+            best = (params, resource)
+    taken = request.match_info.route.resource
+    if best is None or best[1] is taken:
+        return []
+    return sorted({route.method for route in best[1]})
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -131,8 +152,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(413, "payload_too_large", "The request body is too large.")
     except web.HTTPNotFound:
         response = error_response(404, "not_found", "Not found.")
-    except web.HTTPMethodNotAllowed:
+    except web.HTTPMethodNotAllowed as exc:
         response = error_response(405, "method_not_allowed", "Method not allowed.")
+        allowed = fixed_route_methods(request) or sorted(exc.allowed_methods)
+        response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6
     except web.HTTPException:
         raise
     except Exception as exc:

@@ -133,7 +133,7 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
         out["description"] = op.description
     if op.body_model is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": not op.body_optional,
             "content": {"application/json": {"schema": refs[(op.body_model, "validation")]}},
         }
     if op.raw_body is not None:

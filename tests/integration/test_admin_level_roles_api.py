@@ -134,5 +134,5 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     await wait_for(lambda: cache.guild(GUILD).level_roles == ())
     actions = await query(runtime, "SELECT action FROM audit_log WHERE action LIKE 'level_role%' ORDER BY id")
     assert [a["action"] for a in actions] == [
-        "level_role.put", "level_roles.sync", "level_role.put", "level_role.delete",
+        "level_role.upsert", "job.start", "level_role.upsert", "level_role.delete",
     ]  # fmt: skip

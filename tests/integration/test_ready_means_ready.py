@@ -37,7 +37,7 @@ async def test_every_route_answers_the_instant_ready_is_200(fresh_database: str,
     rt = make_runtime(fresh_database, PUBLIC_RATE_LIMIT_PER_MINUTE="0")
     startup = asyncio.create_task(rt.start())
     try:
-        await wait_for(lambda: rt.http_port is not None and rt.api is not None or startup.done(), interval=0.001)
+        await wait_for(lambda: (rt.http_port is not None and rt.api is not None) or startup.done(), interval=0.001)
         assert rt.api is not None and rt.http_port is not None, "the HTTP server starts first (SPEC §3.2 step 4)"
         url = f"http://127.0.0.1:{rt.http_port}"
         token = rt.api.codec.issue_service("ready", [SANDBOX_GUILD_ID], ttl=600, now=rt.api.now())

@@ -501,8 +501,8 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Rep
         ]
         raise ApiError(400, "validation_error", f"{exc.count} invalid rows; nothing imported.", details) from None
     except ImportActive as exc:
-        raise ApiError(
-            409, "job_active", "An import is already active for this guild.", {"job_id": str(exc.job_id)}
+        raise ApiError.conflict(
+            "job_active", "An import is already active for this guild.", job_id=str(exc.job_id)
         ) from None
     return Reply(ImportResult(job_id=job_id, status="queued"))
 
@@ -576,9 +576,9 @@ async def admin_put_level_role(call: Call[LevelRolePath, NoParams, LevelRoleBody
     except UnknownTarget as exc:
         raise _unknown(exc) from None
     except LevelRoleLimit as exc:
-        raise ApiError(409, "limit_reached", str(exc)) from None
+        raise ApiError.conflict("limit_reached", str(exc)) from None
     except RoleNotAssignable as exc:
-        raise ApiError(409, "role_not_assignable", str(exc)) from None
+        raise ApiError.conflict("role_not_assignable", str(exc)) from None
     async with call.platform.read() as conn:
         rows = [r for r in await rules.list_rules(conn, rules.LEVEL_ROLES, guild_id) if r["role_id"] == role_id]
     row = rows[0] if rows else result.row
@@ -613,7 +613,7 @@ async def admin_sync_level_roles(call: Call[GuildPath, NoParams, SyncBody]) -> R
         async with call.platform.sessions() as sessions:
             job = await request_sync(sessions, call.path.guild_id, call.actor())
     except JobActive as exc:
-        raise ApiError(
-            409, "job_active", "A level_role_sync job is already active.", {"job_id": str(exc.job_id)}
+        raise ApiError.conflict(
+            "job_active", "A level_role_sync job is already active.", job_id=str(exc.job_id)
         ) from None
     return Reply(JobModel.model_validate(job.to_json()), status=202)
