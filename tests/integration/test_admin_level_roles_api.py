@@ -65,7 +65,7 @@ async def test_put_is_validated_and_prechecked(runtime: Runtime) -> None:
     assert (await api(runtime, "PUT", "/level-roles/4242", json={"level": 3})).status == 404
     for unassignable in (ROLE_BOT_ID, GUILD):  # the bot's integration role, @everyone
         refused = await api(runtime, "PUT", f"/level-roles/{unassignable}", json={"level": 3})
-        assert refused.status == 409 and refused.body["error"]["code"] == "role_not_assignable"
+        assert refused.status == 409 and refused.body["error"]["details"] == {"reason": "role_not_assignable"}
     assert await query(runtime, "SELECT 1 FROM level_role_rewards WHERE guild_id = :g") == []
     assert await sync_jobs(runtime) == []
 
@@ -80,7 +80,7 @@ async def test_put_is_validated_and_prechecked(runtime: Runtime) -> None:
             {"g": GUILD},
         )
     full = await api(runtime, "PUT", f"/level-roles/{ROLE_MEMBER_ID}", json={"level": 3})
-    assert full.status == 409 and full.body["error"]["code"] == "limit_reached"
+    assert full.status == 409 and full.body["error"]["details"] == {"reason": "limit_reached"}
     async with runtime.components.db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM level_role_rewards WHERE guild_id = :g"), {"g": GUILD})
     assert await sync_jobs(runtime) == []  # the refused write queued nothing
@@ -98,7 +98,7 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     await wait_for(lambda: (1, ROLE_ADMIN_ID) in cache.guild(GUILD).level_roles)
     (job,) = await sync_jobs(runtime)
     assert job["status"] == "queued"
-    (audited,) = await query(runtime, "SELECT before, after FROM audit_log WHERE action = 'level_role.put'")
+    (audited,) = await query(runtime, "SELECT before, after FROM audit_log WHERE action = 'level_role.upsert'")
     assert audited == {"before": None, "after": {"role_id": str(ROLE_ADMIN_ID), "level": 1}}
 
     again = await api(runtime, "POST", "/level-roles/sync", json={})
