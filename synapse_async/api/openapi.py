@@ -35,7 +35,7 @@ _STATUS_TEXT: Final = {
     401: "Missing, invalid, expired or revoked token (`unauthenticated`)",
     403: "Not allowed (`forbidden`, `csrf_failed`)",
     404: "Unknown resource or guild (`not_found`)",
-    409: "Conflict, or a reused `Idempotency-Key` (`conflict`)",
+    409: "Conflict (`conflict`; `details.reason` names the clash, e.g. `key_reused` for an `Idempotency-Key`)",
     413: "Body over the limit (`payload_too_large`)",
     429: "Rate limited (`rate_limited`; `Retry-After`)",
     503: "Temporarily unavailable (`unavailable`)",

@@ -289,7 +289,7 @@ async def _request(call: Call[GuildPath, NoParams, Any], kind: str) -> Reply:
     return Reply(_job(job), status=202)
 
 
-_JOB_RESPONSES: Final = {409: "A job of this kind is already active (`details.job_id`)"}
+_JOB_RESPONSES: Final = {409: "A job of this kind is already active (`details.reason = job_active`, `details.job_id`)"}
 
 
 @api.route(
