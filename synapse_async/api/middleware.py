@@ -125,20 +125,19 @@ def fixed_route_methods(request: web.Request) -> list[str]:
     `…/members/import` is POST only although `GET …/members/{user_id}` also matches the path (aiohttp would list
     both in `Allow`, and `PATCH …/achievements/trigger-types` would reach `PATCH …/achievements/{id}`)."""
     path = request.rel_url.path
-    best: tuple[int, web.AbstractResource] | None = None
+    matches: list[tuple[int, web.AbstractResource]] = []
     for resource in request.app.router.resources():
         info = resource.get_info()
         pattern = info.get("pattern")
-        matched = pattern.fullmatch(path) if pattern is not None else info.get("path") == path
-        if not matched:
-            continue
-        params = (resource.canonical or "").count("{")
-        if best is None or params < best[0]:
-            best = (params, resource)
-    taken = request.match_info.route.resource
-    if best is None or best[1] is taken:
+        if pattern.fullmatch(path) if pattern is not None else info.get("path") == path:
+            matches.append(((resource.canonical or "").count("{"), resource))
+    if not matches:
         return []
-    return sorted({route.method for route in best[1]})
+    fewest = min(count for count, _ in matches)
+    taken = request.match_info.route.resource
+    if taken is not None and (taken.canonical or "").count("{") <= fewest:
+        return []  # the request reached a route of the most specific path: its own validation answers
+    return sorted({route.method for count, resource in matches if count == fewest for route in resource})
 
 
 @web.middleware
