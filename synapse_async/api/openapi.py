@@ -157,7 +157,10 @@ def build_document(api: Api, version: str) -> dict[str, Any]:
         "info": {
             "title": "synapse-async API",
             "version": version,
-            "description": "Public guild statistics and the authenticated admin API (SPEC §18–§22).",
+            "description": (
+                "Public guild statistics and the authenticated admin API (SPEC §18–§22). No text anywhere (path,"
+                " query, body, object keys) may contain U+0000, which PostgreSQL cannot store: such input is a 400."
+            ),
         },
         "servers": [{"url": "/"}],
         "paths": paths,
