@@ -263,9 +263,7 @@ def whole_numbers(raw: bytes) -> bytes:
     `"type": "integer"` admits both. Bodies are validated strictly (no strings for numbers), and strict pydantic
     refuses a float for an int, so the body is normalized first; fractions (`1.5`) still fail as they should.
     """
-    if b"." not in raw and b"e" not in raw and b"E" not in raw:
-        return raw  # no number in float notation (the common case: no re-encoding)
-    value = orjson.loads(raw)
+    value = orjson.loads(raw)  # already known to parse (read_json_raw); re-encoded only when something changed
     changed = False
 
     def fix(item: Any) -> Any:

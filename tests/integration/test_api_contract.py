@@ -98,6 +98,14 @@ async def test_a_body_of_optional_fields_may_be_left_out(runtime: Runtime) -> No
     assert award.status == 400 and award.body["error"]["code"] == "invalid_json", award.body
 
 
+async def test_a_json_integer_may_be_written_1_0_but_a_fraction_is_refused(runtime: Runtime) -> None:
+    """JSON Schema's `integer` admits `3.0` (the same number as 3), so the server does too; `3.5` stays a 400."""
+    whole = await _do(runtime, "POST", "/achievement-categories", json={"name": "Whole", "sort_order": 3.0})
+    assert whole.status == 201 and whole.body["sort_order"] == 3, whole.body
+    half = await _do(runtime, "POST", "/achievement-categories", json={"name": "Half", "sort_order": 3.5})
+    assert half.status == 400 and half.body["error"]["details"][0]["field"] == "sort_order", half.body
+
+
 # ------------------------------------------------------------------------------------------ §12.2 toggle warnings
 
 
