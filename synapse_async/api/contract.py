@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from synapse_async.api import admin_limit, idempotency
 from synapse_async.api.authn import MUTATIONS, Principal, authenticate
-from synapse_async.api.body import read_json_raw
+from synapse_async.api.body import read_json_raw, whole_numbers
 from synapse_async.api.errors import ApiError, error_response
 from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID, fixed_route_methods
 from synapse_async.api.platform import ApiPlatform
@@ -254,31 +254,6 @@ async def _body(
     except ValidationError as exc:
         problems.extend(problems_of(exc.errors(include_url=False, include_context=False), "body"))
         return None, raw
-
-
-def whole_numbers(raw: bytes) -> bytes:
-    """The body with every integral JSON number written as an integer (`1.0` → `1`, `1e2` → `100`).
-
-    JSON and JSON Schema do not tell `1.0` from `1`: both are the integer one, and the OpenAPI document's
-    `"type": "integer"` admits both. Bodies are validated strictly (no strings for numbers), and strict pydantic
-    refuses a float for an int, so the body is normalized first; fractions (`1.5`) still fail as they should.
-    """
-    value = orjson.loads(raw)  # already known to parse (read_json_raw); re-encoded only when something changed
-    changed = False
-
-    def fix(item: Any) -> Any:
-        nonlocal changed
-        if isinstance(item, float) and item.is_integer() and abs(item) < 2**64:
-            changed = True
-            return int(item)
-        if isinstance(item, list):
-            return [fix(x) for x in item]
-        if isinstance(item, dict):
-            return {k: fix(v) for k, v in item.items()}
-        return item
-
-    fixed = fix(value)
-    return orjson.dumps(fixed) if changed else raw
 
 
 async def _check_admin(op: Operation, call_path: BaseModel, principal: Principal, platform: ApiPlatform) -> None:
