@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Final, Generic, TypeVar
 
 from pydantic import (
@@ -247,29 +248,25 @@ def problems_of(errors: list[ErrorDetails], root: str) -> list[dict[str, str]]:
 _INTEGER_LITERAL = re.compile(r"-?[0-9]{1,20}")
 
 
+@cache
 def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
-    """The query fields the document types as integers (snowflakes, documented as strings too, are not)."""
-    found = _INTEGER_FIELDS.get(model)
-    if found is None:
-        props = model.model_json_schema().get("properties", {})
+    """The fields the document types as integers, and path ids (digit strings); snowflakes, which take their own
+    parser, are not among them."""
 
-        def integer(prop: dict[str, Any]) -> bool:
-            options = prop.get("anyOf", [prop])
-            return any(o.get("type") == "integer" for o in options) or prop.get("pattern") == SNOWFLAKE_PATTERN
+    def integer(prop: dict[str, Any]) -> bool:
+        options = prop.get("anyOf", [prop])
+        return any(o.get("type") == "integer" for o in options) or prop.get("pattern") == SNOWFLAKE_PATTERN
 
-        found = _INTEGER_FIELDS[model] = frozenset(name for name, prop in props.items() if integer(prop))
-    return found
+    props = model.model_json_schema().get("properties", {})
+    return frozenset(name for name, prop in props.items() if integer(prop))
 
 
-_INTEGER_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
-
-
-def integer_literal_problems(model: type[BaseModel], query: dict[str, str]) -> list[dict[str, str]]:
-    """SPEC §18: query integers are integer literals. pydantic's lax mode would read `1.0`, `+1` or `1_0` as
-    integers; they are refused here too."""
+def integer_literal_problems(model: type[BaseModel], values: dict[str, str]) -> list[dict[str, str]]:
+    """SPEC §18: query (and path) integers are integer literals. pydantic's lax mode would read `1.0`, `+1` or
+    `1_0` as integers; they are refused here too."""
     problems = []
-    for name in _integer_fields(model) & query.keys():
-        if not _INTEGER_LITERAL.fullmatch(query[name]):
+    for name in _integer_fields(model) & values.keys():
+        if not _INTEGER_LITERAL.fullmatch(values[name]):
             problems.append({"field": name, "problem": "invalid_type", "message": "must be an integer literal"})
     return problems
 
