@@ -32,6 +32,10 @@ def ready_reasons(components: Components) -> list[str]:
         ]
     if components.lifecycle.shutting_down:
         reasons.append("shutting_down")
+    elif not components.lifecycle.api_open and not reasons:
+        # Steps 9–10 still to come (the gateway is being built, the API not yet opened): every other check
+        # passes, yet `/api/*` would still answer "starting up", so not ready (SPEC §24.2).
+        reasons.append("starting_up")
     return reasons
 
 

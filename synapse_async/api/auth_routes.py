@@ -44,7 +44,12 @@ _TAG: Final = "auth"
 
 
 class LoginQuery(StrictModel):
-    next: str | None = Field(None, max_length=512, description="Relative path to land on after login")
+    next: str | None = Field(
+        None,
+        max_length=512,
+        pattern=r"^/(?:[^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]*)?$",
+        description="Relative path to land on after login: one leading `/`, no `\\`, no control characters",
+    )
 
     @field_validator("next")
     @classmethod

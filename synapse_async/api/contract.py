@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -37,12 +38,12 @@ from pydantic import BaseModel, ValidationError
 
 from synapse_async.api import admin_limit, idempotency
 from synapse_async.api.authn import MUTATIONS, Principal, authenticate
-from synapse_async.api.body import read_json_raw
+from synapse_async.api.body import read_json_raw, whole_numbers
 from synapse_async.api.errors import ApiError, error_response
-from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID
+from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID, fixed_route_methods
 from synapse_async.api.platform import ApiPlatform
 from synapse_async.api.ratelimit import Decision
-from synapse_async.api.schema import GuildPath, NoParams, problems_of
+from synapse_async.api.schema import GuildPath, NoParams, integer_literal_problems, problems_of
 from synapse_async.obs.logging import get_logger
 from synapse_async.obs.ring import set_operator_only
 from synapse_async.services.audit import Actor, ActorKind
@@ -149,8 +150,19 @@ class Operation:
         return self.handler.__name__
 
     @property
+    def body_optional(self) -> bool:
+        """A body model without required fields: the request may come without a body (SPEC §18)."""
+        return self.body_model is not None and _optional_body(self.body_model)
+
+    @property
     def is_write(self) -> bool:
         return self.method in MUTATIONS
+
+
+@cache
+def _optional_body(model: type[BaseModel]) -> bool:
+    schema = model.model_json_schema()
+    return not schema.get("required") and not schema.get("minProperties")
 
 
 class Api:
@@ -281,7 +293,8 @@ async def _read_body(
         if raw.strip():
             problems.append({"field": "body", "problem": "unknown_field", "message": "this operation takes no body"})
         return None, raw
-    raw = await read_json_raw(request)
+    # SPEC §18: a body of optional fields only may be left out (the same request as `{}`).
+    raw = b"{}" if op.body_optional and not request.body_exists else whole_numbers(await read_json_raw(request))
     try:
         return op.body_model.model_validate_json(raw, strict=True), raw
     except ValidationError as exc:
@@ -431,11 +444,19 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if op.is_write else None
 
         query, problems = _query_dict(request)
-        path = _validate(op.path_model, dict(request.match_info), "path", problems)
+        path_values = dict(request.match_info)
+        path = _validate(op.path_model, path_values, "path", problems)
+        if problems and (allowed := fixed_route_methods(request)):
+            # `PATCH …/achievements/trigger-types` reached `PATCH …/achievements/{achievement_id}`: the path
+            # names a fixed resource that has no such method, so 405 with `Allow` (RFC 9110), not a bad id.
+            raise ApiError(405, "method_not_allowed", "Method not allowed.", headers={"Allow": ", ".join(allowed)})
         query_model = _validate(op.query_model, query, "query", problems)
         decision: Decision | None = None
         if op.is_write and principal is not None and op.path.startswith("/api/admin/"):
             decision = await _admit(platform, principal)
+        reported = {p["field"] for p in problems}
+        for model, values in ((op.path_model, path_values), (op.query_model, query)):
+            problems += [p for p in integer_literal_problems(model, values) if p["field"] not in reported]
         if problems:
             # Every problem at once, the body's too, but its body is read only for a caller allowed to send it.
             if op.raw_body is None and await _may_send_body(op, request, path, principal, platform):

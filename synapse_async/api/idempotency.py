@@ -115,12 +115,7 @@ Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 
 def _reused() -> ApiError:
-    return ApiError(
-        409,
-        "conflict",
-        f"This {HEADER} was already used for a different request.",
-        {"reason": "idempotency_key_reused"},
-    )
+    return ApiError.conflict("idempotency_key_reused", f"This {HEADER} was already used for a different request.")
 
 
 async def claim(connect: Connect, slot: Slot) -> Stored | None:
@@ -152,12 +147,7 @@ async def claim(connect: Connect, slot: Slot) -> Stored | None:
             if row.status is not None:
                 return Stored(int(row.status), row.response)
         if time.monotonic() >= deadline:
-            raise ApiError(
-                409,
-                "conflict",
-                f"A request with this {HEADER} is still in progress; retry shortly.",
-                {"reason": "in_progress"},
-            )
+            raise ApiError.conflict("in_progress", f"A request with this {HEADER} is still in progress; retry shortly.")
         await asyncio.sleep(POLL_SECONDS)
 
 

@@ -130,6 +130,26 @@ def gate(lifecycle: Lifecycle) -> Middleware:
     return middleware
 
 
+def fixed_route_methods(request: web.Request) -> list[str]:
+    """The methods of the most specific route at this path when it is not the one that took the request:
+    `…/members/import` is POST only although `GET …/members/{user_id}` also matches the path (aiohttp would list
+    both in `Allow`, and `PATCH …/achievements/trigger-types` would reach `PATCH …/achievements/{id}`)."""
+    path = request.rel_url.path
+    matches: list[tuple[int, web.AbstractResource]] = []
+    for resource in request.app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        if pattern.fullmatch(path) if pattern is not None else info.get("path") == path:
+            matches.append(((resource.canonical or "").count("{"), resource))
+    if not matches:
+        return []
+    fewest = min(count for count, _ in matches)
+    taken = request.match_info.route.resource
+    if taken is not None and (taken.canonical or "").count("{") <= fewest:
+        return []  # the request reached a route of the most specific path: its own validation answers
+    return sorted({route.method for count, resource in matches if count == fewest for route in resource})
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -143,8 +163,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(413, "payload_too_large", "The request body is too large.")
     except web.HTTPNotFound:
         response = error_response(404, "not_found", "Not found.")
-    except web.HTTPMethodNotAllowed:
+    except web.HTTPMethodNotAllowed as exc:
         response = error_response(405, "method_not_allowed", "Method not allowed.")
+        allowed = fixed_route_methods(request) or sorted(exc.allowed_methods)
+        response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6
     except web.HTTPException:
         raise
     except Exception as exc:

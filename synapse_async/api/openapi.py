@@ -35,7 +35,7 @@ _STATUS_TEXT: Final = {
     401: "Missing, invalid, expired or revoked token (`unauthenticated`)",
     403: "Not allowed (`forbidden`, `csrf_failed`)",
     404: "Unknown resource or guild (`not_found`)",
-    409: "Conflict, or a reused `Idempotency-Key` (`conflict`)",
+    409: "Conflict (`conflict`; `details.reason` names the clash, e.g. `key_reused` for an `Idempotency-Key`)",
     413: "Body over the limit (`payload_too_large`)",
     429: "Rate limited (`rate_limited`; `Retry-After`)",
     503: "Temporarily unavailable (`unavailable`)",
@@ -141,7 +141,7 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
         out["description"] = op.description
     if op.body_model is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": not op.body_optional,
             "content": {"application/json": {"schema": refs[(op.body_model, "validation")]}},
         }
     if op.raw_body is not None:
@@ -165,7 +165,10 @@ def build_document(api: Api, version: str) -> dict[str, Any]:
         "info": {
             "title": "synapse-async API",
             "version": version,
-            "description": "Public guild statistics and the authenticated admin API (SPEC §18–§22).",
+            "description": (
+                "Public guild statistics and the authenticated admin API (SPEC §18–§22). No text anywhere (path,"
+                " query, body, object keys) may contain U+0000, which PostgreSQL cannot store: such input is a 400."
+            ),
         },
         "servers": [{"url": "/"}],
         "paths": paths,

@@ -107,7 +107,10 @@ async def request_sync(sessions: async_sessionmaker[AsyncSession], guild_id: int
     """Queue a sync of every member now (202), audited; `JobActive` (409) while one is queued or running."""
     async with sessions.begin() as s:
         job_id = await request_job(s, guild_id, SYNC_JOB, actor.actor_id)
-        await record(s, actor, guild_id=guild_id, action="level_roles.sync", target_type="job", target_id=str(job_id))
+        await record(
+            s, actor, guild_id=guild_id, action="job.start", target_type="job", target_id=str(job_id),
+            after={"kind": SYNC_JOB},
+        )  # fmt: skip
         job = await get_job(s, guild_id, job_id)
     assert job is not None  # inserted in this very transaction
     return job

@@ -26,7 +26,7 @@ MAX_NAME = 100
 MAX_DAYS = 730
 TOP_ON_END = 3
 
-SeasonProblem = Literal["name_taken", "active_exists", "none_active", "conflict", "unknown", "not_active"]
+SeasonProblem = Literal["name_taken", "active_exists", "none_active", "concurrent_change", "unknown", "not_active"]
 
 
 class SeasonRejected(Exception):
@@ -202,7 +202,7 @@ class Seasons:
                     async with s.begin_nested():
                         started = _season((await s.execute(_START, params)).one())
                 except IntegrityError as exc:  # a concurrent start won the one-active index or the name
-                    raise SeasonRejected("conflict") from exc
+                    raise SeasonRejected("concurrent_change") from exc
                 await record(
                     s,
                     actor,

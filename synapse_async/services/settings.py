@@ -106,14 +106,24 @@ async def _retrying(write: Callable[[], Awaitable[SettingsChange]]) -> SettingsC
 
 
 async def update_settings(
-    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object], actor: Actor
+    sessions: async_sessionmaker[AsyncSession],
+    guild_id: int,
+    values: Mapping[str, object],
+    actor: Actor,
+    *,
+    action: str = "settings.update",
 ) -> SettingsChange:
-    """Validate and store `values` for the guild in one transaction; raise SettingsRejected on any problem."""
-    return await _retrying(lambda: _update(sessions, guild_id, values, actor))
+    """Validate and store `values` for the guild in one transaction; raise SettingsRejected on any problem.
+    `action` names the audit rows (one per changed key): `data_sources.update` for the lake's switches (§22)."""
+    return await _retrying(lambda: _update(sessions, guild_id, values, actor, action))
 
 
 async def _update(
-    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object], actor: Actor
+    sessions: async_sessionmaker[AsyncSession],
+    guild_id: int,
+    values: Mapping[str, object],
+    actor: Actor,
+    action: str,
 ) -> SettingsChange:
     async with sessions.begin() as session:
         current = await _current(session, guild_id)
@@ -135,7 +145,7 @@ async def _update(
                 session,
                 actor,
                 guild_id=guild_id,
-                action="settings.update",
+                action=action,
                 target_type="setting",
                 target_id=key,
                 before={"key": key, "value": before_json, "is_default": key not in current},

@@ -76,7 +76,7 @@ async def test_put_is_validated_and_prechecked(runtime: Runtime) -> None:
     assert (await api(runtime, "PUT", "/level-roles/4242", json={"level": 3})).status == 404
     for unassignable in (REGULAR["booster"], GUILD):  # an integration role, @everyone
         refused = await api(runtime, "PUT", f"/level-roles/{unassignable}", json={"level": 3})
-        assert refused.status == 409 and refused.body["error"]["code"] == "role_not_assignable"
+        assert refused.status == 409 and refused.body["error"]["details"] == {"reason": "role_not_assignable"}
     bot_role = await api(runtime, "PUT", f"/level-roles/{ROLE_BOT_ID}", json={"level": 3})  # it has Manage Roles
     assert bot_role.status == 400 and bot_role.body["error"]["details"][0]["problem"] == "dangerous_role"
     assert await query(runtime, "SELECT 1 FROM level_role_rewards WHERE guild_id = :g") == []
@@ -93,7 +93,7 @@ async def test_put_is_validated_and_prechecked(runtime: Runtime) -> None:
             {"g": GUILD},
         )
     full = await api(runtime, "PUT", f"/level-roles/{ROLE_MEMBER_ID}", json={"level": 3})
-    assert full.status == 409 and full.body["error"]["code"] == "limit_reached"
+    assert full.status == 409 and full.body["error"]["details"] == {"reason": "limit_reached"}
     async with runtime.components.db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM level_role_rewards WHERE guild_id = :g"), {"g": GUILD})
     assert await sync_jobs(runtime) == []  # the refused write queued nothing
@@ -112,7 +112,7 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     await wait_for(lambda: (1, regular) in cache.guild(GUILD).level_roles)
     (job,) = await sync_jobs(runtime)
     assert job["status"] == "queued"
-    (audited,) = await query(runtime, "SELECT before, after FROM audit_log WHERE action = 'level_role.put'")
+    (audited,) = await query(runtime, "SELECT before, after FROM audit_log WHERE action = 'level_role.upsert'")
     assert audited == {"before": None, "after": {"role_id": str(regular), "level": 1}}
 
     again = await api(runtime, "POST", "/level-roles/sync", json={})
@@ -146,7 +146,11 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     assert (await api(runtime, "DELETE", f"/level-roles/{regular}")).status == 204
     assert (await api(runtime, "DELETE", f"/level-roles/{regular}")).status == 404
     await wait_for(lambda: cache.guild(GUILD).level_roles == ())
-    actions = await query(runtime, "SELECT action FROM audit_log WHERE action LIKE 'level_role%' ORDER BY id")
+    actions = await query(
+        runtime,
+        "SELECT action FROM audit_log WHERE action LIKE 'level_role.%'"
+        " OR (action = 'job.start' AND after->>'kind' = 'level_role_sync') ORDER BY id",
+    )
     assert [a["action"] for a in actions] == [
-        "level_role.put", "level_roles.sync", "level_role.put", "level_role.delete",
+        "level_role.upsert", "job.start", "level_role.upsert", "level_role.delete",
     ]  # fmt: skip

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic_core import PydanticCustomError
-
 from synapse_async.api.contract import Call
 from synapse_async.api.errors import ApiError
+from synapse_async.api.schema import not_null as not_null  # re-exported: the PATCH models import it from here
 from synapse_async.services.economy import (
     AwardResult,
 )
@@ -22,15 +21,9 @@ BASE: Final = "/api/admin/guilds/{guild_id}"
 NOT_BLANK: Final = r"\S"
 
 
-def conflict(message: str) -> ApiError:
-    return ApiError(409, "conflict", message)
-
-
-def not_null(value: object) -> object:
-    """For PATCH fields that are not nullable: absent means unchanged, an explicit null is a 400 (§18)."""
-    if value is None:
-        raise PydanticCustomError("invalid_type", "must not be null")
-    return value
+def conflict(reason: str, message: str, **details: Any) -> ApiError:
+    """The 409 of SPEC §18: code `conflict`, `details.reason` naming the clash."""
+    return ApiError.conflict(reason, message, **details)
 
 
 async def require_member(call: Call[Any, Any, Any], user_id: int) -> None:

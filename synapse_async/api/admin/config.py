@@ -528,15 +528,10 @@ async def _import_gate(call: Call[GuildPath, ImportQuery, None]) -> AsyncIterato
             headers={"Retry-After": str(_RETRY_SECONDS)},
         ) from None
     except ImportUploading:
-        raise ApiError(
-            409, "conflict", "An import of this guild is being uploaded.", {"reason": "job_active", "job_id": None}
-        ) from None
+        raise ApiError.conflict("job_active", "An import of this guild is being uploaded.", job_id=None) from None
     except ImportActive as exc:
-        raise ApiError(
-            409,
-            "conflict",
-            "An import is already active for this guild.",
-            {"reason": "job_active", "job_id": str(exc.job_id)},
+        raise ApiError.conflict(
+            "job_active", "An import is already active for this guild.", job_id=str(exc.job_id)
         ) from None
 
 
@@ -576,11 +571,8 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytearray]) ->
         ]
         raise ApiError(400, "validation_error", f"{exc.count} invalid rows; nothing imported.", details) from None
     except ImportActive as exc:
-        raise ApiError(
-            409,
-            "conflict",
-            "An import is already active for this guild.",
-            {"reason": "job_active", "job_id": str(exc.job_id)},
+        raise ApiError.conflict(
+            "job_active", "An import is already active for this guild.", job_id=str(exc.job_id)
         ) from None
     return Reply(ImportResult(job_id=job_id, status="queued"))
 
@@ -660,9 +652,9 @@ async def admin_put_level_role(call: Call[LevelRolePath, DryRunQuery, LevelRoleB
     except UnknownTarget as exc:
         raise _unknown(exc) from None
     except LevelRoleLimit as exc:
-        raise ApiError(409, "limit_reached", str(exc)) from None
+        raise ApiError.conflict("limit_reached", str(exc)) from None
     except RoleNotAssignable as exc:
-        raise ApiError(409, "role_not_assignable", str(exc)) from None
+        raise ApiError.conflict("role_not_assignable", str(exc)) from None
     if result is None:
         return await preview(call, guild_id, with_reward(config, role_id, call.body.level))
     async with call.platform.read() as conn:
@@ -707,7 +699,7 @@ async def admin_sync_level_roles(call: Call[GuildPath, DryRunQuery, SyncBody]) -
         async with call.platform.sessions() as sessions:
             job = await request_sync(sessions, call.path.guild_id, call.actor())
     except JobActive as exc:
-        raise ApiError(
-            409, "job_active", "A level_role_sync job is already active.", {"job_id": str(exc.job_id)}
+        raise ApiError.conflict(
+            "job_active", "A level_role_sync job is already active.", job_id=str(exc.job_id)
         ) from None
     return Reply(JobModel.model_validate(job.to_json()), status=202)

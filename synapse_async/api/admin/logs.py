@@ -131,7 +131,7 @@ async def admin_set_log_level(call: Call[NoParams, NoParams, LogLevelBody]) -> L
     _require_operator(call)
     ring = current_ring()
     if ring is None:
-        raise conflict("This process captures no live logs.")
+        raise conflict("no_live_logs", "This process captures no live logs.")
     before = level_name(ring.capture_level)
     async with call.platform.sessions() as sessions:
         await record_alone(

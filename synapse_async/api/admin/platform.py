@@ -24,6 +24,7 @@ from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.public import icon_url
 from synapse_async.api.schema import (
+    SNOWFLAKE_PATTERN,
     GuildPath,
     Items,
     NoParams,
@@ -35,8 +36,9 @@ from synapse_async.api.schema import (
     StrictModel,
     UtcTime,
 )
+from synapse_async.domain.snowflakes import SNOWFLAKE_MAX
 from synapse_async.services.settings import SettingsRejected, check_settings, update_settings
-from synapse_async.settings import REGISTRY
+from synapse_async.settings import REGISTRY, SettingDef
 from synapse_async.settings.validation import describe, normalize_stored, to_json
 
 api = Api()
@@ -63,8 +65,51 @@ class Setting(ResponseModel):
     public: bool
 
 
+_ID: Final[dict[str, Any]] = {
+    "oneOf": [
+        {"type": "string", "pattern": SNOWFLAKE_PATTERN},
+        {"type": "integer", "minimum": 1, "maximum": SNOWFLAKE_MAX},
+    ]
+}
+_TEXT_CHAR: Final = "[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]"  # what a string setting may hold (§5.2)
+
+
+def _setting_schema(d: SettingDef) -> dict[str, Any]:
+    """One registry entry as JSON Schema: the type and bounds `settings.validation` enforces."""
+    bounds = {"minimum": d.min, "maximum": d.max} if d.type in ("int", "float") else {}
+    match d.type:
+        case "int":
+            schema: dict[str, Any] = {"type": "integer", **bounds}
+        case "float":
+            schema = {"type": "number", **bounds}
+        case "bool":
+            schema = {"type": "boolean"}
+        case "enum":
+            schema = {"type": "string", "enum": list(d.allowed or ())}
+        case "string":  # counted after trimming white space, which the pattern leaves outside the count
+            low, high = int(d.min or 0), int(d.max or 10_000)
+            inner = f"(?:{_TEXT_CHAR}{{0,{max(high - 2, 0)}}}[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029])?"
+            first = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]"
+            schema = {"type": "string", "minLength": low, "maxLength": high, "pattern": f"^{first}{inner}$"}
+        case "snowflake":
+            schema = {"oneOf": [*_ID["oneOf"], {"type": "null"}]} if d.nullable else dict(_ID)
+        case _:  # snowflake_list
+            schema = {"type": "array", "items": _ID, "maxItems": int(d.max or 100)}
+    return {key: value for key, value in schema.items() if value is not None} | {"description": d.description}
+
+
+def _values_schema(schema: dict[str, Any]) -> None:
+    """`values` names known keys only (`additionalProperties: false`), each with its own type and bounds."""
+    schema.update(
+        type="object",
+        properties={key: _setting_schema(d) for key, d in REGISTRY.items()},
+        additionalProperties=False,
+        minProperties=1,
+    )
+
+
 class SettingsPatch(StrictModel):
-    values: dict[str, Any] = Field(min_length=1, max_length=len(REGISTRY))
+    values: dict[str, Any] = Field(min_length=1, max_length=len(REGISTRY), json_schema_extra=_values_schema)
 
 
 class AuditQuery(PageQuery):

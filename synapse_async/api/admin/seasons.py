@@ -87,7 +87,7 @@ _SEASON_REFUSALS: Final = {
     "name_taken": (409, "A season with this name already exists."),
     "active_exists": (409, "A season is active; pass replace_active: true to end it and start this one."),
     "none_active": (409, "No season is active."),
-    "conflict": (409, "Another season change happened at the same time; try again."),
+    "concurrent_change": (409, "Another season change happened at the same time; try again."),
     "unknown": (404, "Unknown season."),
     "not_active": (409, "ends_at can only be changed on the active season."),
 }
@@ -95,7 +95,7 @@ _SEASON_REFUSALS: Final = {
 
 def _season_refused(exc: SeasonRejected) -> ApiError:
     status, message = _SEASON_REFUSALS[exc.reason]
-    return ApiError.not_found(message) if status == 404 else conflict(message)
+    return ApiError.not_found(message) if status == 404 else conflict(exc.reason, message)
 
 
 def _season_invalid(field: str, exc: ValueError) -> ApiError:

@@ -29,7 +29,7 @@ NONE_ACTIVE_MESSAGE = "No season is active."
 SEASON_REFUSALS = {
     "name_taken": "A season with that name already exists.",
     "none_active": NONE_ACTIVE_MESSAGE,
-    "conflict": "Another season change happened at the same moment; please try again.",
+    "concurrent_change": "Another season change happened at the same moment; please try again.",
     "active_exists": "A season is already active.",
 }
 
