@@ -86,6 +86,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OPERATOR_USER_IDS", "empty", "Comma list of Discord user ids allowed to read process logs"),
     Variable("ADMIN_RATE_LIMIT_PER_MINUTE", "30", "Admin mutations per principal per minute"),
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
+    Variable("CARD_RENDER_CONCURRENCY", "2", "Rank cards rendered at once (a thread pool, off the event loop)"),
+    Variable("CARD_RENDER_QUEUE", "32", "Rank cards waiting for a render thread; past it the card answers 503"),
+    Variable(
+        "CARD_FONT_DIRS",
+        "empty",
+        "Extra font directories for the rank card, searched before the system's (`:`-separated)",
+    ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     Variable("LOG_FORMAT", "json", "`json` (one object per line) or `console`"),
     Variable("LOG_BUFFER_SIZE", "2000", "Live-log ring size, 100–100000"),
@@ -171,6 +178,9 @@ class Config:
     operator_user_ids: frozenset[int] = frozenset()
     admin_rate_limit_per_minute: int = 30
     public_rate_limit_per_minute: int = 120
+    card_render_concurrency: int = 2
+    card_render_queue: int = 32
+    card_font_dirs: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     log_buffer_size: int = 2000
@@ -462,6 +472,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         operator_user_ids=frozenset(r.snowflakes("OPERATOR_USER_IDS")),
         admin_rate_limit_per_minute=r.integer("ADMIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100000),
         public_rate_limit_per_minute=r.integer("PUBLIC_RATE_LIMIT_PER_MINUTE", 120, 0, 1000000),
+        card_render_concurrency=r.integer("CARD_RENDER_CONCURRENCY", 2, 1, 32),
+        card_render_queue=r.integer("CARD_RENDER_QUEUE", 32, 0, 100000),
+        card_font_dirs=tuple(d for d in (r.raw("CARD_FONT_DIRS") or "").split(":") if d.strip()),
         log_level=r.parse("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         log_format=log_format,  # type: ignore[arg-type]
         log_buffer_size=r.integer("LOG_BUFFER_SIZE", 2000, 100, 100000),

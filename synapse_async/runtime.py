@@ -40,6 +40,7 @@ from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.lanes import Pipeline
 from synapse_async.pipeline.processor import Processor
+from synapse_async.services.card import CardService
 from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
 
@@ -116,6 +117,7 @@ class Runtime:
         self.pipeline: Pipeline | None = None
         self.engine = LevelEngine()  # the one level/achievement engine: pipeline, economy and jobs share it
         self.economy: Economy | None = None
+        self.cards: CardService | None = None
         self.authors: AuthorIndex | None = None
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
@@ -208,6 +210,15 @@ class Runtime:
         await listener.first_attempt_done.wait()
         self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
 
+        # The rank card (SPEC §29): fonts are found once (a directory walk, off the loop), renders use a pool.
+        from synapse_async.card import FontBook
+
+        fonts = await asyncio.to_thread(FontBook.from_system, cfg.card_font_dirs)
+        self.cards = CardService(
+            fonts, cdn=cfg.discord_cdn_url, concurrency=cfg.card_render_concurrency, queue=cfg.card_render_queue
+        )
+        if self.api is not None:
+            self.api.cards = self.cards
         if self.gateway is None:
             self.gateway = await self._build_gateway(db, cache)
         self.components.gateway = self.gateway
@@ -275,12 +286,16 @@ class Runtime:
 
     def _provide_services(self, gateway: DiscordGateway, db: Database) -> None:
         """The services slash commands receive through lightbulb's DI, each built once here."""
+        from synapse_async.bot.gateway import top_role_colour
         from synapse_async.services.catalogue import Catalogue
         from synapse_async.services.member_settings import MemberSettings
         from synapse_async.services.seasons import Seasons
         from synapse_async.services.standings import Standings
 
         assert self.economy is not None
+        assert self.cards is not None
+        self.cards.role_colour = top_role_colour(gateway.bot.cache)
+        gateway.provide(CardService, self.cards)
         gateway.provide(Economy, self.economy)
         gateway.provide(Standings, Standings(db))
         gateway.provide(MemberSettings, MemberSettings(db))
@@ -484,6 +499,8 @@ class Runtime:
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()
+                if self.cards is not None:
+                    await self.cards.close()
                 if self.gateway is not None:
                     await self.gateway.close()
                 await self.supervisor.stop()

@@ -26,6 +26,7 @@ from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
+from synapse_async.services.card import CardService
 
 
 class AdminDirectory(Protocol):
@@ -82,6 +83,7 @@ class ApiPlatform:
         self.admins: AdminDirectory | None = None
         self.level_roles: LevelRoleChecks | None = None
         self.oauth: OAuthClient | None = None
+        self.cards: CardService | None = None  # the rank card service (SPEC §29), plugged in by the runtime
         if config.discord_client_id and config.discord_client_secret and config.discord_redirect_uri:
             self.oauth = OAuthClient(
                 config.discord_client_id,
