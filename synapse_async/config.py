@@ -86,8 +86,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OPERATOR_USER_IDS", "empty", "Comma list of Discord user ids allowed to read process logs"),
     Variable("ADMIN_RATE_LIMIT_PER_MINUTE", "30", "Admin mutations per principal per minute"),
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
-    Variable("CARD_RENDER_CONCURRENCY", "2", "Rank cards rendered at once (a thread pool, off the event loop)"),
-    Variable("CARD_RENDER_QUEUE", "32", "Rank cards waiting for a render thread; past it the card answers 503"),
+    Variable("CARD_RENDER_CONCURRENCY", "2", "Rank cards rendered at once (worker processes, off the event loop)"),
+    Variable("CARD_RENDER_QUEUE", "32", "Rank cards waiting for a render worker; past it the card answers 503"),
     Variable(
         "CARD_FONT_DIRS",
         "empty",

@@ -210,13 +210,14 @@ class Runtime:
         await listener.first_attempt_done.wait()
         self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
 
-        # The rank card (SPEC §29): fonts are found once (a directory walk, off the loop), renders use a pool.
-        from synapse_async.card import FontBook
-
-        fonts = await asyncio.to_thread(FontBook.from_system, cfg.card_font_dirs)
+        # The rank card (SPEC §29): rendered by worker processes, each finding its fonts once.
         self.cards = CardService(
-            fonts, cdn=cfg.discord_cdn_url, concurrency=cfg.card_render_concurrency, queue=cfg.card_render_queue
+            font_dirs=cfg.card_font_dirs,
+            cdn=cfg.discord_cdn_url,
+            concurrency=cfg.card_render_concurrency,
+            queue=cfg.card_render_queue,
         )
+        self.cards.start()
         if self.api is not None:
             self.api.cards = self.cards
         if self.gateway is None:
@@ -499,8 +500,6 @@ class Runtime:
                 await self.supervisor.stop(exclude={LISTENER_TASK})
                 if self._runner is not None:
                     await self._runner.cleanup()
-                if self.cards is not None:
-                    await self.cards.close()
                 if self.gateway is not None:
                     await self.gateway.close()
                 await self.supervisor.stop()
@@ -509,6 +508,8 @@ class Runtime:
         except TimeoutError:
             log.error("shutdown_deadline_exceeded", deadline_s=deadline)
         finally:
+            if self.cards is not None:  # its worker processes end with the app, even after a timeout above
+                await self.cards.close()
             if self.components.db is not None:
                 await self.components.db.dispose()
             if self.embedded is not None:

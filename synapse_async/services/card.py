@@ -3,9 +3,11 @@
 - The avatar comes from the Discord CDN with a 2 s timeout and is cached (successes for an hour, failures for a
   minute, so a CDN outage costs one timeout per minute, not one per request); on failure the default avatar of
   the user (`embed/avatars/{(id >> 22) % 6}.png`), and if that fails too, a disc in the accent colour.
-- Rendering is CPU work: it runs in a thread pool of `CARD_RENDER_CONCURRENCY` threads, never on the event loop.
-  At most `CARD_RENDER_QUEUE` more renders may wait for a thread; past that `CardBusy` (the endpoint's 503), so a
-  burst of requests for different cards queues with a bound instead of piling up without one.
+- Rendering is CPU work: it runs in a pool of `CARD_RENDER_CONCURRENCY` worker processes (`card/worker.py`),
+  never on the event loop. Processes, not threads: Pillow holds the GIL while it draws text and encodes the PNG,
+  and a render thread in this process delayed the loop by 20+ ms p99 during a burst (`bench/card.py`); worker
+  processes keep it under 5 ms. At most `CARD_RENDER_QUEUE` more renders may wait for a worker; past that
+  `CardBusy` (the endpoint's 503), so a burst of requests for different cards queues with a bound.
 - A card is identified by its state (every figure shown, the avatar URL, the names, accent and theme): the ETag is
   a hash of that state, so a request whose `If-None-Match` matches is answered without rendering at all, and
   rendered PNGs are kept in a bounded LRU by state. Concurrent misses of one state render once.
@@ -15,16 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass
 from typing import Final
 
 import aiohttp
 from cachetools import TTLCache
 
-from synapse_async.card import NEUTRAL_ACCENT, CardData, FontBook, Theme, render
+from synapse_async.card import NEUTRAL_ACCENT, CardData, Theme, worker
 from synapse_async.obs.logging import get_logger
 
 log = get_logger(__name__)
@@ -99,11 +102,23 @@ class CardService:
     """Built once by the runtime; shared by the HTTP endpoint and the `/rank` command."""
 
     def __init__(
-        self, fonts: FontBook, *, cdn: str, concurrency: int, queue: int, cache_bytes: int = CARD_CACHE_BYTES
+        self,
+        *,
+        cdn: str,
+        concurrency: int,
+        queue: int,
+        font_dirs: Sequence[str] = (),
+        cache_bytes: int = CARD_CACHE_BYTES,
     ) -> None:
-        self._fonts = fonts
         self.cdn = cdn
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="card-render")
+        self._concurrency = concurrency
+        # `spawn`: a fresh interpreter per worker; forking this process (threads, sockets, a running loop) is unsafe.
+        self._pool = ProcessPoolExecutor(
+            max_workers=concurrency,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=worker.init,
+            initargs=(tuple(font_dirs),),
+        )
         self._admitted = 0
         self._limit = concurrency + queue
         self._cache: OrderedDict[str, bytes] = OrderedDict()
@@ -118,9 +133,10 @@ class CardService:
         """The guild's highest coloured role as `#rrggbb` (plugged in by the runtime from the gateway cache)."""
         self.renders = 0
 
-    @property
-    def fonts(self) -> FontBook:
-        return self._fonts
+    def start(self) -> None:
+        """Start the worker processes now (each finds its fonts once), so the first card does not wait for them."""
+        for _ in range(self._concurrency):
+            self._pool.submit(worker.ready)
 
     def accent(self, guild_id: int, configured: str | None) -> str:
         """`card.accent`, else the guild's top role colour, else the neutral accent."""
@@ -165,7 +181,7 @@ class CardService:
                 stars_name=state.stars_name,
                 gold_name=state.gold_name,
             )
-            png = await asyncio.get_running_loop().run_in_executor(self._pool, render, data, self._fonts)
+            png = await asyncio.get_running_loop().run_in_executor(self._pool, worker.render_card, data)
             self.renders += 1
             # A card drawn with a stand-in avatar is not kept: the next request tries the real avatar again.
             if fetched:
@@ -239,4 +255,5 @@ class CardService:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Waits for the workers to exit (a thread waits, not the loop): no process is left behind.
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
