@@ -49,6 +49,15 @@ async def member_card(call: Call[MemberPath, CardQuery, None]) -> web.StreamResp
     """The public profile's figures drawn as an image; 404 like the profile; 503 when too many cards queue."""
     service = _service(call)
     guild = public_guild(call)
+    # Like every public read (§19), the same URL within the micro-cache window is answered from memory, without
+    # the profile's queries; the ETag still decides between 304 and the bytes.
+    key = "card:" + call.request.path_qs
+    hit = call.platform.micro_cache.get(key)
+    if hit is not None:
+        png, kept = hit
+        if etag_matches(call.request.headers.get("If-None-Match"), kept["ETag"]):
+            return web.Response(status=304, headers=kept)
+        return web.Response(body=png, content_type="image/png", headers=kept)
     reply = await public_member(call)  # the public profile's own read: its path, query-free
     profile = reply.body if isinstance(reply, Reply) else reply
     assert isinstance(profile, Profile), "the public profile answers a Profile or raises"
@@ -81,4 +90,6 @@ async def member_card(call: Call[MemberPath, CardQuery, None]) -> web.StreamResp
     except CardBusy:
         raise ApiError.unavailable("Too many cards are being drawn; try again in a moment.") from None
     headers["ETag"] = card.etag
+    if card.etag == state.etag:  # not a stand-in avatar
+        call.platform.micro_cache[key] = (card.png, headers)
     return web.Response(body=card.png, content_type="image/png", headers=headers)

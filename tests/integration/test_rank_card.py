@@ -129,7 +129,14 @@ class Got:
     body: bytes
 
 
-async def get(world: World, user: int, headers: dict[str, str] | None = None, **params: str) -> Got:
+async def get(
+    world: World, user: int, headers: dict[str, str] | None = None, *, fresh: bool = True, **params: str
+) -> Got:
+    """GET the card; `fresh` empties the public micro-cache first (a few seconds, like every public read), so the
+    answer reflects the member's state now."""
+    assert world.rt.api is not None
+    if fresh:
+        world.rt.api.micro_cache.clear()
     url = base(world.rt) + card_path(GUILD, user)
     async with aiohttp.ClientSession() as http, http.get(url, headers=headers or {}, params=params) as resp:
         return Got(resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.read())
@@ -164,7 +171,12 @@ async def test_the_card_is_a_png_with_an_etag_and_a_matching_request_is_a_304(wo
     assert again.headers["etag"] == etag
     cached = await get(world, ALICE)
     assert cached.status == 200 and cached.body == got.body and cached.headers["etag"] == etag
-    assert cards.renders == renders  # neither the 304 nor the cached answer drew anything
+    micro = await get(world, ALICE, fresh=False)  # the same URL again: from the public micro-cache
+    assert micro.status == 200 and micro.body == got.body and micro.headers["etag"] == etag
+    assert micro.headers["content-type"] == "image/png"
+    micro_304 = await get(world, ALICE, headers={"If-None-Match": etag}, fresh=False)
+    assert micro_304.status == 304
+    assert cards.renders == renders  # neither the 304s nor the cached answers drew anything
     other = await get(world, ALICE, headers={"If-None-Match": '"something-else"'})
     assert other.status == 200
 
