@@ -210,14 +210,14 @@ class Runtime:
         await listener.first_attempt_done.wait()
         self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
 
-        # The rank card (SPEC §29): rendered by worker processes, each finding its fonts once.
+        # The rank card (SPEC §29): rendered by worker processes, each finding its fonts once; they start with the
+        # first card, so a process that never draws one (most test runtimes, API-only deployments) pays nothing.
         self.cards = CardService(
             font_dirs=cfg.card_font_dirs,
             cdn=cfg.discord_cdn_url,
             concurrency=cfg.card_render_concurrency,
             queue=cfg.card_render_queue,
         )
-        self.cards.start()
         if self.api is not None:
             self.api.cards = self.cards
         if self.gateway is None:

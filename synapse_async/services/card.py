@@ -134,7 +134,7 @@ class CardService:
         self.renders = 0
 
     def start(self) -> None:
-        """Start the worker processes now (each finds its fonts once), so the first card does not wait for them."""
+        """Start the worker processes now (each finds its fonts once) rather than with the first card (benchmarks)."""
         for _ in range(self._concurrency):
             self._pool.submit(worker.ready)
 
