@@ -8,6 +8,7 @@ answers from its cache or renders off the loop. The ETag is the state's hash, so
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final, Literal
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from synapse_async.api.errors import ApiError
 from synapse_async.api.public import public_guild
 from synapse_async.api.public_stats import MemberPath, Profile, public_member
 from synapse_async.api.schema import StrictModel
+from synapse_async.domain.config import GuildConfig
 from synapse_async.services.card import CARD_MAX_AGE, CardBusy, CardService, CardState, default_avatar_url, etag_matches
 
 api = Api()
@@ -49,21 +51,53 @@ async def member_card(call: Call[MemberPath, CardQuery, None]) -> web.StreamResp
     """The public profile's figures drawn as an image; 404 like the profile; 503 when too many cards queue."""
     service = _service(call)
     guild = public_guild(call)
-    # Like every public read (§19), the same URL within the micro-cache window is answered from memory, without
-    # the profile's queries; the ETag still decides between 304 and the bytes.
+    # Like every public read (§19): the same URL within the micro-cache window is answered from memory, without
+    # the profile's queries, and concurrent misses of one URL share one computation; the ETag still decides
+    # between 304 and the bytes.
+    platform = call.platform
     key = "card:" + call.request.path_qs
-    hit = call.platform.micro_cache.get(key)
+    hit: tuple[bytes | None, dict[str, str]] | None = platform.micro_cache.get(key)
+    if hit is None and (pending := platform.inflight.get(key)) is not None:
+        shared = await asyncio.shield(pending)
+        hit = shared if shared[0] is not None else None  # it ended otherwise: compute this one alone
     if hit is not None:
-        png, kept = hit
-        if etag_matches(call.request.headers.get("If-None-Match"), kept["ETag"]):
-            return web.Response(status=304, headers=kept)
-        return web.Response(body=png, content_type="image/png", headers=kept)
-    reply = await public_member(call)  # the public profile's own read: its path, query-free
+        return _answer(call, hit[0], hit[1])
+    future: asyncio.Future[tuple[bytes | None, dict[str, str]]] = asyncio.get_running_loop().create_future()
+    platform.inflight[key] = future
+    entry: tuple[bytes | None, dict[str, str]] = (None, {})
+    try:
+        state = await _state(call, service, guild)
+        headers = {"Cache-Control": f"public, max-age={CARD_MAX_AGE}", "ETag": state.etag}
+        if etag_matches(call.request.headers.get("If-None-Match"), state.etag):
+            return web.Response(status=304, headers=headers)  # known without drawing anything
+        try:
+            card = await service.card(state)
+        except CardBusy:
+            raise ApiError.unavailable("Too many cards are being drawn; try again in a moment.") from None
+        headers["ETag"] = card.etag
+        if card.etag == state.etag:  # not drawn with a stand-in avatar
+            entry = (card.png, headers)
+            platform.micro_cache[key] = (card.png, headers)
+        return web.Response(body=card.png, content_type="image/png", headers=headers)
+    finally:
+        platform.inflight.pop(key, None)
+        future.set_result(entry)
+
+
+def _answer(call: Call[MemberPath, CardQuery, None], png: bytes | None, headers: dict[str, str]) -> web.Response:
+    if etag_matches(call.request.headers.get("If-None-Match"), headers["ETag"]):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=png, content_type="image/png", headers=headers)
+
+
+async def _state(call: Call[MemberPath, CardQuery, None], service: CardService, guild: GuildConfig) -> CardState:
+    """What the card shows, read by the public profile itself (its queries, rank and 404s)."""
+    reply = await public_member(call)
     profile = reply.body if isinstance(reply, Reply) else reply
     assert isinstance(profile, Profile), "the public profile answers a Profile or raises"
     settings = guild.settings
     accent = settings.raw("card.accent")
-    state = CardState(
+    return CardState(
         guild_id=guild.guild_id,
         user_id=int(profile.user_id),
         display_name=profile.display_name,
@@ -82,14 +116,3 @@ async def member_card(call: Call[MemberPath, CardQuery, None]) -> web.StreamResp
         stars_name=settings.str("economy.stars_name"),
         gold_name=settings.str("economy.gold_name"),
     )
-    headers = {"Cache-Control": f"public, max-age={CARD_MAX_AGE}", "ETag": state.etag}
-    if etag_matches(call.request.headers.get("If-None-Match"), state.etag):
-        return web.Response(status=304, headers=headers)
-    try:
-        card = await service.card(state)
-    except CardBusy:
-        raise ApiError.unavailable("Too many cards are being drawn; try again in a moment.") from None
-    headers["ETag"] = card.etag
-    if card.etag == state.etag:  # not a stand-in avatar
-        call.platform.micro_cache[key] = (card.png, headers)
-    return web.Response(body=card.png, content_type="image/png", headers=headers)
