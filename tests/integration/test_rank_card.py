@@ -258,6 +258,31 @@ async def test_a_burst_past_the_render_bound_is_503(world: World) -> None:
     assert (await first).status == 200
 
 
+async def test_concurrent_requests_for_one_card_draw_it_once(world: World) -> None:
+    """Identical misses share one computation (§19): the second request waits for the first instead of being
+    refused by the bound (one render slot, no queue here) or drawing again."""
+    await pay_a_message(world, BOB)
+    cards, platform = world.rt.cards, world.rt.api
+    assert cards is not None and platform is not None
+    world.cdn.gate.clear()
+    cards._avatars.clear()
+    renders = cards.renders
+    try:
+        first = asyncio.create_task(get(world, BOB))
+        await wait_for(lambda: world.cdn.waiting == 1)
+        second = asyncio.create_task(get(world, BOB, fresh=False))
+        # The second request is waiting on the first one's shared computation (shield adds a done-callback).
+        key = "card:" + card_path(GUILD, BOB)
+        await wait_for(lambda: bool(getattr(platform.inflight.get(key), "_callbacks", None)))
+        assert world.cdn.waiting == 1  # and no second avatar fetch or render started
+    finally:
+        world.cdn.gate.set()
+    one, two = await first, await second
+    assert one.status == two.status == 200
+    assert one.body == two.body
+    assert cards.renders == renders + 1
+
+
 async def test_rank_replies_with_the_card_as_an_attachment(world: World) -> None:
     sim = world.rt.simulator
     assert sim is not None
