@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 from PIL import Image
 
@@ -184,6 +185,8 @@ async def cached_requests(args: argparse.Namespace) -> dict[str, Any]:
             url = f"http://127.0.0.1:{rt.http_port}/api/guilds/{SANDBOX_GUILD_ID}/members/{USER}/card.png"
             assert baseline.stdout is not None
             port = json.loads(await baseline.stdout.readline())["port"]
+            async with aiohttp.ClientSession() as http, http.get(url) as first:  # drawn once (workers start)
+                assert first.status == 200, first.status
             load = ("--role", "load", "--seconds", str(args.seconds), "--connections", str(args.connections))
             cached = await run_child(*load, stdin=json.dumps([url]).encode())
             base = await run_child(*load, stdin=json.dumps([f"http://127.0.0.1:{port}/constant"]).encode())

@@ -8,17 +8,24 @@ pool's initializer (`init`), which is the only state the module keeps.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
+from typing import Final
 
 from synapse_async.card.fonts import FontBook
 from synapse_async.card.render import CardData, render
 
+NICENESS: Final = 10
 _fonts: FontBook | None = None
 
 
 def init(font_dirs: Sequence[str]) -> None:
-    """Pool initializer: find the fonts once per worker process."""
+    """Pool initializer: yield the CPU to the app's process (the event loop comes first when the cores are busy),
+    then find the fonts once per worker process."""
     global _fonts
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     _fonts = FontBook.from_system(font_dirs)
 
 
