@@ -21,6 +21,7 @@ import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import astuple, dataclass
 from typing import Final
 
@@ -112,13 +113,8 @@ class CardService:
     ) -> None:
         self.cdn = cdn
         self._concurrency = concurrency
-        # `spawn`: a fresh interpreter per worker; forking this process (threads, sockets, a running loop) is unsafe.
-        self._pool = ProcessPoolExecutor(
-            max_workers=concurrency,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker.init,
-            initargs=(tuple(font_dirs),),
-        )
+        self._font_dirs = tuple(font_dirs)
+        self._pool = self._new_pool()
         self._admitted = 0
         self._limit = concurrency + queue
         self._cache: OrderedDict[str, bytes] = OrderedDict()
@@ -132,6 +128,27 @@ class CardService:
         self.role_colour: Callable[[int], str | None] = lambda _guild_id: None
         """The guild's highest coloured role as `#rrggbb` (plugged in by the runtime from the gateway cache)."""
         self.renders = 0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # `spawn`: a fresh interpreter per worker; forking this process (threads, sockets, a running loop) is unsafe.
+        return ProcessPoolExecutor(
+            max_workers=self._concurrency,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=worker.init,
+            initargs=(self._font_dirs,),
+        )
+
+    async def _render(self, data: CardData) -> bytes:
+        """Render in a worker; a pool broken by a dead worker (killed, out of memory) is replaced and the card tried
+        once more: one lost process is not a verdict on the card."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, worker.render_card, data)
+        except BrokenProcessPool:
+            broken, self._pool = self._pool, self._new_pool()
+            log.warning("card_render_pool_replaced", reason="a worker process died")
+            broken.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._pool, worker.render_card, data)
 
     def start(self) -> None:
         """Start the worker processes now (each finds its fonts once) rather than with the first card (benchmarks)."""
@@ -181,7 +198,7 @@ class CardService:
                 stars_name=state.stars_name,
                 gold_name=state.gold_name,
             )
-            png = await asyncio.get_running_loop().run_in_executor(self._pool, worker.render_card, data)
+            png = await self._render(data)
             self.renders += 1
             # A card drawn with a stand-in avatar is not kept: the next request tries the real avatar again.
             if fetched:

@@ -283,6 +283,19 @@ async def test_concurrent_requests_for_one_card_draw_it_once(world: World) -> No
     assert cards.renders == renders + 1
 
 
+async def test_a_dead_render_worker_is_replaced(world: World) -> None:
+    cards = world.rt.cards
+    assert cards is not None
+    assert (await get(world, ALICE, theme="dark")).status == 200  # the workers are up
+    for process in list(cards._pool._processes.values()):  # type: ignore[union-attr]
+        process.kill()
+        process.join()
+    await pay_a_message(world, ALICE)  # a new state: it must be drawn
+    got = await get(world, ALICE)
+    assert got.status == 200
+    assert image(got).size == (934, 282)
+
+
 async def test_rank_replies_with_the_card_as_an_attachment(world: World) -> None:
     sim = world.rt.simulator
     assert sim is not None
