@@ -1,5 +1,8 @@
 """The pure rank-card renderer (SPEC §29): size, every script drawn where the name goes with a font that has its
-characters (no tofu), names cut with "…", and no crash for a script without any font."""
+characters (no tofu), names cut with "…", and no crash for a script without any font.
+
+No database, network or subprocess; the only files read are the installed fonts (the renderer's assets). A script
+whose font is not installed is skipped with the reason, not failed."""
 
 from __future__ import annotations
 
