@@ -101,6 +101,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
     Variable("PUBLIC_QUERY_TIMEOUT_MS", "1500", "Longest public or page query, 100–60000 (then HTTP 503)"),
     Variable("PUBLIC_DB_CONCURRENCY", "2", "Connections all public and page reads share, 1–32 (their own pool)"),
+    Variable("CARD_RENDER_CONCURRENCY", "2", "Rank cards rendered at once (worker processes, off the event loop)"),
+    Variable("CARD_RENDER_QUEUE", "32", "Rank cards waiting for a render worker; past it the card answers 503"),
+    Variable(
+        "CARD_FONT_DIRS",
+        "empty",
+        "Extra font directories for the rank card, searched before the system's (`:`-separated)",
+    ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     Variable(
         "LOG_FORMAT", "auto", "`auto` (`console` on a terminal, else `json`), `json` (one object per line) or `console`"
@@ -194,6 +201,10 @@ class Config:
     public_rate_limit_per_minute: int = 120
     public_query_timeout_ms: int = 1500
     public_db_concurrency: int = 2
+
+    card_render_concurrency: int = 2
+    card_render_queue: int = 32
+    card_font_dirs: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: LogFormat = "auto"
     log_buffer_size: int = 2000
@@ -491,6 +502,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         public_rate_limit_per_minute=r.integer("PUBLIC_RATE_LIMIT_PER_MINUTE", 120, 0, 1000000),
         public_query_timeout_ms=r.integer("PUBLIC_QUERY_TIMEOUT_MS", 1500, 100, 60000),
         public_db_concurrency=r.integer("PUBLIC_DB_CONCURRENCY", 2, 1, 32),
+        card_render_concurrency=r.integer("CARD_RENDER_CONCURRENCY", 2, 1, 32),
+        card_render_queue=r.integer("CARD_RENDER_QUEUE", 32, 0, 100000),
+        card_font_dirs=tuple(d for d in (r.raw("CARD_FONT_DIRS") or "").split(":") if d.strip()),
         log_level=r.parse("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         log_format=log_format,  # type: ignore[arg-type]
         log_buffer_size=r.integer("LOG_BUFFER_SIZE", 2000, 100, 100000),

@@ -42,6 +42,7 @@ from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.lanes import Pipeline
 from synapse_async.pipeline.processor import Processor
+from synapse_async.services.card import CardService
 from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
 
@@ -121,6 +122,7 @@ class Runtime:
         self.pipeline: Pipeline | None = None
         self.engine = LevelEngine()  # the one level/achievement engine: pipeline, economy and jobs share it
         self.economy: Economy | None = None
+        self.cards: CardService | None = None
         self.authors: AuthorIndex | None = None
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
@@ -217,6 +219,16 @@ class Runtime:
         await listener.first_attempt_done.wait()
         self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
 
+        # The rank card (SPEC §29): rendered by worker processes, each finding its fonts once; they start with the
+        # first card, so a process that never draws one (most test runtimes, API-only deployments) pays nothing.
+        self.cards = CardService(
+            font_dirs=cfg.card_font_dirs,
+            cdn=cfg.discord_cdn_url,
+            concurrency=cfg.card_render_concurrency,
+            queue=cfg.card_render_queue,
+        )
+        if self.api is not None:
+            self.api.cards = self.cards
         if self.gateway is None:
             self.gateway = await self._build_gateway(db, cache)
         self.components.gateway = self.gateway
@@ -284,12 +296,16 @@ class Runtime:
 
     def _provide_services(self, gateway: DiscordGateway, db: Database) -> None:
         """The services slash commands receive through lightbulb's DI, each built once here."""
+        from synapse_async.bot.gateway import top_role_colour
         from synapse_async.services.catalogue import Catalogue
         from synapse_async.services.member_settings import MemberSettings
         from synapse_async.services.seasons import Seasons
         from synapse_async.services.standings import Standings
 
         assert self.economy is not None
+        assert self.cards is not None
+        self.cards.role_colour = top_role_colour(gateway.bot.cache)
+        gateway.provide(CardService, self.cards)
         gateway.provide(Economy, self.economy)
         gateway.provide(Standings, Standings(db))
         gateway.provide(MemberSettings, MemberSettings(db))
@@ -534,6 +550,8 @@ class Runtime:
         except TimeoutError:
             log.error("shutdown_deadline_exceeded", deadline_s=deadline)
         finally:
+            if self.cards is not None:  # its worker processes end with the app, even after a timeout above
+                await self.cards.close()
             if self.components.db is not None:
                 await self.components.db.dispose()
             if self.embedded is not None:

@@ -30,6 +30,7 @@ from synapse_async.config import Config
 from synapse_async.imports.slots import ImportSlots
 from synapse_async.levelroles.grants import MemberRow, RewardConfig
 from synapse_async.rewards.roles import RolePreview, RoleRefusal
+from synapse_async.services.card import CardService
 from synapse_async.services.ranks import RankIndex
 
 
@@ -97,6 +98,7 @@ class ApiPlatform:
         self.admins: AdminDirectory | None = None
         self.level_roles: LevelRoleChecks | None = None
         self.oauth: OAuthClient | None = None
+        self.cards: CardService | None = None  # the rank card service (SPEC §29), plugged in by the runtime
         if config.discord_client_id and config.discord_client_secret and config.discord_redirect_uri:
             self.oauth = OAuthClient(
                 config.discord_client_id,
@@ -118,6 +120,8 @@ class ApiPlatform:
         self.public_anchors: PageAnchors[tuple[object, ...], tuple[datetime, int]] = PageAnchors(MICRO_CACHE_SECONDS)
         self.import_slots = ImportSlots()  # member-import documents held at once by this process (SPEC §20.1)
         self.inflight: dict[str, asyncio.Future[tuple[int, bytes | None, dict[str, str]]]] = {}
+        # Rank cards computed right now, by URL: concurrent misses of one card share one render (api/card.py).
+        self.card_inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
             maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200

@@ -595,6 +595,8 @@ class InteractionsApi:
                 size=f.size,
                 url=f"{CDN_URL}/attachments/{interaction.channel_id}/{interaction.id}/{f.filename}",
                 content_type=f.content_type or "application/octet-stream",
+                width=f.width,
+                height=f.height,
             )
             for f in body_of(request).files
         ]
