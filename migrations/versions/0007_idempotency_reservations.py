@@ -1,7 +1,7 @@
 """Idempotency keys are reserved before the handler and scoped by principal AND route (SPEC §18, issue 22).
 
-Revision ID: 0005_idempotency_reservations
-Revises: 0007_import_jobs
+Revision ID: 0007_idempotency_reservations
+Revises: 0006_import_jobs
 Create Date: 2026-12-06 20:30:00+00:00
 
 - `route` (method and path) joins the primary key: a key is the client's name for one operation on one route.
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_idempotency_reservations"
-down_revision: str | Sequence[str] | None = "0007_import_jobs"
+revision: str = "0007_idempotency_reservations"
+down_revision: str | Sequence[str] | None = "0006_import_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

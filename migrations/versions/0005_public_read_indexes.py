@@ -1,6 +1,6 @@
 """Index-backed public activity (issue 21): level changes indexed, the journal's time index ordered like the list.
 
-Revision ID: 0008_public_read_indexes
+Revision ID: 0005_public_read_indexes
 Revises: 0004_level_role_grants
 Create Date: 2026-12-06 20:00:00+00:00
 
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_public_read_indexes"
+revision: str = "0005_public_read_indexes"
 down_revision: str | Sequence[str] | None = "0004_level_role_grants"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

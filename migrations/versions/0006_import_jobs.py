@@ -1,7 +1,7 @@
 """A job's stored payload goes when the job ends, in any state (SPEC §20.1: an import document is up to 20 MiB).
 
-Revision ID: 0007_import_jobs
-Revises: 0008_public_read_indexes
+Revision ID: 0006_import_jobs
+Revises: 0005_public_read_indexes
 Create Date: 2026-12-06 20:30:00+00:00
 
 The import handler deletes its payload itself when it ends (done, cancelled, stopped or failed), but a job can end
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007_import_jobs"
-down_revision: str | Sequence[str] | None = "0008_public_read_indexes"
+revision: str = "0006_import_jobs"
+down_revision: str | Sequence[str] | None = "0005_public_read_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
