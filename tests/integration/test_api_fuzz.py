@@ -34,6 +34,7 @@ CHECKS = "all"
 STATE_DEPENDENT: Final = (
     ("/api/auth/callback", "GET"),  # the `state` must be one this server issued and not yet used (§21.1)
     ("/api/admin/guilds/{guild_id}/settings", "PATCH"),  # channels/roles of the guild, cross-key rules (§5.1)
+    ("/api/admin/guilds/{guild_id}/settings/{key}", "DELETE"),  # dry_run previews only level_roles.mode (§13)
     ("/api/admin/guilds/{guild_id}/achievements", "POST"),  # config per trigger type, the guild's ids (§12.2)
     ("/api/admin/guilds/{guild_id}/achievements/{achievement_id}", "PATCH"),  # the same rules on a change
     ("/api/admin/guilds/{guild_id}/awards", "POST"),  # xp and gold not both 0 (§17.3)

@@ -273,7 +273,7 @@ async def test_concurrent_requests_for_one_card_draw_it_once(world: World) -> No
         second = asyncio.create_task(get(world, BOB, fresh=False))
         # The second request is waiting on the first one's shared computation (shield adds a done-callback).
         key = "card:" + card_path(GUILD, BOB)
-        await wait_for(lambda: bool(getattr(platform.inflight.get(key), "_callbacks", None)))
+        await wait_for(lambda: bool(getattr(platform.card_inflight.get(key), "_callbacks", None)))
         assert world.cdn.waiting == 1  # and no second avatar fetch or render started
     finally:
         world.cdn.gate.set()
