@@ -72,6 +72,17 @@ async def database_with_guild(
         await database.dispose()
 
 
+@contextlib.asynccontextmanager
+async def started_simulator(*, members: int, seed: int) -> AsyncIterator[DiscordSimulator]:
+    """A Discord simulator on its own (no app runtime), started and stopped around the block."""
+    simulator = DiscordSimulator(members=members, seed=seed)
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
 def simulator_of(rt: Runtime) -> DiscordSimulator:
     """The in-process simulator of a runtime started without a Discord token."""
     assert rt.simulator is not None

@@ -26,6 +26,7 @@ from synapse_async.announce import (
 from synapse_async.sandbox import SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, DiscordSimulator
 from synapse_async.sandbox.recording import RestCall
 from synapse_async.sandbox.world import CHANNEL_GENERAL_ID, CHANNEL_HELP_ID, Overwrite, Permission
+from tests.support import started_simulator
 
 ALICE = SANDBOX_FIRST_MEMBER_ID
 BOB = SANDBOX_FIRST_MEMBER_ID + 1
@@ -154,12 +155,8 @@ def test_embed_text_is_capped_at_discord_limits() -> None:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[DiscordSimulator]:
-    simulator = DiscordSimulator(members=5, seed=7)
-    await simulator.start()
-    try:
+    async with started_simulator(members=5, seed=7) as simulator:
         yield simulator
-    finally:
-        await simulator.stop()
 
 
 @pytest.fixture

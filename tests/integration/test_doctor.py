@@ -18,18 +18,15 @@ from synapse_async.golive.doctor import Finding, diagnose, render
 from synapse_async.sandbox import SANDBOX_GUILD_ID, DiscordSimulator
 from synapse_async.sandbox.world import ROLE_BOT_ID, ROLE_MEMBER_ID, Permission
 from tests.conftest import create_database, drop_database
+from tests.support import started_simulator
 
 SECRET = "doctor-tests-" + "d" * 40
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[DiscordSimulator]:
-    simulator = DiscordSimulator(members=3, seed=3)
-    await simulator.start()
-    try:
+    async with started_simulator(members=3, seed=3) as simulator:
         yield simulator
-    finally:
-        await simulator.stop()
 
 
 @pytest.fixture
