@@ -29,8 +29,8 @@ from synapse_async.api.schema import (
     StrictModel,
     UtcTime,
 )
-from synapse_async.domain.config import GuildConfig
 from synapse_async.domain.vocabulary import REWARD_KINDS
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.rewards.leveling import curve_for
 
 api = Api()
