@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from synapse_async.api.app import build_app
+from synapse_async.web.app import build_site
 from synapse_async.api.contract import PLATFORM
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.platform import ApiPlatform, OAuthClient
@@ -396,7 +396,7 @@ class Runtime:
     async def _start_http(self) -> None:
         gate = HttpDatabaseGate(self.config.http_db_pool_size, self.config.http_db_wait_seconds)
         self.components.http_db = gate
-        app = build_app(self.config, self.components, gate)
+        app = build_site(self.config, self.components, gate)
         self.api = app[PLATFORM]
         # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)

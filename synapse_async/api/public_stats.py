@@ -36,6 +36,13 @@ from synapse_async.rewards.leveling import curve_for
 api = Api()
 _TAG: Final = "public"
 SECRET_NAME: Final = "Secret achievement"
+ANONYMOUS_NAME: Final = "Anonymous member"
+# Whether the member of row `m` shows on public pages (SPEC §17.2 `public_profile`; no preference row = public).
+# A scalar subquery in the select list: PostgreSQL evaluates it only for the rows that survive ORDER BY … LIMIT.
+_VISIBLE: Final = (
+    "coalesce((SELECT mp.public_profile FROM member_preferences mp"
+    " WHERE mp.guild_id = m.guild_id AND mp.user_id = m.user_id), true) AS visible"
+)
 ActivityType = Literal["message", "reaction_given", "reaction_received", "thread_create", "voice_tick"]
 assert set(ActivityType.__args__) == set(REWARD_KINDS), "public activity kinds are the reward kinds"  # type: ignore[attr-defined]
 
@@ -46,6 +53,25 @@ def avatar_url(cdn: str, user_id: int, avatar_hash: str | None) -> str:
         ext = "gif" if avatar_hash.startswith("a_") else "png"
         return f"{cdn}/avatars/{user_id}/{avatar_hash}.{ext}"
     return f"{cdn}/embed/avatars/{(user_id >> 22) % 6}.png"
+
+
+class PublicMember(ResponseModel):
+    """Who a public row is about: the member, or "Anonymous member" without id or avatar (`public_profile` off)."""
+
+    user_id: Snowflake | None
+    display_name: str
+    avatar_url: str | None
+
+
+def public_member_fields(cdn: str, row: Any) -> dict[str, Any]:
+    """`user_id`, `display_name`, `avatar_url` of a row selected with `_VISIBLE` (masked when not public)."""
+    if not row.visible:
+        return {"user_id": None, "display_name": ANONYMOUS_NAME, "avatar_url": None}
+    return {
+        "user_id": row.user_id,
+        "display_name": row.display_name,
+        "avatar_url": avatar_url(cdn, row.user_id, row.avatar_hash),
+    }
 
 
 def earn_pct(earners: int, members_with_xp: int) -> float:
@@ -68,19 +94,20 @@ class LeaderboardQuery(PageQuery):
     season: str = Field(
         "current", pattern=r"^(current|lifetime|[0-9]{1,18})$", description="current, lifetime or an id"
     )
+    user_id: Snowflake | None = Field(None, description="Also answer this member's own row as `member`")
 
 
-class LeaderboardItem(ResponseModel):
+class LeaderboardItem(PublicMember):
     rank: int
-    user_id: Snowflake
-    display_name: str
-    avatar_url: str
     value: int
     level: int
+    xp_into_level: int
+    xp_for_next_level: int
 
 
 class Leaderboard(Page[LeaderboardItem]):
     season: SeasonRef | None
+    member: LeaderboardItem | None = None
 
 
 _SEASON = text("SELECT season_id, name, starts_at, ends_at FROM seasons WHERE guild_id = :g AND season_id = :s")
@@ -121,29 +148,55 @@ async def public_leaderboard(call: Call[GuildPath, LeaderboardQuery, None]) -> R
     # Only the fixed column and source names above are interpolated; every value is bound.
     page_sql = text(
         f"""
-        SELECT m.user_id, m.display_name, m.avatar_hash, m.level, {value} AS value
+        SELECT m.user_id, m.display_name, m.avatar_hash, m.level, m.xp, {value} AS value, {_VISIBLE}
           FROM {source} WHERE {where}
          ORDER BY {value} DESC, m.user_id LIMIT :limit OFFSET :offset
         """
     )
     count_sql = text(f"SELECT count(*) FROM {source} WHERE {where}")
     params = {"g": guild.guild_id, "s": int(season.id) if season else None, "limit": q.page_size, "offset": q.offset}
+    member: LeaderboardItem | None = None
     async with call.platform.read() as conn:
         rows = (await conn.execute(page_sql, params)).all()
         total = (await conn.execute(count_sql, params)).scalar_one()
+        if q.user_id is not None:
+            member = await _own_row(conn, guild, source, where, value, params | {"u": q.user_id}, _cdn(call))
     cdn = _cdn(call)
+    progress = [guild.curve.progress(int(r.xp)) for r in rows]
     items = [
         LeaderboardItem(
             rank=q.offset + i + 1,
-            user_id=r.user_id,
-            display_name=r.display_name,
-            avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
+            **public_member_fields(cdn, r),
             value=r.value,
             level=r.level,
+            xp_into_level=into,
+            xp_for_next_level=span,
         )
-        for i, r in enumerate(rows)
+        for i, (r, (_, into, span)) in enumerate(zip(rows, progress, strict=True))
     ]
-    return public_reply(Leaderboard(items=items, page=q.page, page_size=q.page_size, total=int(total), season=season))
+    board = Leaderboard(items=items, page=q.page, page_size=q.page_size, total=int(total), season=season, member=member)
+    return public_reply(board)
+
+
+async def _own_row(
+    conn: Any, guild: GuildConfig, source: str, where: str, value: str, params: dict[str, Any], cdn: str
+) -> LeaderboardItem | None:
+    """One member's row of this board (the signed-in member's pinned row): rank = 1 + members with a strictly
+    higher value (SPEC §17.1); None when they are not on it (value 0, left) or their profile is not public."""
+    own = text(
+        f"SELECT m.user_id, m.display_name, m.avatar_hash, m.level, m.xp, {value} AS value, {_VISIBLE}"
+        f" FROM {source} WHERE {where} AND m.user_id = :u"
+    )
+    row = (await conn.execute(own, params)).first()
+    if row is None or not row.visible:
+        return None
+    above = text(f"SELECT count(*) FROM {source} WHERE {where} AND {value} > :v")
+    higher = (await conn.execute(above, params | {"v": row.value})).scalar_one()
+    _, into, span = guild.curve.progress(int(row.xp))
+    fields = public_member_fields(cdn, row)
+    return LeaderboardItem(
+        rank=int(higher) + 1, **fields, value=row.value, level=row.level, xp_into_level=into, xp_for_next_level=span
+    )
 
 
 # --------------------------------------------------------------------------------------------------- seasons
@@ -187,11 +240,8 @@ class ActivityQuery(PageQuery):
     event_type: ActivityType | Literal["level_up", "achievement"] | None = None
 
 
-class ActivityItem(ResponseModel):
+class ActivityItem(PublicMember):
     id: int
-    user_id: Snowflake
-    display_name: str
-    avatar_url: str
     event_type: str
     xp: int
     stars: int
@@ -227,7 +277,7 @@ _ACTIVITY_FROM = f"""
 _PUBLIC_TYPE = "CASE j.event_type WHEN 'level_change' THEN 'level_up' ELSE j.event_type END"
 _ACTIVITY_PAGE = text(
     f"""
-    SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_PUBLIC_TYPE} AS event_type,
+    SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_VISIBLE}, {_PUBLIC_TYPE} AS event_type,
            greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
            CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
            CASE WHEN j.event_type = 'achievement' THEN
@@ -258,9 +308,7 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
     items = [
         ActivityItem(
             id=r.id,
-            user_id=r.user_id,
-            display_name=r.display_name,
-            avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
+            **public_member_fields(cdn, r),
             event_type=r.event_type,
             xp=r.xp,
             stars=r.stars,
@@ -275,20 +323,23 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
 
 class DailyQuery(StrictModel):
     days: int = Field(7, ge=1, le=90)
+    user_id: Snowflake | None = Field(None, description="One member's days only (404 unless public)")
 
 
 class DailyCount(ResponseModel):
     date: date
     event_type: str
     count: int
+    xp: int
 
 
 _DAILY = text(
     f"""
-    SELECT (j.occurred_at AT TIME ZONE 'UTC')::date AS day, j.event_type, count(*) AS n
+    SELECT (j.occurred_at AT TIME ZONE 'UTC')::date AS day, j.event_type, count(*) AS n,
+           coalesce(sum(greatest(j.xp_delta, 0)), 0)::bigint AS xp
       FROM reward_journal j
       JOIN members m ON m.guild_id = j.guild_id AND m.user_id = j.user_id AND m.left_at IS NULL
-     WHERE j.guild_id = :g
+     WHERE j.guild_id = :g AND (CAST(:u AS bigint) IS NULL OR j.user_id = :u)
        AND j.occurred_at >= (now() AT TIME ZONE 'UTC')::date - (:days - 1) * interval '1 day'
        AND j.event_type IN ({", ".join(f"'{k}'" for k in REWARD_KINDS)})
        AND j.zero_reason IS NULL AND (j.xp_delta > 0 OR j.star_delta > 0)
@@ -297,16 +348,25 @@ _DAILY = text(
 )
 
 
+_IS_PUBLIC = text(
+    f"SELECT {_VISIBLE} FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL"
+)
+
+
 @api.route(
     "GET", "/api/guilds/{guild_id}/activity/daily", summary="Paid items per UTC day and kind", tag=_TAG,
     access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=DailyQuery, response=Items[DailyCount],
 )  # fmt: skip
 async def public_activity_daily(call: Call[GuildPath, DailyQuery, None]) -> Reply:
-    """Counted from the journal (paid reward items only), today included, oldest day first."""
+    """Counted from the journal (paid reward items only, with their XP), today included, oldest day first;
+    `user_id` narrows it to one public member (404 for an unknown, departed or private one)."""
     guild = public_guild(call)
+    params = {"g": guild.guild_id, "u": call.query.user_id, "days": call.query.days}
     async with call.platform.read() as conn:
-        rows = (await conn.execute(_DAILY, {"g": guild.guild_id, "days": call.query.days})).all()
-    items = [DailyCount(date=r.day, event_type=r.event_type, count=r.n) for r in rows]
+        if call.query.user_id is not None and not (await conn.execute(_IS_PUBLIC, params)).scalar():
+            raise ApiError.not_found("Unknown member.")
+        rows = (await conn.execute(_DAILY, params)).all()
+    items = [DailyCount(date=r.day, event_type=r.event_type, count=r.n, xp=r.xp) for r in rows]
     return public_reply(Items[DailyCount](items=items))
 
 
@@ -350,8 +410,8 @@ class Profile(ResponseModel):
 
 
 _PROFILE = text(
-    """
-    SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars,
+    f"""
+    SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars, {_VISIBLE},
            coalesce((SELECT ss.stars FROM season_stats ss WHERE ss.season_id = :s AND ss.user_id = m.user_id), 0)
                AS season_stars
       FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
@@ -376,13 +436,13 @@ _BADGES = text(
 )  # fmt: skip
 async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
     """Level, progress, gold, stars, rank by XP (ties share a rank; at most a few seconds old) and non-hidden
-    achievements; 404 for unknown members and members who left."""
+    achievements; 404 for unknown members, members who left and members whose profile is not public."""
     guild = public_guild(call)
     season = guild.active_season
     params = {"g": guild.guild_id, "u": call.path.user_id, "s": season.season_id if season else None}
     async with call.platform.read() as conn:
         row = (await conn.execute(_PROFILE, params)).first()
-        if row is None:
+        if row is None or not row.visible:
             raise ApiError.not_found("Unknown member.")
         badges = (await conn.execute(_BADGES, params)).all()
 
@@ -501,10 +561,7 @@ class RecentQuery(StrictModel):
     limit: int = Field(10, ge=1, le=50)
 
 
-class RecentBadge(ResponseModel):
-    user_id: Snowflake
-    display_name: str
-    avatar_url: str
+class RecentBadge(PublicMember):
     achievement_id: int
     name: str
     rarity: str | None
@@ -514,7 +571,7 @@ class RecentBadge(ResponseModel):
 
 _RECENT = text(
     f"""
-    SELECT ma.user_id, m.display_name, m.avatar_hash, t.id, t.is_hidden,
+    SELECT ma.user_id AS user_id, m.display_name, m.avatar_hash, {_VISIBLE}, t.id, t.is_hidden,
            CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END AS name,
            r.name AS rarity, r.color, ma.earned_at
       FROM member_achievements ma
@@ -539,9 +596,7 @@ async def public_recent_achievements(call: Call[GuildPath, RecentQuery, None]) -
     cdn = _cdn(call)
     items = [
         RecentBadge(
-            user_id=r.user_id,
-            display_name=r.display_name,
-            avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
+            **public_member_fields(cdn, r),
             achievement_id=r.id,
             name=r.name,
             rarity=r.rarity,

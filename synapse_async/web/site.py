@@ -1,0 +1,184 @@
+"""The web application: the JSON API plus the member pages, their assets, headers and error pages (SPEC §28).
+
+`web/app.py` builds the application; the same aiohttp application serves both faces. This module owns what is
+common to every page — the Jinja2 environment (autoescape on, undefined variables are errors), the security
+headers, the cache policy (public pages `public, max-age=10`; a page shown to a signed-in member
+`private, no-store`), the signed-in viewer, and the 404 / 503 pages that replace any failure (never a
+traceback). The pages themselves are in `web/pages.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from synapse_async.api.authn import TOKEN_COOKIE, authenticate
+from synapse_async.api.contract import PLATFORM
+from synapse_async.api.errors import ApiError
+from synapse_async.api.middleware import PRINCIPAL
+from synapse_async.components import Components
+from synapse_async.config import Config
+from synapse_async.db.faults import is_transient
+from synapse_async.obs.logging import get_logger
+from synapse_async.web import format as fmt
+from synapse_async.web.assets import PREFIX, Assets
+from synapse_async.web.twins import Twins
+
+log = get_logger("synapse_async.web")
+
+PUBLIC_CACHE: Final = "public, max-age=10"
+PRIVATE_CACHE: Final = "private, no-store"
+_PAGE_PREFIXES: Final = ("/g/",)
+
+
+def content_security_policy(cdn_url: str) -> str:
+    """SPEC §28.1's policy; images may also come from the configured Discord CDN origin."""
+    parts = urlsplit(cdn_url)
+    cdn = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    images = " ".join(x for x in ("'self'", "data:", "https://cdn.discordapp.com", cdn) if x)
+    images = " ".join(dict.fromkeys(images.split()))  # the configured CDN usually is Discord's: listed once
+    return (
+        f"default-src 'self'; img-src {images}; style-src 'self'; script-src 'self'; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+
+@dataclass(slots=True)
+class Site:
+    """What the pages share; one per application."""
+
+    config: Config
+    components: Components
+    assets: Assets
+    twins: Twins
+    csp: str
+
+    def security_headers(self) -> dict[str, str]:
+        return {
+            "Content-Security-Policy": self.csp,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "strict-origin-when-cross-origin",
+        }
+
+
+SITE = web.AppKey("web_site", Site)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def base_url(request: web.Request) -> str:
+    """The absolute origin of links in Open Graph tags (the request's own scheme and host)."""
+    return f"{request.scheme}://{request.host}"
+
+
+async def viewer(request: web.Request) -> int | None:
+    """The signed-in member's user id (the `synapse_token` cookie of §21.1), or None for an anonymous visitor;
+    a bad or revoked token is simply anonymous on a public page."""
+    if not request.cookies.get(TOKEN_COOKIE):
+        return None
+    try:
+        principal = await authenticate(request, request.app[PLATFORM])
+    except ApiError:
+        return None
+    request[PRINCIPAL] = principal.id
+    return principal.claims.user_id
+
+
+def render(
+    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200, private: bool = False
+) -> web.Response:
+    """A page with the security headers and its cache policy."""
+    site = request.app[SITE]
+    response = aiohttp_jinja2.render_template(template, request, dict(context), status=status)
+    response.headers.update(site.security_headers())
+    response.headers["Cache-Control"] = PRIVATE_CACHE if private else PUBLIC_CACHE
+    return response
+
+
+def error_page(request: web.Request, status: int) -> web.Response:
+    """404 (unknown guild or member, public pages off, unknown path), 503 (database or startup) or 400."""
+    titles = {
+        404: ("Page not found", "There is nothing here — the guild or member may not exist or be private."),
+        503: ("Try again in a moment", "The service is busy or starting up. This page will work again shortly."),
+        400: ("That link is not valid", "Part of the address is not something this page understands."),
+    }
+    title, text = titles.get(status, titles[404])
+    response = render(request, "error.html", {"status": status, "title": title, "text": text, "guild": None})
+    response.set_status(status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+Page = Callable[[web.Request, Site], Awaitable[web.StreamResponse]]
+
+
+def page(fn: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page handler: 503 before the API opens, the twin's errors as HTML pages, database trouble as 503."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        site = request.app[SITE]
+        lifecycle = site.components.lifecycle
+        try:
+            if lifecycle.shutting_down or not lifecycle.api_open:
+                return error_page(request, 503)
+            return await fn(request, site)
+        except ApiError as exc:
+            return error_page(request, exc.status if exc.status in (400, 404) else 503)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("page_database_unavailable", error=type(exc).__name__)
+            return error_page(request, 503)
+
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+@web.middleware
+async def html_not_found(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """An unknown path outside the API (`/g/…`, `/…`) is the HTML 404 page, not the JSON error body."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith(("/api/", "/sandbox/")) or request.path in ("/health", "/ready"):
+            raise
+        if request.path.startswith(PREFIX):
+            raise
+        return error_page(request, 404)
+
+
+def environment(assets: Assets) -> jinja2.Environment:
+    """Autoescaping Jinja2 over the package's templates; a missing variable raises instead of printing nothing."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("synapse_async.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        enable_async=False,
+    )
+    env.filters.update(
+        number=fmt.number,
+        compact=fmt.compact,
+        relative=fmt.relative,
+        duration=fmt.duration,
+        utc_title=fmt.utc_title,
+        iso=fmt.iso,
+        medal=fmt.medal,
+    )
+    env.globals.update(asset=assets.url, percent=fmt.percent, ring_dash=fmt.ring_dash)
+    return env
