@@ -1,0 +1,139 @@
+"""The member pages over real HTTP (SPEC §28): status, headers, cache policy, privacy, ranks equal to the JSON twin.
+
+No browser here (tests/integration/test_web_browser.py drives Chromium): these checks read the served HTML and
+headers, so they run everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from html import unescape
+
+import pytest
+
+from synapse_async.api.public_stats import ANONYMOUS_NAME
+from synapse_async.web.site import content_security_policy
+from tests.api_support import base, call, login
+from tests.pipeline_support import GUILD, set_settings
+from tests.web_support import HOSTILE_NAMES, WebWorld, web_world
+
+G = f"/g/{GUILD}"
+CSP = content_security_policy("https://cdn.discordapp.com")
+
+
+@pytest.fixture(scope="module")
+async def world(fresh_database: str) -> AsyncIterator[WebWorld]:
+    async with web_world(fresh_database) as w:
+        yield w
+
+
+def pages(w: WebWorld) -> list[str]:
+    return [
+        "/",
+        G,
+        f"{G}?by=stars&season=lifetime",
+        f"{G}/members/{w.active[0]}",
+        f"{G}/achievements",
+        f"{G}/seasons",
+        f"{G}/activity?days=7",
+    ]
+
+
+async def test_every_page_answers_with_the_security_headers_and_public_caching(world: WebWorld) -> None:
+    for path in pages(world):
+        reply = await call("GET", base(world.rt) + path)
+        assert reply.status == 200, (path, reply.body)
+        assert reply.headers["Content-Type"].startswith("text/html")
+        assert reply.headers["Content-Security-Policy"] == CSP
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert reply.headers["Cache-Control"] == "public, max-age=10", path
+        html = reply.body
+        assert html.count("<h1") == 1, path
+        assert re.search(r"<script(?![^>]*\bsrc=)", html) is None, f"inline script on {path}"
+        assert " on" not in re.sub(r'"[^"]*"', '""', html).lower().replace(" one", ""), f"inline handler on {path}"
+        assert 'property="og:title"' in html and 'property="og:url" content="http://' in html, path
+
+
+async def test_a_signed_in_member_gets_private_pages_with_their_pinned_row(world: WebWorld) -> None:
+    me = world.active[3]
+    session = await login(world.rt, me)
+    reply = await call("GET", base(world.rt) + G, headers={"Cookie": f"synapse_token={session.token}"})
+    assert reply.status == 200
+    assert reply.headers["Cache-Control"] == "private, no-store"
+    twin = await call("GET", base(world.rt) + f"/api/guilds/{GUILD}/leaderboard", params={"user_id": str(me)})
+    mine = twin.body["member"]
+    assert mine is not None and mine["user_id"] == str(me)
+    assert f"You: #{mine['rank']}" in reply.body
+    anonymous = await call("GET", base(world.rt) + G)
+    assert "You: #" not in anonymous.body
+
+
+async def test_leaderboard_ranks_and_order_equal_the_json_twin(world: WebWorld) -> None:
+    for by in ("xp", "stars", "gold"):
+        page = await call("GET", base(world.rt) + G, params={"by": by, "season": "lifetime"})
+        twin = await call(
+            "GET", base(world.rt) + f"/api/guilds/{GUILD}/leaderboard",
+            params={"by": by, "season": "lifetime", "page_size": "50"},
+        )  # fmt: skip
+        shown = [int(n.replace(",", "")) for n in re.findall(r'class="rank-n">#([0-9,]+)<', page.body)]
+        assert shown == [item["rank"] for item in twin.body["items"]], by
+        names = [unescape(n) for n in re.findall(r'class="name[^"]*"[^>]*><bdi>([^<]*)</bdi>', page.body)]
+        assert names == [item["display_name"] for item in twin.body["items"]], by
+
+
+async def test_hostile_names_are_escaped_text(world: WebWorld) -> None:
+    page = await call("GET", base(world.rt) + G, params={"season": "lifetime"})
+    for name in HOSTILE_NAMES:
+        escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;")
+        assert escaped in page.body, name
+    assert "<img src=x" not in page.body and "<script>alert" not in page.body
+
+
+async def test_a_private_member_is_anonymous_everywhere_and_their_profile_is_404(world: WebWorld) -> None:
+    hidden = world.private
+    board = await call("GET", base(world.rt) + f"/api/guilds/{GUILD}/leaderboard", params={"season": "lifetime"})
+    anonymous = [i for i in board.body["items"] if i["display_name"] == ANONYMOUS_NAME]
+    assert len(anonymous) == 1 and anonymous[0]["user_id"] is None and anonymous[0]["avatar_url"] is None
+    assert str(hidden) not in str(board.body)
+    for path in (f"/api/guilds/{GUILD}/members/{hidden}", f"/api/guilds/{GUILD}/activity/daily?user_id={hidden}"):
+        assert (await call("GET", base(world.rt) + path)).status == 404, path
+    recent = await call("GET", base(world.rt) + f"/api/guilds/{GUILD}/achievements/recent")
+    assert str(hidden) not in str(recent.body) and ANONYMOUS_NAME in str(recent.body)
+    profile = await call("GET", base(world.rt) + f"{G}/members/{hidden}")
+    assert profile.status == 404 and "Page not found" in profile.body
+    page = await call("GET", base(world.rt) + G, params={"season": "lifetime"})
+    assert str(hidden) not in page.body and ANONYMOUS_NAME in page.body
+    hall = await call("GET", base(world.rt) + f"{G}/seasons")
+    assert str(hidden) not in hall.body
+
+
+async def test_unknown_things_are_the_404_page_and_assets_are_immutable(world: WebWorld) -> None:
+    for path in ("/g/1", f"{G}/members/1", f"{G}/nothing-here", "/nowhere"):
+        reply = await call("GET", base(world.rt) + path)
+        assert reply.status == 404, path
+        assert "Page not found" in reply.body and 'href="/"' in reply.body, path
+        assert reply.headers["Content-Security-Policy"] == CSP
+    bad = await call("GET", base(world.rt) + G, params={"by": "nonsense"})
+    assert bad.status == 400 and "<h1>" in bad.body
+    home = await call("GET", base(world.rt) + "/")
+    css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', home.body)
+    assert css is not None
+    asset = await call("GET", base(world.rt) + css.group(1))
+    assert asset.status == 200 and asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert (await call("GET", base(world.rt) + "/static/app.css")).status == 404
+    assert 'href="/api/auth/login?next=/"' in home.body
+
+
+async def test_a_guild_with_public_pages_off_is_404(world: WebWorld) -> None:
+    await set_settings(world.rt, {"public_api.enabled": False})
+    try:
+        for path in pages(world)[1:]:
+            reply = await call("GET", base(world.rt) + path)
+            assert reply.status == 404, path
+            assert "Page not found" in reply.body
+        home = await call("GET", base(world.rt) + "/")
+        assert G not in home.body
+    finally:
+        await set_settings(world.rt, {"public_api.enabled": True})
