@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from synapse_async.web.app import build_site
 from synapse_async.api.contract import PLATFORM
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.platform import ApiPlatform, OAuthClient
@@ -42,6 +41,7 @@ from synapse_async.pipeline.lanes import Pipeline
 from synapse_async.pipeline.processor import Processor
 from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
+from synapse_async.web.app import build_site
 
 if TYPE_CHECKING:
     from synapse_async.announce.announcer import Announcer

@@ -348,9 +348,7 @@ _DAILY = text(
 )
 
 
-_IS_PUBLIC = text(
-    f"SELECT {_VISIBLE} FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL"
-)
+_IS_PUBLIC = text(f"SELECT {_VISIBLE} FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL")
 
 
 @api.route(

@@ -145,7 +145,11 @@ class LinkGithubCommand(lightbulb.SlashCommand, name="link-github", description=
 
 
 @loader.command
-class PreferencesCommand(lightbulb.SlashCommand, name="preferences", description="Choose what is announced for you and whether your profile is public"):
+class PreferencesCommand(
+    lightbulb.SlashCommand,
+    name="preferences",
+    description="Choose what is announced for you and whether your profile is public",
+):
     setting = lightbulb.string(
         "setting",
         "Which setting",
