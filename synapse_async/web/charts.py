@@ -13,9 +13,10 @@ from datetime import date, timedelta
 
 WIDTH = 640
 HEIGHT = 200
-LEFT = 44  # room for the y labels
-BOTTOM = 22  # room for the x labels
-TOP = 8
+LEFT = 56  # room for the y labels
+RIGHT = 28  # room for the last x label, centred on the last column
+BOTTOM = 30  # room for the x labels
+TOP = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def _short(value: int) -> str:
 
 def stacked_days(days: Sequence[date], values: Mapping[tuple[date, str], int], series: Sequence[str]) -> Chart:
     """One column per day, each `series` stacked bottom-up in the given order (missing values are 0)."""
-    plot_w = WIDTH - LEFT
+    plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - BOTTOM - TOP
     baseline = float(HEIGHT - BOTTOM)
     totals = [sum(values.get((d, s), 0) for s in series) for d in days]
