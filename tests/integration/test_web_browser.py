@@ -109,7 +109,9 @@ class Visit:
             await route.abort()
 
 
-async def _open(browser: Any, w: WebWorld, width: int, scheme: str, cookie: str | None = None) -> tuple[Any, Any, Visit]:
+async def _open(
+    browser: Any, w: WebWorld, width: int, scheme: str, cookie: str | None = None
+) -> tuple[Any, Any, Visit]:
     visit = Visit(base(w.rt))
     context = await browser.new_context(
         viewport={"width": width, "height": 900},
@@ -120,6 +122,7 @@ async def _open(browser: Any, w: WebWorld, width: int, scheme: str, cookie: str 
     if cookie is not None:
         await context.add_cookies([{"name": "synapse_token", "value": cookie, "url": base(w.rt)}])
     page = await context.new_page()
+
     def console(m: Any) -> None:
         if m.type == "error":
             visit.console_errors.append(f"{m.text} ({m.location.get('url', '')})")
