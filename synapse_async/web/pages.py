@@ -7,6 +7,7 @@ nowhere else. The only work done here is presentation: grouping, chart geometry,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import OrderedDict
@@ -142,9 +143,11 @@ async def leaderboard(request: web.Request, site: Site) -> web.StreamResponse:
     query: dict[str, object] = {"by": by, "season": scope, "page": page_no, "page_size": ROWS_PER_PAGE}
     if me is not None:
         query["user_id"] = me
-    metrics = await site.twins.call(request, public.public_metrics, public.Metrics, {"guild_id": gid})
-    board = await site.twins.call(request, public_stats.public_leaderboard, Leaderboard, {"guild_id": gid}, query)
-    seasons = await site.twins.call(request, public_stats.public_seasons, Items[SeasonItem], {"guild_id": gid})
+    metrics, board, seasons = await asyncio.gather(
+        site.twins.call(request, public.public_metrics, public.Metrics, {"guild_id": gid}),
+        site.twins.call(request, public_stats.public_leaderboard, Leaderboard, {"guild_id": gid}, query),
+        site.twins.call(request, public_stats.public_seasons, Items[SeasonItem], {"guild_id": gid}),
+    )
     pages = max(1, -(-board.total // ROWS_PER_PAGE))
     top = [item for item in board.items if item.rank <= 3] if board.page == 1 else []
     rest = board.items[len(top) :]
@@ -184,16 +187,18 @@ async def profile(request: web.Request, site: Site) -> web.StreamResponse:
     gid = guild["id"]
     uid = request.match_info["user_id"]
     path = {"guild_id": gid, "user_id": uid}
-    member = await site.twins.call(request, public_stats.public_member, Profile, path)
-    daily = await site.twins.call(
-        request,
-        public_stats.public_activity_daily,
-        Items[DailyCount],
-        {"guild_id": gid},
-        {"days": 30, "user_id": uid},
-    )
-    catalogue = await site.twins.call(
-        request, public_stats.public_achievements, Page[Achievement], {"guild_id": gid}, {"page_size": 100}
+    member, daily, catalogue = await asyncio.gather(
+        site.twins.call(request, public_stats.public_member, Profile, path),
+        site.twins.call(
+            request,
+            public_stats.public_activity_daily,
+            Items[DailyCount],
+            {"guild_id": gid},
+            {"days": 30, "user_id": uid},
+        ),
+        site.twins.call(
+            request, public_stats.public_achievements, Page[Achievement], {"guild_id": gid}, {"page_size": 100}
+        ),
     )
     rarities = {a.id: a.rarity for a in catalogue.items}
     days = charts.days_back(now().date(), 30)

@@ -10,7 +10,7 @@ traceback). The pages themselves are in `web/pages.py`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -18,10 +18,15 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from cachetools import TTLCache
+from pydantic import ValidationError
 
 from synapse_async.api.authn import TOKEN_COOKIE, authenticate
-from synapse_async.api.contract import PLATFORM
+from synapse_async.api.contract import PLATFORM, Call
 from synapse_async.api.errors import ApiError
+from synapse_async.api.platform import MICRO_CACHE_BYTES, MICRO_CACHE_SECONDS
+from synapse_async.api.public import public_guild
+from synapse_async.api.schema import GuildPath, NoParams
 from synapse_async.api.middleware import PRINCIPAL
 from synapse_async.components import Components
 from synapse_async.config import Config
@@ -59,6 +64,11 @@ class Site:
     assets: Assets
     twins: Twins
     csp: str
+    # Anonymous public pages answered within the last few seconds, by path and query (bounded by bytes held): a
+    # page then costs what its JSON twin's micro-cached answer costs. Never a signed-in page (private, no-store).
+    html_cache: TTLCache[str, bytes] = field(
+        default_factory=lambda: TTLCache(maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=len)
+    )
 
     def security_headers(self) -> dict[str, str]:
         return {
@@ -130,7 +140,20 @@ def page(fn: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         try:
             if lifecycle.shutting_down or not lifecycle.api_open:
                 return error_page(request, 503)
-            return await fn(request, site)
+            # Guild pages only: their guard runs before the cache, so a guild that turns its pages off is 404 at once
+            # (the index lists guilds and is rebuilt each time from the configuration cache and cached twins).
+            anonymous = not request.cookies.get(TOKEN_COOKIE) and "guild_id" in request.match_info
+            if anonymous:
+                _guard(request)  # like the JSON micro-cache: pages turned off are 404 at once, cached or not
+                hit = site.html_cache.get(request.path_qs)
+                if hit is not None:
+                    return _cached_page(site, hit)
+            response = await fn(request, site)
+            if anonymous and response.status == 200 and response.headers.get("Cache-Control") == PUBLIC_CACHE:
+                body = response.body if isinstance(response, web.Response) else None
+                if isinstance(body, bytes):
+                    site.html_cache[request.path_qs] = body
+            return response
         except ApiError as exc:
             return error_page(request, exc.status if exc.status in (400, 404) else 503)
         except web.HTTPException:
@@ -144,6 +167,25 @@ def page(fn: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
     return handler
+
+
+def _guard(request: web.Request) -> None:
+    """The public-guild rule of the JSON twins (unknown, left or pages off → ApiError 404), for a guild path."""
+    guild_id = request.match_info.get("guild_id")
+    if guild_id is None:
+        return
+    try:
+        path = GuildPath.model_validate({"guild_id": guild_id})
+    except ValidationError:
+        raise ApiError.not_found("Unknown guild.") from None
+    public_guild(Call(request, request.app[PLATFORM], path, NoParams(), None, None))
+
+
+def _cached_page(site: Site, body: bytes) -> web.Response:
+    response = web.Response(body=body, content_type="text/html", charset="utf-8")
+    response.headers.update(site.security_headers())
+    response.headers["Cache-Control"] = PUBLIC_CACHE
+    return response
 
 
 @web.middleware
