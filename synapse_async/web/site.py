@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from synapse_async.api.authn import TOKEN_COOKIE, authenticate
 from synapse_async.api.contract import PLATFORM, Call
 from synapse_async.api.errors import ApiError
+from synapse_async.api.middleware import PRINCIPAL
 from synapse_async.api.platform import MICRO_CACHE_BYTES, MICRO_CACHE_SECONDS
 from synapse_async.api.public import public_guild
 from synapse_async.api.schema import GuildPath, NoParams
-from synapse_async.api.middleware import PRINCIPAL
 from synapse_async.components import Components
 from synapse_async.config import Config
 from synapse_async.db.faults import is_transient
