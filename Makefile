@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml requirements-dev.lock
 
 install: $(STAMP)
 
+# Sandbox members chat by themselves at `make run` (60 events a minute) so the leaderboard page fills while you
+# watch; set SANDBOX_ACTIVITY_PER_MINUTE=0 for a quiet world. Ignored with a DISCORD_TOKEN (no simulator).
 run: $(STAMP)
-	$(PY) -m synapse_async run
+	SANDBOX_ACTIVITY_PER_MINUTE=$${SANDBOX_ACTIVITY_PER_MINUTE:-60} $(PY) -m synapse_async run
 
 test: $(STAMP)
 	$(PY) -m pytest -q
