@@ -110,7 +110,8 @@ async def test_a_private_member_is_anonymous_everywhere_and_their_profile_is_404
 
 
 async def test_unknown_things_are_the_404_page_and_assets_are_immutable(world: WebWorld) -> None:
-    for path in ("/g/1", f"{G}/members/1", f"{G}/nothing-here", "/nowhere", "/g/99999999999999999999"):
+    bad_ids = ("/g/99999999999999999999", "/g/٣", f"{G}/members/{'9' * 30}", f"{G}/members/²")
+    for path in ("/g/1", f"{G}/members/1", f"{G}/nothing-here", "/nowhere", *bad_ids):
         reply = await call("GET", base(world.rt) + path)
         assert reply.status == 404, path
         assert "Page not found" in reply.body and 'href="/"' in reply.body, path
