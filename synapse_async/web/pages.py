@@ -95,8 +95,10 @@ async def _guild(request: web.Request, site: Site) -> dict[str, Any]:
 
 
 def _og(request: web.Request, title: str, description: str, image: str | None) -> dict[str, str | None]:
+    """Open Graph / Twitter values with absolute URLs; without a picture of its own a page shows the site's."""
     root = base_url(request)
-    absolute = image if image is None or image.startswith("http") else root + image
+    image = image or request.app[SITE].assets.url("og.png")
+    absolute = image if image.startswith("http") else root + image
     return {"title": title, "description": description, "url": root + request.path_qs, "image": absolute}
 
 

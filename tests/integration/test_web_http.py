@@ -54,6 +54,8 @@ async def test_every_page_answers_with_the_security_headers_and_public_caching(w
         assert re.search(r"<script(?![^>]*\bsrc=)", html) is None, f"inline script on {path}"
         assert " on" not in re.sub(r'"[^"]*"', '""', html).lower().replace(" one", ""), f"inline handler on {path}"
         assert 'property="og:title"' in html and 'property="og:url" content="http://' in html, path
+        assert re.search(r'property="og:image" content="https?://', html), path
+        assert 'name="twitter:card"' in html, path
 
 
 async def test_a_signed_in_member_gets_private_pages_with_their_pinned_row(world: WebWorld) -> None:
@@ -116,6 +118,10 @@ async def test_unknown_things_are_the_404_page_and_assets_are_immutable(world: W
         assert reply.status == 404, path
         assert "Page not found" in reply.body and 'href="/"' in reply.body, path
         assert reply.headers["Content-Security-Policy"] == CSP
+    profile = await call("GET", base(world.rt) + f"{G}/members/{world.active[0]}")
+    card = f"/api/guilds/{GUILD}/members/{world.active[0]}/card.png"
+    assert f'property="og:image" content="{base(world.rt)}{card}"' in profile.body
+    assert f'src="{card}"' in profile.body
     bad = await call("GET", base(world.rt) + G, params={"by": "nonsense"})
     assert bad.status == 400 and "<h1>" in bad.body
     home = await call("GET", base(world.rt) + "/")
