@@ -25,6 +25,7 @@ import pytest
 from synapse_async.api.routes import API
 from tests.api_support import base, login
 from tests.pipeline_support import GUILD
+from tests.support import wait_for
 from tests.web_support import HOSTILE_NAMES, WebWorld, web_world
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
@@ -243,5 +244,26 @@ async def test_a_signed_in_member_sees_their_pinned_row(browser: Any, world: Web
         await page.wait_for_load_state("networkidle")
         assert page.url.endswith(f"/members/{me}")
         assert _unexpected(visit.console_errors) == [] and visit.foreign == []
+    finally:
+        await context.close()
+
+
+async def test_the_leaderboard_refreshes_itself_without_a_reload(browser: Any, world: WebWorld) -> None:
+    context, page, visit = await _open(browser, world, 1280, "light")
+    try:
+        await page.clock.install()
+        await page.goto(f"{base(world.rt)}/g/{GUILD}?season=lifetime", wait_until="networkidle")
+        await page.evaluate("document.querySelector('[data-live]').dataset.old = 'yes'")
+        fetched = len(visit.requests)
+        await page.clock.fast_forward(21_000)
+        # Polled from here: `wait_for_function` evaluates a string in the page, which the CSP (rightly) refuses.
+
+        async def replaced() -> bool:
+            return bool(await page.evaluate("() => !document.querySelector('[data-live]').dataset.old"))
+
+        await wait_for(replaced)
+        assert len(visit.requests) > fetched  # fetched the page again (same URL, same origin)
+        assert await page.locator("[data-live] .rank-n").count() == len(HOSTILE_NAMES) + 7
+        assert _unexpected(visit.console_errors) == [] and visit.page_errors == [] and visit.foreign == []
     finally:
         await context.close()
