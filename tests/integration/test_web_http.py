@@ -144,3 +144,16 @@ async def test_a_guild_with_public_pages_off_is_404(world: WebWorld) -> None:
         assert G not in home.body
     finally:
         await set_settings(world.rt, {"public_api.enabled": True})
+
+
+async def test_pages_are_503_while_the_service_starts_or_stops(world: WebWorld) -> None:
+    lifecycle = world.rt.components.lifecycle
+    lifecycle.api_open = False
+    try:
+        for path in pages(world):
+            reply = await call("GET", base(world.rt) + path)
+            assert reply.status == 503, path
+            assert "Try again in a moment" in reply.body and reply.headers["Cache-Control"] == "no-store"
+    finally:
+        lifecycle.api_open = True
+    assert (await call("GET", base(world.rt) + G)).status == 200
