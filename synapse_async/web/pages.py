@@ -8,6 +8,7 @@ nowhere else. The only work done here is presentation: grouping, chart geometry,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from collections import OrderedDict
@@ -353,12 +354,10 @@ async def activity(request: web.Request, site: Site) -> web.StreamResponse:
 async def theme(request: web.Request) -> web.StreamResponse:
     """The guild's accent as one custom property (a stylesheet, since `style-src 'self'` forbids inline styles)."""
     site = request.app[SITE]
-    try:
-        guild = await _guild(request, site)
-    except ApiError:  # unknown guild or pages off: the default accent, never an error for a stylesheet
-        colour = ACCENTS[0]
-    else:
-        colour = guild["accent"]
+    colour = ACCENTS[0]  # unknown guild, pages off, starting up: the default accent, never an error for a stylesheet
+    if site.components.lifecycle.api_open and not site.components.lifecycle.shutting_down:
+        with contextlib.suppress(ApiError):
+            colour = (await _guild(request, site))["accent"]
     body = f":root{{--accent:{colour};--on-accent:{on_accent(colour)}}}\n"
     return web.Response(
         text=body, content_type="text/css", headers={"Cache-Control": "public, max-age=300", **site.security_headers()}
