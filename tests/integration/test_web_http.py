@@ -131,6 +131,9 @@ async def test_unknown_things_are_the_404_page_and_assets_are_immutable(world: W
     assert asset.status == 200 and asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert (await call("GET", base(world.rt) + "/static/app.css")).status == 404
     assert 'href="/api/auth/login?next=/"' in home.body
+    theme = await call("GET", base(world.rt) + f"{G}/theme.css")
+    assert theme.status == 200 and theme.headers["Content-Type"].startswith("text/css")
+    assert re.fullmatch(r":root\{--accent:#[0-9a-f]{6};--on-accent:#(?:ffffff|000000)\}\n", theme.body)
 
 
 async def test_a_guild_with_public_pages_off_is_404(world: WebWorld) -> None:
