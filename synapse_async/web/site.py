@@ -9,6 +9,7 @@ traceback). The pages themselves are in `web/pages.py`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +67,7 @@ class Site:
     csp: str
     # Anonymous public pages answered within the last few seconds, by path and query (bounded by bytes held): a
     # page then costs what its JSON twin's micro-cached answer costs. Never a signed-in page (private, no-store).
+    inflight: dict[str, asyncio.Future[bytes | None]] = field(default_factory=dict)
     html_cache: TTLCache[str, bytes] = field(
         default_factory=lambda: TTLCache(maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=len)
     )
@@ -143,17 +145,10 @@ def page(fn: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
             # Guild pages only: their guard runs before the cache, so a guild that turns its pages off is 404 at once
             # (the index lists guilds and is rebuilt each time from the configuration cache and cached twins).
             anonymous = not request.cookies.get(TOKEN_COOKIE) and "guild_id" in request.match_info
-            if anonymous:
-                _guard(request)  # like the JSON micro-cache: pages turned off are 404 at once, cached or not
-                hit = site.html_cache.get(request.path_qs)
-                if hit is not None:
-                    return _cached_page(site, hit)
-            response = await fn(request, site)
-            if anonymous and response.status == 200 and response.headers.get("Cache-Control") == PUBLIC_CACHE:
-                body = response.body if isinstance(response, web.Response) else None
-                if isinstance(body, bytes):
-                    site.html_cache[request.path_qs] = body
-            return response
+            if not anonymous:
+                return await fn(request, site)
+            _guard(request)  # like the JSON micro-cache: pages turned off are 404 at once, cached or not
+            return await _shared(request, site, fn)
         except ApiError as exc:
             return error_page(request, exc.status if exc.status in (400, 404) else 503)
         except web.HTTPException:
@@ -167,6 +162,31 @@ def page(fn: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
     return handler
+
+
+async def _shared(request: web.Request, site: Site, fn: Page) -> web.StreamResponse:
+    """An anonymous guild page from the HTML cache; concurrent misses of one URL share a single rendering (as the
+    JSON micro-cache shares one computation), so an expiring entry under load costs one rendering, not one each."""
+    key = request.path_qs
+    hit = site.html_cache.get(key)
+    if hit is None and (pending := site.inflight.get(key)) is not None:
+        hit = await asyncio.shield(pending)
+    if hit is not None:
+        return _cached_page(site, hit)
+    future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+    site.inflight[key] = future
+    body: bytes | None = None
+    try:
+        response = await fn(request, site)
+        if response.status == 200 and response.headers.get("Cache-Control") == PUBLIC_CACHE:
+            rendered = response.body if isinstance(response, web.Response) else None
+            if isinstance(rendered, bytes):
+                body = rendered
+                site.html_cache[key] = body
+        return response
+    finally:
+        site.inflight.pop(key, None)
+        future.set_result(body)  # None: the shared rendering ended otherwise; each waiter renders its own
 
 
 def _guard(request: web.Request) -> None:
