@@ -212,13 +212,15 @@ def _cached_page(site: Site, body: bytes) -> web.Response:
 async def html_not_found(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """An unknown path outside the API (`/g/…`, `/…`) is the HTML 404 page, not the JSON error body."""
+    """An unknown path among the pages (`/g/…`), or anywhere outside the API for a browser (`Accept: text/html`), is
+    the HTML 404 page; API clients keep the uniform JSON error body."""
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        if request.path.startswith(("/api/", "/sandbox/")) or request.path in ("/health", "/ready"):
+        path = request.path
+        if path.startswith(("/api/", "/sandbox/", PREFIX)) or path in ("/health", "/ready"):
             raise
-        if request.path.startswith(PREFIX):
+        if not path.startswith(_PAGE_PREFIXES) and "text/html" not in request.headers.get("Accept", ""):
             raise
         return error_page(request, 404)
 

@@ -113,8 +113,9 @@ async def test_a_private_member_is_anonymous_everywhere_and_their_profile_is_404
 
 async def test_unknown_things_are_the_404_page_and_assets_are_immutable(world: WebWorld) -> None:
     bad_ids = ("/g/99999999999999999999", "/g/٣", f"{G}/members/{'9' * 30}", f"{G}/members/²")
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     for path in ("/g/1", f"{G}/members/1", f"{G}/nothing-here", "/nowhere", *bad_ids):
-        reply = await call("GET", base(world.rt) + path)
+        reply = await call("GET", base(world.rt) + path, headers=browser if path == "/nowhere" else {})
         assert reply.status == 404, path
         assert "Page not found" in reply.body and 'href="/"' in reply.body, path
         assert reply.headers["Content-Security-Policy"] == CSP
@@ -122,6 +123,8 @@ async def test_unknown_things_are_the_404_page_and_assets_are_immutable(world: W
     card = f"/api/guilds/{GUILD}/members/{world.active[0]}/card.png"
     assert f'property="og:image" content="{base(world.rt)}{card}"' in profile.body
     assert f'src="{card}"' in profile.body
+    api_client = await call("GET", base(world.rt) + "/nowhere")  # not a browser: the uniform JSON error body
+    assert api_client.status == 404 and api_client.body["error"]["code"] == "not_found"
     bad = await call("GET", base(world.rt) + G, params={"by": "nonsense"})
     assert bad.status == 400 and "<h1>" in bad.body
     home = await call("GET", base(world.rt) + "/")
