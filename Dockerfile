@@ -23,8 +23,10 @@ ENV PYTHONUNBUFFERED=1 \
     HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8080 \
     EMBEDDED_PG_DIR=/home/synapse/.synapse/pg
-# Fonts for text rendered by the app (rank cards, SPEC §29): Latin/Greek/Cyrillic/Arabic/Hebrew, CJK, colour emoji.
-RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
+# The rank card's fonts (SPEC §29: Latin, Greek, Cyrillic, Arabic, Hebrew, CJK, colour emoji) and libraqm, with
+# which Pillow shapes Arabic and lays out right-to-left text (README, "Rank card").
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji libraqm0 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 synapse
 COPY --from=build /opt/venv /opt/venv

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 LOCK_FLAGS := --quiet --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint format bench install clean env-docs lock
+.PHONY: run test lint format bench install clean env-docs lock outdated
 
 # Installs exactly the locked, hash-checked versions (requirements-dev.lock, made by pip-tools from pyproject.toml),
 # then the project itself without dependencies; `pip check` fails if the lock no longer satisfies pyproject.toml.
@@ -49,5 +49,10 @@ env-docs: $(STAMP)
 # Re-resolve both lockfiles after changing dependencies in pyproject.toml (pip-tools is needed only for this).
 lock: $(STAMP)
 	$(PY) -m pip install --quiet pip-tools
-	$(PY) -m piptools compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
-	$(PY) -m piptools compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
+	$(PY) -m piptools compile $(LOCK_FLAGS) $(LOCK_UPGRADE) -o requirements.lock pyproject.toml
+	$(PY) -m piptools compile $(LOCK_FLAGS) $(LOCK_UPGRADE) --extra dev -o requirements-dev.lock pyproject.toml
+
+# What is behind the lock: every locked package (installed in .venv exactly as locked) with a newer release on the
+# index. Re-lock to the newest compatible releases with `make lock LOCK_UPGRADE=--upgrade`, then run `make test`.
+outdated: $(STAMP)
+	$(PY) -m pip list --outdated --format=columns

@@ -123,6 +123,8 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
         "HTTP_PORT": "0",
         "LOG_LEVEL": "WARNING",
         "PUBLIC_RATE_LIMIT_PER_MINUTE": "0",
+        # Every load connection comes from 127.0.0.1: the per-address cap must not refuse the benchmark's own.
+        "HTTP_MAX_CONNECTIONS_PER_IP": str(max(64, 2 * args.connections)),
         "SANDBOX_ALLOW_EXTERNAL_DATABASE": "true",
         "SANDBOX_MEMBERS": "5",
     }

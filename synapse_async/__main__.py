@@ -1,7 +1,8 @@
 """Command line: `python -m synapse_async <command>` (SPEC §26).
 
-Exit codes: 0 success; 2 invalid configuration (every problem printed); 3 database unreachable at startup;
-130 second interrupt during shutdown.
+Exit codes: 0 success; 1 `doctor` found something to fix; 2 the service cannot start (invalid configuration with
+every problem printed, HTTP port unavailable, database unreachable: one line saying what to do, nothing left
+running); 130 second interrupt during shutdown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from synapse_async import __version__
 from synapse_async.config import Config, ConfigError, describe, load_config
+from synapse_async.envfile import SANDBOX_SECRET_FILE, EnvFileError, layered_environment, with_sandbox_secret
 from synapse_async.obs.logging import configure_logging, get_logger
 from synapse_async.obs.ring import LogRing
 
@@ -34,9 +36,21 @@ def _utf8_streams() -> None:
             reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
-def _load() -> Config:
+def _environment() -> dict[str, str]:
+    """The process environment over the working directory's `.env` (SPEC §30); an unreadable line is exit 2."""
     try:
-        return load_config(os.environ)
+        return layered_environment(os.environ)
+    except EnvFileError as exc:
+        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _load(*, sandbox_secret: bool = False) -> Config:
+    """The validated configuration; with `sandbox_secret`, sandbox mode uses the secret kept on disk (`run` and
+    `mint-token` must agree on it; other commands never create it)."""
+    env = _environment()
+    try:
+        return load_config(with_sandbox_secret(env) if sandbox_secret else env)
     except ConfigError as exc:
         print("Invalid configuration:", file=sys.stderr)
         for problem in exc.problems:
@@ -61,13 +75,16 @@ def _run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
-    cfg = _load()
+    cfg = _load(sandbox_secret=True)
     _setup_logging(cfg, LogRing(cfg.log_buffer_size, capture_level=cfg.log_level))
     from synapse_async.runtime import Runtime, StartupError
 
     log = get_logger("synapse_async")
-    if cfg.jwt_secret_generated:
-        log.warning("jwt_secret_generated", detail="sandbox mode: a random per-process JWT secret is in use")
+    if cfg.sandbox and "JWT_SECRET" not in _environment():
+        secret_file = cfg.embedded_pg_dir.parent / SANDBOX_SECRET_FILE
+        log.warning(
+            "sandbox_jwt_secret", detail="sandbox mode: the JWT secret is kept in a local file", path=str(secret_file)
+        )
 
     async def main() -> int:
         runtime = Runtime(cfg, on_started=_print_banner)
@@ -75,6 +92,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
             return await runtime.run()
         except StartupError as exc:
             log.error("startup_failed", error=str(exc), exit_code=exc.exit_code)
+            print(f"synapse-async cannot start: {exc}", file=sys.stderr, flush=True)  # the one line to act on
             return exc.exit_code
 
     return _run_async(main)
@@ -134,7 +152,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(_args: argparse.Namespace) -> int:
     cfg = _load()
-    for line in describe(cfg, os.environ):
+    for line in describe(cfg, _environment()):
         print(line)
     print("configuration OK")
     return 0
@@ -155,7 +173,32 @@ def cmd_export_openapi(_args: argparse.Namespace) -> int:
 def cmd_mint_token(args: argparse.Namespace) -> int:
     from synapse_async.api.cli import mint
 
-    return mint(_load(), args)
+    return mint(_load(sandbox_secret=True), args)
+
+
+def cmd_invite_url(_args: argparse.Namespace) -> int:
+    from synapse_async.golive.invite import NoClientId, invite_url, resolve_client_id
+
+    cfg = _load()
+    try:
+        client_id = resolve_client_id(cfg.discord_client_id, cfg.discord_token)
+    except NoClientId as exc:
+        print(f"Cannot build the invite link: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(invite_url(cfg.discord_oauth_url, client_id))
+    return 0
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    """Exit 0 when every check passes, 1 when something is left to fix (each with its fix printed)."""
+    from synapse_async.golive.doctor import diagnose, render
+
+    cfg = _load()
+    _setup_logging(cfg)
+    logging.getLogger().setLevel(logging.WARNING)  # the report is the output; library chatter stays out of it
+    findings = asyncio.run(diagnose(cfg))
+    print(render(findings))
+    return 0 if all(f.ok for f in findings) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the environment; exit 0 or 2").set_defaults(func=cmd_check_config)
     sub.add_parser("generate-secret", help="print a random 64-character secret").set_defaults(func=cmd_generate_secret)
     sub.add_parser("export-openapi", help="print the OpenAPI document").set_defaults(func=cmd_export_openapi)
+    sub.add_parser("invite-url", help="print the bot's invite link").set_defaults(func=cmd_invite_url)
+    sub.add_parser("doctor", help="check a live configuration; say what to fix").set_defaults(func=cmd_doctor)
     from synapse_async.api.cli import add_mint_arguments
 
     mint = sub.add_parser("mint-token", help="print a service (or --user) token for the listed guilds")

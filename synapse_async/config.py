@@ -57,7 +57,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HTTP_DB_WAIT_SECONDS", "0.5", "Longest wait of a request for one of them, 0.01–60 (then HTTP 503)"),
     Variable("DB_STATEMENT_TIMEOUT_MS", "15000", "Server-side statement timeout, 100–600000"),
     Variable("DB_AUTO_MIGRATE", "true", "Upgrade the schema to head at startup (under an advisory lock)"),
-    Variable("DB_CONNECT_RETRY_SECONDS", "60", "How long startup retries the first connection before exit 3"),
+    Variable("DB_CONNECT_RETRY_SECONDS", "60", "How long startup retries the first connection before exit 2"),
     Variable("DB_PROBE_SECONDS", "10", "Interval of the `SELECT 1` probe shown in `/health`"),
     Variable("MIGRATION_POLL_SECONDS", "5", "Poll interval while waiting for another process to migrate"),
     Variable("DISCORD_TOKEN", "unset", "Bot token; unset → the local Discord simulator (sandbox)", True),
@@ -67,6 +67,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DISCORD_CLIENT_ID", "unset", "OAuth2 application id"),
     Variable("DISCORD_CLIENT_SECRET", "unset", "OAuth2 application secret", True),
     Variable("DISCORD_REDIRECT_URI", "unset", "Absolute OAuth2 redirect URI ending in `/api/auth/callback`"),
+    Variable("PUBLIC_BASE_URL", "unset", "Absolute URL members open (links, page previews); `doctor` asks for it"),
     Variable("OAUTH_SUCCESS_URL", "/", "Landing page after login: relative, or on an origin in `CORS_ORIGINS`"),
     Variable("DEV_GUILD_IDS", "unset", "Register commands in these guilds instead of globally"),
     Variable("REGISTER_COMMANDS", "auto", "`auto` (shard 0 is local), `true` or `false`"),
@@ -76,9 +77,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HTTP_PORT", "8080", "Listen port (0 = any free port)"),
     Variable("HTTP_MAX_BODY_BYTES", "1048576", "Larger bodies → 413"),
     Variable("IMPORT_MAX_BYTES", "20971520", "Body limit of the member import"),
+    Variable("HTTP_BODY_TIMEOUT_SECONDS", "30", "A request body must arrive within this, 0.05–3600 (else 408, closed)"),
+    Variable("HTTP_IDLE_TIMEOUT_SECONDS", "75", "Idle keep-alive connections are closed after this, 0.05–3600"),
+    Variable(
+        "HTTP_MAX_CONNECTIONS_PER_IP",
+        "64",
+        "Open connections per peer address, 1–100000; more are refused (peers in `TRUSTED_PROXIES` exempt)",
+    ),
     Variable("TRUSTED_PROXIES", "empty", "CIDRs whose `X-Forwarded-For` gives the client IP"),
     Variable("CORS_ORIGINS", "empty", "Exact allowed origins (empty → no CORS)"),
-    Variable("JWT_SECRET", "required (sandbox: random)", "≥ 32 characters, not weak; see `generate-secret`", True),
+    Variable(
+        "JWT_SECRET",
+        "required (sandbox: kept in `.synapse/sandbox-jwt-secret`)",
+        "≥ 32 characters, not weak; see `generate-secret`",
+        True,
+    ),
     Variable("JWT_TTL_SECONDS", "3600", "Token lifetime, 300–86400"),
     Variable("JWT_ISSUER", "synapse-async", "`iss` claim"),
     Variable("JWT_AUDIENCE", "synapse-async-api", "`aud` claim"),
@@ -86,8 +99,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OPERATOR_USER_IDS", "empty", "Comma list of Discord user ids allowed to read process logs"),
     Variable("ADMIN_RATE_LIMIT_PER_MINUTE", "30", "Admin mutations per principal per minute"),
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
+    Variable("PUBLIC_QUERY_TIMEOUT_MS", "1500", "Longest public or page query, 100–60000 (then HTTP 503)"),
+    Variable("PUBLIC_DB_CONCURRENCY", "2", "Connections all public and page reads share, 1–32 (their own pool)"),
+    Variable("CARD_RENDER_CONCURRENCY", "2", "Rank cards rendered at once (worker processes, off the event loop)"),
+    Variable("CARD_RENDER_QUEUE", "32", "Rank cards waiting for a render worker; past it the card answers 503"),
+    Variable(
+        "CARD_FONT_DIRS",
+        "empty",
+        "Extra font directories for the rank card, searched before the system's (`:`-separated)",
+    ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-    Variable("LOG_FORMAT", "json", "`json` (one object per line) or `console`"),
+    Variable(
+        "LOG_FORMAT", "auto", "`auto` (`console` on a terminal, else `json`), `json` (one object per line) or `console`"
+    ),
     Variable("LOG_BUFFER_SIZE", "2000", "Live-log ring size, 100–100000"),
     Variable("PIPELINE_CONCURRENCY", "8", "Guild lanes processed at once, 1–64 and ≤ pool size"),
     Variable(
@@ -125,7 +149,7 @@ VARIABLES: tuple[Variable, ...] = (
 _SECRET_NAMES = frozenset(v.name for v in VARIABLES if v.secret)
 _KNOWN = frozenset(v.name for v in VARIABLES)
 
-LogFormat = Literal["json", "console"]
+LogFormat = Literal["json", "console", "auto"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +175,7 @@ class Config:
     discord_client_id: str | None = None
     discord_client_secret: str | None = None
     discord_redirect_uri: str | None = None
+    public_base_url: str | None = None
     oauth_success_url: str = "/"
     dev_guild_ids: tuple[int, ...] = ()
     register_commands: Literal["auto", "true", "false"] = "auto"
@@ -160,6 +185,9 @@ class Config:
     http_port: int = 8080
     http_max_body_bytes: int = 1024 * 1024
     import_max_bytes: int = 20 * 1024 * 1024
+    http_body_timeout_seconds: float = 30.0
+    http_idle_timeout_seconds: float = 75.0
+    http_max_connections_per_ip: int = 64
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     cors_origins: tuple[str, ...] = ()
     jwt_secret: str = field(default="", repr=False)
@@ -171,8 +199,14 @@ class Config:
     operator_user_ids: frozenset[int] = frozenset()
     admin_rate_limit_per_minute: int = 30
     public_rate_limit_per_minute: int = 120
+    public_query_timeout_ms: int = 1500
+    public_db_concurrency: int = 2
+
+    card_render_concurrency: int = 2
+    card_render_queue: int = 32
+    card_font_dirs: tuple[str, ...] = ()
     log_level: str = "INFO"
-    log_format: LogFormat = "json"
+    log_format: LogFormat = "auto"
     log_buffer_size: int = 2000
     pipeline_concurrency: int = 8
     guild_sync_concurrency: int = 2
@@ -419,7 +453,7 @@ def load_config(env: Mapping[str, str]) -> Config:
     if guild_sync > pool_size:
         r.fail("GUILD_SYNC_CONCURRENCY", str(guild_sync), f"at most DB_POOL_SIZE={pool_size}")
 
-    log_format = r.choice("LOG_FORMAT", "json", ("json", "console"))
+    log_format = r.choice("LOG_FORMAT", "auto", ("auto", "json", "console"))
     register = r.choice("REGISTER_COMMANDS", "auto", ("auto", "true", "false"))
     cfg = Config(
         database_url=database_url,
@@ -441,6 +475,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         discord_client_id=r.raw("DISCORD_CLIENT_ID"),
         discord_client_secret=r.raw("DISCORD_CLIENT_SECRET"),
         discord_redirect_uri=redirect,
+        public_base_url=r.url("PUBLIC_BASE_URL", "") or None,
         oauth_success_url=success,
         dev_guild_ids=r.snowflakes("DEV_GUILD_IDS"),
         register_commands=register,  # type: ignore[arg-type]
@@ -451,6 +486,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         http_port=r.integer("HTTP_PORT", 8080, 0, 65535),
         http_max_body_bytes=r.integer("HTTP_MAX_BODY_BYTES", 1024 * 1024, 1024, 1024**3),
         import_max_bytes=r.integer("IMPORT_MAX_BYTES", 20 * 1024 * 1024, 1024, 1024**3),
+        http_body_timeout_seconds=r.number("HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.05, 3600),
+        http_idle_timeout_seconds=r.number("HTTP_IDLE_TIMEOUT_SECONDS", 75.0, 0.05, 3600),
+        http_max_connections_per_ip=r.integer("HTTP_MAX_CONNECTIONS_PER_IP", 64, 1, 100000),
         trusted_proxies=r.parse("TRUSTED_PROXIES", _NO_NETWORKS, _parse_cidrs, "comma-separated CIDRs"),
         cors_origins=cors,
         jwt_secret=jwt_secret,
@@ -462,6 +500,11 @@ def load_config(env: Mapping[str, str]) -> Config:
         operator_user_ids=frozenset(r.snowflakes("OPERATOR_USER_IDS")),
         admin_rate_limit_per_minute=r.integer("ADMIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100000),
         public_rate_limit_per_minute=r.integer("PUBLIC_RATE_LIMIT_PER_MINUTE", 120, 0, 1000000),
+        public_query_timeout_ms=r.integer("PUBLIC_QUERY_TIMEOUT_MS", 1500, 100, 60000),
+        public_db_concurrency=r.integer("PUBLIC_DB_CONCURRENCY", 2, 1, 32),
+        card_render_concurrency=r.integer("CARD_RENDER_CONCURRENCY", 2, 1, 32),
+        card_render_queue=r.integer("CARD_RENDER_QUEUE", 32, 0, 100000),
+        card_font_dirs=tuple(d for d in (r.raw("CARD_FONT_DIRS") or "").split(":") if d.strip()),
         log_level=r.parse("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         log_format=log_format,  # type: ignore[arg-type]
         log_buffer_size=r.integer("LOG_BUFFER_SIZE", 2000, 100, 100000),

@@ -32,6 +32,10 @@ def ready_reasons(components: Components) -> list[str]:
         ]
     if components.lifecycle.shutting_down:
         reasons.append("shutting_down")
+    elif not components.lifecycle.api_open and not reasons:
+        # Steps 9–10 still to come (the gateway is being built, the API not yet opened): every other check
+        # passes, yet `/api/*` would still answer "starting up", so not ready (SPEC §24.2).
+        reasons.append("starting_up")
     return reasons
 
 
@@ -54,6 +58,7 @@ def report(components: Components) -> dict[str, Any]:
         "db": {
             "pool": components.db.pool_stats() if components.db is not None else _NO_POOL,
             "http_pool": components.db.pool_stats(http=True) if components.db is not None else _NO_POOL,
+            "public_pool": components.db.pool_stats(public=True) if components.db is not None else _NO_POOL,
             "http_gate": components.http_db.snapshot() if components.http_db is not None else None,
             "last_probe_ok": probe.ok if probe is not None else False,
             "last_probe_at": iso(probe.at) if probe is not None else None,

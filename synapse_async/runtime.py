@@ -1,6 +1,6 @@
 """The composition root: the one place that builds every component and owns startup and shutdown order.
 
-Startup follows SPEC §3.2: embedded database (if needed) → HTTP server with probes → pool (retried, exit 3) →
+Startup follows SPEC §3.2: embedded database (if needed) → HTTP server with probes → pool (retried, then exit 2) →
 schema at head (migrate under a lock, or wait) → full cache load → LISTEN supervisor → gateway (slot) → open the
 API → background tasks. Shutdown follows SPEC §3.3 within `SHUTDOWN_DEADLINE_SECONDS`: `/ready` turns 503 at
 once, background work stops, the HTTP server drains, then the listener, the pool and the embedded server close.
@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,7 @@ from synapse_async.api.contract import PLATFORM
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.platform import ApiPlatform, OAuthClient
 from synapse_async.api.pruner import PRUNE_INTERVAL_SECONDS, prune
+from synapse_async.api.serving import CappedSite, ConnectionCap
 from synapse_async.bot.authors import AuthorIndex
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings
@@ -39,6 +41,7 @@ from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.lanes import Pipeline
 from synapse_async.pipeline.processor import Processor
+from synapse_async.services.card import CardService
 from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
 from synapse_async.web.app import build_site
@@ -64,8 +67,11 @@ ROLE_SYNC_TASK = "level_roles"
 _FLUSHED_LAST = frozenset({LISTENER_TASK, PIPELINE_TASK, ANNOUNCER_TASK, ROLE_SYNC_TASK})
 
 
+SIGNAL_REPEAT_IGNORE_SECONDS = 5.0
+
+
 class StartupError(Exception):
-    """Startup cannot continue; the CLI exits with `exit_code` (3 = database unreachable, SPEC §3.2)."""
+    """Startup cannot continue; the CLI prints the message as one line and exits with `exit_code` (2, SPEC §30)."""
 
     def __init__(self, exit_code: int, message: str) -> None:
         super().__init__(message)
@@ -116,6 +122,7 @@ class Runtime:
         self.pipeline: Pipeline | None = None
         self.engine = LevelEngine()  # the one level/achievement engine: pipeline, economy and jobs share it
         self.economy: Economy | None = None
+        self.cards: CardService | None = None
         self.authors: AuthorIndex | None = None
         self._extensions = extensions
         self.role_syncer: RoleSyncRequests | None = None
@@ -131,7 +138,7 @@ class Runtime:
         self._runner: web.AppRunner | None = None
         self.api: ApiPlatform | None = None
         self._stop = asyncio.Event()
-        self._signals = 0
+        self._first_signal_at: float | None = None
         self._shutdown_done = False
 
     # --- startup -----------------------------------------------------------------------------------------------
@@ -146,7 +153,7 @@ class Runtime:
             try:
                 url = await self.embedded.start()
             except EmbeddedPostgresError as exc:  # missing server, version mismatch: the message says what to do
-                raise StartupError(3, str(exc)) from exc
+                raise StartupError(2, str(exc)) from exc
         self.database_url = url
 
         await self._start_http()
@@ -158,12 +165,16 @@ class Runtime:
             pool_timeout=cfg.db_pool_timeout_seconds,
             statement_timeout_ms=cfg.db_statement_timeout_ms,
             http_pool_size=cfg.http_db_pool_size,
+            public_pool_size=cfg.public_db_concurrency,
+            public_statement_timeout_ms=cfg.public_query_timeout_ms,
         )
         self.components.db = db
         try:
             await db.wait_until_reachable(cfg.db_connect_retry_seconds)
         except Exception as exc:
-            raise StartupError(3, f"database unreachable after {cfg.db_connect_retry_seconds:g}s: {exc}") from exc
+            raise StartupError(
+                2, f"database unreachable after {cfg.db_connect_retry_seconds:g}s ({exc}): check DATABASE_URL"
+            ) from exc
         self.supervisor.every("db_probe", cfg.db_probe_seconds, db.run_probe)
 
         await self._ensure_schema(db)
@@ -208,6 +219,16 @@ class Runtime:
         await listener.first_attempt_done.wait()
         self.components.cache = cache  # readiness reports `cache_not_loaded` until steps 7 and 8 are done
 
+        # The rank card (SPEC §29): rendered by worker processes, each finding its fonts once; they start with the
+        # first card, so a process that never draws one (most test runtimes, API-only deployments) pays nothing.
+        self.cards = CardService(
+            font_dirs=cfg.card_font_dirs,
+            cdn=cfg.discord_cdn_url,
+            concurrency=cfg.card_render_concurrency,
+            queue=cfg.card_render_queue,
+        )
+        if self.api is not None:
+            self.api.cards = self.cards
         if self.gateway is None:
             self.gateway = await self._build_gateway(db, cache)
         self.components.gateway = self.gateway
@@ -275,12 +296,16 @@ class Runtime:
 
     def _provide_services(self, gateway: DiscordGateway, db: Database) -> None:
         """The services slash commands receive through lightbulb's DI, each built once here."""
+        from synapse_async.bot.gateway import top_role_colour
         from synapse_async.services.catalogue import Catalogue
         from synapse_async.services.member_settings import MemberSettings
         from synapse_async.services.seasons import Seasons
         from synapse_async.services.standings import Standings
 
         assert self.economy is not None
+        assert self.cards is not None
+        self.cards.role_colour = top_role_colour(gateway.bot.cache)
+        gateway.provide(CardService, self.cards)
         gateway.provide(Economy, self.economy)
         gateway.provide(Standings, Standings(db))
         gateway.provide(MemberSettings, MemberSettings(db))
@@ -296,6 +321,7 @@ class Runtime:
         from synapse_async.jobs.handlers import level_role_sync_handler, relevel_handler
         from synapse_async.jobs.lake import lake_job_handlers
         from synapse_async.jobs.runner import JobRunner
+        from synapse_async.levelroles.grants import GrantStore
         from synapse_async.levelroles.syncer import LevelRoleSyncer
         from synapse_async.tasks.scheduler import LakeScheduler
         from synapse_async.tasks.seasons import SeasonRollover
@@ -308,7 +334,7 @@ class Runtime:
         self.components.announcements = self.announcer
         # hikari itself retries 5xx responses 3 times with backoff (SPEC §13's "up to 3 retries"), so the syncer's
         # default adds none of its own: 403/404 surface at once and are logged, never retried.
-        self.role_syncer = LevelRoleSyncer(bot, cache)
+        self.role_syncer = LevelRoleSyncer(bot, cache, GrantStore(db))
         self.supervisor.add(ROLE_SYNC_TASK, self.role_syncer.run)
         self.handover = Handover(db, cache, self.owns, self.announcements, self.role_syncer)
 
@@ -323,6 +349,11 @@ class Runtime:
                 role_ids=tuple(int(r) for r in m.role_ids),
             )
 
+        def present_name(guild_id: int, user_id: int) -> str | None:
+            """The import's view of Discord (SPEC §20.1): in the guild (with this name) or not."""
+            m = bot.cache.get_member(guild_id, user_id)
+            return None if m is None else m.display_name
+
         assert self.pipeline is not None
         self.pipeline.processor.bind_members(member_ref)
         self.voice_ticker = VoiceTicker(gateway.normalizer.voice, cache, self.pipeline.submit, member_ref)
@@ -333,7 +364,9 @@ class Runtime:
                 "relevel": relevel_handler(db, self.engine, cache, self._after_commit),
                 "level_role_sync": level_role_sync_handler(db, self.role_syncer),
                 **lake_job_handlers(db, self.config),
-                "import": import_handler(db, self.engine, cache, max_bytes=self.config.import_max_bytes),
+                "import": import_handler(
+                    db, self.engine, cache, max_bytes=self.config.import_max_bytes, people=present_name
+                ),
             },
             lambda: [int(g) for g in bot.cache.get_guilds_view()],
             instance=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
@@ -342,6 +375,7 @@ class Runtime:
         self.lake_scheduler = LakeScheduler(db.sessions, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.supervisor.every("lake_scheduler", self.config.lake_scheduler_check_seconds, self.lake_scheduler.check)
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
+        self.pipeline.processor.bind_renewal(self.season_rollover.renew)
         self.supervisor.every("season_rollover", self.config.season_check_seconds, self.season_rollover.check)
 
     async def _prune(self, db: Database) -> None:
@@ -366,6 +400,8 @@ class Runtime:
             api.oauth = OAuthClient(
                 str(sim.client_id), sim.client_secret, redirect, sim.oauth_url + "/authorize", sim.api_url
             )
+        if sim is not None and api.oauth is not None:
+            sim.oauth.allowed_redirect_uris = {api.oauth.redirect_uri}  # the registered redirect only
 
     def owns(self, guild_id: int) -> bool:
         """Whether this process runs the guild's shard (SPEC §3.4); a process running every shard owns all."""
@@ -398,11 +434,26 @@ class Runtime:
         self.components.http_db = gate
         app = build_site(self.config, self.components, gate)
         self.api = app[PLATFORM]
-        # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6).
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
+        # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6); idle connections are closed
+        # after HTTP_IDLE_TIMEOUT_SECONDS, and each address may hold HTTP_MAX_CONNECTIONS_PER_IP (api/serving.py).
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=3.0,
+            keepalive_timeout=self.config.http_idle_timeout_seconds,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)
-        await site.start()
+        host, port = self.config.http_host, self.config.http_port
+        cap = ConnectionCap(self.config.http_max_connections_per_ip, self.config.trusted_proxies)
+        site = CappedSite(self._runner, host, port, cap)
+        try:
+            await site.start()
+        except OSError as exc:  # port in use, address not on this machine, privileged port
+            reason = exc.strerror or str(exc)
+            raise StartupError(
+                2, f"cannot listen on {host}:{port} ({reason}): set HTTP_PORT to a free port or stop what uses it"
+            ) from None
         # The bound port matters when HTTP_PORT=0 (tests, several local processes).
         addresses = self._runner.addresses
         self.http_port = int(addresses[0][1]) if addresses else self.config.http_port
@@ -421,13 +472,20 @@ class Runtime:
 
     # --- running -----------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """First signal: begin graceful shutdown (`/ready` is 503 from now on). Second: exit 130 at once."""
-        self._signals += 1
-        if self._signals > 1:
-            log.error("second_signal_exiting_now")
-            os._exit(130)
-        self.components.lifecycle.shutting_down = True
-        self._stop.set()
+        """First signal: begin graceful shutdown (`/ready` is 503 from now on). A repeat within
+        `SIGNAL_REPEAT_IGNORE_SECONDS` is ignored (a terminal's Ctrl-C reaching `make` and the app, an orchestrator
+        that sends SIGTERM twice); one after that exits at once with code 1 (SPEC §30)."""
+        now = time.monotonic()
+        if self._first_signal_at is None:
+            self._first_signal_at = now
+            self.components.lifecycle.shutting_down = True
+            self._stop.set()
+            return
+        if now - self._first_signal_at < SIGNAL_REPEAT_IGNORE_SECONDS:
+            log.warning("signal_ignored", detail="shutting down; a signal 5 s after the first forces an exit")
+            return
+        log.error("forced_exit", detail="second signal during shutdown")
+        os._exit(1)
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down; return the process exit code."""
@@ -492,6 +550,8 @@ class Runtime:
         except TimeoutError:
             log.error("shutdown_deadline_exceeded", deadline_s=deadline)
         finally:
+            if self.cards is not None:  # its worker processes end with the app, even after a timeout above
+                await self.cards.close()
             if self.components.db is not None:
                 await self.components.db.dispose()
             if self.embedded is not None:

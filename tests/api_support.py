@@ -63,7 +63,20 @@ class Session:
         return str(jwt.decode(self.token, options={"verify_signature": False})["jti"])
 
 
-async def authorize(rt: Runtime, user_id: int, next_path: str | None = None) -> tuple[str, list[str]]:
+@dataclass
+class Authorized:
+    """Where the simulator sent the browser back to, and the state cookie that browser holds (SPEC §21.1)."""
+
+    callback: str
+    urls: list[str]
+    state_cookie: str
+
+    def browser(self) -> dict[str, str]:
+        """The headers the browser that started the login sends to the callback."""
+        return {"Cookie": f"synapse_oauth_state={self.state_cookie}"}
+
+
+async def authorize(rt: Runtime, user_id: int, next_path: str | None = None) -> Authorized:
     """GET /api/auth/login, then the simulator's authorize page as `user_id`: the callback URL (and every URL)."""
     query = {} if next_path is None else {"next": next_path}
     login = await call("GET", base(rt) + "/api/auth/login", params=query)
@@ -72,12 +85,14 @@ async def authorize(rt: Runtime, user_id: int, next_path: str | None = None) -> 
     approved = await call("GET", authorize_url + f"&as_user={user_id}")
     assert approved.status == 302, approved.body
     callback = approved.headers["Location"]
-    return callback, [base(rt) + "/api/auth/login", authorize_url, callback]
+    urls = [base(rt) + "/api/auth/login", authorize_url, callback]
+    return Authorized(callback, urls, login.cookies["synapse_oauth_state"].value)
 
 
 async def login(rt: Runtime, user_id: int, next_path: str | None = None) -> Session:
-    callback, urls = await authorize(rt, user_id, next_path)
-    done = await call("GET", callback)
+    started = await authorize(rt, user_id, next_path)
+    callback, urls = started.callback, started.urls
+    done = await call("GET", callback, headers=started.browser())
     assert done.status == 303, done.body
     urls.append(done.headers["Location"])
     return Session(done.cookies["synapse_token"].value, done.cookies["synapse_csrf"].value, done, urls)

@@ -1,13 +1,18 @@
 """Discord login and the session endpoints (SPEC §21.1): login, callback, me, logout.
 
 The OAuth `state` is a single-use row (≥ 32 random bytes, 10 minutes) consumed atomically by
-`DELETE … RETURNING`, so a state works once even when two callbacks race. The token never travels in a URL: the
-callback answers 303 to the landing page with the HttpOnly `synapse_token` cookie (Path=/api) and the
-script-readable `synapse_csrf` cookie. Neither the OAuth code nor any token is ever logged.
+`DELETE … RETURNING`, so a state works once even when two callbacks race. The state is also bound to the browser
+that started the login by the HttpOnly `synapse_oauth_state` cookie: without it, an attacker could start a login,
+stop at the callback URL and make a victim's browser open it, logging the victim into the attacker's account
+(login CSRF). The callback refuses a state whose cookie is absent or different before consuming anything. The
+token never travels in a URL: the callback answers 303 to the landing page with the HttpOnly `synapse_token`
+cookie (Path=/, so the web console sees it too) and the script-readable `synapse_csrf` cookie. Neither the OAuth
+code nor any token is ever logged.
 """
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -32,12 +37,19 @@ log = get_logger("synapse_async.auth")
 
 api = Api()
 STATE_TTL: Final = timedelta(minutes=10)
+STATE_COOKIE: Final = "synapse_oauth_state"
+STATE_COOKIE_PATH: Final = "/api/auth"
 DISCORD_TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
 _TAG: Final = "auth"
 
 
 class LoginQuery(StrictModel):
-    next: str | None = Field(None, max_length=512, description="Relative path to land on after login")
+    next: str | None = Field(
+        None,
+        max_length=512,
+        pattern=r"^/(?:[^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]*)?$",
+        description="Relative path to land on after login: one leading `/`, no `\\`, no control characters",
+    )
 
     @field_validator("next")
     @classmethod
@@ -107,11 +119,31 @@ async def auth_login(call: Call[NoParams, LoginQuery, None]) -> web.StreamRespon
         "redirect_uri": oauth.redirect_uri,
         "state": state,
     }
-    return web.Response(status=302, headers={"Location": f"{oauth.authorize_url}?{urlencode(params)}"})
+    response = web.Response(status=302, headers={"Location": f"{oauth.authorize_url}?{urlencode(params)}"})
+    # Binds the state to this browser (login CSRF, §21.1); Lax still sends it on Discord's top-level redirect back.
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        path=STATE_COOKIE_PATH,
+        max_age=int(STATE_TTL.total_seconds()),
+        httponly=True,
+        secure=call.platform.config.cookie_secure,
+        samesite="Lax",
+    )
+    return response
 
 
 def _bad_state() -> ApiError:
     return ApiError.validation([FieldProblem("state", "invalid_value", "unknown, already used or expired")])
+
+
+def _require_browser_binding(request: web.Request, state: str) -> None:
+    """400 unless this browser carries the state cookie set when it started this login (compared in constant time)."""
+    bound = request.cookies.get(STATE_COOKIE, "")
+    if not bound or not hmac.compare_digest(bound.encode(), state.encode()):
+        raise ApiError.validation(
+            [FieldProblem("state", "invalid_value", "this login was not started in this browser")]
+        )
 
 
 async def _discord_json(http: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
@@ -170,6 +202,7 @@ async def auth_callback(call: Call[NoParams, CallbackQuery, None]) -> web.Stream
     """Consumes the state, exchanges the code with Discord, issues the JWT in cookies and audits `auth.login`."""
     platform = call.platform
     oauth = _require_oauth(platform)
+    _require_browser_binding(call.request, call.query.state)
     async with platform.sessions() as sessions, sessions.begin() as session:
         row = (await session.execute(_TAKE_STATE, {"s": call.query.state})).first()
     if row is None or row.expires_at <= datetime.now(UTC):
@@ -194,9 +227,10 @@ async def auth_callback(call: Call[NoParams, CallbackQuery, None]) -> web.Stream
     response = web.Response(status=303, headers={"Location": target})
     secure = platform.config.cookie_secure or same_site == "None"
     ttl = platform.config.jwt_ttl_seconds
-    response.set_cookie(TOKEN_COOKIE, token, path="/api", max_age=ttl, httponly=True, secure=secure, samesite=same_site)
+    response.set_cookie(TOKEN_COOKIE, token, path="/", max_age=ttl, httponly=True, secure=secure, samesite=same_site)
     assert claims.csrf is not None
     response.set_cookie(CSRF_COOKIE, claims.csrf, path="/", max_age=ttl, secure=secure, samesite=same_site)
+    response.del_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
     log.info("login", user_id=user_id, candidates=len(candidates))
     return response
 
@@ -248,6 +282,6 @@ async def auth_logout(call: Call[NoParams, NoParams, None]) -> web.StreamRespons
         )
     platform.revoked_locally(claims.jti)
     response = web.Response(status=204)
-    response.del_cookie(TOKEN_COOKIE, path="/api")
+    response.del_cookie(TOKEN_COOKIE, path="/")
     response.del_cookie(CSRF_COOKIE, path="/")
     return response

@@ -67,8 +67,20 @@ async def authenticate(request: web.Request, platform: ApiPlatform) -> Principal
     if await platform.is_revoked(claims.jti):
         log.info("token_refused", reason="revoked", principal=claims.sub)
         raise unauthenticated("The token has been revoked.")
-    if via_cookie and request.method in MUTATIONS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if claims.csrf is None or not hmac.compare_digest(sent.encode(), claims.csrf.encode()):
-            raise ApiError(403, "csrf_failed", f"Cookie-authenticated changes need the {CSRF_HEADER} header.")
-    return Principal(claims, via_cookie)
+    principal = Principal(claims, via_cookie)
+    if request.method in MUTATIONS:
+        require_csrf(request, principal)
+    return principal
+
+
+def require_csrf(request: web.Request, principal: Principal) -> None:
+    """403 `csrf_failed` unless a cookie-authenticated request sends the token's CSRF value in `X-CSRF-Token`.
+
+    Mutations always need it; a GET with a side effect (the audited member export) calls this too, so that a
+    browser prefetch, a link or an `<img>` on another site, which cannot add headers, never triggers it."""
+    if not principal.via_cookie:
+        return
+    sent = request.headers.get(CSRF_HEADER, "")
+    csrf = principal.claims.csrf
+    if csrf is None or not hmac.compare_digest(sent.encode(), csrf.encode()):
+        raise ApiError(403, "csrf_failed", f"Cookie-authenticated requests with effects need the {CSRF_HEADER} header.")

@@ -6,7 +6,8 @@ plain `ValueError` for integers beyond 4,300 digits. Here the body must be decla
 means a browser cannot send it cross-origin without a CORS preflight, see `api/sandbox.py`), in UTF-8, and is
 parsed by orjson: strict RFC 8259 (no NaN or Infinity, no lone surrogates, which PostgreSQL would refuse), with
 integers beyond 64 bits turned into floats that every integer field then rejects as `invalid_type`. Nesting is
-capped well below anything a legitimate body needs.
+capped well below anything a legitimate body needs. `whole_numbers` then writes integral numbers (`1.0`) as
+integers, as JSON Schema reads them, before the strict model validation.
 """
 
 from __future__ import annotations
@@ -70,6 +71,31 @@ def parse_json_bytes(raw: bytes) -> Any:
     if contains_nul(value):
         raise _invalid("The body must not contain U+0000 (NUL) characters.")
     return value
+
+
+def whole_numbers(raw: bytes) -> bytes:
+    """The body with every integral JSON number written as an integer (`1.0` → `1`, `1e2` → `100`).
+
+    JSON and JSON Schema do not tell `1.0` from `1`: both are the integer one, and the OpenAPI document's
+    `"type": "integer"` admits both. Bodies are validated strictly (no strings for numbers), and strict pydantic
+    refuses a float for an int, so the body is normalized first; fractions (`1.5`) still fail as they should.
+    """
+    value = orjson.loads(raw)  # already known to parse (read_json_raw); re-encoded only when something changed
+    changed = False
+
+    def fix(item: Any) -> Any:
+        nonlocal changed
+        if isinstance(item, float) and item.is_integer() and abs(item) < 2**64:
+            changed = True
+            return int(item)
+        if isinstance(item, list):
+            return [fix(x) for x in item]
+        if isinstance(item, dict):
+            return {k: fix(v) for k, v in item.items()}
+        return item
+
+    fixed = fix(value)
+    return orjson.dumps(fixed) if changed else raw
 
 
 async def read_json_raw(request: web.Request) -> bytes:

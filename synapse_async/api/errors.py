@@ -44,6 +44,11 @@ class ApiError(Exception):
         return cls(400, "validation_error", message, [p.as_json() for p in problems])
 
     @classmethod
+    def conflict(cls, reason: str, message: str, **details: Any) -> ApiError:
+        """SPEC §18: every 409 has code `conflict`; `details.reason` names the clash so clients can switch on it."""
+        return cls(409, "conflict", message, {"reason": reason, **details})
+
+    @classmethod
     def not_found(cls, message: str = "Not found.") -> ApiError:
         return cls(404, "not_found", message)
 

@@ -1,4 +1,5 @@
-"""Cross-cutting HTTP behaviour: request ids, the startup/shutdown gate, uniform errors, access log.
+"""Cross-cutting HTTP behaviour: request ids, the startup/shutdown gate, uniform errors, access log, and
+`Cache-Control: no-store` on every authenticated or auth-flow response (SPEC §18).
 
 Order matters: the request-id middleware runs first so every later log line and error carries the id; the error
 middleware turns any exception into the uniform body (a pool timeout or lost connection becomes 503
@@ -28,6 +29,7 @@ from synapse_async.api.ratelimit import SlidingWindowLimiter
 from synapse_async.components import Lifecycle
 from synapse_async.db.faults import is_transient
 from synapse_async.obs.logging import get_logger
+from synapse_async.obs.ring import reset_operator_only, set_operator_only
 
 log = get_logger("synapse_async.http")
 
@@ -38,6 +40,8 @@ REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)
 PRINCIPAL = web.RequestKey("principal", str)
 """Set by authentication to the caller's principal id (a Discord user id or `svc:…`); read by the access log."""
+PRIVATE_PREFIXES = ("/api/admin/", "/api/auth/")
+"""Answers under these (also errors and the login redirects that set cookies) are never stored by any cache."""
 
 
 def _route_template(request: web.Request) -> str:
@@ -56,12 +60,17 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
         ip = client_ip(request, trusted_proxies)
         request[CLIENT_IP] = ip
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Until authentication succeeds, what this request logs is for operators only: anonymous traffic must not
+        # flush the guild admins' live-log rings (SPEC §24.3). `contract` lifts it for authenticated callers.
+        anonymous = set_operator_only(True)
         started = time.perf_counter()
         status = 500
         try:
             response = await handler(request)
             status = response.status
             response.headers["X-Request-ID"] = request_id
+            if PRINCIPAL in request or request.path.startswith(PRIVATE_PREFIXES):
+                response.headers["Cache-Control"] = "no-store"  # SPEC §18: no cache may keep a private answer
             return response
         finally:
             if request.path not in PROBE_PATHS:
@@ -75,6 +84,7 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
                     client_ip=ip,
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+            reset_operator_only(anonymous)
 
     return middleware
 
@@ -120,6 +130,26 @@ def gate(lifecycle: Lifecycle) -> Middleware:
     return middleware
 
 
+def fixed_route_methods(request: web.Request) -> list[str]:
+    """The methods of the most specific route at this path when it is not the one that took the request:
+    `…/members/import` is POST only although `GET …/members/{user_id}` also matches the path (aiohttp would list
+    both in `Allow`, and `PATCH …/achievements/trigger-types` would reach `PATCH …/achievements/{id}`)."""
+    path = request.rel_url.path
+    matches: list[tuple[int, web.AbstractResource]] = []
+    for resource in request.app.router.resources():
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        if pattern.fullmatch(path) if pattern is not None else info.get("path") == path:
+            matches.append(((resource.canonical or "").count("{"), resource))
+    if not matches:
+        return []
+    fewest = min(count for count, _ in matches)
+    taken = request.match_info.route.resource
+    if taken is not None and (taken.canonical or "").count("{") <= fewest:
+        return []  # the request reached a route of the most specific path: its own validation answers
+    return sorted({route.method for count, resource in matches if count == fewest for route in resource})
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -127,12 +157,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         response.headers.update(exc.headers)
+        if exc.status == 408:  # the rest of a late body may still arrive: this connection cannot be reused
+            response.force_close()
     except web.HTTPRequestEntityTooLarge:
         response = error_response(413, "payload_too_large", "The request body is too large.")
     except web.HTTPNotFound:
         response = error_response(404, "not_found", "Not found.")
-    except web.HTTPMethodNotAllowed:
+    except web.HTTPMethodNotAllowed as exc:
         response = error_response(405, "method_not_allowed", "Method not allowed.")
+        allowed = fixed_route_methods(request) or sorted(exc.allowed_methods)
+        response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6
     except web.HTTPException:
         raise
     except Exception as exc:

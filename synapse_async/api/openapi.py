@@ -35,7 +35,7 @@ _STATUS_TEXT: Final = {
     401: "Missing, invalid, expired or revoked token (`unauthenticated`)",
     403: "Not allowed (`forbidden`, `csrf_failed`)",
     404: "Unknown resource or guild (`not_found`)",
-    409: "Conflict, or a reused `Idempotency-Key` (`conflict`)",
+    409: "Conflict (`conflict`; `details.reason` names the clash, e.g. `key_reused` for an `Idempotency-Key`)",
     413: "Body over the limit (`payload_too_large`)",
     429: "Rate limited (`rate_limited`; `Retry-After`)",
     503: "Temporarily unavailable (`unavailable`)",
@@ -51,6 +51,8 @@ def _models(api: Api) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
             wanted[(op.body_model, "validation")] = None
         if op.response_model is not None:
             wanted[(op.response_model, "serialization")] = None
+        for model in op.alternatives.values():
+            wanted[(model, "serialization")] = None
     return list(wanted)
 
 
@@ -116,6 +118,12 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
         responses[str(status)] = {"description": text}
         if 200 <= status < 300 and status != 204 and "content" in success:  # another success with the same body
             responses[str(status)]["content"] = success["content"]
+    for status, model in op.alternatives.items():  # another success with its own body (a dry run's preview)
+        schema = refs[(model, "serialization")]
+        entry = responses.setdefault(str(status), {"description": _STATUS_TEXT.get(status, "OK")})
+        if "content" in entry:
+            schema = {"oneOf": [entry["content"]["application/json"]["schema"], schema]}
+        entry["content"] = {"application/json": {"schema": schema}}
     for status in _ERRORS[op.access]:
         responses.setdefault(str(status), _error_response(status))
     responses["default"] = {
@@ -133,7 +141,7 @@ def _operation(op: Operation, refs: dict[Any, Any], defs: dict[str, Any]) -> dic
         out["description"] = op.description
     if op.body_model is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": not op.body_optional,
             "content": {"application/json": {"schema": refs[(op.body_model, "validation")]}},
         }
     if op.raw_body is not None:
@@ -157,7 +165,10 @@ def build_document(api: Api, version: str) -> dict[str, Any]:
         "info": {
             "title": "synapse-async API",
             "version": version,
-            "description": "Public guild statistics and the authenticated admin API (SPEC §18–§22).",
+            "description": (
+                "Public guild statistics and the authenticated admin API (SPEC §18–§22). No text anywhere (path,"
+                " query, body, object keys) may contain U+0000, which PostgreSQL cannot store: such input is a 400."
+            ),
         },
         "servers": [{"url": "/"}],
         "paths": paths,

@@ -13,19 +13,25 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from cachetools import TTLCache
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from synapse_async.api.dbgate import HttpDatabaseGate
+from synapse_async.api.dbgate import HttpDatabaseGate, PublicReadGate
 from synapse_async.api.errors import ApiError
-from synapse_async.api.ranks import XpRanks
+from synapse_async.api.flight import PageAnchors, SingleFlightCache
 from synapse_async.auth.tokens import Claims, TokenCodec
 from synapse_async.cache.listener import ListenerState
 from synapse_async.components import Components
 from synapse_async.config import Config
+from synapse_async.imports.slots import ImportSlots
+from synapse_async.levelroles.grants import MemberRow, RewardConfig
+from synapse_async.rewards.roles import RolePreview, RoleRefusal
+from synapse_async.services.card import CardService
+from synapse_async.services.ranks import RankIndex
 
 
 class AdminDirectory(Protocol):
@@ -41,10 +47,20 @@ class AdminDirectory(Protocol):
 
 
 class LevelRoleChecks(Protocol):
-    """The §13 pre-check on live Discord data (the level-role syncer of the gateway process)."""
+    """The §13 checks on live Discord data (the level-role syncer of the gateway process)."""
 
     async def precheck(self, guild_id: int, role_ids: Iterable[int]) -> dict[int, str | None]:
         """Each role's skip reason now (`missing_manage_roles`, `role_above_bot`, …), None when assignable."""
+        ...
+
+    async def reward_refusal(
+        self, guild_id: int, role_id: int, admin_role_ids: frozenset[int], caller_role_ids: frozenset[int] | None
+    ) -> RoleRefusal | None:
+        """Why the role may not become a level reward ("safe roles only"), None when it may."""
+        ...
+
+    async def preview(self, guild_id: int, members: Iterable[MemberRow], config: RewardConfig) -> RolePreview:
+        """What a sync under `config` would change for `members` now, planned exactly as the sync plans."""
         ...
 
 
@@ -82,6 +98,7 @@ class ApiPlatform:
         self.admins: AdminDirectory | None = None
         self.level_roles: LevelRoleChecks | None = None
         self.oauth: OAuthClient | None = None
+        self.cards: CardService | None = None  # the rank card service (SPEC §29), plugged in by the runtime
         if config.discord_client_id and config.discord_client_secret and config.discord_redirect_uri:
             self.oauth = OAuthClient(
                 config.discord_client_id,
@@ -94,8 +111,17 @@ class ApiPlatform:
         # cache (bounded; an entry is useless once the token has expired anyway).
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self.ranks = XpRanks(MICRO_CACHE_SECONDS)
-        self.inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
+        self.ranks = RankIndex(MICRO_CACHE_SECONDS)
+        # Anonymous reads (§19): their own pool and bound, never the admin API's share of `gate`.
+        self.public_gate = PublicReadGate(config.public_db_concurrency, config.http_db_wait_seconds)
+        # Public page totals by what they depend on (never `page`/`page_size`), shared by concurrent misses.
+        self.public_totals: SingleFlightCache[tuple[object, ...], int] = SingleFlightCache(MICRO_CACHE_SECONDS, 4096)
+        # Where pages of long public lists ended (keyset continuation of deep pages).
+        self.public_anchors: PageAnchors[tuple[object, ...], tuple[datetime, int]] = PageAnchors(MICRO_CACHE_SECONDS)
+        self.import_slots = ImportSlots()  # member-import documents held at once by this process (SPEC §20.1)
+        self.inflight: dict[str, asyncio.Future[tuple[int, bytes | None, dict[str, str]]]] = {}
+        # Rank cards computed right now, by URL: concurrent misses of one card share one render (api/card.py).
+        self.card_inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
         self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
             maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200
@@ -118,6 +144,13 @@ class ApiPlatform:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read connection of the HTTP pool, inside a gate slot."""
         async with self.gate.connect(self.components.require_db()) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def public_read(self, client: str) -> AsyncIterator[AsyncConnection]:
+        """A read connection of the public pool for an anonymous request from `client` (its IP), inside a slot of
+        `public_gate`; every statement on it ends within `PUBLIC_QUERY_TIMEOUT_MS` (else the request gets 503)."""
+        async with self.public_gate.connect(self.components.require_db(), client) as conn:
             yield conn
 
     @asynccontextmanager

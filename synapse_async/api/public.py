@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from pydantic import BaseModel, Field, create_model
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
+from synapse_async.api.middleware import CLIENT_IP
 from synapse_async.api.schema import GuildPath, NoParams, ResponseModel, Snowflake, UtcTime
 from synapse_async.rewards.config import GuildConfig
 from synapse_async.settings import REGISTRY, to_json
@@ -31,6 +34,11 @@ def public_guild(call: Call[Any, Any, Any]) -> GuildConfig:
     if guild.info is None or guild.info.left or not guild.settings.bool("public_api.enabled"):
         raise ApiError.not_found("Unknown guild.")
     return guild
+
+
+def public_read(call: Call[Any, Any, Any]) -> AbstractAsyncContextManager[AsyncConnection]:
+    """The only way a public handler reads: the public pool and gate, on behalf of the request's client IP."""
+    return call.platform.public_read(call.request.get(CLIENT_IP) or "unknown")
 
 
 def public_reply(body: BaseModel) -> Reply:
@@ -64,7 +72,7 @@ PublicSettings: type[ResponseModel] = create_model(  # type: ignore[call-overloa
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/settings", summary="Public settings", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, response=PublicSettings,
+    path_model=GuildPath, guard=public_guild, response=PublicSettings,
 )  # fmt: skip
 async def public_settings(call: Call[GuildPath, NoParams, None]) -> Reply:
     """The public settings (§5.2) plus the guild's name and icon."""
@@ -87,7 +95,9 @@ _METRICS_SQL = text(
            count(*) FILTER (WHERE last_active_at > now() - interval '7 days') AS active_7d,
            count(*) FILTER (WHERE last_active_at > now() - interval '30 days') AS active_30d,
            coalesce(max(level), 1) AS top_level,
-           (SELECT count(*) FROM member_achievements ma WHERE ma.guild_id = :g) AS achievements_earned
+           (SELECT count(*) FROM member_achievements ma
+              JOIN members p ON p.guild_id = ma.guild_id AND p.user_id = ma.user_id AND p.left_at IS NULL
+             WHERE ma.guild_id = :g) AS achievements_earned
       FROM members
      WHERE guild_id = :g AND left_at IS NULL
     """
@@ -110,13 +120,14 @@ class Metrics(ResponseModel):
 
 @api.route(
     "GET", "/api/guilds/{guild_id}/metrics", summary="Guild totals", tag=_TAG, access=Access.PUBLIC,
-    path_model=GuildPath, response=Metrics,
+    path_model=GuildPath, guard=public_guild, response=Metrics,
 )  # fmt: skip
 async def public_metrics(call: Call[GuildPath, NoParams, None]) -> Reply:
-    """Members, totals, activity ("active" uses `last_active_at`), top level, badges earned, the season."""
+    """Members, totals, activity ("active" uses `last_active_at`), top level, badges earned, the season: all of
+    members still in the guild (a badge of a member who left is not counted)."""
     guild = public_guild(call)
     assert guild.info is not None
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         row = (await conn.execute(_METRICS_SQL, {"g": guild.guild_id})).one()
     return public_reply(
         Metrics(

@@ -1,9 +1,13 @@
 """The public guild statistics of SPEC §19: leaderboard, seasons, activity, member profiles, achievements.
 
-What the public may see is decided here and nowhere else: members who left are excluded everywhere; journal
-items expose only kind, amounts and time (never `details`, counterparts, channels or zero-reward rows, nor
-awards, imports or revokes); hidden achievements are "Secret achievement" without description, criteria or
-rewards, and never appear on a public profile. Every query is one statement on an indexed path.
+What the public may see is decided here and nowhere else: members who left are excluded everywhere (also from
+earn rates and earner counts); journal items expose only kind, amounts and time (never `details`, counterparts,
+channels or zero-reward rows, nor awards, imports or revokes); hidden achievements are "Secret achievement"
+without id, description, category, series, criteria or rewards (in activity: without amounts), and never appear
+on a public profile. A member whose `public_profile` preference is off (§17.2) is "Anonymous member" without id
+or avatar in every list (keeping their rank) and has no profile (404). Ranks are `services.ranks` (§17.1). Every read goes through `public_read` (the public pool
+and gate, §19) and is one statement on an indexed path; page totals are shared by all pages of a list and deep
+activity pages continue from where an earlier page ended (`api/flight.py`).
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 from pydantic import Field
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
-from synapse_async.api.public import SeasonRef, public_guild, public_reply, season_ref
+from synapse_async.api.public import SeasonRef, public_guild, public_read, public_reply, season_ref
 from synapse_async.api.schema import (
     GuildPath,
     Items,
@@ -32,6 +36,7 @@ from synapse_async.api.schema import (
 from synapse_async.domain.vocabulary import REWARD_KINDS
 from synapse_async.rewards.config import GuildConfig
 from synapse_async.rewards.leveling import curve_for
+from synapse_async.services import ranks
 
 api = Api()
 _TAG: Final = "public"
@@ -42,6 +47,11 @@ ANONYMOUS_NAME: Final = "Anonymous member"
 _VISIBLE: Final = (
     "coalesce((SELECT mp.public_profile FROM member_preferences mp"
     " WHERE mp.guild_id = m.guild_id AND mp.user_id = m.user_id), true) AS visible"
+)
+# The members of a page of ranked rows who keep their profile private (`services.ranks` knows nothing of pages).
+_PRIVATE = text(
+    "SELECT user_id FROM member_preferences"
+    " WHERE guild_id = :g AND user_id = ANY(CAST(:ids AS bigint[])) AND NOT public_profile"
 )
 ActivityType = Literal["message", "reaction_given", "reaction_received", "thread_create", "voice_tick"]
 assert set(ActivityType.__args__) == set(REWARD_KINDS), "public activity kinds are the reward kinds"  # type: ignore[attr-defined]
@@ -55,25 +65,6 @@ def avatar_url(cdn: str, user_id: int, avatar_hash: str | None) -> str:
     return f"{cdn}/embed/avatars/{(user_id >> 22) % 6}.png"
 
 
-class PublicMember(ResponseModel):
-    """Who a public row is about: the member, or "Anonymous member" without id or avatar (`public_profile` off)."""
-
-    user_id: Snowflake | None
-    display_name: str
-    avatar_url: str | None
-
-
-def public_member_fields(cdn: str, row: Any) -> dict[str, Any]:
-    """`user_id`, `display_name`, `avatar_url` of a row selected with `_VISIBLE` (masked when not public)."""
-    if not row.visible:
-        return {"user_id": None, "display_name": ANONYMOUS_NAME, "avatar_url": None}
-    return {
-        "user_id": row.user_id,
-        "display_name": row.display_name,
-        "avatar_url": avatar_url(cdn, row.user_id, row.avatar_hash),
-    }
-
-
 def earn_pct(earners: int, members_with_xp: int) -> float:
     """Earners ÷ members with XP > 0 × 100, rounded half up to one decimal; 0.0 when nobody has XP."""
     if members_with_xp <= 0:
@@ -84,6 +75,26 @@ def earn_pct(earners: int, members_with_xp: int) -> float:
 
 def _cdn(call: Call[Any, Any, Any]) -> str:
     return call.platform.config.discord_cdn_url
+
+
+class PublicMember(ResponseModel):
+    """Who a public row is about: the member, or "Anonymous member" without id or avatar (`public_profile` off)."""
+
+    user_id: Snowflake | None
+    display_name: str
+    avatar_url: str | None
+
+
+def public_member_fields(cdn: str, row: Any, *, visible: bool | None = None) -> dict[str, Any]:
+    """`user_id`, `display_name`, `avatar_url` of a row (masked when not public): `visible` as given, else the
+    row's own `visible` column (selected with `_VISIBLE`)."""
+    if not (row.visible if visible is None else visible):
+        return {"user_id": None, "display_name": ANONYMOUS_NAME, "avatar_url": None}
+    return {
+        "user_id": row.user_id,
+        "display_name": row.display_name,
+        "avatar_url": avatar_url(cdn, row.user_id, row.avatar_hash),
+    }
 
 
 # --------------------------------------------------------------------------------------------------- leaderboard
@@ -111,8 +122,6 @@ class Leaderboard(Page[LeaderboardItem]):
 
 
 _SEASON = text("SELECT season_id, name, starts_at, ends_at FROM seasons WHERE guild_id = :g AND season_id = :s")
-_LIFETIME_COLUMNS: Final = {"xp": "m.xp", "stars": "m.lifetime_stars", "gold": "m.gold"}
-_SEASON_COLUMNS: Final = {"xp": "ss.xp", "stars": "ss.stars", "gold": "ss.gold_earned"}
 
 
 async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: GuildConfig) -> SeasonRef | None:
@@ -121,7 +130,7 @@ async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: Guil
         return None
     if choice == "current":
         return season_ref(guild)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         row = (await conn.execute(_SEASON, {"g": guild.guild_id, "s": int(choice)})).first()
     if row is None:
         raise ApiError.not_found("Unknown season.")
@@ -133,70 +142,41 @@ async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: Guil
     access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=LeaderboardQuery, response=Leaderboard,
 )  # fmt: skip
 async def public_leaderboard(call: Call[GuildPath, LeaderboardQuery, None]) -> Reply:
-    """Present members with a non-zero value, highest first (ties by id); `season` = current, lifetime or an id."""
+    """Present members with a non-zero value, highest first (ties by id), ranked by §17.1 (`services.ranks`):
+    a tie shares one rank, also across pages; `season` = current, lifetime or an id. With `user_id`, that
+    member's own row (same rank rule) is answered as `member`: null when not on this board or not public."""
     guild = public_guild(call)
     q = call.query
     season = await _season_for(call, guild)
-    if season is None:
-        value = _LIFETIME_COLUMNS[q.by]
-        source = "members m"
-        where = f"m.guild_id = :g AND m.left_at IS NULL AND {value} > 0"
-    else:
-        value = _SEASON_COLUMNS[q.by]
-        source = "season_stats ss JOIN members m ON m.guild_id = ss.guild_id AND m.user_id = ss.user_id"
-        where = f"ss.season_id = :s AND m.guild_id = :g AND m.left_at IS NULL AND {value} > 0"
-    # Only the fixed column and source names above are interpolated; every value is bound.
-    page_sql = text(
-        f"""
-        SELECT m.user_id, m.display_name, m.avatar_hash, m.level, m.xp, {value} AS value, {_VISIBLE}
-          FROM {source} WHERE {where}
-         ORDER BY {value} DESC, m.user_id LIMIT :limit OFFSET :offset
-        """
-    )
-    count_sql = text(f"SELECT count(*) FROM {source} WHERE {where}")
-    params = {"g": guild.guild_id, "s": int(season.id) if season else None, "limit": q.page_size, "offset": q.offset}
-    member: LeaderboardItem | None = None
-    async with call.platform.read() as conn:
-        rows = (await conn.execute(page_sql, params)).all()
-        total = (await conn.execute(count_sql, params)).scalar_one()
+    board = ranks.RankBoard(guild.guild_id, q.by, int(season.id) if season else None)
+
+    async def count() -> int:
+        async with public_read(call) as conn:
+            return await ranks.ranked_count(conn, board)
+
+    own: ranks.RankedRow | None = None
+    async with public_read(call) as conn:
+        rows = await ranks.top(conn, board, limit=q.page_size, offset=q.offset)
         if q.user_id is not None:
-            member = await _own_row(conn, guild, source, where, value, params | {"u": q.user_id}, _cdn(call))
+            own = await ranks.row_of(conn, board, q.user_id)
+        shown = rows + ([own] if own is not None else [])
+        ids = [r.user_id for r in shown]
+        private = {int(u) for u in (await conn.execute(_PRIVATE, {"g": guild.guild_id, "ids": ids})).scalars()}
+    total = await call.platform.public_totals.get(("leaderboard", board), count)
     cdn = _cdn(call)
-    progress = [guild.curve.progress(int(r.xp)) for r in rows]
-    items = [
-        LeaderboardItem(
-            rank=q.offset + i + 1,
-            **public_member_fields(cdn, r),
-            value=r.value,
-            level=r.level,
-            xp_into_level=into,
-            xp_for_next_level=span,
+
+    def item(r: ranks.RankedRow) -> LeaderboardItem:
+        _, into, span = guild.curve.progress(r.xp)
+        fields = public_member_fields(cdn, r, visible=r.user_id not in private)
+        return LeaderboardItem(
+            rank=r.rank, **fields, value=r.value, level=r.level, xp_into_level=into, xp_for_next_level=span
         )
-        for i, (r, (_, into, span)) in enumerate(zip(rows, progress, strict=True))
-    ]
-    board = Leaderboard(items=items, page=q.page, page_size=q.page_size, total=int(total), season=season, member=member)
-    return public_reply(board)
 
-
-async def _own_row(
-    conn: Any, guild: GuildConfig, source: str, where: str, value: str, params: dict[str, Any], cdn: str
-) -> LeaderboardItem | None:
-    """One member's row of this board (the signed-in member's pinned row): rank = 1 + members with a strictly
-    higher value (SPEC §17.1); None when they are not on it (value 0, left) or their profile is not public."""
-    own = text(
-        f"SELECT m.user_id, m.display_name, m.avatar_hash, m.level, m.xp, {value} AS value, {_VISIBLE}"
-        f" FROM {source} WHERE {where} AND m.user_id = :u"
+    member = item(own) if own is not None and own.user_id not in private else None
+    board_page = Leaderboard(
+        items=[item(r) for r in rows], page=q.page, page_size=q.page_size, total=total, season=season, member=member
     )
-    row = (await conn.execute(own, params)).first()
-    if row is None or not row.visible:
-        return None
-    above = text(f"SELECT count(*) FROM {source} WHERE {where} AND {value} > :v")
-    higher = (await conn.execute(above, params | {"v": row.value})).scalar_one()
-    _, into, span = guild.curve.progress(int(row.xp))
-    fields = public_member_fields(cdn, row)
-    return LeaderboardItem(
-        rank=int(higher) + 1, **fields, value=row.value, level=row.level, xp_into_level=into, xp_for_next_level=span
-    )
+    return public_reply(board_page)
 
 
 # --------------------------------------------------------------------------------------------------- seasons
@@ -223,7 +203,7 @@ _SEASONS = text(
 async def public_seasons(call: Call[GuildPath, NoParams, None]) -> Reply:
     """Every season of the guild with its status."""
     guild = public_guild(call)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_SEASONS, {"g": guild.guild_id})).all()
     items = [
         SeasonItem(id=str(r.season_id), name=r.name, status=r.status, starts_at=r.starts_at, ends_at=r.ends_at)
@@ -243,8 +223,8 @@ class ActivityQuery(PageQuery):
 class ActivityItem(PublicMember):
     id: int
     event_type: str
-    xp: int
-    stars: int
+    xp: int | None = Field(description="null for a secret (hidden) achievement")
+    stars: int | None = Field(description="null for a secret (hidden) achievement")
     occurred_at: UtcTime
     level: int | None = None
     name: str | None = None
@@ -275,18 +255,28 @@ _ACTIVITY_FROM = f"""
    )
 """
 _PUBLIC_TYPE = "CASE j.event_type WHEN 'level_change' THEN 'level_up' ELSE j.event_type END"
-_ACTIVITY_PAGE = text(
-    f"""
-    SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_VISIBLE}, {_PUBLIC_TYPE} AS event_type,
-           greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
-           CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
-           CASE WHEN j.event_type = 'achievement' THEN
-                CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END END AS name
-    {_ACTIVITY_FROM}
-       AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type)
-     ORDER BY j.occurred_at DESC, j.id DESC LIMIT :limit OFFSET :offset
-    """
-)
+
+
+def _activity_page(*, keyset: bool) -> TextClause:
+    """One page of the activity list; with `keyset`, the page continues after the row (:after_at, :after_id)."""
+    after = "AND (j.occurred_at, j.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))" if keyset else ""
+    return text(
+        f"""
+        SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_VISIBLE}, {_PUBLIC_TYPE} AS event_type,
+               greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
+               CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
+               CASE WHEN j.event_type = 'achievement' THEN
+                    CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END END AS name,
+               coalesce(t.is_hidden, false) AS secret
+        {_ACTIVITY_FROM}
+           AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type) {after}
+         ORDER BY j.occurred_at DESC, j.id DESC LIMIT :limit OFFSET :offset
+        """
+    )
+
+
+_ACTIVITY_PAGE = _activity_page(keyset=False)
+_ACTIVITY_AFTER = _activity_page(keyset=True)
 _ACTIVITY_COUNT = text(
     f"SELECT count(*) {_ACTIVITY_FROM} AND (CAST(:event_type AS text) IS NULL OR {_PUBLIC_TYPE} = :event_type)"
 )
@@ -300,25 +290,43 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
     """Paid reward items, level-ups to a new peak and achievements of the last `days` days, newest first."""
     guild = public_guild(call)
     q = call.query
-    params = {"g": guild.guild_id, "days": q.days, "event_type": q.event_type, "limit": q.page_size, "offset": q.offset}
-    async with call.platform.read() as conn:
-        rows = (await conn.execute(_ACTIVITY_PAGE, params)).all()
-        total = (await conn.execute(_ACTIVITY_COUNT, params)).scalar_one()
+    params: dict[str, object] = {
+        "g": guild.guild_id, "days": q.days, "event_type": q.event_type, "limit": q.page_size, "offset": q.offset,
+    }  # fmt: skip
+
+    async def count() -> int:
+        async with public_read(call) as conn:
+            return int((await conn.execute(_ACTIVITY_COUNT, params)).scalar_one())
+
+    listing = ("activity", guild.guild_id, q.days, q.event_type)
+    anchors = call.platform.public_anchors
+    anchor = anchors.nearest(listing, q.offset)
+    page_sql = _ACTIVITY_PAGE
+    if anchor is not None:  # keyset: continue after a row a page ending at or before this offset returned
+        end, (after_at, after_id) = anchor
+        page_sql = _ACTIVITY_AFTER
+        params |= {"offset": q.offset - end, "after_at": after_at, "after_id": after_id}
+    async with public_read(call) as conn:
+        rows = (await conn.execute(page_sql, params)).all()
+    if rows:
+        anchors.record(listing, q.offset + len(rows), (rows[-1].occurred_at, int(rows[-1].id)))
+    total = await call.platform.public_totals.get(listing, count)
     cdn = _cdn(call)
     items = [
         ActivityItem(
             id=r.id,
             **public_member_fields(cdn, r),
             event_type=r.event_type,
-            xp=r.xp,
-            stars=r.stars,
+            # A secret achievement reveals nothing, not even its reward (§19): its amounts would identify it.
+            xp=None if r.secret else r.xp,
+            stars=None if r.secret else r.stars,
             occurred_at=r.occurred_at,
             level=r.level,
             name=r.name,
         )
         for r in rows
     ]
-    return public_reply(Page[ActivityItem](items=items, page=q.page, page_size=q.page_size, total=int(total)))
+    return public_reply(Page[ActivityItem](items=items, page=q.page, page_size=q.page_size, total=total))
 
 
 class DailyQuery(StrictModel):
@@ -340,14 +348,12 @@ _DAILY = text(
       FROM reward_journal j
       JOIN members m ON m.guild_id = j.guild_id AND m.user_id = j.user_id AND m.left_at IS NULL
      WHERE j.guild_id = :g AND (CAST(:u AS bigint) IS NULL OR j.user_id = :u)
-       AND j.occurred_at >= (now() AT TIME ZONE 'UTC')::date - (:days - 1) * interval '1 day'
+       AND j.occurred_at >= CAST((now() AT TIME ZONE 'UTC')::date - (:days - 1) AS timestamp) AT TIME ZONE 'UTC'
        AND j.event_type IN ({", ".join(f"'{k}'" for k in REWARD_KINDS)})
        AND j.zero_reason IS NULL AND (j.xp_delta > 0 OR j.star_delta > 0)
      GROUP BY 1, 2 ORDER BY 1, 2
     """
 )
-
-
 _IS_PUBLIC = text(f"SELECT {_VISIBLE} FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL")
 
 
@@ -360,7 +366,7 @@ async def public_activity_daily(call: Call[GuildPath, DailyQuery, None]) -> Repl
     `user_id` narrows it to one public member (404 for an unknown, departed or private one)."""
     guild = public_guild(call)
     params = {"g": guild.guild_id, "u": call.query.user_id, "days": call.query.days}
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         if call.query.user_id is not None and not (await conn.execute(_IS_PUBLIC, params)).scalar():
             raise ApiError.not_found("Unknown member.")
         rows = (await conn.execute(_DAILY, params)).all()
@@ -382,8 +388,8 @@ class Stars(ResponseModel):
 
 
 class Rank(ResponseModel):
-    xp: int
-    of: int
+    xp: int | None = Field(description="§17.1 rank by XP; null for a member with 0 XP (not ranked)")
+    of: int = Field(description="members still in the guild with XP > 0")
 
 
 class EarnedBadge(ResponseModel):
@@ -415,7 +421,6 @@ _PROFILE = text(
       FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
     """
 )
-_XP_VALUES = text("SELECT xp FROM members WHERE guild_id = :g AND left_at IS NULL")
 _BADGES = text(
     """
     SELECT t.id, t.name, r.name AS rarity, ma.earned_at
@@ -438,17 +443,19 @@ async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
     guild = public_guild(call)
     season = guild.active_season
     params = {"g": guild.guild_id, "u": call.path.user_id, "s": season.season_id if season else None}
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         row = (await conn.execute(_PROFILE, params)).first()
         if row is None or not row.visible:
             raise ApiError.not_found("Unknown member.")
         badges = (await conn.execute(_BADGES, params)).all()
 
-    async def xp_values() -> list[int]:
-        async with call.platform.read() as conn:
-            return list((await conn.execute(_XP_VALUES, params)).scalars())
+    board = ranks.RankBoard(guild.guild_id, "xp")
 
-    rank, members = await call.platform.ranks.rank(guild.guild_id, int(row.xp), xp_values)
+    async def xp_values() -> list[int]:
+        async with public_read(call) as conn:
+            return await ranks.ranked_values(conn, board)
+
+    rank, members = await call.platform.ranks.rank(board, int(row.xp), xp_values)
     settings = guild.settings
     curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
     level, into, span = curve.progress(int(row.xp))
@@ -485,7 +492,7 @@ class SeriesRef(ResponseModel):
 
 
 class Achievement(ResponseModel):
-    id: int
+    id: int | None = Field(description="null for a hidden achievement (§19: nothing identifies it)")
     name: str
     description: str | None
     category: str | None
@@ -508,7 +515,7 @@ _TEMPLATES_FROM = """
 """
 _TEMPLATES = text(
     f"""
-    SELECT t.id, t.name, t.description, t.xp_reward, t.gold_reward, t.badge_image_url, t.earned_count,
+    SELECT t.id, t.name, t.description, t.xp_reward, t.gold_reward, t.badge_image_url,
            t.is_hidden, t.series_order, c.name AS category, r.name AS rarity, r.color, r.emoji,
            s.id AS series_id, s.name AS series_name
     {_TEMPLATES_FROM}
@@ -518,22 +525,35 @@ _TEMPLATES = text(
 )
 _TEMPLATES_COUNT = text(f"SELECT count(*) {_TEMPLATES_FROM}")
 _WITH_XP = text("SELECT count(*) FROM members WHERE guild_id = :g AND left_at IS NULL AND xp > 0")
+# Earners still in the guild, per template of the page (the stored `earned_count` also counts members who left:
+# issue 22 saw 133.3 % and 166.7 %). `with_xp` earners are the numerator of `earn_pct`, so it never exceeds 100.
+_EARNERS = text(
+    """
+    SELECT ma.template_id, count(*) AS earned, count(*) FILTER (WHERE m.xp > 0) AS with_xp
+      FROM member_achievements ma
+      JOIN members m ON m.guild_id = ma.guild_id AND m.user_id = ma.user_id AND m.left_at IS NULL
+     WHERE ma.guild_id = :g AND ma.template_id = ANY(CAST(:ids AS bigint[]))
+     GROUP BY ma.template_id
+    """
+)
 
 
-def _achievement(r: Any, members_with_xp: int) -> Achievement:
+def _achievement(r: Any, earners: tuple[int, int], members_with_xp: int) -> Achievement:
+    """A template as the public sees it; a hidden one keeps only its rarity and how often it was earned."""
     hidden = bool(r.is_hidden)
+    series = None if r.series_id is None else SeriesRef(id=r.series_id, name=r.series_name, order=r.series_order)
     return Achievement(
-        id=r.id,
+        id=None if hidden else r.id,
         name=SECRET_NAME if hidden else r.name,
         description=None if hidden else r.description,
-        category=r.category,
+        category=None if hidden else r.category,
         rarity=None if r.rarity is None else RarityRef(name=r.rarity, color=r.color, emoji=r.emoji),
-        series=None if r.series_id is None else SeriesRef(id=r.series_id, name=r.series_name, order=r.series_order),
+        series=None if hidden else series,
         xp_reward=None if hidden else r.xp_reward,
         gold_reward=None if hidden else r.gold_reward,
         badge_image_url=None if hidden else r.badge_image_url,
-        earned_count=r.earned_count,
-        earn_pct=earn_pct(r.earned_count, members_with_xp),
+        earned_count=earners[0],
+        earn_pct=earn_pct(earners[1], members_with_xp),
         hidden=hidden,
     )
 
@@ -547,11 +567,15 @@ async def public_achievements(call: Call[GuildPath, PageQuery, None]) -> Reply:
     guild = public_guild(call)
     q = call.query
     params = {"g": guild.guild_id, "limit": q.page_size, "offset": q.offset}
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_TEMPLATES, params)).all()
         total = (await conn.execute(_TEMPLATES_COUNT, params)).scalar_one()
         with_xp = int((await conn.execute(_WITH_XP, params)).scalar_one())
-    items = [_achievement(r, with_xp) for r in rows]
+        ids = [int(r.id) for r in rows]
+        earned = {
+            e.template_id: (int(e.earned), int(e.with_xp)) for e in await conn.execute(_EARNERS, params | {"ids": ids})
+        }
+    items = [_achievement(r, earned.get(r.id, (0, 0)), with_xp) for r in rows]
     return public_reply(Page[Achievement](items=items, page=q.page, page_size=q.page_size, total=int(total)))
 
 
@@ -560,7 +584,7 @@ class RecentQuery(StrictModel):
 
 
 class RecentBadge(PublicMember):
-    achievement_id: int
+    achievement_id: int | None = Field(description="null for a hidden achievement")
     name: str
     rarity: str | None
     color: str | None
@@ -589,13 +613,13 @@ _RECENT = text(
 async def public_recent_achievements(call: Call[GuildPath, RecentQuery, None]) -> Reply:
     """The latest `limit` earned badges of present members, hidden ones masked."""
     guild = public_guild(call)
-    async with call.platform.read() as conn:
+    async with public_read(call) as conn:
         rows = (await conn.execute(_RECENT, {"g": guild.guild_id, "limit": call.query.limit})).all()
     cdn = _cdn(call)
     items = [
         RecentBadge(
             **public_member_fields(cdn, r),
-            achievement_id=r.id,
+            achievement_id=None if r.is_hidden else r.id,
             name=r.name,
             rarity=r.rarity,
             color=r.color,

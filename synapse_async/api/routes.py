@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from synapse_async import __version__
-from synapse_async.api import auth_routes, public, public_stats
+from synapse_async.api import auth_routes, card, public, public_stats
 from synapse_async.api.admin import achievements, awards, config, lake, logs, members, platform, seasons
 from synapse_async.api.contract import Access, Api, Call
 from synapse_async.api.openapi import build_document
@@ -36,6 +36,7 @@ async def openapi_json(_call: Call[NoParams, NoParams, None]) -> web.StreamRespo
 API = Api.combine(
     public.api,
     public_stats.api,
+    card.api,
     auth_routes.api,
     platform.api,
     config.api,

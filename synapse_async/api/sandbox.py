@@ -8,7 +8,6 @@ endpoint (snowflakes as strings).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,26 +18,12 @@ from synapse_async.api.body import read_json
 from synapse_async.api.clients import peer_address
 from synapse_async.api.errors import ApiError, FieldProblem, parse_snowflake
 from synapse_async.api.keys import COMPONENTS
+from synapse_async.sandbox.loopback import is_loopback_host
 
 routes = web.RouteTableDef()
 
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
-
-
-def _is_loopback_host(host: str) -> bool:
-    """`localhost`, `127.0.0.0/8` or `::1` (with or without a port), as in a `Host` header or an origin."""
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    if name.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _refused(why: str) -> ApiError:
@@ -62,10 +47,10 @@ def _simulator(request: web.Request) -> Any:
         raise _refused("the connection is not from a loopback address")
     if any(h in request.headers for h in _FORWARDING_HEADERS):
         raise _refused("the request came through a proxy")
-    if not _is_loopback_host(request.headers.get("Host", "")):
+    if not is_loopback_host(request.headers.get("Host", "")):
         raise _refused("the Host header must name localhost or a loopback address")
     origin = request.headers.get("Origin")
-    if origin is not None and not _is_loopback_host(urlsplit(origin).netloc):
+    if origin is not None and not is_loopback_host(urlsplit(origin).netloc):
         raise _refused("the Origin is not local")
     return sim
 
@@ -212,10 +197,14 @@ async def invoke_command(request: web.Request) -> web.Response:
     )
     user = _snowflake(body, "user_id")
     channel = _snowflake(body, "channel_id") or "general"
+    options = body.get("options") or {}
+    if sim.commands.records(None) or sim.commands.records(sim.default_guild_id):  # the bot has registered them
+        problem = sim.commands.invocation_problem(body["command"], options, sim.default_guild_id)
+        if problem is not None:
+            field = "options" if "option" in problem.split(";", 1)[0] else "command"
+            raise ApiError.validation([FieldProblem(field, "not_allowed", problem)])
     try:
-        record = await sim.invoke(
-            body["command"], user=user, options=body.get("options") or {}, channel=channel, timeout=10.0
-        )
+        record = await sim.invoke(body["command"], user=user, options=options, channel=channel, timeout=10.0)
     except (LookupError, ValueError) as exc:
         raise _lookup(LookupError(str(exc))) from None
     except TimeoutError:

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from functools import cache
+from typing import Annotated, Any, Final, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError
+from typing_extensions import override
 
-from synapse_async.domain.snowflakes import InvalidSnowflake, to_snowflake
+from synapse_async.domain.snowflakes import SNOWFLAKE_MAX, SNOWFLAKE_MAX_DIGITS, InvalidSnowflake, to_snowflake
 
 T = TypeVar("T")
 
@@ -39,12 +44,36 @@ def _utc_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _at_most(limit: str) -> str:
+    """A regex for digit strings of exactly `len(limit)` digits, without a leading zero, at most `limit`."""
+    options = []
+    for i, digit in enumerate(limit):
+        low = "1" if i == 0 else "0"
+        if int(digit) > int(low):
+            rest = len(limit) - i - 1
+            options.append(f"{limit[:i]}[{low}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    options.append(limit)
+    return "|".join(options)
+
+
+def _snowflake_pattern() -> str:
+    """What `to_snowflake` accepts as text, exactly: ASCII digits, at most 20 of them (leading zeros included),
+    with a value from 1 to 2^63 − 1. Written out so a generated client refuses what the server would."""
+    top = str(SNOWFLAKE_MAX)
+    shorter = [f"0{{0,{SNOWFLAKE_MAX_DIGITS - n}}}[1-9][0-9]{{{n - 1}}}" for n in range(1, len(top))]
+    longest = f"0{{0,{SNOWFLAKE_MAX_DIGITS - len(top)}}}(?:{_at_most(top)})"
+    return "^(?:" + "|".join([*shorter, longest]) + ")$"
+
+
+SNOWFLAKE_PATTERN: Final = _snowflake_pattern()
+_SNOWFLAKE_TEXT: Final = {"type": "string", "pattern": SNOWFLAKE_PATTERN}
+
 Snowflake = Annotated[
     int,
     BeforeValidator(_snowflake),
     PlainSerializer(str, return_type=str),
     WithJsonSchema(
-        {"oneOf": [{"type": "string", "pattern": "^[0-9]{1,20}$"}, {"type": "integer", "minimum": 1}]},
+        {"oneOf": [_SNOWFLAKE_TEXT, {"type": "integer", "minimum": 1, "maximum": SNOWFLAKE_MAX}]},
         mode="validation",
     ),
     WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,20}$"}, mode="serialization"),
@@ -64,8 +93,24 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
-"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `missing_offset`)."""
+def _in_utc(value: datetime) -> datetime:
+    """The time in UTC; one that leaves years 1–9999 once its offset is applied (`9999-12-31T23:59:59-23:59`) is a
+    400 here rather than an OverflowError where the database driver converts it (§18, issue 21 item 6)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("out_of_range", "must be a representable time (years 1–9999 in UTC)") from None
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
+"""A request time: RFC 3339 with a mandatory offset (a naive time is refused as `missing_offset`), held in UTC."""
+
+
+def not_null(value: object) -> object:
+    """For PATCH fields that are not nullable: absent means unchanged, an explicit null is a 400 (§18)."""
+    if value is None:
+        raise PydanticCustomError("invalid_type", "must not be null")
+    return value
 
 
 class StrictModel(BaseModel):
@@ -84,6 +129,28 @@ class PatchModel(StrictModel):
     def changes(self) -> dict[str, Any]:
         """Only the fields the client sent, with their values (None means: clear this nullable field)."""
         return {name: getattr(self, name) for name in self.model_fields_set}
+
+    @classmethod
+    @override
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """Fields guarded by `not_null` may be absent but never null: the document says so (no `null` option)."""
+        schema = handler(core)
+        target = handler.resolve_ref_schema(schema)
+        guarded = {
+            name
+            for decorator in cls.__pydantic_decorators__.field_validators.values()
+            if getattr(decorator.func, "__func__", decorator.func) is not_null
+            for name in decorator.info.fields
+        }
+        for name, prop in target.get("properties", {}).items():
+            if name in guarded and "anyOf" in prop:
+                options = [o for o in prop.pop("anyOf") if o.get("type") != "null"]
+                prop.pop("default", None)
+                if len(options) == 1:
+                    prop.update(options[0])
+                else:
+                    prop["anyOf"] = options
+        return schema
 
 
 class ResponseModel(BaseModel):
@@ -188,6 +255,32 @@ def problems_of(errors: list[ErrorDetails], root: str) -> list[dict[str, str]]:
     return out
 
 
+_INTEGER_LITERAL = re.compile(r"-?[0-9]{1,20}")
+
+
+@cache
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields the document types as integers, and path ids (digit strings); snowflakes, which take their own
+    parser, are not among them."""
+
+    def integer(prop: dict[str, Any]) -> bool:
+        options = prop.get("anyOf", [prop])
+        return any(o.get("type") == "integer" for o in options) or prop.get("pattern") == SNOWFLAKE_PATTERN
+
+    props = model.model_json_schema().get("properties", {})
+    return frozenset(name for name, prop in props.items() if integer(prop))
+
+
+def integer_literal_problems(model: type[BaseModel], values: dict[str, str]) -> list[dict[str, str]]:
+    """SPEC §18: query (and path) integers are integer literals. pydantic's lax mode would read `1.0`, `+1` or
+    `1_0` as integers; they are refused here too."""
+    problems = []
+    for name in _integer_fields(model) & values.keys():
+        if not _INTEGER_LITERAL.fullmatch(values[name]):
+            problems.append({"field": name, "problem": "invalid_type", "message": "must be an integer literal"})
+    return problems
+
+
 def _body_time(value: object) -> datetime:
     """RFC 3339 text to an aware UTC datetime, for bodies validated in strict mode (where pydantic would refuse
     the text itself); a time that cannot be expressed in UTC (year 9999 minus an offset) is out of range."""
@@ -212,6 +305,7 @@ BodyTime = Annotated[AwareDatetime, BeforeValidator(_body_time)]
 PathId = Annotated[
     int,
     Field(ge=1, le=2**63 - 1),
-    WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,19}$"}, mode="validation"),
+    WithJsonSchema(_SNOWFLAKE_TEXT, mode="validation"),
 ]
-"""A database id (BIGSERIAL) in a path: always text in a URL, so it is documented as a digit string."""
+"""A database id (BIGSERIAL) in a path: always text in a URL, documented as exactly the digit strings accepted
+(an integer literal of at most 20 digits, 1 … 2^63 − 1; `integer_literal_problems` refuses `1.0`)."""

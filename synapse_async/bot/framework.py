@@ -82,19 +82,27 @@ class Responder:
         content: str | None = None,
         *,
         embed: hikari.Embed | None = None,
+        attachment: hikari.Resourceish | None = None,
         ephemeral: bool = True,
     ) -> None:
         """The final answer: edits the deferred reply (keeping its visibility), or responds with `ephemeral`."""
         body = hikari.UNDEFINED if content is None else content
         attached = hikari.UNDEFINED if embed is None else embed
+        file = hikari.UNDEFINED if attachment is None else attachment
         if int(ctx.interaction.id) in self._defers:
             await ctx.interaction.edit_initial_response(
-                body, embed=attached, mentions_everyone=False, user_mentions=False, role_mentions=False
+                body,
+                embed=attached,
+                attachment=file,
+                mentions_everyone=False,
+                user_mentions=False,
+                role_mentions=False,
             )
             return
         await ctx.respond(
             body,
             embed=attached,
+            attachment=file,
             ephemeral=ephemeral,
             mentions_everyone=False,
             user_mentions=False,

@@ -104,6 +104,19 @@ def role_snapshot(role: hikari.Role) -> RoleSnapshot:
     return RoleSnapshot(int(role.id), role.name, int(role.position), int(role.permissions), bool(role.is_managed))
 
 
+def top_role_colour(cache: hikari.api.Cache) -> Callable[[int], str | None]:
+    """The rank card's default accent (SPEC §29): the colour of the guild's highest role that has one."""
+
+    def colour(guild_id: int) -> str | None:
+        roles = [r for r in cache.get_roles_view_for_guild(guild_id).values() if int(r.color) != 0]
+        if not roles:
+            return None
+        top = max(roles, key=lambda r: (r.position, int(r.id)))
+        return "#" + top.color.raw_hex_code.lower()
+
+    return colour
+
+
 def make_gateway_bot(token: str, rest_url: str) -> hikari.GatewayBot:
     """The hikari client exactly as the app runs it (also used by benchmarks for a like-for-like baseline)."""
     return hikari.GatewayBot(

@@ -12,9 +12,16 @@ mismatch stops startup with what to do, instead of a cryptic `pg_ctl` failure (o
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Any
+
+import psutil
+
+from synapse_async.obs.logging import get_logger
+
+log = get_logger(__name__)
 
 _MAJOR_RE = re.compile(r'#define PG_MAJORVERSION "(\d+)"')
 
@@ -85,6 +92,12 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         if (why := version_mismatch(self.data_dir, data_dir_major(self.data_dir), server_major())) is not None:
             raise EmbeddedPostgresError(why)
+        if (orphan := forget_dead_handles(self.data_dir)) is not None:
+            log.warning(
+                "embedded_database_adopted",
+                detail="a previous run was killed and left its PostgreSQL running; this run takes it over and stops it",
+                postmaster_pid=orphan,
+            )
         try:
             self._server = get_server(self.data_dir, cleanup_mode="delete" if self._delete_on_stop else "stop")
         except Exception as exc:
@@ -124,6 +137,30 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         if server is not None:
             server.cleanup()
+
+
+def forget_dead_handles(data_dir: Path) -> int | None:
+    """Drop the process ids of runs that no longer exist from the wheel's handle list; return the postmaster pid
+    when a server is still running with no live handle (its run was SIGKILLed), else None.
+
+    The wheel stops the server only when the last process holding a handle exits, and it keeps that list on disk
+    (`.handle_pids.json`). A killed run never removes its pid, so without this the next run would adopt the server
+    but never stop it: every later clean shutdown would leave PostgreSQL behind.
+    """
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = [int(p) for p in json.loads(handles.read_text(encoding="utf-8"))]
+    except (FileNotFoundError, NotADirectoryError, ValueError, TypeError):
+        return None
+    alive = [p for p in pids if psutil.pid_exists(p)]
+    if alive == pids:
+        return None
+    handles.write_text(json.dumps(alive), encoding="utf-8")
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text(encoding="ascii").split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return postmaster if not alive and psutil.pid_exists(postmaster) else None
 
 
 def _process_gone(error: BaseException) -> bool:

@@ -1,7 +1,8 @@
 """The SQLAlchemy asyncio engines over asyncpg, with bounded pools that never hang (SPEC §4, §25).
 
-Two engines on the same server: `engine` for the bot (pipeline lanes, services, tasks) and `http_engine`, a small
-separate pool for the HTTP API, so no amount of HTTP traffic can take a connection the pipeline needs.
+Three engines on the same server: `engine` for the bot (pipeline lanes, services, tasks), `http_engine`, a small
+separate pool for the HTTP API, so no amount of HTTP traffic can take a connection the pipeline needs, and
+`public_engine`, the anonymous reads' own share with a short statement timeout.
 
 Technical-debt item 3 was a pool without a timeout: a request could wait forever for a connection. Here every
 checkout waits at most `DB_POOL_TIMEOUT_SECONDS`; `db/faults.py` classifies the resulting error as transient, so
@@ -47,11 +48,13 @@ class Database:
         pool_timeout: float,
         statement_timeout_ms: int,
         http_pool_size: int = 2,
+        public_pool_size: int = 2,
+        public_statement_timeout_ms: int = 1500,
         application_name: str = "synapse-async",
     ) -> None:
         self.url = url
 
-        def engine(size: int, overflow: int, name: str) -> AsyncEngine:
+        def engine(size: int, overflow: int, name: str, timeout_ms: int = statement_timeout_ms) -> AsyncEngine:
             return create_async_engine(
                 to_sqlalchemy_url(url),
                 pool_size=size,
@@ -61,8 +64,8 @@ class Database:
                 pool_recycle=1800,
                 connect_args={
                     "timeout": 10,
-                    "command_timeout": max(statement_timeout_ms / 1000 * 2, 5),
-                    "server_settings": {"statement_timeout": str(statement_timeout_ms), "application_name": name},
+                    "command_timeout": max(timeout_ms / 1000 * 2, 5),
+                    "server_settings": {"statement_timeout": str(timeout_ms), "application_name": name},
                 },
             )
 
@@ -70,12 +73,18 @@ class Database:
         # The HTTP API's own, smaller pool: however many requests arrive, they can never take a connection the
         # pipeline lanes (and the rest of the bot) need. `api.dbgate` bounds the requests waiting for it.
         self.http_engine: AsyncEngine = engine(http_pool_size, 0, f"{application_name}-http")
+        # Anonymous reads (public API, public pages) get their own, smallest pool, every statement bounded by
+        # `PUBLIC_QUERY_TIMEOUT_MS` on the server: a flood of them can neither take the admin API's connections nor
+        # hold one for long (SPEC §19; `api.dbgate.PublicReadGate` admits the requests).
+        self.public_engine: AsyncEngine = engine(
+            public_pool_size, 0, f"{application_name}-public", public_statement_timeout_ms
+        )
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
         self.probe_state = ProbeState()
 
-    def pool_stats(self, *, http: bool = False) -> dict[str, int]:
+    def pool_stats(self, *, http: bool = False, public: bool = False) -> dict[str, int]:
         """Pool size, connections checked out and overflow in use (in-memory, for /health)."""
-        pool = (self.http_engine if http else self.engine).pool
+        pool = (self.public_engine if public else self.http_engine if http else self.engine).pool
         size = getattr(pool, "size", lambda: 0)()
         return {
             "size": int(size),
@@ -130,5 +139,6 @@ class Database:
         return HeldConnection(self.engine)
 
     async def dispose(self) -> None:
+        await self.public_engine.dispose()
         await self.http_engine.dispose()
         await self.engine.dispose()

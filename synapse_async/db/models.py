@@ -51,6 +51,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -364,6 +365,20 @@ class LevelRoleReward(Base):
     )
 
 
+class LevelRoleGrant(Base):
+    """A level-reward role the bot added to a member (SPEC §13): the only reward roles a sync may remove.
+
+    Empty after the upgrade that created it (0004): roles members held before are never removed by the bot.
+    """
+
+    __tablename__ = "level_role_grants"
+
+    guild_id: Mapped[int] = _snowflake(primary_key=True)
+    user_id: Mapped[int] = _snowflake(primary_key=True)
+    role_id: Mapped[int] = _snowflake(primary_key=True)
+    granted_at: Mapped[datetime] = _now()
+
+
 # ==============================================================================================================
 # §6.2 Members and seasons
 # ==============================================================================================================
@@ -618,7 +633,21 @@ Index(
     RewardJournal.user_id,
     RewardJournal.occurred_at.desc(),
 )
-Index("ix_reward_journal_guild_id_occurred_at", RewardJournal.guild_id, RewardJournal.occurred_at.desc())
+# Ordered like the public activity list, so its pages (and keyset continuations) are index scans (migration 0008).
+Index(
+    "ix_reward_journal_guild_id_occurred_at_id",
+    RewardJournal.guild_id,
+    RewardJournal.occurred_at.desc(),
+    RewardJournal.id.desc(),
+)
+# The public activity's "new peak level" test reads earlier level changes of one member only (migration 0008).
+Index(
+    "ix_reward_journal_level_changes",
+    RewardJournal.guild_id,
+    RewardJournal.user_id,
+    RewardJournal.id,
+    postgresql_where=text("event_type = 'level_change'"),
+)
 
 
 class GoldLedger(Base):
@@ -958,23 +987,26 @@ class RevokedToken(Base):
 
 
 class IdempotencyKey(Base):
-    """The stored first response to a write carrying an `Idempotency-Key` header (kept 24 h, SPEC §18).
+    """An `Idempotency-Key` of a write, reserved before its handler runs and then holding the first response
+    (kept 24 h, SPEC §18).
 
-    `status` is the HTTP status code of that stored response (the spec lists `response` as NOT NULL, so the row
-    is written together with the response and no "in progress" state exists). `request_hash` is a hex digest of
-    method, path and body; 128 characters fits up to SHA-512.
+    Keys are scoped by principal AND route (`route` = method and path), as §18 says. `status` NULL marks a
+    reservation whose handler is still running (no response yet, `response` NULL too); concurrent duplicates wait
+    on it. `request_hash` is a hex digest of method, path and body; 128 characters fits up to SHA-512.
     """
 
     __tablename__ = "idempotency_keys"
 
-    principal: Mapped[str] = mapped_column(String(40), primary_key=True)
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(128), nullable=False)
-    status: Mapped[int] = mapped_column(Integer, nullable=False)
-    response: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[Any] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
+    route: Mapped[str] = mapped_column(Text)  # added by 0005, hence last
 
     __table_args__ = (
+        PrimaryKeyConstraint("principal", "route", "key"),
         CheckConstraint("key ~ '^[A-Za-z0-9_-]{8,64}$'", name="key_format"),
         CheckConstraint(_between("status", 100, 599), name="status_range"),
         Index("ix_idempotency_keys_created_at", "created_at"),
@@ -1059,7 +1091,7 @@ Index("ix_jobs_guild_id_created_at", Job.guild_id, Job.created_at.desc())
 
 class JobPayload(Base):
     """A job's bulky input (e.g. an import document), kept apart so listing jobs never reads it; cascades with
-    the job and is deleted by the runner when the job ends."""
+    the job and is deleted when the job's status becomes final (trigger `jobs_drop_payload`, migration 0007)."""
 
     __tablename__ = "job_payloads"
 
@@ -1108,6 +1140,21 @@ $$
 )
 
 
+JOB_PAYLOAD_DDL: Final = (
+    """
+CREATE FUNCTION jobs_drop_payload() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM job_payloads WHERE job_id = NEW.job_id;
+    RETURN NULL;
+END
+$$
+""".strip(),
+    "CREATE TRIGGER jobs_drop_payload AFTER UPDATE OF status ON jobs FOR EACH ROW"
+    " WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled')) EXECUTE FUNCTION jobs_drop_payload()",
+)
+
+
 def _attach_ddl(table: Any, statements: Iterable[str], function: str) -> None:
     for statement in statements:
         event.listen(table, "after_create", DDL(statement))  # type: ignore[no-untyped-call]
@@ -1128,3 +1175,4 @@ event.listen(
 )
 _attach_ddl(AuditLog.__table__, AUDIT_LOG_DDL, "audit_log_reject_change")
 _attach_ddl(AchievementTemplate.__table__, TEMPLATE_SERIES_DDL, "achievement_templates_clear_series_order")
+_attach_ddl(Job.__table__, JOB_PAYLOAD_DDL, "jobs_drop_payload")  # migration 0007: a payload ends with its job

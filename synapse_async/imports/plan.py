@@ -2,8 +2,9 @@
 
 The dry run and the job read the same member state and call `plan_member`, so the preview an admin approves is the
 very computation the job applies (the job re-plans under the row lock, since members keep earning meanwhile).
-`add` adds amounts, `replace` sets them, absent fields stay unchanged; the level follows from this guild's curve,
-never from the input.
+`add` adds amounts, `replace` sets them, absent fields stay unchanged. With `levels=recompute` the level follows
+from this guild's curve applied to the input's XP; with `levels=keep` (the default for other bots' exports) a row
+with a level brings the XP that puts it at that level here (`kept_xp`), so levels survive a migration.
 """
 
 from __future__ import annotations
@@ -13,13 +14,25 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from synapse_async.imports.formats import ImportEntry
-from synapse_async.rewards.leveling import LevelCurve
+from synapse_async.rewards.leveling import MAX_LEVEL, UNREACHABLE, LevelCurve
 from synapse_async.rewards.roles import RoleMode, desired_roles
 
-__all__ = ["ImportMode", "MemberPlan", "MemberState", "PlanTotals", "plan_member", "role_change"]
+__all__ = [
+    "ImportMode",
+    "LevelsMode",
+    "MemberPlan",
+    "MemberState",
+    "PlanTotals",
+    "entry_xp",
+    "kept_xp",
+    "plan_member",
+    "role_change",
+]
 
 ImportMode = Literal["add", "replace"]
 IMPORT_MODES: Final[tuple[ImportMode, ...]] = ("add", "replace")
+LevelsMode = Literal["keep", "recompute"]
+LEVELS_MODES: Final[tuple[LevelsMode, ...]] = ("keep", "recompute")
 SAMPLE_MAX: Final = 1000
 """Per-member lists in a report (level changes, role changes, invalid rows) are capped; counts are exact."""
 
@@ -67,6 +80,27 @@ class MemberPlan:
         )
 
 
+def kept_xp(curve: LevelCurve, level: int, progress: tuple[int, int] | None) -> int:
+    """`levels=keep`: the XP at which this guild's curve puts a member at the other bot's `level` (level 0, MEE6's
+    first, is our level 1), plus the same fraction of that level's span as they had there (0 when unknown)."""
+    ours = min(max(level, 1), MAX_LEVEL)
+    start = curve.xp_to_reach(ours)
+    if progress is None or ours == MAX_LEVEL:
+        return start
+    end = curve.required(ours)
+    if end == UNREACHABLE:
+        return start
+    into, span = progress
+    return min(start + (end - start) * into // span, end - 1)
+
+
+def entry_xp(entry: ImportEntry, curve: LevelCurve, levels: LevelsMode) -> int | None:
+    """The XP an entry brings: its level turned into XP when keeping levels and the row has one, else its XP."""
+    if levels == "keep" and entry.source_level is not None:
+        return kept_xp(curve, entry.source_level, entry.source_progress)
+    return entry.xp
+
+
 def _apply(mode: ImportMode, current: int, value: int | None) -> int:
     if value is None:
         return current
@@ -79,13 +113,14 @@ def plan_member(
     mode: ImportMode,
     curve: LevelCurve,
     templates: Collection[str],
+    levels: LevelsMode = "recompute",
 ) -> MemberPlan:
     """The new values for `entry` applied to `current` (None: the import creates the member row).
 
     `templates` are the names of the guild's active templates; other named achievements are reported, not granted.
     """
     state = current or MemberState()
-    xp = _apply(mode, state.xp, entry.xp)
+    xp = _apply(mode, state.xp, entry_xp(entry, curve, levels))
     gold = _apply(mode, state.gold, entry.gold)
     stars = _apply(mode, state.lifetime_stars, entry.lifetime_stars)
     wanted = [name for name in entry.achievements if name not in state.earned]
@@ -121,6 +156,7 @@ class PlanTotals:
 
     format: str
     mode: ImportMode
+    levels: LevelsMode = "recompute"
     entries: int = 0
     members_created: int = 0
     members_changed: int = 0
@@ -170,6 +206,7 @@ class PlanTotals:
         return {
             "format": self.format,
             "mode": self.mode,
+            "levels": self.levels,
             "entries": self.entries,
             "members_created": self.members_created,
             "members_changed": self.members_changed,

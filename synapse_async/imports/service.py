@@ -1,34 +1,37 @@
 """Member import as an `import` job, its dry run, and the export document (SPEC §20.1, §10.2, §12.4, §13, §23.2).
 
-Submitting stores the raw upload in `job_payloads` (as one JSON string, so JSON and CSV travel alike and the byte
-limit is the upload's) and queues the job; only one import per guild can be queued or running (`ImportActive`
-carries the active job's id for the 409). The job reads the payload back, parses it in a worker thread (a 20 MB
-document must not hold the loop), then applies it in batches of `BATCH` members, each batch one transaction
-locking its member rows in user-id order (the pipeline's lock order per member).
+Submitting validates the whole document (in a worker thread: a 20 MiB document must not hold the loop), then
+stores the upload in `job_payloads` (as one JSON string, so JSON and CSV travel alike) and queues the job; only one
+import per guild can be queued or running (`ImportActive` carries the active job's id for the 409). The API only
+gets here holding one of the process's import slots (`imports/slots.py`), taken before the body was read.
 
-Per changed member, all in the batch's transaction: the `import` journal row (keyed
-`import:<digest>:<user_id>`), the new balances, an `import` ledger row if gold moved, the named achievements with
-`source = 'import'` and no rewards, then the ledger engine's level change with `pay_gold=False` (peak raised, no
-gold, no announcement) and automatic achievements evaluated without rewards — the relevel job's path. Season stats
-are never touched (§11). The `digest` is a hash of mode and document: re-running a job, or submitting the identical
-document again in the same mode, skips every member already imported by it (`already_imported`) instead of adding
-twice. When all batches are done (or the job stops between batches), one transaction writes the summarizing
-`members.import` audit row (`complete` says which), queues a `level_role_sync` and, once complete, deletes the
-payload.
+The job reads the payload back, parses it in a worker thread, then applies it in batches of `BATCH` members, each
+batch one transaction locking its member rows in user-id order (the pipeline's lock order per member). Per changed
+member, all in the batch's transaction: the `import` journal row keyed `import:<job_id>:<user_id>`, the new
+balances, an `import` ledger row if gold moved, the named achievements with `source = 'import'` and no rewards,
+then the ledger engine's level change with `pay_gold=False` (peak raised, no gold, no announcement) and automatic
+achievements evaluated without rewards — the relevel job's path. Season stats are never touched (§11).
 
-A document with invalid rows is refused as a whole, at submission (`ImportRejected`, nothing queued) and again by
-the job should its payload hold one (it fails listing them and writes nothing); a dry run reports them. The dry
-run reads the same member state and runs the same `plan_member`, writing nothing at all.
+Every job is its own import: the same document submitted twice in `add` mode adds twice, as asked, while the same
+job run again (after a crash) skips every member its keys show as applied (`already_imported`). However the job
+ends — all batches done, cancelled or stopped between batches, or a batch failing for good — one transaction
+writes the summarizing `members.import` audit row with the counts applied (`complete` and `error` say how it
+ended), queues a `level_role_sync` if any member changed, and deletes the payload; a failure is then re-raised as
+`JobFailed` carrying that result, so the job row reports what was applied (migration 0007 also deletes the
+payload of a job that ends without its handler: cancelled while queued, or found stale).
+
+A document with invalid rows is refused as a whole before anything is written, at submission (`ImportRejected`,
+nothing queued) and again by the job should its payload hold one; a dry run reports them. The dry run reads the
+same member state and runs the same `plan_member`, writing nothing at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -40,23 +43,27 @@ from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import BACKGROUND, log_retries, retry_transient
 from synapse_async.imports.formats import (
-    DocumentTooLarge,
     ImportEntry,
     ImportFormatError,
     ParsedImport,
-    parse_document,
+    SourceFormat,
+    decode_text,
+    entry_chunks,
+    parse_text,
     render_document,
 )
 from synapse_async.imports.plan import (
     IMPORT_MODES,
+    LEVELS_MODES,
     SAMPLE_MAX,
     ImportMode,
+    LevelsMode,
     MemberPlan,
     MemberState,
     PlanTotals,
     plan_member,
 )
-from synapse_async.jobs.runner import JobContext, JobHandler
+from synapse_async.jobs.runner import JobContext, JobFailed, JobHandler
 from synapse_async.jobs.store import enqueue
 from synapse_async.ledger import sql
 from synapse_async.ledger.engine import LevelEngine
@@ -69,6 +76,8 @@ __all__ = [
     "BATCH",
     "ImportActive",
     "ImportRejected",
+    "Presence",
+    "active_import",
     "export_members",
     "import_handler",
     "preview_import",
@@ -125,7 +134,8 @@ _LOCK_STATES = _STATES + " ORDER BY m.user_id FOR UPDATE"
 _DONE_KEYS = "SELECT idempotency_key FROM reward_journal WHERE guild_id = $1 AND idempotency_key = ANY($2::text[])"
 _CREATE_MEMBERS = """
 INSERT INTO members (guild_id, user_id, display_name, left_at)
-SELECT $1, u, u::text, CASE WHEN l THEN now() END FROM unnest($2::bigint[], $3::boolean[]) AS t(u, l)
+SELECT $1, u, coalesce(n, u::text), CASE WHEN l THEN now() END
+  FROM unnest($2::bigint[], $3::boolean[], $4::text[]) AS t(u, l, n)
 ON CONFLICT (guild_id, user_id) DO NOTHING
 RETURNING user_id
 """
@@ -152,11 +162,6 @@ SELECT m.user_id, m.xp, m.gold, m.lifetime_stars, m.github_username, m.left_at I
 
 
 # --- submission --------------------------------------------------------------------------------------------------
-
-
-def _digest(mode: ImportMode, raw: bytes) -> str:
-    """Identifies "this document in this mode": the journal keys' stem, so the same import never applies twice."""
-    return hashlib.sha256(mode.encode() + b"\0" + raw).hexdigest()[:32]
 
 
 def _actor_json(actor: Actor) -> dict[str, str | None]:
@@ -186,39 +191,78 @@ def _check_mode(mode: str) -> ImportMode:
     return mode
 
 
-def _check_text(raw: bytes, max_bytes: int) -> str:
-    """The limits checked before anything is stored: size (413), UTF-8, and no NUL (a PostgreSQL text can't hold it)."""
-    if len(raw) > max_bytes:
-        raise DocumentTooLarge(f"{len(raw)} bytes; at most {max_bytes} per import")
-    try:
-        body = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ImportFormatError("not UTF-8 text") from None
-    if "\0" in body:
-        raise ImportFormatError("contains NUL characters")
+def _check_levels(levels: str | None) -> LevelsMode | None:
+    if levels is not None and levels not in LEVELS_MODES:
+        raise ImportFormatError("must be 'keep' or 'recompute'", "levels")
+    return levels
+
+
+def _levels_for(levels: LevelsMode | None, fmt: SourceFormat) -> LevelsMode:
+    """Unless asked: other bots' exports keep their levels (their XP means another curve), ours recomputes."""
+    if levels is not None:
+        return levels
+    return "recompute" if fmt == "synapse-members" else "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What submission keeps of a parsed document: its shape and counts (the entries are dropped at once)."""
+
+    format: SourceFormat
+    entries: int
+    invalid: tuple[dict[str, object], ...]
+    invalid_count: int
+
+
+def _check(body: str) -> _Checked:
+    parsed = parse_text(body, keep=False)
+    invalid = tuple(r.as_json() for r in parsed.invalid[:SAMPLE_MAX])
+    return _Checked(parsed.format, parsed.count, invalid, len(parsed.invalid))
+
+
+async def _decode(raw: bytes | bytearray, max_bytes: int) -> str:
+    """The upload as text (in a worker thread). An upload buffer (`bytearray`, as the API reads it) is emptied
+    right after: from here on only the text is held, not the bytes as well."""
+    body = await asyncio.to_thread(decode_text, raw, max_bytes=max_bytes)
+    if isinstance(raw, bytearray):
+        raw.clear()
     return body
 
 
+async def active_import(db: Database, guild_id: int) -> uuid.UUID | None:
+    """The guild's queued or running import, if any: the API refuses a new upload (409) before reading it."""
+    async with db.sessions() as s:
+        found = (await s.execute(_ACTIVE_JOB, {"g": guild_id})).scalar()
+    return None if found is None else uuid.UUID(str(found))
+
+
 async def submit_import(
-    db: Database, guild_id: int, raw: bytes, *, mode: str, actor: Actor, max_bytes: int
+    db: Database,
+    guild_id: int,
+    raw: bytes | bytearray,
+    *,
+    mode: str,
+    actor: Actor,
+    max_bytes: int,
+    levels: str | None = None,
 ) -> uuid.UUID:
     """Queue an `import` job for `raw` (JSON or CSV bytes); the caller answers 202 with the job.
 
-    The document is parsed (in a worker thread) before anything is stored, so a document the job would refuse is
-    refused here: `DocumentTooLarge` (413), `ImportFormatError` (400: bad mode, not UTF-8, unknown shape, too many
+    The whole document is validated before anything is stored, so a document the job would refuse is refused
+    here: `DocumentTooLarge` (413), `ImportFormatError` (400: bad mode, not UTF-8, unknown shape, too many
     entries), `ImportRejected` (400 listing the invalid and duplicate rows by index), or `ImportActive` (409).
     """
-    checked = _check_mode(mode)
-    body = _check_text(raw, max_bytes)
-    parsed = await _parse(raw, max_bytes)
-    if parsed.invalid:
-        totals = _totals(parsed, checked)
-        raise ImportRejected(totals.invalid, totals.invalid_count)
+    checked_mode = _check_mode(mode)
+    asked_levels = _check_levels(levels)
+    body = await _decode(raw, max_bytes)
+    checked = await asyncio.to_thread(_check, body)
+    if checked.invalid_count:
+        raise ImportRejected(checked.invalid, checked.invalid_count)
     params = {
-        "mode": checked,
-        "digest": _digest(checked, raw),
-        "format": parsed.format,
-        "entries": len(parsed.entries),
+        "mode": checked_mode,
+        "levels": _levels_for(asked_levels, checked.format),
+        "format": checked.format,
+        "entries": checked.entries,
         "actor": _actor_json(actor),
     }
     job_id = uuid.uuid4()
@@ -275,22 +319,19 @@ async def _states(
     }
 
 
-def _key(digest: str, user_id: int) -> str:
-    return f"import:{digest}:{user_id}"
+def _key(job_id: uuid.UUID, user_id: int) -> str:
+    """SPEC §20.1: one key per job and member, so a job never applies a member twice and every job is new."""
+    return f"import:{job_id}:{user_id}"
 
 
-async def _done(conn: asyncpg.Connection, guild_id: int, digest: str, user_ids: list[int]) -> set[int]:
-    """Members this very import (digest) has already been applied to."""
-    keys = [_key(digest, u) for u in user_ids]
+async def _done(conn: asyncpg.Connection, guild_id: int, job_id: uuid.UUID, user_ids: list[int]) -> set[int]:
+    """Members this very job has already been applied to (by an earlier run of it that stopped or crashed)."""
+    keys = [_key(job_id, u) for u in user_ids]
     return {int(r["idempotency_key"].rsplit(":", 1)[1]) for r in await conn.fetch(_DONE_KEYS, guild_id, keys)}
 
 
-async def _parse(raw: bytes, max_bytes: int) -> ParsedImport:
-    return await asyncio.to_thread(parse_document, raw, max_bytes=max_bytes)
-
-
-def _totals(parsed: ParsedImport, mode: ImportMode) -> PlanTotals:
-    totals = PlanTotals(parsed.format, mode, entries=len(parsed.entries) + len(parsed.invalid))
+def _totals(parsed: ParsedImport, mode: ImportMode, levels: LevelsMode) -> PlanTotals:
+    totals = PlanTotals(parsed.format, mode, levels, entries=parsed.count + len(parsed.invalid))
     totals.invalid_count = len(parsed.invalid)
     totals.invalid = [r.as_json() for r in parsed.invalid[:SAMPLE_MAX]]
     return totals
@@ -302,25 +343,34 @@ def _batches(entries: Sequence[ImportEntry]) -> list[list[ImportEntry]]:
 
 
 async def preview_import(
-    db: Database, cache: ConfigCache, guild_id: int, raw: bytes, *, mode: str, max_bytes: int
+    db: Database,
+    cache: ConfigCache,
+    guild_id: int,
+    raw: bytes | bytearray,
+    *,
+    mode: str,
+    max_bytes: int,
+    levels: str | None = None,
 ) -> dict[str, object]:
     """The dry run (200 report): what the import would do, from the same plan the job applies; writes nothing.
 
-    Raises `DocumentTooLarge` / `ImportFormatError` like `submit_import`; invalid rows are in the report.
+    Raises `DocumentTooLarge` / `ImportFormatError` like `submit_import`; invalid rows are in the report. The
+    document is validated once, then planned `BATCH` entries at a time (parsed again chunk by chunk), so a dry run
+    never holds every entry at once.
     """
     checked = _check_mode(mode)
-    _check_text(raw, max_bytes)
-    parsed = await _parse(raw, max_bytes)
-    totals = _totals(parsed, checked)
+    asked_levels = _check_levels(levels)
+    body = await _decode(raw, max_bytes)
+    parsed = await asyncio.to_thread(parse_text, body, keep=False)
+    totals = _totals(parsed, checked, _levels_for(asked_levels, parsed.format))
     guild = _Guild.of(cache.guild(guild_id))
-    digest = _digest(checked, raw)
-    for batch in _batches(parsed.entries):
+    chunks = entry_chunks(body, BATCH, {r.index for r in parsed.invalid})
+    while (batch := await asyncio.to_thread(next, chunks, None)) is not None:
         ids = [e.user_id for e in batch]
         async with db.raw_transaction() as conn:
             states = await _states(conn, guild_id, ids, lock=False)
-            done = await _done(conn, guild_id, digest, ids)
         for entry in batch:
-            _count(totals, guild, entry, states.get(entry.user_id), entry.user_id in done, checked)
+            _count(totals, guild, entry, states.get(entry.user_id), False, checked)
     return totals.as_json()
 
 
@@ -331,7 +381,7 @@ def _count(
     if done:
         totals.already_imported += 1
         return None
-    plan = plan_member(entry, state, mode, guild.config.curve, guild.templates.keys())
+    plan = plan_member(entry, state, mode, guild.config.curve, guild.templates.keys(), totals.levels)
     if not plan.changed:
         totals.members_unchanged += 1
         return None
@@ -342,52 +392,81 @@ def _count(
 # --- the job -----------------------------------------------------------------------------------------------------
 
 
-def import_handler(db: Database, engine: LevelEngine, cache: ConfigCache, *, max_bytes: int) -> JobHandler:
-    """The `import` job body (SPEC §20.1). Its result is the applied summary (`PlanTotals.as_json`)."""
+Presence = Callable[[int, int], str | None]
+"""(guild, user) → the member's display name if Discord (the gateway cache) has them in the guild, else None."""
+
+
+def import_handler(
+    db: Database, engine: LevelEngine, cache: ConfigCache, *, max_bytes: int, people: Presence | None = None
+) -> JobHandler:
+    """The `import` job body (SPEC §20.1). Its result is the applied summary (`PlanTotals.as_json`).
+
+    With `people`, a member row the import creates carries the member's Discord name, and a user Discord does not
+    have in the guild is stored as not present (`left_at`, excluded by §19) until they join; a row's own `left`
+    (our document) decides first. Without it (no gateway), only `left` does."""
 
     async def run(ctx: JobContext) -> dict[str, Any]:
         mode = _check_mode(str(ctx.params.get("mode", "")))
-        digest = str(ctx.params["digest"])
         async with db.sessions() as s:
             body = (await s.execute(_READ_PAYLOAD, {"id": ctx.job_id})).scalar()
         if body is None:
-            raise LookupError("the import document is gone (the job already finished once)")
-        parsed = await _parse(body.encode(), max_bytes)
-        totals = _totals(parsed, mode)
+            raise LookupError("the import document is gone (the job already ended once)")
+        parsed = await asyncio.to_thread(parse_text, body)
+        del body
+        totals = _totals(parsed, mode, cast(LevelsMode, ctx.params.get("levels") or "recompute"))
         if parsed.invalid:  # checked at submission; still never half-apply a payload stored some other way
+            await _close(db, ctx, totals, {**totals.as_json(), "complete": False, "error": "invalid rows"}, None)
             raise ImportRejected(totals.invalid, totals.invalid_count)
         ctx.progress["total"] = len(parsed.entries)
-        complete = True
-        for batch in _batches(parsed.entries):
-            if ctx.should_stop():
-                complete = False
-                break
-            await retry_transient(
-                functools.partial(_apply_batch, db, engine, cache, ctx, batch, mode, digest, totals),
-                policy=BACKGROUND,
-                on_retry=log_retries("import", guild_id=ctx.guild_id),
-            )
-            ctx.progress["done"] += len(batch)
-        result = {**totals.as_json(), "complete": complete}
-        # Batches committed before a cancellation or shutdown are audited and role-synced too; the payload is kept
-        # for a re-run of this job (its keys skip what was applied) until the import has run to its end.
-        async with db.sessions.begin() as s:
-            await record(
-                s,
-                _actor_from(ctx.params),
-                guild_id=ctx.guild_id,
-                action="members.import",
-                target_type="job",
-                target_id=str(ctx.job_id),
-                after={k: v for k, v in result.items() if k not in ("level_changes", "level_role_changes")}
-                | {"level_changes": totals.level_changes, "level_role_changes": totals.level_role_changes},
-            )
-            await enqueue(s, ctx.guild_id, "level_role_sync", _actor_from(ctx.params).actor_id)
-            if complete:
-                await s.execute(_DELETE_PAYLOAD, {"id": ctx.job_id})
+        complete, failure = True, None
+        try:
+            for batch in _batches(parsed.entries):
+                if ctx.should_stop():
+                    complete = False
+                    break
+                await retry_transient(
+                    functools.partial(_apply_batch, db, engine, cache, ctx, batch, mode, totals, people),
+                    policy=BACKGROUND,
+                    on_retry=log_retries("import", guild_id=ctx.guild_id),
+                )
+                ctx.progress["done"] += len(batch)
+        except Exception as exc:  # a batch failed for good: what the earlier batches applied is still reported
+            complete, failure = False, exc
+        result: dict[str, Any] = {**totals.as_json(), "complete": complete}
+        if failure is not None:
+            result["error"] = f"{type(failure).__name__}: {failure}"[:500]
+        await retry_transient(
+            functools.partial(_close, db, ctx, totals, result, totals.members_changed),
+            policy=BACKGROUND,
+            on_retry=log_retries("import_close", guild_id=ctx.guild_id),
+        )
+        if failure is not None:
+            raise JobFailed(result["error"], result) from failure
         return result
 
     return run
+
+
+async def _close(
+    db: Database, ctx: JobContext, totals: PlanTotals, result: Mapping[str, Any], changed: int | None
+) -> None:
+    """However the job ends: the audit row with the counts applied, the level-role sync when members changed, and
+    the payload deleted (one transaction, so a retry after a fault writes them once)."""
+    actor = _actor_from(ctx.params)
+    async with db.sessions.begin() as s:
+        await record(
+            s,
+            actor,
+            guild_id=ctx.guild_id,
+            action="members.import",
+            target_type="job",
+            target_id=str(ctx.job_id),
+            after={k: v for k, v in result.items() if k not in ("level_changes", "level_role_changes")}
+            | {"level_changes": totals.level_changes, "level_role_changes": totals.level_role_changes},
+        )
+        if changed:
+            await enqueue(s, ctx.guild_id, "level_role_sync", actor.actor_id)
+        await s.execute(_DELETE_PAYLOAD, {"id": ctx.job_id})
 
 
 async def _apply_batch(
@@ -397,21 +476,26 @@ async def _apply_batch(
     ctx: JobContext,
     batch: list[ImportEntry],
     mode: ImportMode,
-    digest: str,
     totals: PlanTotals,
+    people: Presence | None,
 ) -> None:
     """One transaction: create missing rows, lock them, re-plan under the lock and apply each changed member.
 
     The counts go into `totals` only once the transaction committed (a retried batch must not count twice)."""
     guild = _Guild.of(cache.guild(ctx.guild_id))
     ids = [e.user_id for e in batch]
-    scratch = PlanTotals(totals.format, mode)
+    scratch = PlanTotals(totals.format, mode, totals.levels)
     by = _actor_from(ctx.params).actor_id
     async with db.raw_transaction() as conn:
         existing = await _states(conn, ctx.guild_id, ids, lock=False)
-        done = await _done(conn, ctx.guild_id, digest, ids)
+        done = await _done(conn, ctx.guild_id, ctx.job_id, ids)
         new = [e for e in batch if e.user_id not in existing and e.user_id not in done]
-        rows = await conn.fetch(_CREATE_MEMBERS, ctx.guild_id, [e.user_id for e in new], [bool(e.left) for e in new])
+        names = [None if people is None else people(ctx.guild_id, e.user_id) for e in new]
+        absent = [
+            e.left if e.left is not None else (people is not None and name is None)
+            for e, name in zip(new, names, strict=True)
+        ]
+        rows = await conn.fetch(_CREATE_MEMBERS, ctx.guild_id, [e.user_id for e in new], absent, names)
         created = {int(r["user_id"]) for r in rows}
         states = await _states(conn, ctx.guild_id, ids, lock=True)
         tx = Tx(conn, singles=True)
@@ -423,7 +507,7 @@ async def _apply_batch(
             plan = _count(scratch, guild, entry, state, entry.user_id in done, mode)
             if plan is None:
                 continue
-            key = _key(digest, entry.user_id)
+            key = _key(ctx.job_id, entry.user_id)
             details = {"job_id": str(ctx.job_id), "mode": mode, "gold": plan.gold_delta, "format": totals.format}
             journal_id = await conn.fetchval(
                 _JOURNAL,

@@ -68,7 +68,7 @@ def backfill_handler(db: Database) -> JobHandler:
         after = 0
         async with raw_transaction(db.engine) as conn:
             ctx.progress["total"] = int(await conn.fetchval(_COUNT_USERS, ctx.guild_id))
-        while not ctx.should_stop():
+        while not await ctx.checkpoint():
             async with raw_transaction(db.engine) as conn:
                 users = [int(r["user_id"]) for r in await conn.fetch(_USERS, ctx.guild_id, after, BATCH)]
                 rows = await conn.fetch(_AGGREGATE, ctx.guild_id, users, list(KIND_TO_LAKE))

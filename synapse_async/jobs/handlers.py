@@ -6,12 +6,17 @@ starts, not from the cache: the job is queued in the transaction that changed th
 before that change's NOTIFY has reached the cache. Both stop between batches when the job is cancelled or the process
 shuts down, and both are safe to re-run: relevel changes only members whose level differs, role sync only
 members whose roles differ.
+
+Role sync walks member IDS only: the syncer reads each member's level and the reward table when it reaches the
+member (SPEC §13), since at ≤ 2 updates/s a batch of levels read up front would be minutes old by its end. Before
+each member it asks whether a newer reward-table change has asked this job to run again (`rerun_requested`): then
+the job stops at once (`superseded`), the runner queues the fresh one, and that one starts over with the new table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,15 +35,21 @@ SELECT user_id, {sql.MEMBER_COLUMNS} FROM members
  WHERE guild_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3 FOR UPDATE
 """
 _COUNT = text("SELECT count(*) FROM members WHERE guild_id = :g")
-_LEVELS = text(
-    "SELECT user_id, level FROM members WHERE guild_id = :g AND user_id > :after AND left_at IS NULL"
-    " ORDER BY user_id LIMIT :n"
+_MEMBER_IDS = text(
+    "SELECT user_id FROM members WHERE guild_id = :g AND user_id > :after AND left_at IS NULL ORDER BY user_id LIMIT :n"
 )
+_RERUN = text("SELECT rerun_requested FROM jobs WHERE job_id = :id")
 
 
 class GuildRoleSync(Protocol):
     async def sync_guild(
-        self, guild_id: int, levels: dict[int, int], *, per_second: float = 2.0, should_stop: Callable[[], bool] = ...
+        self,
+        guild_id: int,
+        user_ids: Iterable[int],
+        *,
+        per_second: float = 2.0,
+        should_stop: Callable[[], bool] = ...,
+        superseded: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, int]: ...
 
 
@@ -50,7 +61,7 @@ def relevel_handler(
             ctx.progress["total"] = int((await sa_conn.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
             settings = await load_guild_settings(sa_conn, ctx.guild_id)
         after, changed = 0, 0
-        while not ctx.should_stop():
+        while not await ctx.checkpoint():
             guild = dataclasses.replace(cache.guild(ctx.guild_id), settings=settings)
 
             async def batch(guild: GuildConfig = guild, after: int = after) -> tuple[list[asyncpg.Record], Tx, int]:
@@ -82,18 +93,23 @@ def level_role_sync_handler(db: Database, syncer: GuildRoleSync) -> JobHandler:
     async def level_role_sync(ctx: JobContext) -> dict[str, Any]:
         async with db.sessions() as s:
             ctx.progress["total"] = int((await s.execute(_COUNT, {"g": ctx.guild_id})).scalar_one())
+
+        async def superseded() -> bool:
+            async with db.sessions() as s:
+                return bool((await s.execute(_RERUN, {"id": ctx.job_id})).scalar())
+
         totals: dict[str, int] = {}
         after = 0
-        while not ctx.should_stop():
+        while not await ctx.checkpoint():
             async with db.sessions() as s:
-                rows = (await s.execute(_LEVELS, {"g": ctx.guild_id, "after": after, "n": BATCH})).all()
+                rows = (await s.execute(_MEMBER_IDS, {"g": ctx.guild_id, "after": after, "n": BATCH})).all()
             counts = await syncer.sync_guild(
-                ctx.guild_id, {int(r.user_id): int(r.level) for r in rows}, should_stop=ctx.should_stop
+                ctx.guild_id, [int(r.user_id) for r in rows], should_stop=ctx.should_stop, superseded=superseded
             )
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + value
             ctx.progress["done"] += len(rows)
-            if len(rows) < BATCH:
+            if len(rows) < BATCH or counts.get("superseded"):
                 break
             after = int(rows[-1].user_id)
         return totals

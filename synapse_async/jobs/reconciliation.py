@@ -67,7 +67,7 @@ def reconciliation_handler(db: Database) -> JobHandler:
         groups = corrected = 0
         corrections: list[dict[str, Any]] = []
         for day in days:
-            if ctx.should_stop():
+            if await ctx.checkpoint():
                 break
             period = f"day:{day.isoformat()}"
             start = datetime.combine(day, time(), UTC)

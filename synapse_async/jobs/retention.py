@@ -101,7 +101,7 @@ def retention_handler(
                 on_batch(deleted)
                 if deleted < settings.batch_rows:
                     return True
-                if ctx.should_stop() or clock() >= deadline:
+                if await ctx.checkpoint() or clock() >= deadline:
                     return False
                 await asyncio.sleep(settings.pause_seconds)
 

@@ -3,8 +3,15 @@
 Claiming uses `FOR UPDATE SKIP LOCKED`, so several processes never run the same job. A running job heartbeats
 (and reports progress) every `heartbeat_seconds`; a job silent for `stale_seconds` is marked failed
 (`interrupted`) by any runner. Cancellation (status set to `cancelled` by an admin) and shutdown take effect
-between batches: handlers call `should_stop()`. A job marked `rerun_requested` while it ran is queued again,
-however it ended — also when the stale check ends it, or a requested relevel would be lost.
+between batches: handlers call `await ctx.checkpoint()` there, which reads the job's status (one primary-key
+read per batch), so a cancel is seen before the next batch starts, not at the next 10 s heartbeat; between
+checkpoints (and for handlers that only call `should_stop()`) the status is also read every
+`cancel_check_seconds` (1 s). A job marked `rerun_requested` while it ran is queued again, however it ended — also
+when the stale check ends it, or a requested relevel would be lost.
+
+A job ends `failed` (`interrupted`) on shutdown only if it really stopped early — its handler was told to stop
+(`should_stop()` answered True) — never when it finished its last batch while shutdown began: that job's real
+outcome (`succeeded`) is recorded.
 
 A job's outcome must not get lost on the way to its row: the heartbeat survives database errors (a dead
 heartbeat would let the stale check end a healthy job, and its result would then have no `running` row left to
@@ -63,6 +70,7 @@ _REQUEUE = text(
     ON CONFLICT DO NOTHING
     """
 )
+_STATUS = text("SELECT status FROM jobs WHERE job_id = :id")
 _STALE = text(
     """
     UPDATE jobs SET status = 'failed', error = 'interrupted', finished_at = now()
@@ -70,6 +78,19 @@ _STALE = text(
     RETURNING job_id, rerun_requested, guild_id, kind, params, requested_by
     """
 )
+
+
+class JobFailed(Exception):
+    """A handler that failed part-way but knows what it did before failing: the job ends `failed` with `result`
+    (an import reports the members it applied, SPEC §20.1)."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+async def _no_poll() -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -80,9 +101,24 @@ class JobContext:
     progress: dict[str, int] = field(default_factory=lambda: {"done": 0, "total": 0})
     cancelled: bool = False
     stopping: Callable[[], bool] = lambda: False
+    poll: Callable[[], Awaitable[None]] = _no_poll
+    halted: bool = False
+    """The handler was told to stop (and so ends early): only then is a shutdown an interruption."""
 
     def should_stop(self) -> bool:
-        return self.cancelled or self.stopping()
+        stop = self.cancelled or self.stopping()
+        if stop:
+            self.halted = True
+        return stop
+
+    async def checkpoint(self) -> bool:
+        """Between batches: learn whether the job was cancelled (from its row, now) and whether to stop."""
+        if not self.cancelled:
+            try:
+                await self.poll()
+            except Exception as exc:  # a fault is no verdict on the job: the heartbeat's check will catch up
+                log.warning("job_cancel_check_failed", job_id=str(self.job_id), error=type(exc).__name__)
+        return self.should_stop()
 
 
 JobHandler = Callable[[JobContext], Awaitable[dict[str, Any]]]
@@ -98,6 +134,7 @@ class JobRunner:
         *,
         heartbeat_seconds: float = 10.0,
         stale_seconds: float = 120.0,
+        cancel_check_seconds: float = 1.0,
     ) -> None:
         self._db = db
         self._handlers = handlers
@@ -105,6 +142,7 @@ class JobRunner:
         self._instance = instance
         self._heartbeat_seconds = heartbeat_seconds
         self._stale_seconds = stale_seconds
+        self._cancel_check_seconds = min(cancel_check_seconds, heartbeat_seconds)
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -149,6 +187,7 @@ class JobRunner:
         self._idle.clear()
         try:
             ctx = JobContext(job_id, guild_id, params, stopping=lambda: self._stopping)
+            ctx.poll = lambda: self._check_cancelled(ctx)
             status, result, error = await self._execute(ctx, kind)
             await retry_transient(
                 lambda: self._finish(job_id, status, result, error, ctx.progress),
@@ -176,27 +215,43 @@ class JobRunner:
             raise
         except Exception as exc:
             log.exception("job_failed", job_id=str(job_id), kind=kind, guild_id=guild_id)
-            return "failed", None, f"{type(exc).__name__}: {exc}"[:500]
+            partial = exc.result if isinstance(exc, JobFailed) else None
+            return "failed", partial, f"{type(exc).__name__}: {exc}"[:500]
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
         if ctx.cancelled:
             return "cancelled", result, None
-        if self._stopping and ctx.should_stop():
+        if ctx.halted and self._stopping:
             return "failed", result, "interrupted"
+        # Finished all its work — even if shutdown began meanwhile: that is its real outcome.
         return "succeeded", result, None
 
     async def _heartbeat(self, ctx: JobContext) -> None:
-        """Beat until cancelled. A failed beat is logged and the next one tried: the job itself is still alive."""
+        """Beat every `heartbeat_seconds` and look for a cancel every `cancel_check_seconds`, until cancelled. A
+        failed beat or check is logged and the next one tried: the job itself is still alive."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + self._heartbeat_seconds
         while True:
-            await asyncio.sleep(self._heartbeat_seconds)
+            await asyncio.sleep(max(0.0, min(self._cancel_check_seconds, next_beat - loop.time())))
+            beat = loop.time() >= next_beat
             try:
-                await self.report(ctx)
+                if beat:
+                    next_beat = loop.time() + self._heartbeat_seconds
+                    await self.report(ctx)
+                elif not ctx.cancelled:
+                    await self._check_cancelled(ctx)
             except Exception as exc:
                 if not is_transient(exc):
                     log.exception("job_heartbeat_error", job_id=str(ctx.job_id))
                 else:
                     log.warning("job_heartbeat_failed", job_id=str(ctx.job_id), error=type(exc).__name__)
+
+    async def _check_cancelled(self, ctx: JobContext) -> None:
+        async with self._db.sessions() as s:
+            status = (await s.execute(_STATUS, {"id": ctx.job_id})).scalar()
+        if status == "cancelled":
+            ctx.cancelled = True
 
     async def report(self, ctx: JobContext) -> None:
         """Store progress and the heartbeat; learn about cancellation."""

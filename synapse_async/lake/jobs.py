@@ -146,7 +146,7 @@ async def request_lake_job(
             s,
             actor,
             guild_id=guild_id,
-            action=f"lake.{kind}",
+            action="job.start",
             target_type="job",
             target_id=str(job_id),
             after={"kind": kind, "params": params},

@@ -3,9 +3,15 @@
 What a member should hold is decided by the pure `rewards.roles.plan_role_update`; this module only gathers its
 inputs and acts on its result:
 
-- inputs come from hikari's gateway cache (member roles, guild roles with positions and `managed`, the bot's own
-  member and permissions) so a level-up costs no REST read; a member missing from the cache (large guilds are not
-  fully chunked) costs one `fetch_member`. Reward table and mode come from the `ConfigCache`, never the database;
+- inputs come from hikari's gateway cache (member roles, guild roles with positions, permissions and `managed`,
+  the bot's own member and permissions) so a level-up costs no REST read; a member missing from the cache (large
+  guilds are not fully chunked) costs one `fetch_member`. For a level change, reward table and mode come from the
+  `ConfigCache`; a `level_role_sync` job instead reads level, table, mode and admin roles from the database when
+  it reaches each member (`GrantStore.live_state`), so a change committed while it runs is honoured, and it stops
+  as soon as a newer reward-table change asked for a fresh sync (`superseded`);
+- only roles the bot granted are removed: the member's `level_role_grants` rows are read before planning and
+  written after Discord accepted the update (`levelroles.grants`); a role that is (or became) dangerous or an admin
+  role is never added (`dangerous_role`);
 - a plan with `new_roles` becomes exactly ONE `PATCH /guilds/{g}/members/{u}` carrying the full role list and the
   audit reason "Level roles". A full list (not per-role PUT/DELETE) keeps the update atomic and idempotent, which
   is also what makes a retry after a 5xx safe;
@@ -27,7 +33,9 @@ Two details keep repeated syncs correct:
 - hikari's cache learns about our own update only when the gateway's GUILD_MEMBER_UPDATE arrives. A second sync of
   the same member before that (e.g. level up then straight down) would plan from stale roles and could make no
   call at all. So after each update we remember, briefly, "the cache showed `base`, we wrote `written`": while the
-  cache still shows exactly `base`, `written` is taken as the member's roles;
+  cache still shows exactly `base`, `written` is taken as the member's roles. The memory ends when the gateway
+  echoes our update (a GUILD_MEMBER_UPDATE carrying `written`): after that the cache is the truth again, also when
+  a person then sets the roles back to `base` (otherwise that removal would be undone by the next sync);
 - one member is never synced by two coroutines at once (the `run()` drain and a `level_role_sync` job may overlap),
   so their full-list updates cannot interleave.
 
@@ -40,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -49,8 +58,18 @@ from typing import Final, cast
 import hikari
 
 from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.levelroles.grants import GrantStore, LiveState, MemberRow, RewardConfig
 from synapse_async.obs.logging import get_logger
-from synapse_async.rewards.roles import RoleInfo, RoleMode, RolePlan, plan_role_update, role_skip_reason
+from synapse_async.rewards.roles import (
+    RoleInfo,
+    RoleMode,
+    RolePlan,
+    RolePreview,
+    RoleRefusal,
+    plan_role_update,
+    reward_role_refusal,
+    role_skip_reason,
+)
 
 log = get_logger(__name__)
 
@@ -66,6 +85,10 @@ WRITTEN_TTL_SECONDS: Final = 10.0
 
 MemberKey = tuple[int, int]
 BeforeCall = Callable[[], Awaitable[None]]
+Superseded = Callable[[], Awaitable[bool]]
+Refresh = Callable[[], Awaitable[LiveState]]
+PREVIEW_YIELD_EVERY: Final = 200
+"""Members planned between two yields to the event loop while a preview walks a large guild."""
 
 
 class _Status(enum.Enum):
@@ -126,6 +149,7 @@ class LevelRoleSyncer:
         self,
         bot: hikari.GatewayBot,
         cache: ConfigCache,
+        grants: GrantStore,
         *,
         max_retries: int = 0,
         base_delay: float = 1.0,
@@ -135,6 +159,7 @@ class LevelRoleSyncer:
             raise ValueError("max_retries must be >= 0")
         self._bot = bot
         self._cache = cache
+        self._grants = grants
         self._max_retries = max_retries
         self._base_delay = base_delay
         self._max_pending = max_pending
@@ -145,6 +170,7 @@ class LevelRoleSyncer:
         self._idle.set()
         self._problems: OrderedDict[int, dict[int, str]] = OrderedDict()
         self._written: OrderedDict[MemberKey, _Written] = OrderedDict()
+        bot.subscribe(hikari.MemberUpdateEvent, self._on_member_update)
         self._locks: dict[MemberKey, tuple[asyncio.Lock, int]] = {}
         self._updated = 0
         self._failed = 0
@@ -219,12 +245,19 @@ class LevelRoleSyncer:
     async def sync_guild(
         self,
         guild_id: int,
-        levels: Mapping[int, int],
+        user_ids: Iterable[int],
         *,
         per_second: float = 2.0,
         should_stop: Callable[[], bool] = lambda: False,
+        superseded: Superseded | None = None,
     ) -> dict[str, int]:
-        """The `level_role_sync` job body: sync every listed member (user_id -> current level).
+        """The `level_role_sync` job body: sync each listed member, reading its state when it reaches it.
+
+        Level, reward table, mode and admin roles are read from the database per member (SPEC §13: "as committed
+        when it reaches that member"), so a level change or a table change committed while the job runs is
+        honoured for every member after it. `superseded` is asked before each member: once a newer reward-table
+        change has asked for a fresh sync, this one stops (`superseded` = 1 in the counts) and the fresh one
+        starts over with the new table. Members who left or are unknown are passed over.
 
         At most `per_second` member updates per second (only actual updates are paced, retries included), and
         `should_stop` is consulted before each member so a cancelled job ends promptly without cutting an update
@@ -234,11 +267,25 @@ class LevelRoleSyncer:
         """
         pacer = _Pacer(per_second)
         counts = {"checked": 0, "updated": 0, "skipped": 0, "failed": 0}
-        for user_id, level in levels.items():
+        for user_id in user_ids:
             if should_stop():
                 log.info("level_role_sync_stopped", guild_id=guild_id, **counts)
                 break
-            outcome = await self._sync(guild_id, user_id, level, before_call=pacer.wait)
+            if superseded is not None and await superseded():
+                counts["superseded"] = 1
+                log.info("level_role_sync_superseded", guild_id=guild_id, **counts)
+                break
+            state = await self._grants.live_state(guild_id, user_id)
+            if state.level is None:
+                continue
+            outcome = await self._sync(
+                guild_id,
+                user_id,
+                state.level,
+                before_call=pacer.wait,
+                config=state.config,
+                refresh=functools.partial(self._grants.live_state, guild_id, user_id),
+            )
             counts["checked"] += 1
             if outcome.status is _Status.UPDATED:
                 counts["updated"] += 1
@@ -250,19 +297,37 @@ class LevelRoleSyncer:
         return counts
 
     async def _sync(
-        self, guild_id: int, user_id: int, level: int, *, before_call: BeforeCall | None = None
+        self,
+        guild_id: int,
+        user_id: int,
+        level: int,
+        *,
+        before_call: BeforeCall | None = None,
+        config: RewardConfig | None = None,
+        refresh: Refresh | None = None,
     ) -> _Outcome:
+        """Plan and apply one member. With `refresh` (a job), the member's state is read again after the pacing
+        wait and planned afresh, so what is applied is what is committed when the call is made, not when the
+        member's turn began (a level change may land during the wait)."""
         async with self._member_lock((guild_id, user_id)):
             attempt = 0
             plan: RolePlan | None = None
             while True:
                 try:
-                    planned = await self._plan(guild_id, user_id, level)
+                    planned = await self._plan(guild_id, user_id, level, config or self._cached_config(guild_id))
                     if isinstance(planned, _Outcome):
                         return planned
-                    plan, new_roles, cached_roles = planned
                     if before_call is not None:
                         await before_call()
+                        if refresh is not None:
+                            state = await refresh()
+                            if state.level is None:
+                                return _Outcome(_Status.NOT_APPLICABLE, None)
+                            level, config = state.level, state.config
+                            planned = await self._plan(guild_id, user_id, level, config)
+                            if isinstance(planned, _Outcome):
+                                return planned
+                    plan, new_roles, cached_roles, granted = planned
                     await self._bot.rest.edit_member(guild_id, user_id, roles=sorted(new_roles), reason=AUDIT_REASON)
                 except hikari.InternalServerError as exc:
                     if attempt >= self._max_retries:
@@ -314,6 +379,8 @@ class LevelRoleSyncer:
                     return _Outcome(_Status.FAILED, plan)
                 self._updated += 1
                 self._remember_written((guild_id, user_id), cached_roles, new_roles)
+                # Discord accepted: from now on these roles are the bot's to take back, and only these.
+                await self._grants.record(guild_id, user_id, plan.added, granted - new_roles)
                 log.info(
                     "level_roles_updated",
                     guild_id=guild_id,
@@ -324,34 +391,38 @@ class LevelRoleSyncer:
                 )
                 return _Outcome(_Status.UPDATED, plan)
 
-    async def _plan(
-        self, guild_id: int, user_id: int, level: int
-    ) -> _Outcome | tuple[RolePlan, frozenset[int], frozenset[int]]:
-        """Read the inputs and plan once: an `_Outcome` when no call is due, else (plan, roles to set, cached roles).
+    def _cached_config(self, guild_id: int) -> RewardConfig:
+        """Reward table, mode and admin roles from the ConfigCache (a level change: the table is not changing)."""
+        config = self._cache.guild(guild_id)
+        return RewardConfig(
+            config.level_roles,
+            cast(RoleMode, config.settings.str("level_roles.mode")),
+            frozenset(config.settings.snowflakes("access.admin_role_ids")),
+        )
 
-        Discord errors of the fallback reads propagate to `_sync`, which applies the same policy as for the update.
-        """
+    async def _member(self, guild_id: int, user_id: int) -> hikari.Member:
         member = self._bot.cache.get_member(guild_id, user_id)
         if member is None:
             member = await self._bot.rest.fetch_member(guild_id, user_id)
+        return member
+
+    async def _plan(
+        self, guild_id: int, user_id: int, level: int, config: RewardConfig
+    ) -> _Outcome | tuple[RolePlan, frozenset[int], frozenset[int], frozenset[int]]:
+        """Read the inputs and plan once: an `_Outcome` when no call is due, else (plan, roles to set, cached roles,
+        roles the bot granted).
+
+        Discord errors of the fallback reads propagate to `_sync`, which applies the same policy as for the update.
+        """
+        member = await self._member(guild_id, user_id)
         if member.is_bot:
             return _Outcome(_Status.NOT_APPLICABLE, None)
-        config = self._cache.guild(guild_id)
-        rewards = config.level_roles
-        mode = cast(RoleMode, config.settings.str("level_roles.mode"))
         view = await self._guild_view(guild_id)
+        granted = await self._grants.granted(guild_id, user_id)
         cached_roles = frozenset(int(r) for r in member.role_ids) - {guild_id}  # hikari lists @everyone too
-        plan = plan_role_update(
-            current_roles=self._current_roles((guild_id, user_id), cached_roles),
-            level=level,
-            rewards=rewards,
-            mode=mode,
-            roles=view.roles,
-            guild_id=guild_id,
-            bot_top_position=view.bot_top_position,
-            bot_can_manage_roles=view.bot_can_manage_roles,
-        )
-        self._record_problems(guild_id, rewards, plan, view)
+        current = self._current_roles((guild_id, user_id), cached_roles)
+        plan = self._plan_for(guild_id, current, level, config, view, granted)
+        self._record_problems(guild_id, config, plan, view)
         if plan.skipped:
             log.warning(
                 "level_roles_skipped",
@@ -362,8 +433,33 @@ class LevelRoleSyncer:
                 call_made=plan.new_roles is not None,
             )
         if plan.new_roles is None:
+            # A granted role the member no longer holds was taken away by a person: if a person gives it back
+            # later, that copy is theirs, not the bot's.
+            await self._grants.record(guild_id, user_id, frozenset(), granted - current)
             return _Outcome(_Status.UNCHANGED, plan)
-        return plan, plan.new_roles, cached_roles
+        return plan, plan.new_roles, cached_roles, granted
+
+    @staticmethod
+    def _plan_for(
+        guild_id: int,
+        current: frozenset[int],
+        level: int,
+        config: RewardConfig,
+        view: _GuildView,
+        granted: frozenset[int],
+    ) -> RolePlan:
+        return plan_role_update(
+            current_roles=current,
+            level=level,
+            rewards=config.rewards,
+            mode=config.mode,
+            roles=view.roles,
+            guild_id=guild_id,
+            bot_top_position=view.bot_top_position,
+            bot_can_manage_roles=view.bot_can_manage_roles,
+            granted=granted,
+            protected=config.admin_roles,
+        )
 
     async def _guild_view(self, guild_id: int) -> _GuildView:
         """Roles and the bot's standing in the guild, from the cache; REST only for what the cache lacks."""
@@ -390,7 +486,8 @@ class LevelRoleSyncer:
         else:
             can_manage = bool(permissions & (hikari.Permissions.MANAGE_ROLES | hikari.Permissions.ADMINISTRATOR))
         infos = {
-            role_id: RoleInfo(role_id, int(role.position), bool(role.is_managed)) for role_id, role in by_id.items()
+            role_id: RoleInfo(role_id, int(role.position), bool(role.is_managed), permissions=int(role.permissions))
+            for role_id, role in by_id.items()
         }
         return _GuildView(roles=infos, bot_top_position=top, bot_can_manage_roles=can_manage)
 
@@ -411,6 +508,20 @@ class LevelRoleSyncer:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    async def _on_member_update(self, event: hikari.MemberUpdateEvent) -> None:
+        """The gateway echoed a member update: if it carries the roles we wrote, the cache has caught up."""
+        key = (int(event.guild_id), int(event.user_id))
+        entry = self._written.get(key)
+        if entry is not None and frozenset(int(r) for r in event.member.role_ids) - {key[0]} == entry.written:
+            del self._written[key]
+
+    def _current_roles_peek(self, key: MemberKey, cached: frozenset[int]) -> frozenset[int]:
+        """Like `_current_roles`, without forgetting anything: a preview only looks."""
+        entry = self._written.get(key)
+        if entry is not None and cached == entry.base and time.monotonic() < entry.expires_at:
+            return entry.written
+        return cached
+
     def _current_roles(self, key: MemberKey, cached: frozenset[int]) -> frozenset[int]:
         """The member's roles, corrected for our own update the gateway has not echoed back yet."""
         entry = self._written.get(key)
@@ -428,9 +539,7 @@ class LevelRoleSyncer:
         while len(self._written) > MAX_WRITTEN:
             self._written.popitem(last=False)
 
-    def _record_problems(
-        self, guild_id: int, rewards: tuple[tuple[int, int], ...], plan: RolePlan, view: _GuildView
-    ) -> None:
+    def _record_problems(self, guild_id: int, config: RewardConfig, plan: RolePlan, view: _GuildView) -> None:
         """Remember each skipped role's reason; forget roles that are no longer rewards or now pass the pre-check.
 
         Re-checking the remembered roles against the current view keeps `problems()` from showing a reason that
@@ -442,7 +551,7 @@ class LevelRoleSyncer:
                 return
             problems = self._problems[guild_id] = {}
         self._problems.move_to_end(guild_id)
-        reward_ids = {role_id for _, role_id in rewards}
+        reward_ids = {role_id for _, role_id in config.rewards}
         for role_id in list(problems):
             still_failing = role_skip_reason(
                 role_id,
@@ -450,6 +559,7 @@ class LevelRoleSyncer:
                 guild_id=guild_id,
                 bot_top_position=view.bot_top_position,
                 bot_can_manage_roles=view.bot_can_manage_roles,
+                protected=config.admin_roles,
             )
             if role_id not in reward_ids or still_failing is None:
                 del problems[role_id]
@@ -466,6 +576,7 @@ class LevelRoleSyncer:
         """The §13 pre-check of each role as things stand now (None: assignable), for `GET …/level-roles` and the
         admin's PUT; the same inputs and rule a sync uses, so what admins are shown is what a sync would skip."""
         view = await self._guild_view(guild_id)
+        protected = self._cached_config(guild_id).admin_roles
         return {
             role_id: role_skip_reason(
                 role_id,
@@ -473,9 +584,51 @@ class LevelRoleSyncer:
                 guild_id=guild_id,
                 bot_top_position=view.bot_top_position,
                 bot_can_manage_roles=view.bot_can_manage_roles,
+                protected=protected,
             )
             for role_id in role_ids
         }
+
+    async def reward_refusal(
+        self, guild_id: int, role_id: int, admin_role_ids: frozenset[int], caller_role_ids: frozenset[int] | None
+    ) -> RoleRefusal | None:
+        """SPEC §13 "Safe roles only" on live Discord data: why `role_id` may not become a reward, or None.
+
+        `caller_role_ids` are the roles of a user-token caller who is not the guild owner (None: no hierarchy
+        check). An unknown role passes here; the caller answers 404 for it.
+        """
+        view = await self._guild_view(guild_id)
+        role = view.roles.get(role_id)
+        if role is None:
+            return None
+        caller_top = None
+        if caller_role_ids is not None:
+            caller_top = max((view.roles[r].position for r in caller_role_ids if r in view.roles), default=0)
+        return reward_role_refusal(role, admin_role_ids=admin_role_ids, caller_top_position=caller_top)
+
+    async def preview(self, guild_id: int, members: Iterable[MemberRow], config: RewardConfig) -> RolePreview:
+        """What a sync with `config` would do to `members` now (SPEC §13 `dry_run`), without changing anything.
+
+        The same inputs and the same plan as `_sync`: the member's roles from the gateway cache (one REST read for
+        a member it lacks), corrected for our own not-yet-echoed updates, and the roles the bot granted; bots and
+        members no longer on Discord are passed over, as the sync passes them over.
+        """
+        view = await self._guild_view(guild_id)
+        preview = RolePreview()
+        for index, row in enumerate(members):
+            if index % PREVIEW_YIELD_EVERY == PREVIEW_YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            try:
+                member = await self._member(guild_id, row.user_id)
+            except hikari.NotFoundError:
+                continue
+            if member.is_bot:
+                continue
+            cached = frozenset(int(r) for r in member.role_ids) - {guild_id}
+            current = self._current_roles_peek((guild_id, row.user_id), cached)
+            plan = self._plan_for(guild_id, current, row.level, config, view, row.granted)
+            preview.add(row.user_id, row.display_name, plan)
+        return preview
 
     def problems(self, guild_id: int) -> dict[int, str]:
         """role_id -> the last pre-check reason seen for it (`missing_manage_roles`, `role_above_bot`, …)."""

@@ -37,6 +37,7 @@ import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 from typing_extensions import override
 
+from synapse_async.obs.chatter import DemoteLibraryChatter
 from synapse_async.obs.ring import LogRing, level_name, parse_level
 from synapse_async.obs.sanitize import (
     USER_TEXT_KEYS,
@@ -298,7 +299,7 @@ def _apply_root_level(output_level: int, ring: LogRing | None) -> None:
 def configure_logging(
     *,
     level: str = "INFO",
-    fmt: Literal["json", "console"] = "json",
+    fmt: Literal["json", "console", "auto"] = "json",
     ring: LogRing | None = None,
     stream: TextIO | None = None,
 ) -> None:
@@ -314,16 +315,15 @@ def configure_logging(
     """
     global _current_ring
     output_level = parse_level(level)
-    if fmt not in ("json", "console"):
-        raise ValueError(f"unknown log format {fmt!r}; expected 'json' or 'console'")
+    if fmt not in ("json", "console", "auto"):
+        raise ValueError(f"unknown log format {fmt!r}; expected 'json', 'console' or 'auto'")
     out = stream if stream is not None else utf8_stream(sys.stderr)
+    isatty = getattr(out, "isatty", None)
+    on_terminal = bool(isatty()) if callable(isatty) else False
+    if fmt == "auto":  # people at a terminal read the console form; pipes, files and collectors get JSON
+        fmt = "console" if on_terminal else "json"
 
-    renderer: Processor
-    if fmt == "json":
-        renderer = render_json
-    else:
-        isatty = getattr(out, "isatty", None)
-        renderer = ConsoleRenderer(colors=bool(isatty()) if callable(isatty) else False)
+    renderer: Processor = render_json if fmt == "json" else ConsoleRenderer(colors=on_terminal)
 
     before: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -347,6 +347,7 @@ def configure_logging(
     )
     handler = _Handler(out, sink)
     handler.setFormatter(formatter)
+    handler.addFilter(DemoteLibraryChatter())
 
     root = logging.getLogger()
     for old in list(root.handlers):

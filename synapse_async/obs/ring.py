@@ -11,20 +11,40 @@ never re-filtered retroactively; they were either captured or not).
 
 Entries are copied into plain JSON-compatible values on append, so the API can serialise them directly and no
 live object (a model, a record, a connection) is kept alive by the log.
+
+Guild admins read their guild's entries from a ring of its own (issue 21 item 6): one ring for everything would
+let anonymous garbage requests, or a busy guild, push every other guild's entries out. So each entry goes to the
+operator ring (`LOG_BUFFER_SIZE`, everything), and an entry tagged with a guild also to that guild's ring
+(`guild_size` entries; at most `max_guilds` rings, the least recently written dropped first), unless it was
+logged while serving an unauthenticated request (`operator_only`). A guild's copy carries no traceback, stack
+or exception text (they quote SQL, paths and other guilds' data): only an `error_id` that the operator entry
+carries too, so an operator can find the full text.
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import threading
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["LEVEL_NAMES", "LogEntry", "LogRing", "level_name", "parse_level"]
+__all__ = [
+    "LEVEL_NAMES",
+    "LogEntry",
+    "LogRing",
+    "level_name",
+    "operator_only",
+    "parse_level",
+    "reset_operator_only",
+    "set_operator_only",
+]
 
 # The levels an operator or LOG_LEVEL may choose. Nothing below DEBUG: hikari's TRACE level logs raw gateway
 # payloads, which contain message content (P5).
@@ -32,6 +52,31 @@ LEVEL_NAMES: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ALIASES: Final = {"WARN": "WARNING", "FATAL": "CRITICAL", "EXCEPTION": "ERROR"}
 _CORE_KEYS: Final = frozenset({"ts", "level", "logger", "event", "guild_id"})
 _MAX_DEPTH: Final = 6
+_ERROR_KEYS: Final = frozenset({"exception", "stack", "exc_info", "error"})
+"""Fields a guild's copy of an entry never carries: tracebacks and exception text (SPEC §24.3)."""
+GUILD_RING_SIZE: Final = 200
+MAX_GUILD_RINGS: Final = 1000
+
+_operator_only: contextvars.ContextVar[bool] = contextvars.ContextVar("log_operator_only", default=False)
+
+
+def set_operator_only(value: bool) -> contextvars.Token[bool]:
+    """Mark what the current context logs from now on as operator-only (an unauthenticated request) or not."""
+    return _operator_only.set(value)
+
+
+def reset_operator_only(token: contextvars.Token[bool]) -> None:
+    _operator_only.reset(token)
+
+
+@contextmanager
+def operator_only(value: bool = True) -> Iterator[None]:
+    """Entries logged inside the block go to the operator ring only (or, with False, to guild rings as well)."""
+    token = _operator_only.set(value)
+    try:
+        yield
+    finally:
+        _operator_only.reset(token)
 
 
 def parse_level(name: str | int) -> int:
@@ -114,13 +159,33 @@ class LogRing:
     rendering a line, and `entries` copies under it so readers never see a half-appended state.
     """
 
-    __slots__ = ("_buf", "_capture_level", "_level_hook", "_lock", "_seq", "size")
+    __slots__ = (
+        "_buf",
+        "_capture_level",
+        "_guilds",
+        "_level_hook",
+        "_lock",
+        "_seq",
+        "guild_size",
+        "max_guilds",
+        "size",
+    )
 
-    def __init__(self, size: int, *, capture_level: int | str = logging.INFO) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        capture_level: int | str = logging.INFO,
+        guild_size: int | None = None,
+        max_guilds: int = MAX_GUILD_RINGS,
+    ) -> None:
         if size < 1:
             raise ValueError("size must be >= 1")
         self.size = size
+        self.guild_size = guild_size if guild_size is not None else min(size, GUILD_RING_SIZE)
+        self.max_guilds = max_guilds
         self._buf: deque[tuple[int, LogEntry]] = deque(maxlen=size)
+        self._guilds: OrderedDict[str, deque[tuple[int, LogEntry]]] = OrderedDict()
         self._lock = threading.Lock()
         self._seq = 0
         self._capture_level = parse_level(capture_level)
@@ -156,7 +221,11 @@ class LogRing:
         ts = event_dict.get("ts")
         guild = event_dict.get("guild_id")
         fields = {k: _jsonable(v) for k, v in event_dict.items() if k not in _CORE_KEYS and not k.startswith("_")}
+        hidden = _ERROR_KEYS.intersection(fields)
+        if hidden:
+            fields["error_id"] = uuid.uuid4().hex[:16]
         level = event_dict.get("level")
+        to_guild = guild is not None and not _operator_only.get()
         with self._lock:
             self._seq += 1
             entry = LogEntry(
@@ -169,6 +238,41 @@ class LogRing:
                 fields=fields,
             )
             self._buf.append((number, entry))
+            if to_guild:
+                shown = replace(entry, fields={k: v for k, v in fields.items() if k not in hidden}) if hidden else entry
+                self._guild_ring(str(guild)).append((number, shown))
+
+    def _guild_ring(self, guild: str) -> deque[tuple[int, LogEntry]]:
+        """The guild's ring, made on first use; the least recently written ring goes when there are too many."""
+        ring = self._guilds.get(guild)
+        if ring is None:
+            ring = self._guilds[guild] = deque(maxlen=self.guild_size)
+            while len(self._guilds) > self.max_guilds:
+                self._guilds.popitem(last=False)
+        else:
+            self._guilds.move_to_end(guild)
+        return ring
+
+    def guild_entries(
+        self, guild_id: str | int, *, after_seq: int = 0, min_level: str | None = None, limit: int = 100
+    ) -> list[LogEntry]:
+        """What a guild admin may see: the guild's own ring (no traceback or exception text), in ascending seq;
+        `after_seq` and `limit` as in `entries`."""
+        if limit <= 0:
+            return []
+        floor = parse_level(min_level) if min_level is not None else None
+        with self._lock:
+            ring = self._guilds.get(str(guild_id))
+            items = [] if ring is None else [e for n, e in ring if floor is None or n >= floor]
+        if after_seq > 0:
+            return [e for e in items if e.seq > after_seq][:limit]
+        return items[-limit:]
+
+    def guild_first_seq(self, guild_id: str | int) -> int:
+        """Sequence number of the oldest entry the guild's ring still holds (last_seq + 1 when empty)."""
+        with self._lock:
+            ring = self._guilds.get(str(guild_id))
+            return ring[0][1].seq if ring else self._seq + 1
 
     def entries(
         self,

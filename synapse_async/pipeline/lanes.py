@@ -275,6 +275,7 @@ class Pipeline:
         return await self._resolve_authors(await held.connection(), batch)
 
     async def _process(self, batch: Sequence[PipelineEvent], held: HeldConnection, *, singles: bool = False) -> None:
+        await self._processor.renew_due(batch)  # the season these events belong to exists first (SPEC §11)
         async with held.transaction() as conn:
             effects = await self._processor.process(conn, batch, singles=singles or len(batch) == 1)
         # COMMITTED: only now may caches, announcements and role syncs change.

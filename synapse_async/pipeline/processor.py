@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,8 @@ __all__ = ["CooldownCache", "MemberLookup", "NeedsSingles", "Processor"]
 
 MemberLookup = Callable[[int, int], MemberRef | None]
 """(guild_id, user_id) → the member as the gateway cache knows them (roles, name), or None; in memory only."""
+Renewal = Callable[[int], Awaitable[None]]
+"""guild_id → end its expired season and start the renewed one now (`SeasonRollover.renew`), cache updated."""
 
 
 class Processor:
@@ -58,11 +60,34 @@ class Processor:
         self.pipelined_seconds = 0.0
         self.pipelined_events = 0
         self._members: MemberLookup | None = None
+        self._renew: Renewal | None = None
 
     def bind_members(self, lookup: MemberLookup) -> None:
         """Give the processor the gateway's member cache: a reaction's author is known only by id, yet their roles
         decide role multipliers and no-XP for `reaction_received` (SPEC §9.1, §9.4)."""
         self._members = lookup
+
+    def bind_renewal(self, renew: Renewal) -> None:
+        """Give the processor the season rollover: with `season.auto_renew`, an event past the active season's
+        `ends_at` belongs to the renewed season (SPEC §11: it starts at that `ends_at`, no gap), which must exist
+        before the event is attributed — not up to a rollover tick (60 s) later."""
+        self._renew = renew
+
+    async def renew_due(self, events: Sequence[PipelineEvent]) -> None:
+        """Before a transaction: renew every auto-renewing guild whose active season ended before one of `events`.
+        In memory only (the cache) unless a renewal is due, which happens once per season."""
+        if self._renew is None:
+            return
+        newest: dict[int, datetime] = {}
+        for event in events:
+            seen = newest.get(event.guild_id)
+            if seen is None or event.occurred_at > seen:
+                newest[event.guild_id] = event.occurred_at
+        for guild_id, at in newest.items():
+            guild = self._cache.guild(guild_id)
+            active = guild.active_season
+            if active is not None and at >= active.ends_at and guild.settings.bool("season.auto_renew"):
+                await self._renew(guild_id)
 
     def _member(self, guild_id: int, user_id: int) -> MemberRef:
         found = self._members(guild_id, user_id) if self._members is not None else None

@@ -4,6 +4,10 @@
 `?as_user=<id>`, so tests and local use can log in as anyone without a browser. Codes are single-use and bound to
 their redirect URI, tokens carry their scopes, and error bodies follow RFC 6749 as Discord's do, so the app's
 error handling is exercised too.
+
+Because the page approves anyone without a password, it answers only this machine: a loopback peer and a loopback
+`Host` (no DNS-rebound page can drive it), and it redirects only to a registered redirect URI (the app registers
+its callback; with none registered, only loopback URIs), so it can never hand a code to another site.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from synapse_async.sandbox.loopback import is_loopback_host, peer_is_loopback
 from synapse_async.sandbox.recording import body_of
 from synapse_async.sandbox.world import World
 
@@ -52,7 +57,7 @@ class OAuthApi:
         self.client_secret = client_secret
         self.default_user_id = default_user_id
         self.allowed_redirect_uris: set[str] | None = None
-        """When set, only these redirect URIs are accepted (Discord's application setting)."""
+        """When set, only these redirect URIs are accepted (Discord's application setting); else loopback ones."""
         self.grants: dict[str, OAuthGrant] = {}
         self.tokens: dict[str, OAuthToken] = {}
         self._refresh: dict[str, OAuthToken] = {}
@@ -65,8 +70,16 @@ class OAuthApi:
 
     # ------------------------------------------------------------------------------------------------ authorize
 
+    def redirect_allowed(self, redirect_uri: str) -> bool:
+        if self.allowed_redirect_uris is not None:
+            return redirect_uri in self.allowed_redirect_uris
+        parts = urllib.parse.urlsplit(redirect_uri)
+        return parts.scheme in ("http", "https") and is_loopback_host(parts.netloc.rpartition("@")[2])
+
     async def authorize(self, request: web.Request) -> web.Response:
         query = request.query
+        if not peer_is_loopback(request) or not is_loopback_host(request.headers.get("Host", "")):
+            return web.Response(status=403, text="The simulated authorize page answers only this machine")
         if query.get("response_type", "code") != "code":
             return web.Response(status=400, text="unsupported response_type (the simulator serves the code flow)")
         if query.get("client_id") != str(self.client_id):
@@ -74,7 +87,7 @@ class OAuthApi:
         redirect_uri = query.get("redirect_uri")
         if not redirect_uri:
             return web.Response(status=400, text="redirect_uri is required")
-        if self.allowed_redirect_uris is not None and redirect_uri not in self.allowed_redirect_uris:
+        if not self.redirect_allowed(redirect_uri):
             return web.Response(status=400, text="Invalid OAuth2 redirect_uri")
         try:
             user_id = int(query.get("as_user", self.default_user_id))

@@ -567,8 +567,7 @@ def application_payload(world: World, *, verify_key: str) -> JSON:
         "bot_require_code_grant": False,
         "owner": user_payload(world.user(owner)),
         "verify_key": verify_key,
-        # GATEWAY_GUILD_MEMBERS (1 << 14) and GATEWAY_MESSAGE_CONTENT (1 << 18): privileged intents granted.
-        "flags": (1 << 14) | (1 << 18),
+        "flags": world.application_flags,
         "team": None,
         "tags": [],
         "rpc_origins": [],

@@ -28,12 +28,25 @@ _RECORDED_HEADERS = ("Authorization", "X-Audit-Log-Reason", "User-Agent", "Conte
 
 @dataclass(slots=True)
 class UploadedFile:
-    """A file part of a multipart request (only metadata is kept)."""
+    """A file part of a multipart request (only metadata is kept: for a PNG, its pixel size, as Discord reports
+    `width`/`height` of image attachments)."""
 
     field: str
     filename: str | None
     size: int
     content_type: str | None
+    width: int | None = None
+    height: int | None = None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None when `data` is not a PNG."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 @dataclass(slots=True)
@@ -98,7 +111,8 @@ def _parse_multipart(content_type_header: str, raw: bytes) -> ParsedBody:
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         if filename is not None:
-            body.files.append(UploadedFile(str(name), filename, len(data), part.get_content_type()))
+            width, height = png_size(data) or (None, None)
+            body.files.append(UploadedFile(str(name), filename, len(data), part.get_content_type(), width, height))
         elif name == "payload_json":
             try:
                 body.json = json.loads(data)
@@ -129,12 +143,21 @@ def unknown(entity: str, code: int) -> web.Response:
     return discord_error(404, code, f"Unknown {entity}")
 
 
+BeforeHandler = Callable[[web.Request], Awaitable[None]]
+
+
 class RestRecorder:
-    """Holds the recorded calls and lets tests wait for one."""
+    """Holds the recorded calls and lets tests wait for one.
+
+    `before` hooks run before a recorded call is handled (after its body was read): a test can make something
+    happen at an exact point of the app's work, e.g. commit a change while a job's first member update is in
+    flight, instead of hoping a timer lands there. Hooks see every call; each decides whether it acts.
+    """
 
     def __init__(self, api_base_path: str) -> None:
         self.api_base_path = api_base_path.rstrip("/")
         self.calls: list[RestCall] = []
+        self.before: list[BeforeHandler] = []
         self._changed = asyncio.Condition()
 
     def _relative(self, path: str) -> str:
@@ -152,6 +175,8 @@ class RestRecorder:
         raw = await request.read()
         body = parse_body(request.headers.get("Content-Type", ""), raw)
         request[BODY_KEY] = body
+        for hook in list(self.before):
+            await hook(request)
         try:
             response = await handler(request)
         except web.HTTPNotFound:

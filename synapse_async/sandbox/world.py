@@ -545,6 +545,10 @@ class World:
     snowflakes: SnowflakeGenerator = field(default_factory=SnowflakeGenerator)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     seed: int = 0
+    # What `GET /applications/@me` reports: the privileged intents enabled in the "Developer Portal"
+    # (GATEWAY_GUILD_MEMBERS 1 << 14, GATEWAY_MESSAGE_CONTENT 1 << 18); a test clears a bit to play an operator
+    # who forgot a switch.
+    application_flags: int = (1 << 14) | (1 << 18)
 
     @property
     def bot_user(self) -> User:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import asyncpg
 from sqlalchemy import bindparam, text
@@ -51,6 +51,36 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11::inet, $12)
 """
 
 
+ACTIONS: Final = frozenset(
+    {
+        "settings.update",
+        "settings.reset",
+        *(f"{noun}.{verb}" for noun in ("channel_default", "override", "role_multiplier", "no_xp", "level_role")
+          for verb in ("upsert", "delete")),
+        *(f"{noun}.{verb}" for noun in ("achievement", "category", "rarity", "series")
+          for verb in ("create", "update", "delete")),
+        "award.create",
+        "achievement.grant",
+        "achievement.revoke",
+        "season.start",
+        "season.end",
+        "season.update",
+        "season.auto_end",
+        "season.auto_start",
+        "data_sources.update",
+        "job.start",
+        "job.cancel",
+        "members.export",
+        "members.import",
+        "auth.login",
+        "auth.logout",
+        "token.mint",
+        "logs.level",
+    }
+)  # fmt: skip
+"""Every audit action, exactly as SPEC §22 names them: clients filter `GET …/audit?action=` by these."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One audit row's content (SPEC §22): what changed, on what, before and after (never secrets)."""
@@ -62,6 +92,10 @@ class AuditEntry:
     before: Any = None
     after: Any = None
     reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:  # a programming error: caught by any test that reaches the write
+            raise ValueError(f"audit action {self.action!r} is not one of SPEC §22")
 
     def values(self, actor: Actor) -> dict[str, Any]:
         return {

@@ -41,7 +41,12 @@ class TemplateRejected(Exception):
 
 
 class CatalogueConflict(Exception):
-    """Nothing was written: a unique clash or a state that forbids the change (409 in the API)."""
+    """Nothing was written: a unique clash or a state that forbids the change (409 in the API, whose
+    `details.reason` is `reason`)."""
+
+    def __init__(self, message: str, reason: str = "clash") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CatalogueNotFound(Exception):
@@ -53,6 +58,7 @@ class TemplateNameTaken(TemplateRejected, CatalogueConflict):
 
     def __init__(self) -> None:
         super().__init__([("name", "already exists")])
+        self.reason = "name_taken"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +231,9 @@ def _clash(exc: IntegrityError) -> CatalogueConflict:
     """The unique index or CHECK a write ran into, as the conflict the admin sees."""
     text_ = str(exc.orig)
     if "series_order" in text_ or "series_id" in text_:
-        return CatalogueConflict("another template already has this series_order in the series")
+        return CatalogueConflict("another template already has this series_order in the series", "series_order_taken")
     if "max_earners" in text_ or "earned_count" in text_:
-        return CatalogueConflict("max_earners is below the number of members who earned it")
+        return CatalogueConflict("max_earners is below the number of members who earned it", "max_earners_below_earned")
     if "name" in text_:
         return TemplateNameTaken()
     return CatalogueConflict("the change clashes with the current catalogue")
@@ -317,7 +323,9 @@ class Catalogue:
                     merged = replace(current, **changes)
                     config = _checked(merged, await guild_refs(s, guild_id))
                     if merged.max_earners is not None and merged.max_earners < int(before["earned_count"]):
-                        raise CatalogueConflict("max_earners is below the number of members who earned it")
+                        raise CatalogueConflict(
+                            "max_earners is below the number of members who earned it", "max_earners_below_earned"
+                        )
                     params = {**_params(guild_id, merged, config), "id": template_id}
                     row = _row_dict((await s.execute(_UPDATE, params)).one())
                     await record(
@@ -347,7 +355,7 @@ class Catalogue:
                     if found is None:
                         raise CatalogueNotFound()
                     if (await s.execute(_EARNED_ANY, {"id": template_id})).first() is not None:
-                        raise CatalogueConflict("members have earned this achievement; deactivate it instead")
+                        raise CatalogueConflict("members have earned this achievement; deactivate it instead", "earned")
                     await s.execute(_DELETE_TEMPLATE, {"g": guild_id, "id": template_id})
                     await record(
                         s,
@@ -360,7 +368,9 @@ class Catalogue:
                     )
                     await notify_config(s, "achievement_templates", guild_id)
             except IntegrityError as exc:  # earned by a grant that committed after our check (the FK restricts)
-                raise CatalogueConflict("members have earned this achievement; deactivate it instead") from exc
+                raise CatalogueConflict(
+                    "members have earned this achievement; deactivate it instead", "earned"
+                ) from exc
 
         await self._write("delete_template", attempt)
 
@@ -393,8 +403,9 @@ async def earners(
     return EarnersPage(rows, int(total))
 
 
-def template_warnings(row: Mapping[str, Any], *, season_active: bool) -> list[str]:
-    """What an admin should know about a template's switches (the list's "toggle warnings", SPEC §20)."""
+def template_warnings(row: Mapping[str, Any], *, season_active: bool, sources_off: Collection[str] = ()) -> list[str]:
+    """What an admin should know about a template's switches (the list's "toggle warnings", SPEC §20, §12.2);
+    `sources_off` are the lake event types whose `lake.source.<type>` is off in the guild (nothing counts them)."""
     warnings: list[str] = []
     if not row["active"]:
         warnings.append("inactive: not evaluated, not grantable, absent from the gallery")
@@ -406,6 +417,9 @@ def template_warnings(row: Mapping[str, Any], *, season_active: bool) -> list[st
         warnings.append("manual: never earned automatically, only granted")
     elif row["trigger_config"].get("scope") == "season" and not season_active:
         warnings.append("season scope: cannot fire while no season is active")
+    if row["trigger_type"] == "event_count" and row["trigger_config"].get("event_type") in sources_off:
+        source = row["trigger_config"]["event_type"]
+        warnings.append(f"lake source off: lake.source.{source} is off, so {source} events are not counted")
     return warnings
 
 
@@ -460,7 +474,7 @@ class References:
             try:
                 return await attempt()
             except IntegrityError as exc:
-                raise CatalogueConflict(f"a {self._kind.action} with this name already exists") from exc
+                raise CatalogueConflict(f"a {self._kind.action} with this name already exists", "name_taken") from exc
 
         return await retry_transient(guarded, policy=INTERACTIVE, on_retry=log_retries(name))
 

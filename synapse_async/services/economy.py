@@ -177,7 +177,15 @@ RETURNING earned_at, source, granted_by, journal_id
 """
 _RELEASE_TEMPLATE = """
 UPDATE achievement_templates SET earned_count = GREATEST(earned_count - 1, 0), updated_at = now() WHERE id = $1
-RETURNING xp_reward, gold_reward
+"""
+# What the badge's earning really paid (§20 revoke): its `achievement` journal row's XP and the gold ledger row of
+# the same key — not the template's rewards now, which may have been edited since, or never paid (imports).
+_PAID = """
+SELECT j.xp_delta AS xp, COALESCE(l.delta, 0) AS gold
+  FROM reward_journal j
+  LEFT JOIN gold_ledger l
+    ON l.guild_id = j.guild_id AND l.idempotency_key = j.idempotency_key AND l.reason = 'achievement'
+ WHERE j.id = $1 AND j.guild_id = $2 AND j.user_id = $3 AND j.event_type = 'achievement'
 """
 # ONE conditional update (§10.3): it charges only if the gold suffices, atomically against concurrent spending.
 _CHARGE = """
@@ -592,12 +600,14 @@ class Economy:
     ) -> RevokeResult:
         """Take an earned badge away (§12.4): delete it and release its `earned_count` slot.
 
-        With `reverse_rewards` the template's XP and gold are subtracted, clamped at 0 in the database, and the level
-        recomputed (a level-down pays and announces nothing). Every revoke writes a `revoke` journal row keyed
-        `revoke:<request_id>` (XP delta = the applied reversal, 0 without one) so a repeated request is recognised in
-        both modes; a `revoke` ledger row follows when gold moved. Automatic achievements are NOT evaluated here: the
-        only one that could fire is the template just revoked, which §12.4 leaves to the member's next change.
-        Raises RevokeRejected("not_earned") (nothing written) when the member does not have the badge.
+        With `reverse_rewards` exactly what the badge's earning paid (its journal row's XP and that row's gold ledger
+        entry; 0 for an import or a reward-less grant, whatever the template pays today) is subtracted, clamped at 0
+        in the database, and the level recomputed (a level-down pays and announces nothing). Every revoke writes a
+        `revoke` journal row keyed `revoke:<request_id>` (XP delta = the applied reversal, 0 without one) so a
+        repeated request is recognised in both modes; a `revoke` ledger row follows when gold moved. Automatic
+        achievements are NOT evaluated here: the only one that could fire is the template just revoked, which §12.4
+        leaves to the member's next change. Raises RevokeRejected("not_earned") (nothing written) when the member
+        does not have the badge.
         """
         key = _request_key("revoke", request_id, reason, reason_required=True)
 
@@ -606,8 +616,9 @@ class Economy:
             badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
             if badge is None or member is None:
                 raise RevokeRejected("not_earned")
-            rewards = await conn.fetchrow(_RELEASE_TEMPLATE, template_id)
-            assert rewards is not None  # the badge's foreign key keeps its template
+            await conn.execute(_RELEASE_TEMPLATE, template_id)
+            paid = await conn.fetchrow(_PAID, badge["journal_id"], guild_id, user_id)
+            paid_xp, paid_gold = (max(int(paid["xp"]), 0), max(int(paid["gold"]), 0)) if paid is not None else (0, 0)
             # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and
             # forgets that it had found this one full (SPEC §12.3, §12.4).
             await notify_config_raw(conn, "achievement_templates", guild_id)
@@ -616,15 +627,13 @@ class Economy:
             cause = _cause(self._cache, guild_id, key, None)
             row: Mapping[str, Any] = member
             xp_applied = gold_applied = 0
-            if reverse_rewards and (rewards["xp_reward"] or rewards["gold_reward"]):
-                updated = await conn.fetchrow(
-                    _CLAMPED_ADD, guild_id, user_id, -int(rewards["xp_reward"]), -int(rewards["gold_reward"])
-                )
+            if reverse_rewards and (paid_xp or paid_gold):
+                updated = await conn.fetchrow(_CLAMPED_ADD, guild_id, user_id, -paid_xp, -paid_gold)
                 assert updated is not None
                 row = updated
                 xp_applied = int(updated["xp"]) - int(updated["old_xp"])
                 gold_applied = int(updated["gold"]) - int(updated["old_gold"])
-            requested = {"xp": -int(rewards["xp_reward"]), "gold": -int(rewards["gold_reward"])}
+            requested = {"xp": -paid_xp, "gold": -paid_gold}
             journal_id = await _journal_applied(
                 conn,
                 cause,

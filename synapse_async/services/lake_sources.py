@@ -19,5 +19,5 @@ async def set_data_sources(
     """Switch sources on or off all-or-nothing: one settings write (audited per key, NOTIFY in the transaction,
     so every process's cache — and with it the pipeline — follows at once). Returns the switches written."""
     values = source_values(sources)
-    await update_settings(sessions, guild_id, values, actor)
+    await update_settings(sessions, guild_id, values, actor, action="data_sources.update")
     return {key.removeprefix("lake.source."): bool(v) for key, v in values.items()}

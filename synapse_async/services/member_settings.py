@@ -8,13 +8,15 @@ applies to the very next event without any cache notification.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from sqlalchemy import TextClause, text
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
+from synapse_async.domain.github import github_problem
+
+__all__ = ["PREFERENCE_LABELS", "MemberSettings", "Preference", "github_problem"]
 
 Preference = Literal["level_up", "achievements", "awards", "public_profile"]
 PREFERENCE_LABELS: dict[Preference, str] = {
@@ -29,8 +31,6 @@ _PREFERENCE_COLUMNS: dict[Preference, str] = {
     "awards": "announce_awards",
     "public_profile": "public_profile",
 }
-# GitHub's username rules: 1–39 characters, alphanumerics and single hyphens, not at either end.
-GITHUB_USERNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
 
 _ENSURE_MEMBER = text(
     """
@@ -39,15 +39,6 @@ _ENSURE_MEMBER = text(
     """
 )
 _SET_GITHUB = text("UPDATE members SET github_username = :gh, updated_at = now() WHERE guild_id = :g AND user_id = :u")
-
-
-def github_problem(username: str) -> str | None:
-    """Why `username` is not a valid GitHub username, or None if it is."""
-    if not 1 <= len(username) <= 39:
-        return "must be 1–39 characters"
-    if GITHUB_USERNAME.fullmatch(username) is None:
-        return "may contain only letters, digits and single hyphens between them"
-    return None
 
 
 def _preference_sql(column: str) -> TextClause:

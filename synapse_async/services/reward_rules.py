@@ -52,10 +52,15 @@ class RuleTable:
     """One rule table: its key columns (after `guild_id`), value columns and timestamp; identifiers are fixed."""
 
     table: str
-    noun: str  # audit action prefix and target type
+    noun: str  # audit target type
     keys: tuple[str, ...]
     values: tuple[str, ...]
     stamp: str
+    action: str = ""  # audit action prefix (SPEC §22), when it differs from `noun`
+
+    @property
+    def action_prefix(self) -> str:
+        return self.action or self.noun
 
     def target_id(self, key: Mapping[str, object]) -> str:
         return "/".join(str(key[k]) for k in self.keys)
@@ -67,6 +72,7 @@ TYPE_DEFAULTS: Final = RuleTable(
     ("channel_type", "event_type"),
     ("xp_multiplier", "star_multiplier"),
     "updated_at",
+    "channel_default",
 )
 CHANNEL_OVERRIDES: Final = RuleTable(
     "channel_overrides",
@@ -74,12 +80,13 @@ CHANNEL_OVERRIDES: Final = RuleTable(
     ("channel_id", "event_type"),
     ("xp_multiplier", "star_multiplier", "reason"),
     "updated_at",
+    "override",
 )
 ROLE_MULTIPLIERS: Final = RuleTable(
     "role_multipliers", "role_multiplier", ("role_id",), ("xp_multiplier", "star_multiplier"), "updated_at"
 )
 NO_XP_TARGETS: Final = RuleTable(
-    "no_xp_targets", "no_xp_target", ("target_type", "target_id"), ("reason",), "created_at"
+    "no_xp_targets", "no_xp_target", ("target_type", "target_id"), ("reason",), "created_at", "no_xp"
 )
 LEVEL_ROLES: Final = RuleTable("level_role_rewards", "level_role", ("role_id",), ("level",), "created_at")
 
@@ -170,7 +177,7 @@ async def put_rule(
             session,
             actor,
             guild_id=guild_id,
-            action=f"{spec.noun}.put",
+            action=f"{spec.action_prefix}.upsert",
             target_type=spec.noun,
             target_id=spec.target_id(key),
             before=before,
@@ -199,7 +206,7 @@ async def delete_rule(
             session,
             actor,
             guild_id=guild_id,
-            action=f"{spec.noun}.delete",
+            action=f"{spec.action_prefix}.delete",
             target_type=spec.noun,
             target_id=spec.target_id(key),
             before=_audit_view(spec, _plain(row)),

@@ -26,7 +26,7 @@ MAX_NAME = 100
 MAX_DAYS = 730
 TOP_ON_END = 3
 
-SeasonProblem = Literal["name_taken", "active_exists", "none_active", "conflict", "unknown", "not_active"]
+SeasonProblem = Literal["name_taken", "active_exists", "none_active", "concurrent_change", "unknown", "not_active"]
 
 
 class SeasonRejected(Exception):
@@ -49,9 +49,13 @@ class SeasonRow:
 
 @dataclass(frozen=True, slots=True)
 class Standing:
+    """One place of a season's final standings: `rank` per §17.1 (1 + members with strictly more stars, so ties
+    share a rank), not the position in the list."""
+
     user_id: int
     display_name: str
     stars: int
+    rank: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ class SeasonStarted:
 @dataclass(frozen=True, slots=True)
 class SeasonEnded:
     season: SeasonRow
-    top: tuple[Standing, ...]  # by season stars, ties by user id
+    top: tuple[Standing, ...]  # by season stars, ties by user id; members who left excluded (§17.1)
 
 
 _COLUMNS = "season_id, name, starts_at, ends_at, ended_at"
@@ -83,12 +87,14 @@ _START = text(
     RETURNING {_COLUMNS}
     """
 )
+# §17.1 ranks over the members still in the guild with stars > 0; `rank()` is exactly "1 + members with a strictly
+# higher value". The (season_id, stars DESC, user_id) index feeds the window in order, so LIMIT stops it early.
 _TOP = text(
     """
-    SELECT s.user_id, m.display_name, s.stars
+    SELECT s.user_id, m.display_name, s.stars, rank() OVER (ORDER BY s.stars DESC) AS rank
       FROM season_stats s
       JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
-     WHERE s.season_id = :s AND s.stars > 0
+     WHERE s.season_id = :s AND s.stars > 0 AND m.left_at IS NULL
      ORDER BY s.stars DESC, s.user_id
      LIMIT :n
     """
@@ -196,7 +202,7 @@ class Seasons:
                     async with s.begin_nested():
                         started = _season((await s.execute(_START, params)).one())
                 except IntegrityError as exc:  # a concurrent start won the one-active index or the name
-                    raise SeasonRejected("conflict") from exc
+                    raise SeasonRejected("concurrent_change") from exc
                 await record(
                     s,
                     actor,
@@ -227,7 +233,8 @@ class Seasons:
                 ended = await _end_active(s, actor, guild_id, active)
                 await notify_config(s, "seasons", guild_id)
                 top = await s.execute(_TOP, {"s": ended.season_id, "n": TOP_ON_END})
-                return SeasonEnded(ended, tuple(Standing(int(r.user_id), r.display_name, int(r.stars)) for r in top))
+                standings = (Standing(int(r.user_id), r.display_name, int(r.stars), int(r.rank)) for r in top)
+                return SeasonEnded(ended, tuple(standings))
 
         return await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("season_end"))
 

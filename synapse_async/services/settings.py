@@ -106,14 +106,24 @@ async def _retrying(write: Callable[[], Awaitable[SettingsChange]]) -> SettingsC
 
 
 async def update_settings(
-    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object], actor: Actor
+    sessions: async_sessionmaker[AsyncSession],
+    guild_id: int,
+    values: Mapping[str, object],
+    actor: Actor,
+    *,
+    action: str = "settings.update",
 ) -> SettingsChange:
-    """Validate and store `values` for the guild in one transaction; raise SettingsRejected on any problem."""
-    return await _retrying(lambda: _update(sessions, guild_id, values, actor))
+    """Validate and store `values` for the guild in one transaction; raise SettingsRejected on any problem.
+    `action` names the audit rows (one per changed key): `data_sources.update` for the lake's switches (§22)."""
+    return await _retrying(lambda: _update(sessions, guild_id, values, actor, action))
 
 
 async def _update(
-    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object], actor: Actor
+    sessions: async_sessionmaker[AsyncSession],
+    guild_id: int,
+    values: Mapping[str, object],
+    actor: Actor,
+    action: str,
 ) -> SettingsChange:
     async with sessions.begin() as session:
         current = await _current(session, guild_id)
@@ -123,7 +133,9 @@ async def _update(
         changed: dict[str, tuple[object, object]] = {}
         for key, value in normalized.items():
             before = current.get(key, REGISTRY[key].default)
-            if key in current and current[key] == value:
+            if before == value:
+                # The value the key already has (stored, or the default when unset) is no change (§20): no row, no
+                # audit, no NOTIFY, no relevel.
                 continue
             after_json = to_json(key, value)
             await session.execute(_UPSERT, {"g": guild_id, "key": key, "value": after_json, "by": actor.actor_id})
@@ -133,7 +145,7 @@ async def _update(
                 session,
                 actor,
                 guild_id=guild_id,
-                action="settings.update",
+                action=action,
                 target_type="setting",
                 target_id=key,
                 before={"key": key, "value": before_json, "is_default": key not in current},
@@ -145,6 +157,19 @@ async def _update(
         if changed:
             await notify_config(session, "settings", guild_id)
     return SettingsChange(changed, jobs)
+
+
+async def check_settings(
+    sessions: async_sessionmaker[AsyncSession], guild_id: int, values: Mapping[str, object]
+) -> dict[str, object]:
+    """Validate `values` exactly as `update_settings` would and return them normalized, writing nothing (the
+    `dry_run` preview of a level-role mode change, SPEC §13); raise SettingsRejected on any problem."""
+    async with sessions() as session:
+        current = await _current(session, guild_id)
+        normalized, problems = validate_updates(values, current, await _guild_context(session, guild_id))
+    if problems:
+        raise SettingsRejected(problems)
+    return dict(normalized)
 
 
 async def reset_setting(
@@ -163,6 +188,8 @@ async def _reset(sessions: async_sessionmaker[AsyncSession], guild_id: int, key:
         if key not in current:
             return SettingsChange()
         await session.execute(_DELETE, {"g": guild_id, "key": key})
+        if current[key] == REGISTRY[key].default:
+            return SettingsChange()  # the override held the default: the value does not change (§20)
         before_json, after_json = to_json(key, current[key]), to_json(key, REGISTRY[key].default)
         await record(
             session,

@@ -1,9 +1,10 @@
 """Read models for members: the `/profile` card and the leaderboards (SPEC §17.1, §17.2).
 
-Every query is an index scan: ranks are `1 + count(strictly higher)` answered from the (guild, value DESC,
-user_id) indexes of `members` and (season, value DESC, user_id) of `season_stats`, so the cost grows with the
-member's rank, never with the guild's size as a whole (`tests/integration/test_member_commands.py` checks the
-plans with EXPLAIN on 100,000 rows). Members who left, and members whose value is 0, are not ranked (§17.1).
+Ranks come from `services.ranks`, the one §17.1 definition. Every query is an index scan: ranks are `1 +
+count(strictly higher)` answered from the (guild, value DESC, user_id) indexes of `members` and (season, value
+DESC, user_id) of `season_stats`, so the cost grows with the member's rank, never with the guild's size as a
+whole (`tests/integration/test_member_commands.py` checks the plans with EXPLAIN on 100,000 rows). Members who
+left, and members whose value is 0, are not ranked (§17.1).
 
 Reads are retried on transient faults like writes are (they change nothing, so retrying is always safe); a
 database that stays away surfaces as `DatabaseUnavailable`, which the command layer answers with the busy reply.
@@ -21,14 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
+from synapse_async.services.ranks import Currency, RankBoard, page_ranks, rank_of, ranked_count, top
 
-Currency = Literal["xp", "stars", "gold"]
 Scope = Literal["season", "lifetime"]
 
-# The column each (currency, scope) ranks by; the values are fixed here, never taken from input.
-_LIFETIME_COLUMN: dict[Currency, str] = {"xp": "xp", "stars": "lifetime_stars", "gold": "gold"}
-_SEASON_COLUMN: dict[Currency, str] = {"xp": "xp", "stars": "stars", "gold": "gold_earned"}
 RECENT_BADGES = 5
+
+
+# The viewer's own value on a board (the columns `services.ranks` ranks by).
+_LIFETIME_VALUE: dict[Currency, str] = {"xp": "xp", "stars": "lifetime_stars", "gold": "gold"}
+_SEASON_VALUE: dict[Currency, TextClause] = {
+    "xp": text("SELECT xp FROM season_stats WHERE season_id = :s AND user_id = :u"),
+    "stars": text("SELECT stars FROM season_stats WHERE season_id = :s AND user_id = :u"),
+    "gold": text("SELECT gold_earned FROM season_stats WHERE season_id = :s AND user_id = :u"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,6 @@ _MEMBER = text(
       FROM members WHERE guild_id = :g AND user_id = :u
     """
 )
-_RANKED = text("SELECT count(*) FROM members WHERE guild_id = :g AND left_at IS NULL AND xp > 0")
 _SEASON_STATS = text(
     """
     SELECT stars, xp, messages_sent, reactions_given, reactions_received, voice_minutes
@@ -117,59 +123,10 @@ _RECENT_BADGES = text(
 )
 
 
-# "This season row's member has left", answered from the partial index of members who left.
-_LEFT = "SELECT 1 FROM members m WHERE m.guild_id = s.guild_id AND m.user_id = s.user_id AND m.left_at IS NOT NULL"
-
-
-def _lifetime_rank_sql(column: str) -> TextClause:
-    return text(f"SELECT count(*) FROM members WHERE guild_id = :g AND left_at IS NULL AND {column} > :v")
-
-
-def _season_rank_sql(column: str) -> TextClause:
-    return text(
-        f"""
-        SELECT count(*) FROM season_stats s
-         WHERE s.season_id = :s AND s.{column} > :v AND NOT EXISTS ({_LEFT})
-        """
-    )
-
-
-def _lifetime_top_sql(column: str) -> TextClause:
-    return text(
-        f"""
-        SELECT user_id, display_name, {column} AS value, level
-          FROM members
-         WHERE guild_id = :g AND left_at IS NULL AND {column} > 0
-         ORDER BY {column} DESC, user_id
-         LIMIT :n
-        """
-    )
-
-
-def _season_top_sql(column: str) -> TextClause:
-    return text(
-        f"""
-        SELECT s.user_id, m.display_name, s.{column} AS value, m.level
-          FROM season_stats s
-          JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
-         WHERE s.season_id = :s AND s.{column} > 0 AND m.left_at IS NULL
-         ORDER BY s.{column} DESC, s.user_id
-         LIMIT :n
-        """
-    )
-
-
-def _season_value_sql(column: str) -> TextClause:
-    return text(f"SELECT {column} FROM season_stats WHERE season_id = :s AND user_id = :u")
-
-
 def rank_rows(rows: Sequence[tuple[int, str, int, int]]) -> tuple[BoardRow, ...]:
-    """Rows sorted by value DESC then user id → ranks with ties shared (§17.1: 1 + count strictly higher)."""
-    ranked: list[BoardRow] = []
-    for index, (user_id, name, value, level) in enumerate(rows):
-        rank = ranked[-1].rank if ranked and ranked[-1].value == value else index + 1
-        ranked.append(BoardRow(rank, user_id, name, value, level))
-    return tuple(ranked)
+    """Rows sorted by value DESC then user id, from the top → their §17.1 ranks (`services.ranks.page_ranks`)."""
+    ranks = page_ranks([value for _, _, value, _ in rows], offset=0, first_rank=1)
+    return tuple(BoardRow(r, u, n, v, lv) for r, (u, n, v, lv) in zip(ranks, rows, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +158,9 @@ class Standings:
             row = (await conn.execute(_MEMBER, {"g": guild_id, "u": user_id})).first()
             if row is None:
                 return None
-            rank: int | None = None
-            if row.left_at is None and row.xp > 0:
-                higher = (await conn.execute(_lifetime_rank_sql("xp"), {"g": guild_id, "v": row.xp})).scalar_one()
-                rank = int(higher) + 1
-            ranked = int((await conn.execute(_RANKED, {"g": guild_id})).scalar_one())
+            board = RankBoard(guild_id, "xp")
+            rank = await rank_of(conn, board, int(row.xp) if row.left_at is None else 0)
+            ranked = await ranked_count(conn, board)
             line: SeasonLine | None = None
             if season is not None:
                 stats = (await conn.execute(_SEASON_STATS, {"s": season.season_id, "u": user_id})).first()
@@ -251,23 +206,20 @@ class Standings:
             raise ValueError("a season leaderboard needs a season")
 
         async def query(conn: AsyncConnection) -> Board:
-            if scope == "lifetime":
-                column = _LIFETIME_COLUMN[currency]
-                top = await conn.execute(_lifetime_top_sql(column), {"g": guild_id, "n": size})
-                mine = (await conn.execute(_MEMBER, {"g": guild_id, "u": viewer_id})).first()
-                value = int(getattr(mine, column)) if mine is not None and mine.left_at is None else 0
-                rank_query, params = _lifetime_rank_sql(column), {"g": guild_id, "v": value}
-            else:
-                assert season is not None
-                column = _SEASON_COLUMN[currency]
-                top = await conn.execute(_season_top_sql(column), {"s": season.season_id, "n": size})
-                mine = (await conn.execute(_MEMBER, {"g": guild_id, "u": viewer_id})).first()
-                own = await conn.execute(_season_value_sql(column), {"s": season.season_id, "u": viewer_id})
-                value = int(own.scalar() or 0) if mine is not None and mine.left_at is None else 0
-                rank_query, params = _season_rank_sql(column), {"s": season.season_id, "v": value}
-            rows = rank_rows([(int(r.user_id), r.display_name, int(r.value), int(r.level)) for r in top])
-            viewer_rank = int((await conn.execute(rank_query, params)).scalar_one()) + 1 if value > 0 else None
-            return Board(currency, scope, season.name if scope == "season" and season else None, rows, viewer_rank)
+            board = RankBoard(guild_id, currency, season.season_id if scope == "season" and season else None)
+            rows = await top(conn, board, limit=size)
+            mine = (await conn.execute(_MEMBER, {"g": guild_id, "u": viewer_id})).first()
+            value = 0
+            if mine is not None and mine.left_at is None:
+                if board.season_id is None:
+                    value = int(getattr(mine, _LIFETIME_VALUE[currency]))
+                else:
+                    params = {"s": board.season_id, "u": viewer_id}
+                    value = int((await conn.execute(_SEASON_VALUE[currency], params)).scalar() or 0)
+            lines = tuple(BoardRow(r.rank, r.user_id, r.display_name, r.value, r.level) for r in rows)
+            viewer_rank = await rank_of(conn, board, value)
+            name = season.name if board.season_id is not None and season else None
+            return Board(currency, scope, name, lines, viewer_rank)
 
         board: Board = await self._read(query)
         return board

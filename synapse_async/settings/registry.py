@@ -48,6 +48,9 @@ class SettingDef:
     max: float | None = None
     allowed: tuple[str, ...] | None = None
     nullable: bool = False
+    pattern: str | None = None
+    """For ``string``: a regular expression the whole trimmed value must match, stated in ``pattern_rule``."""
+    pattern_rule: str | None = None
 
 
 # SPEC §15.1, in the table's order. `lake.source.<type>` keys are generated from this tuple so a new event type
@@ -96,8 +99,10 @@ def _string(
     return SettingDef(key, "string", default, category, description, public=public, min=lo, max=hi)
 
 
-def _enum(key: str, default: str, allowed: tuple[str, ...], category: str, description: str) -> SettingDef:
-    return SettingDef(key, "enum", default, category, description, allowed=allowed)
+def _enum(
+    key: str, default: str, allowed: tuple[str, ...], category: str, description: str, *, public: bool = False
+) -> SettingDef:
+    return SettingDef(key, "enum", default, category, description, public=public, allowed=allowed)
 
 
 def _build() -> tuple[SettingDef, ...]:
@@ -388,6 +393,27 @@ def _build() -> tuple[SettingDef, ...]:
             "display",
             "Number of members shown on the leaderboard.",
             public=True,
+        ),
+        _enum(
+            "card.theme",
+            "dark",
+            ("dark", "light"),
+            "display",
+            "Colours of the rank card (/rank and the public card image): dark or light.",
+            public=True,
+        ),
+        SettingDef(
+            "card.accent",
+            "string",
+            None,
+            "display",
+            "Accent colour of the rank card as #rrggbb; empty uses the colour of the guild's highest coloured role.",
+            public=True,
+            min=0,
+            max=7,
+            nullable=True,
+            pattern=r"#[0-9a-fA-F]{6}",
+            pattern_rule="must be a colour written #rrggbb (six hexadecimal digits), or empty for the role colour",
         ),
         _bool(
             "announce.level_up",

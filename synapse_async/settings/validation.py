@@ -100,6 +100,8 @@ def rule(d: SettingDef) -> str:
         return f"must be a number between {lo} and {hi}"
     if d.type == "bool":
         return "must be true or false"
+    if d.type == "string" and d.pattern_rule:
+        return d.pattern_rule
     if d.type == "string":
         return f"must be text of {lo} to {hi} characters without control characters or line breaks"
     if d.type == "enum":
@@ -161,13 +163,19 @@ def _validate_value(d: SettingDef, raw: object) -> tuple[object, list[Problem]]:
         return raw, []
 
     if d.type == "string":
+        if raw is None and d.nullable:
+            return None, []
         if not isinstance(raw, str):
             return fail("invalid_type")
         text = raw.strip()
         if _FORBIDDEN_CHARS.search(text):
             return fail("not_allowed", "must not contain control characters or line breaks")
+        if d.nullable and not text:
+            return None, []  # an emptied form field clears a nullable setting
         if not _in_range(d, len(text)):
             return fail("out_of_range")
+        if d.pattern is not None and re.fullmatch(d.pattern, text) is None:
+            return fail("not_allowed")
         return text, []
 
     if d.type == "enum":

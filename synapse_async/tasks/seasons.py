@@ -5,6 +5,11 @@ audit rows (actor `system`) and the `seasons:<guild>` NOTIFY commit together. An
 exactly at its `ends_at` (not at the moment the task noticed), and the renewed season starts there, so
 attribution windows `[starts_at, COALESCE(ended_at, ends_at))` never overlap or leave a gap.
 
+The 60 s tick alone would leave events between `ends_at` and the tick without a season. So the pipeline asks for
+the renewal first (`renew`, through `Processor.bind_renewal`) when an event of an auto-renewing guild is past its
+active season's `ends_at`: the rollover runs at once (one at a time per guild; concurrent askers share it) and the
+cache learns the new season before the event is attributed by its own time.
+
 One guild's failure (a lock held past the statement timeout, a bad row) must not hold back every other guild's
 rollover: each guild is tried, failures are logged per guild, and the cycle then raises so the task shows
 `failed` in `/health` and the supervisor retries it.
@@ -12,6 +17,7 @@ rollover: each guild is tried, failures are logged per guild, and the cycle then
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from datetime import timedelta
 
@@ -63,6 +69,25 @@ class SeasonRollover:
         self._local_guilds = local_guilds
         self.ended = 0
         self.started = 0
+        self._renewing: dict[int, asyncio.Future[None]] = {}
+
+    async def renew(self, guild_id: int) -> None:
+        """Roll the guild over now and reload its seasons into the cache (the pipeline's ask, see above). A failure
+        is logged, never raised: the event then goes without a season, as it would have until the next tick."""
+        pending = self._renewing.get(guild_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._renewing[guild_id] = future
+        try:
+            await self.roll_guild(guild_id)
+            await self._cache.reload("seasons", guild_id)
+        except Exception:
+            log.exception("season_renewal_failed", guild_id=guild_id)
+        finally:
+            del self._renewing[guild_id]
+            future.set_result(None)
 
     async def check(self) -> None:
         failed: list[int] = []

@@ -19,6 +19,8 @@ GUILD = SANDBOX_GUILD_ID
 ADMIN = f"/api/admin/guilds/{GUILD}"
 ALICE = SANDBOX_FIRST_MEMBER_ID
 BOB = SANDBOX_FIRST_MEMBER_ID + 1
+# Not sandbox members: rows of our own for the season standings.
+STANDINGS = [777000000000000001 + i for i in range(5)]
 SECRET = "catalog-routes-" + "s" * 40
 
 
@@ -311,8 +313,9 @@ async def test_seasons_start_replace_patch_and_end(runtime: Runtime) -> None:
     await wait_for(lambda: cached_active_season(runtime) == summer)
 
     listed = await send(runtime, "GET", seasons)
-    assert [s["name"] for s in listed.body["items"]] == ["Summer", "Spring"]
-    assert [s["status"] for s in listed.body["items"]] == ["active", "ended"]
+    mine = [s for s in listed.body["items"] if s["name"] in ("Summer", "Spring")]  # other tests start seasons too
+    assert [s["name"] for s in mine] == ["Summer", "Spring"]
+    assert [s["status"] for s in mine] == ["active", "ended"]
 
     assert (await send(runtime, "PATCH", seasons + f"/{spring}", {"ends_at": "2999-01-01T00:00:00Z"})).status == 409
     assert fields(await send(runtime, "PATCH", seasons + f"/{summer}", {"ends_at": "2020-01-01T00:00:00Z"})) == {
@@ -331,10 +334,34 @@ async def test_seasons_start_replace_patch_and_end(runtime: Runtime) -> None:
 
     assert (await send(runtime, "POST", seasons + f"/{spring}/end")).status == 409  # not the active one
     assert (await send(runtime, "POST", seasons + "/99999/end")).status == 404
+    # Final standings: season stars as the pipeline would have paid them, to members of our own.
+    stars = {STANDINGS[0]: 5, STANDINGS[1]: 5, STANDINGS[2]: 3, STANDINGS[3]: 9, STANDINGS[4]: 0}
+    for user, count in stars.items():
+        left = "now()" if user == STANDINGS[3] else "NULL"
+        await execute(
+            runtime,
+            f"INSERT INTO members (guild_id, user_id, display_name, left_at) VALUES (:g, :u, :n, {left})"
+            " ON CONFLICT DO NOTHING",
+            u=user,
+            n=f"Standing {user % 10}",
+        )
+        await execute(
+            runtime,
+            "INSERT INTO season_stats (season_id, user_id, guild_id, stars) VALUES (:s, :u, :g, :n)",
+            s=summer,
+            u=user,
+            n=count,
+        )
     ended = await send(runtime, "POST", seasons + f"/{summer}/end")
     assert ended.status == 200, ended.body
     assert ended.body["season"]["status"] == "ended" and ended.body["season"]["ended_at"] is not None
-    assert isinstance(ended.body["top"], list)
+    # §17.3 top 3 by season stars with §17.1 ranks: ties share a rank (listed by user id), the member who left (9)
+    # and the member without stars are not ranked.
+    assert [(t["rank"], t["user_id"], t["stars"]) for t in ended.body["top"]] == [
+        (1, str(STANDINGS[0]), 5),
+        (1, str(STANDINGS[1]), 5),
+        (3, str(STANDINGS[2]), 3),
+    ]
     before, after = await audit(runtime, "season.end", str(summer))
     assert before["status"] == "active" and after["status"] == "ended"
     await wait_for(lambda: cached_active_season(runtime) is None)
@@ -374,28 +401,56 @@ async def test_member_search_escapes_wildcards_sorts_and_pages(runtime: Runtime)
 
 
 async def test_member_detail_journal_and_ledger(runtime: Runtime) -> None:
+    member = STANDINGS[4] + 100  # a row of our own, so that earlier tests' awards cannot change what is seen here
+    await execute(runtime, "INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, 'Ledger')", u=member)
+    badge = await create(runtime, name="Ledger badge")
+    season = await send(runtime, "POST", ADMIN + "/seasons", {"name": "Ledger season", "replace_active": True})
+    assert season.status == 201, season.body
+    await wait_for(lambda: cached_active_season(runtime) == season.body["id"])
+    granted = await send(runtime, "POST", ADMIN + f"/achievements/{badge['id']}/grant", {"user_id": str(member)})
+    assert granted.status == 200, granted.body
     award = await send(
-        runtime, "POST", ADMIN + "/awards", {"user_id": str(ALICE), "xp": 3, "gold": 2, "reason": "Ledger"}
+        runtime, "POST", ADMIN + "/awards", {"user_id": str(member), "xp": 3, "gold": 2, "reason": "Ledger"}
     )
     assert award.status == 200, award.body
-    detail = await send(runtime, "GET", ADMIN + f"/members/{ALICE}")
+    ended = await send(runtime, "POST", ADMIN + f"/seasons/{season.body['id']}/end")
+    assert ended.status == 200, ended.body
+    await wait_for(lambda: cached_active_season(runtime) is None)
+
+    detail = await send(runtime, "GET", ADMIN + f"/members/{member}")
     assert detail.status == 200, detail.body
-    assert detail.body["member"]["user_id"] == str(ALICE) and detail.body["member"]["gold"] == award.body["gold"]
+    assert detail.body["member"]["user_id"] == str(member) and detail.body["member"]["gold"] == 2
     assert detail.body["preferences"] == {
         "announce_level_up": True,
         "announce_achievements": True,
         "announce_awards": True,
     }
-    assert {b["name"] for b in detail.body["achievements"]} >= {"Only one"}
-    assert isinstance(detail.body["seasons"], list)
+    assert [(b["name"], b["source"]) for b in detail.body["achievements"]] == [("Ledger badge", "grant")]
+    # §20 "season stats": the award made during the season counts there by its applied amounts (§11: XP and gold
+    # earned), and nothing else happened in it.
+    assert detail.body["seasons"] == [
+        {
+            "season_id": season.body["id"],
+            "name": "Ledger season",
+            "status": "ended",
+            "stars": 0,
+            "xp": 3,
+            "gold_earned": 2,
+            "messages_sent": 0,
+            "reactions_given": 0,
+            "reactions_received": 0,
+            "threads_created": 0,
+            "voice_minutes": 0,
+        }
+    ]
 
-    journal = await send(runtime, "GET", ADMIN + f"/members/{ALICE}/journal", page_size="1")
-    assert journal.status == 200 and journal.body["total"] >= 2
+    journal = await send(runtime, "GET", ADMIN + f"/members/{member}/journal", page_size="1")
+    assert journal.status == 200 and journal.body["total"] == 2  # the grant's and the award's rows
     newest = journal.body["items"][0]
     assert newest["id"] == award.body["journal_id"] and newest["event_type"] == "manual_award"
     assert newest["xp_delta"] == 3 and newest["details"]["reason"] == "Ledger"
-    ledger = await send(runtime, "GET", ADMIN + f"/members/{ALICE}/gold-ledger")
-    assert ledger.status == 200 and ledger.body["items"][0]["delta"] == 2
+    ledger = await send(runtime, "GET", ADMIN + f"/members/{member}/gold-ledger")
+    assert ledger.status == 200 and [i["delta"] for i in ledger.body["items"]] == [2]
     assert ledger.body["items"][0]["balance_after"] == award.body["gold"]
     assert ledger.body["items"][0]["journal_id"] == award.body["journal_id"]
 

@@ -208,6 +208,13 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(app
     await sim(app).invoke("award", user=ADMIN, options={"member": ADMIN, "xp": 1})  # the admin takes part too
     async with app.components.db.sessions.begin() as s:  # season stars as the pipeline would have paid them
         for user, stars in ((ALICE, 7), (BOB, 9), (ADMIN, 7)):
+            await s.execute(  # their rows, whichever tests ran before
+                text(
+                    "INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, :n)"
+                    " ON CONFLICT (guild_id, user_id) DO NOTHING"
+                ),
+                {"g": G, "u": user, "n": f"Member {user % 100}"},
+            )
             await s.execute(
                 text(
                     "INSERT INTO season_stats (season_id, user_id, guild_id, stars) VALUES (:s, :u, :g, :n)"
@@ -221,7 +228,8 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(app
     assert embed["title"] == "Beta has ended"
     lines = embed["description"].splitlines()
     assert [line.split(" — ")[1] for line in lines] == ["9 Stars", "7 Stars", "7 Stars"]
-    assert lines[1].startswith("2. ") and lines[2].startswith("3. ")
+    # §17.1: the two members tied on 7 share rank 2 (no rank 3).
+    assert [line.split(".")[0] for line in lines] == ["1", "2", "2"]
     audit = await rows(app, "SELECT action, via FROM audit_log WHERE target_type = 'season' ORDER BY id")
     assert [(a.action, a.via) for a in audit] == [
         ("season.start", "command"),
@@ -244,3 +252,21 @@ async def test_the_sandbox_endpoint_runs_a_command_as_a_member(app: Runtime) -> 
     assert answer["ephemeral"] is False and answer["deferred"] is True
     assert answer["embeds"][0]["title"] == "Leaderboard — XP (All time)"
     assert problem["error"]["details"][0]["field"] == "bogus"
+
+
+async def test_the_sandbox_endpoint_names_valid_commands_and_options_at_once(app: Runtime) -> None:
+    """Unknown commands, subcommands and options are a 400 naming the valid ones (SPEC §30), not a 10 s wait."""
+    url = f"http://127.0.0.1:{app.http_port}/sandbox/commands"
+    cases = [
+        ({"command": "levels"}, "command", "unknown command 'levels'; the bot has registered: award,"),
+        ({"command": "leaderboard", "options": {"sort": "xp"}}, "options", "unknown option(s) 'sort' of /leaderboard"),
+        ({"command": "season"}, "command", "/season needs a subcommand: end, start"),
+        ({"command": "season pause"}, "command", "unknown subcommand 'pause' of /season; valid: end, start"),
+        ({"command": "preferences"}, "options", "/preferences needs option(s):"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for extra, field, start in cases:
+            async with http.post(url, json={"user_id": str(BOB), **extra}) as resp:
+                assert resp.status == 400, extra
+                [detail] = (await resp.json())["error"]["details"]
+            assert detail["field"] == field and detail["message"].startswith(start), detail

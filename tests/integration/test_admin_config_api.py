@@ -121,14 +121,14 @@ async def test_type_default_put_delete_audit_and_the_next_message_pays_it(runtim
     assert [(i["channel_type"], i["event_type"], i["xp_multiplier"]) for i in listed.body["items"]] == [
         ("announcement", "message", 1.5)
     ]
-    first, second = await audit(rt, "channel_type_default.put", "announcement/message")
+    first, second = await audit(rt, "channel_default.upsert", "announcement/message")
     assert first["before"] is None and first["after"]["xp_multiplier"] == 2.0
     assert second["before"]["xp_multiplier"] == 2.0 and second["after"]["xp_multiplier"] == 1.5
     assert second["via"] == "api" and second["actor_id"].startswith("svc")
 
     assert (await api(rt, "DELETE", "/channel-type-defaults/announcement/message")).status == 204
     assert (await api(rt, "DELETE", "/channel-type-defaults/announcement/message")).status == 404
-    (deleted,) = await audit(rt, "channel_type_default.delete", "announcement/message")
+    (deleted,) = await audit(rt, "channel_default.delete", "announcement/message")
     assert deleted["before"]["xp_multiplier"] == 1.5 and deleted["after"] is None
     await wait_for(lambda: ("announcement", "message") not in cache.guild(GUILD).type_defaults)
     assert (await paid(rt, U[1], plain))["xp_delta"] == 15
@@ -186,7 +186,7 @@ async def test_overrides_need_a_guild_channel_and_explain_agrees_with_the_pipeli
     assert row["details"]["role_multiplier"] == body["role_multiplier"]
     assert row["xp_delta"] == 7 and body["final_multiplier"] == {"xp": 0.5, "stars": 2.0}  # floor(15 × 0.5)
 
-    (audited,) = await audit(rt, "channel_override.put", f"{CHANNEL_COMMUNITY_ID}/*")
+    (audited,) = await audit(rt, "override.upsert", f"{CHANNEL_COMMUNITY_ID}/*")
     assert audited["before"] is None and audited["after"]["reason"] == "the category pays half"
     assert (await api(rt, "DELETE", f"/channel-overrides/{CHANNEL_COMMUNITY_ID}/*")).status == 204
     await wait_for(lambda: (CHANNEL_COMMUNITY_ID, "*") not in cache.guild(GUILD).overrides)
@@ -222,7 +222,7 @@ async def test_role_multipliers_apply_to_holders_and_explain_shows_the_factors(r
     row = await paid(rt, holder, plain)
     assert (row["xp_delta"], row["star_delta"]) == (30, 4)
     assert row["details"]["role_multiplier"] == explained.body["role_multiplier"]
-    (audited,) = await audit(rt, "role_multiplier.put", str(booster))
+    (audited,) = await audit(rt, "role_multiplier.upsert", str(booster))
     assert audited["before"] is None and audited["after"] == {
         "role_id": str(booster),
         "xp_multiplier": 2.0,
@@ -279,7 +279,7 @@ async def test_no_xp_targets_pay_nothing_and_are_listed(runtime: tuple[Runtime, 
     assert [(i["target_type"], i["target_id"], i["reason"]) for i in listed.body["items"]] == [
         ("channel", str(plain), "bot commands")
     ]
-    first, second = await audit(rt, "no_xp_target.put", f"channel/{plain}")
+    first, second = await audit(rt, "no_xp.upsert", f"channel/{plain}")
     assert first["before"] is None and second["before"]["reason"] == "bot spam"
     assert (await api(rt, "DELETE", f"/no-xp/channel/{plain}")).status == 204
     await wait_for(lambda: plain not in cache.guild(GUILD).no_xp.channels)

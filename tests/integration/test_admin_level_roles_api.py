@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from synapse_async.runtime import Runtime
-from synapse_async.sandbox.world import ROLE_ADMIN_ID, ROLE_BOT_ID, ROLE_MEMBER_ID, SANDBOX_OWNER_ID
+from synapse_async.sandbox.world import ROLE_BOT_ID, ROLE_MEMBER_ID, SANDBOX_OWNER_ID
 from tests.api_support import base, call, login
 from tests.pipeline_support import GUILD, MEMBERS_30, PLAIN, pipeline_runtime, query, wait_key
 from tests.support import simulator_of, wait_for
@@ -22,9 +22,20 @@ G = f"/api/admin/guilds/{GUILD}"
 U = MEMBERS_30
 
 
+REGULAR: dict[str, int] = {}  # a safe role (no permissions), created by the fixture
+
+
 @pytest.fixture(scope="module")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
     async with pipeline_runtime(fresh_database, 30, JOB_POLL_SECONDS="3600", ADMIN_RATE_LIMIT_PER_MINUTE="10000") as rt:
+        REGULAR["id"] = role_id = int(await simulator_of(rt).create_role("Regular", position=2))
+        REGULAR["booster"] = booster = int(await simulator_of(rt).create_role("Booster", position=2, managed=True))
+
+        async def synced() -> bool:
+            rows = await query(rt, "SELECT role_id FROM guild_roles WHERE guild_id = :g")
+            return {role_id, booster} <= {int(r["role_id"]) for r in rows}
+
+        await wait_for(synced)
         message_id = int(await simulator_of(rt).message(U[0], "general", PLAIN))
         await wait_key(rt, f"msg:{message_id}")
         yield rt
@@ -63,9 +74,11 @@ async def test_put_is_validated_and_prechecked(runtime: Runtime) -> None:
     bad = await api(runtime, "PUT", "/level-roles/abc", json={"level": 0})
     assert bad.status == 400 and {d["field"] for d in bad.body["error"]["details"]} == {"role_id", "level"}
     assert (await api(runtime, "PUT", "/level-roles/4242", json={"level": 3})).status == 404
-    for unassignable in (ROLE_BOT_ID, GUILD):  # the bot's integration role, @everyone
+    for unassignable in (REGULAR["booster"], GUILD):  # an integration role, @everyone
         refused = await api(runtime, "PUT", f"/level-roles/{unassignable}", json={"level": 3})
-        assert refused.status == 409 and refused.body["error"]["code"] == "role_not_assignable"
+        assert refused.status == 409 and refused.body["error"]["details"] == {"reason": "role_not_assignable"}
+    bot_role = await api(runtime, "PUT", f"/level-roles/{ROLE_BOT_ID}", json={"level": 3})  # it has Manage Roles
+    assert bot_role.status == 400 and bot_role.body["error"]["details"][0]["problem"] == "dangerous_role"
     assert await query(runtime, "SELECT 1 FROM level_role_rewards WHERE guild_id = :g") == []
     assert await sync_jobs(runtime) == []
 
@@ -80,26 +93,27 @@ async def test_put_is_validated_and_prechecked(runtime: Runtime) -> None:
             {"g": GUILD},
         )
     full = await api(runtime, "PUT", f"/level-roles/{ROLE_MEMBER_ID}", json={"level": 3})
-    assert full.status == 409 and full.body["error"]["code"] == "limit_reached"
+    assert full.status == 409 and full.body["error"]["details"] == {"reason": "limit_reached"}
     async with runtime.components.db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM level_role_rewards WHERE guild_id = :g"), {"g": GUILD})
     assert await sync_jobs(runtime) == []  # the refused write queued nothing
 
 
 async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runtime: Runtime) -> None:
+    regular = REGULAR["id"]
     sim = simulator_of(runtime)
     cache = runtime.components.cache
     assert cache is not None
-    created = await api(runtime, "PUT", f"/level-roles/{ROLE_ADMIN_ID}", json={"level": 1})
+    created = await api(runtime, "PUT", f"/level-roles/{regular}", json={"level": 1})
     assert created.status == 201, created.body
     assert created.body == {
-        "role_id": str(ROLE_ADMIN_ID), "role_name": "Admin", "level": 1, "assignable": True, "problem": None,
+        "role_id": str(regular), "role_name": "Regular", "level": 1, "assignable": True, "problem": None,
     }  # fmt: skip
-    await wait_for(lambda: (1, ROLE_ADMIN_ID) in cache.guild(GUILD).level_roles)
+    await wait_for(lambda: (1, regular) in cache.guild(GUILD).level_roles)
     (job,) = await sync_jobs(runtime)
     assert job["status"] == "queued"
-    (audited,) = await query(runtime, "SELECT before, after FROM audit_log WHERE action = 'level_role.put'")
-    assert audited == {"before": None, "after": {"role_id": str(ROLE_ADMIN_ID), "level": 1}}
+    (audited,) = await query(runtime, "SELECT before, after FROM audit_log WHERE action = 'level_role.upsert'")
+    assert audited == {"before": None, "after": {"role_id": str(regular), "level": 1}}
 
     again = await api(runtime, "POST", "/level-roles/sync", json={})
     assert again.status == 409 and again.body["error"]["details"]["job_id"] == str(job["job_id"])
@@ -107,7 +121,7 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     await runtime.jobs.poll()
     assert [j["status"] for j in await sync_jobs(runtime)] == ["succeeded"]
     guild = sim.world.guilds[GUILD]
-    assert ROLE_ADMIN_ID in guild.members[U[0]].roles  # level 1 earns it
+    assert regular in guild.members[U[0]].roles  # level 1 earns it
 
     requested = await api(runtime, "POST", "/level-roles/sync", json={})
     assert requested.status == 202 and (requested.body["kind"], requested.body["status"]) == (
@@ -116,7 +130,7 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     )
 
     # The role moves above the bot's: shown with its problem, a sync would skip it.
-    await sim.update_role(ROLE_ADMIN_ID, position=10)
+    await sim.update_role(regular, position=10)
 
     async def flagged() -> bool:
         listed = await api(runtime, "GET", "/level-roles")
@@ -127,12 +141,16 @@ async def test_put_get_sync_delete_with_audit_jobs_and_the_role_on_discord(runti
     assert (listed.body["mode"], listed.body["restore_on_rejoin"]) == ("stack", False)
     assert listed.body["items"][0]["assignable"] is False
 
-    replaced = await api(runtime, "PUT", f"/level-roles/{ROLE_ADMIN_ID}", json={"level": 4})
+    replaced = await api(runtime, "PUT", f"/level-roles/{regular}", json={"level": 4})
     assert replaced.status == 200 and replaced.body["level"] == 4 and replaced.body["problem"] == "role_above_bot"
-    assert (await api(runtime, "DELETE", f"/level-roles/{ROLE_ADMIN_ID}")).status == 204
-    assert (await api(runtime, "DELETE", f"/level-roles/{ROLE_ADMIN_ID}")).status == 404
+    assert (await api(runtime, "DELETE", f"/level-roles/{regular}")).status == 204
+    assert (await api(runtime, "DELETE", f"/level-roles/{regular}")).status == 404
     await wait_for(lambda: cache.guild(GUILD).level_roles == ())
-    actions = await query(runtime, "SELECT action FROM audit_log WHERE action LIKE 'level_role%' ORDER BY id")
+    actions = await query(
+        runtime,
+        "SELECT action FROM audit_log WHERE action LIKE 'level_role.%'"
+        " OR (action = 'job.start' AND after->>'kind' = 'level_role_sync') ORDER BY id",
+    )
     assert [a["action"] for a in actions] == [
-        "level_role.put", "level_roles.sync", "level_role.put", "level_role.delete",
+        "level_role.upsert", "job.start", "level_role.upsert", "level_role.delete",
     ]  # fmt: skip

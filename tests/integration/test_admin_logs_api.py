@@ -6,6 +6,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import text
 
@@ -19,12 +20,13 @@ from tests.support import running
 GUILD = SANDBOX_GUILD_ID
 OTHER_GUILD = 4242
 SECRET = "log-routes-" + "s" * 40
+RING_SIZE = 200
 log = get_logger("synapse_async.tests.live_logs")
 
 
 @pytest.fixture(scope="module")
 async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
-    ring = LogRing(500, capture_level="INFO")
+    ring = LogRing(RING_SIZE, capture_level="INFO")
     configure_logging(level="WARNING", fmt="json", ring=ring, stream=io.StringIO())
     try:
         async with running(
@@ -112,3 +114,30 @@ async def test_operator_logs_filter_and_the_level_changes_at_run_time(
         "PUT", base(runtime) + "/api/admin/logs/level", headers=operator.bearer(), json={"level": "info"}
     )
     assert restored.status == 200
+
+
+async def test_anonymous_requests_cannot_flush_a_guilds_entries(runtime: Runtime, operator: Session) -> None:
+    """Issue 21 item 6: more anonymous garbage requests than the ring holds leave the guild's entries in place."""
+    log.info("probe_before_flood", guild_id=GUILD)
+    async with aiohttp.ClientSession() as http:
+        for i in range(RING_SIZE + 20):
+            async with http.get(base(runtime) + f"/api/nonsense/{i}") as resp:
+                assert resp.status == 404
+    operator_view = await get(runtime, operator, "/api/admin/logs", limit="1000")
+    assert "probe_before_flood" not in [e["event"] for e in operator_view["items"]]  # the operator ring did wrap
+    mine = await get(runtime, operator, f"/api/admin/guilds/{GUILD}/logs", limit="1000")
+    assert "probe_before_flood" in [e["event"] for e in mine["items"]]
+
+
+async def test_guild_logs_show_an_error_id_never_the_traceback(runtime: Runtime, operator: Session) -> None:
+    try:
+        raise RuntimeError("SELECT secret_column FROM other_guild_table")
+    except RuntimeError:
+        log.exception("probe_failure", guild_id=GUILD, error="RuntimeError: SELECT secret_column")
+    mine = await get(runtime, operator, f"/api/admin/guilds/{GUILD}/logs", limit="1000")
+    (shown,) = [e for e in mine["items"] if e["event"] == "probe_failure"]
+    assert "secret_column" not in str(shown) and "Traceback" not in str(shown)
+    assert set(shown["fields"]) >= {"error_id"} and not {"exception", "error"} & set(shown["fields"])
+    full = await get(runtime, operator, "/api/admin/logs", guild_id=str(GUILD), limit="1000")
+    (resolved,) = [e for e in full["items"] if e["fields"].get("error_id") == shown["fields"]["error_id"]]
+    assert resolved["event"] == "probe_failure" and "secret_column" in resolved["fields"]["exception"]

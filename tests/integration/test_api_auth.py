@@ -7,6 +7,7 @@ database.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 import time
@@ -59,7 +60,7 @@ async def test_login_end_to_end_sets_the_cookies_and_never_puts_the_token_in_a_u
         reset_logging()
     assert session.login.headers["Location"] == "/dashboard?tab=1"
     token_cookie, csrf_cookie = session.login.cookies["synapse_token"], session.login.cookies["synapse_csrf"]
-    assert token_cookie["httponly"] is True and token_cookie["path"] == "/api"
+    assert token_cookie["httponly"] is True and token_cookie["path"] == "/"
     assert token_cookie["max-age"] == "3600" and token_cookie["samesite"] == "Lax" and token_cookie["secure"] is True
     assert not csrf_cookie["httponly"] and csrf_cookie["path"] == "/"
     assert me.status == 200, me.body
@@ -73,20 +74,38 @@ async def test_login_end_to_end_sets_the_cookies_and_never_puts_the_token_in_a_u
 
 
 async def test_state_is_single_use(runtime: Runtime) -> None:
-    callback, _ = await authorize(runtime, OWNER)
-    first = await call("GET", callback)
-    again = await call("GET", callback)
+    started = await authorize(runtime, OWNER)
+    first = await call("GET", started.callback, headers=started.browser())
+    again = await call("GET", started.callback, headers=started.browser())
     assert first.status == 303
     assert again.status == 400 and again.body["error"]["details"][0]["field"] == "state"
 
 
 async def test_expired_state_is_refused(runtime: Runtime) -> None:
-    callback, _ = await authorize(runtime, OWNER)
+    started = await authorize(runtime, OWNER)
     db = runtime.components.require_db()
     async with db.engine.begin() as conn:
         await conn.execute(text("UPDATE oauth_states SET expires_at = created_at + interval '1 microsecond'"))
-    refused = await call("GET", callback)
+    refused = await call("GET", started.callback, headers=started.browser())
     assert refused.status == 400 and refused.body["error"]["code"] == "validation_error"
+
+
+async def test_the_state_is_bound_to_the_browser_that_started_the_login(runtime: Runtime) -> None:
+    """Login CSRF (issue 21 item 5): an attacker's callback URL opened in a victim's browser logs nobody in."""
+    started = await authorize(runtime, SANDBOX_FIRST_MEMBER_ID + 9)  # the attacker's own login, stopped early
+    cookie = started.state_cookie
+    login_reply = await call("GET", base(runtime) + "/api/auth/login")
+    state_cookie = login_reply.cookies["synapse_oauth_state"]
+    assert state_cookie["httponly"] is True and state_cookie["path"] == "/api/auth"
+    assert state_cookie["samesite"] == "Lax" and state_cookie["max-age"] == "600"
+    victim_without = await call("GET", started.callback)
+    victim_other = await call("GET", started.callback, headers={"Cookie": f"synapse_oauth_state={state_cookie.value}"})
+    for refused in (victim_without, victim_other):
+        assert refused.status == 400 and "synapse_token" not in refused.cookies
+        assert refused.body["error"]["details"][0]["field"] == "state"
+    done = await call("GET", started.callback, headers={"Cookie": f"synapse_oauth_state={cookie}"})
+    assert done.status == 303 and "synapse_token" in done.cookies  # refusals did not burn the attacker's state
+    assert done.cookies["synapse_oauth_state"]["max-age"] == "0"
 
 
 async def test_login_refuses_a_next_url_on_another_site(runtime: Runtime) -> None:
@@ -281,3 +300,82 @@ async def test_guilds_owned_elsewhere_are_checked_over_rest_and_cached_for_get_o
     assert await remote.is_admin(GUILD, user, allow_cached=True)  # a GET may reuse the answer (≤ 5 s)
     assert not await remote.is_admin(GUILD, user, allow_cached=False)  # a mutation never does
     assert not await remote.is_admin(GUILD, 999_999_999_999_999_999, allow_cached=False)  # not a member: 404
+
+
+# ------------------------------------------------------------------------------------- Discord amplification
+
+
+def _member_lookups(runtime: Runtime, user: int) -> int:
+    """GET /guilds/{g}/members/{user} calls the simulator received: what the admin check cost Discord."""
+    sim = runtime.simulator
+    assert sim is not None
+    route = "/guilds/{guild_id}/members/{user_id}"
+    return sum(1 for c in sim.rest_calls if c.method == "GET" and c.route == route and c.path.endswith(f"/{user}"))
+
+
+async def _outsider(runtime: Runtime, user: int) -> None:
+    """A sandbox user who left the guild: no gateway member, so the admin check must ask Discord over REST."""
+    sim = runtime.simulator
+    assert sim is not None and runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    await sim.leave(user)
+    await wait_for(lambda: bot.cache.get_member(GUILD, user) is None)
+
+
+async def test_concurrent_refused_mutations_cost_one_discord_lookup(runtime: Runtime) -> None:
+    """Issue 21 item 4: N concurrent mutations by a non-member share one REST lookup; the "no" is reused."""
+    outsider = SANDBOX_FIRST_MEMBER_ID + 11
+    await _outsider(runtime, outsider)
+    session = await login(runtime, outsider)
+    before = _member_lookups(runtime, outsider)
+    burst = [call("PATCH", base(runtime) + SETTINGS, headers=session.bearer(), **_patch(80)) for _ in range(12)]
+    replies = await asyncio.gather(*burst)
+    assert [r.status for r in replies] == [403] * 12
+    assert _member_lookups(runtime, outsider) - before == 1
+
+
+async def test_a_refusal_is_cached_for_mutations_too_a_grant_is_not(runtime: Runtime) -> None:
+    """The REST answers of §21.3: "no" answers every request for the cache period, "yes" only GETs."""
+    from synapse_async.auth.admins import GatewayAdmins
+
+    assert runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    remote = GatewayAdmins(bot, runtime.components.require_cache(), owns=lambda _guild: False, cache_seconds=600)
+    outsider = SANDBOX_FIRST_MEMBER_ID + 12
+    before = _member_lookups(runtime, outsider)
+    for _ in range(5):
+        assert not await remote.is_admin(GUILD, outsider, allow_cached=False)
+    assert _member_lookups(runtime, outsider) - before == 1
+    owner_before = _member_lookups(runtime, OWNER)
+    for _ in range(3):
+        assert await remote.is_admin(GUILD, OWNER, allow_cached=False)
+    assert _member_lookups(runtime, OWNER) - owner_before == 3  # a mutation never reuses a "yes"
+
+
+async def test_concurrent_lookups_share_one_rest_call_even_without_a_cache(runtime: Runtime) -> None:
+    """Coalescing alone (cache period 0): whatever the answer, concurrent checks of one (guild, user) cost one call."""
+    from synapse_async.auth.admins import GatewayAdmins
+
+    assert runtime.gateway is not None
+    bot = runtime.gateway.bot  # type: ignore[attr-defined]
+    remote = GatewayAdmins(bot, runtime.components.require_cache(), owns=lambda _guild: False, cache_seconds=0)
+    for user, expected in ((SANDBOX_FIRST_MEMBER_ID + 14, False), (OWNER, True)):
+        before = _member_lookups(runtime, user)
+        answers = await asyncio.gather(*(remote.is_admin(GUILD, user, allow_cached=False) for _ in range(10)))
+        assert answers == [expected] * 10
+        assert _member_lookups(runtime, user) - before == 1
+    assert await remote.is_admin(GUILD, OWNER, allow_cached=False)  # not concurrent any more: asked again
+    assert _member_lookups(runtime, OWNER) - before == 2
+
+
+async def test_the_mutation_limit_applies_before_the_admin_check(runtime: Runtime) -> None:
+    """A refused caller spends its own mutation quota: past the limit it gets 429 and Discord is not asked."""
+    outsider = SANDBOX_FIRST_MEMBER_ID + 13
+    await _outsider(runtime, outsider)
+    session = await login(runtime, outsider)
+    limit = runtime.config.admin_rate_limit_per_minute
+    statuses = []
+    for _ in range(limit + 2):
+        reply = await call("PATCH", base(runtime) + SETTINGS, headers=session.bearer(), **_patch(81))
+        statuses.append(reply.status)
+    assert statuses == [403] * limit + [429, 429]

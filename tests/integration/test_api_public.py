@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from synapse_async.api.public_stats import SECRET_NAME, avatar_url, earn_pct
 from synapse_async.runtime import Runtime
+from synapse_async.services.standings import Standings
 from tests.api_support import base, call
 from tests.pipeline_support import (
     ACTOR,
@@ -33,7 +34,10 @@ from tests.pipeline_support import (
 from tests.support import wait_for
 
 SECRET_CRITERIA = "react with the hidden emoji forty-two times"
+SECRET_CATEGORY = "Easter eggs"
+SECRET_SERIES = "Gem hunt"
 PREFIX = f"/api/guilds/{GUILD}"
+DAVE = 100000000000001003  # present, 0 XP
 
 
 class World:
@@ -61,9 +65,23 @@ async def world(fresh_database: str) -> AsyncIterator[World]:
         await settle(rt)
         await write_config(
             rt,
+            "INSERT INTO achievement_categories (guild_id, name) VALUES (:g, :c)",
+            "achievement_categories",
+            c=SECRET_CATEGORY,
+        )
+        await write_config(
+            rt,
+            "INSERT INTO achievement_series (guild_id, name) VALUES (:g, :s)",
+            "achievement_series",
+            s=SECRET_SERIES,
+        )
+        await write_config(
+            rt,
             "INSERT INTO achievement_templates (guild_id, name, description, trigger_type, xp_reward, gold_reward,"
-            " is_hidden) VALUES (:g, 'Hidden gem', :d, 'manual', 5, 7, true), (:g, 'Chatterbox', 'Say hi', 'manual',"
-            " 1, 2, false)",
+            " is_hidden, category_id, series_id, series_order) VALUES (:g, 'Hidden gem', :d, 'manual', 5, 7, true,"
+            " (SELECT id FROM achievement_categories WHERE guild_id = :g),"
+            " (SELECT id FROM achievement_series WHERE guild_id = :g), 1),"
+            " (:g, 'Chatterbox', 'Say hi', 'manual', 1, 2, false, NULL, NULL, NULL)",
             "achievement_templates",
             d=SECRET_CRITERIA,
         )
@@ -74,7 +92,19 @@ async def world(fresh_database: str) -> AsyncIterator[World]:
         await _grant(rt, CAROL, ids["Chatterbox"], "grant-open-2")
         await sim.leave(CAROL)
         await wait_for(lambda: _left(rt, CAROL))
+        # A present member who never earned anything: not ranked, not counted in `of` or any percentage.
+        await _sql(
+            rt,
+            "INSERT INTO members (guild_id, user_id, display_name) VALUES (:g, :u, 'Dave')"
+            " ON CONFLICT (guild_id, user_id) DO UPDATE SET xp = 0, left_at = NULL",
+            u=DAVE,
+        )
         yield World(rt, channel, ids["Hidden gem"], ids["Chatterbox"])
+
+
+async def _sql(rt: Runtime, sql: str, **params: Any) -> None:
+    async with rt.components.require_db().engine.begin() as conn:
+        await conn.execute(text(sql), {"g": GUILD, **params})
 
 
 async def _left(rt: Runtime, user: int) -> bool:
@@ -117,12 +147,27 @@ def test_avatar_urls_follow_the_cdn_rules() -> None:
 async def test_leaderboard_ranks_present_members_and_omits_zero_values(world: World) -> None:
     body = await _get(world, "/leaderboard", by="xp", season="lifetime")
     users = [item["user_id"] for item in body["items"]]
-    assert users[:2] == [str(ALICE), str(BOB)] and str(CAROL) not in users
-    assert [item["rank"] for item in body["items"]] == list(range(1, len(users) + 1))
-    assert all(item["value"] > 0 for item in body["items"]) and body["total"] == len(users)
+    assert users == [str(ALICE), str(BOB)]  # Carol left, Dave has 0 XP
+    assert [item["rank"] for item in body["items"]] == [1, 2]
+    assert all(item["value"] > 0 for item in body["items"]) and body["total"] == 2
     assert body["season"] is None and body["page"] == 1 and body["page_size"] == 25
-    paged = await _get(world, "/leaderboard", by="xp", season="lifetime", page=2, page_size=1)
-    assert [i["user_id"] for i in paged["items"]] == [str(BOB)] and paged["items"][0]["rank"] == 2
+
+
+async def test_leaderboard_ties_share_a_rank_on_every_page(world: World) -> None:
+    """§17.1: rank = 1 + members strictly higher. Bob tied with Alice is rank 1 (listed after her by user id), on
+    page 1 and on page 2 of size 1 alike; a position-numbered list would say 2."""
+    alice = await member(world.rt, ALICE)
+    bob = await member(world.rt, BOB)
+    assert alice is not None and bob is not None and alice["xp"] > bob["xp"]
+    await _sql(world.rt, "UPDATE members SET xp = :x WHERE guild_id = :g AND user_id = :u", x=alice["xp"], u=BOB)
+    try:
+        # page sizes no other test uses: fresh answers, not the micro-cache's
+        whole = await _get(world, "/leaderboard", by="xp", season="lifetime", page_size=9)
+        second = await _get(world, "/leaderboard", by="xp", season="lifetime", page=2, page_size=1)
+    finally:
+        await _sql(world.rt, "UPDATE members SET xp = :x WHERE guild_id = :g AND user_id = :u", x=bob["xp"], u=BOB)
+    assert [(i["user_id"], i["rank"]) for i in whole["items"]] == [(str(ALICE), 1), (str(BOB), 1)]
+    assert [(i["user_id"], i["rank"]) for i in second["items"]] == [(str(BOB), 1)]
 
 
 async def test_leaderboard_refuses_a_bad_kind_and_an_unknown_season(world: World) -> None:
@@ -145,8 +190,12 @@ async def test_activity_exposes_only_public_facts(world: World) -> None:
         assert set(item) == {"id", "user_id", "display_name", "avatar_url", "event_type", "xp", "stars",
                              "occurred_at", "level", "name"}  # fmt: skip
         assert item["user_id"] != str(CAROL)
-    names = {item["name"] for item in body["items"] if item["event_type"] == "achievement"}
-    assert names == {SECRET_NAME, "Chatterbox"}
+    badges = [item for item in body["items"] if item["event_type"] == "achievement"]
+    assert {item["name"] for item in badges} == {SECRET_NAME, "Chatterbox"}
+    # §19: a secret achievement appears without amounts (its XP reward would identify it); an open one shows them.
+    secret = [item for item in badges if item["name"] == SECRET_NAME]
+    assert secret and all(item["xp"] is None and item["stars"] is None for item in secret)
+    assert any(item["xp"] == 1 for item in badges if item["name"] == "Chatterbox")
     text = _text(body)
     assert str(world.channel) not in text and SECRET_CRITERIA not in text and "Hidden gem" not in text
     only = await _get(world, "/activity", event_type="achievement")
@@ -159,49 +208,116 @@ async def test_daily_activity_counts_paid_items_per_day(world: World) -> None:
     assert len(messages) == 1 and messages[0]["count"] == 5  # Carol's message belongs to a member who left
 
 
+async def test_daily_buckets_are_utc_days_whatever_the_servers_time_zone(world: World) -> None:
+    """A paid item at 23:30 UTC yesterday is yesterday's, and outside `days=1`, even when the database server's
+    time zone is UTC+14 (where it is already today; a window computed in the server's zone would count it)."""
+    rt, db = world.rt, world.rt.components.require_db()
+    database = (await query(rt, "SELECT current_database() AS d"))[0]["d"]
+    insert = (
+        "INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, xp_delta, star_delta,"
+        " occurred_at) VALUES (:g, :u, 'message', 'tz-test-1', 3, 0,"
+        " date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '30 minutes')"
+    )
+    await _sql(rt, insert, u=BOB)
+    await _sql(rt, f"ALTER DATABASE \"{database}\" SET timezone = 'Pacific/Kiritimati'")
+    await db.public_engine.dispose()  # new connections take the server's (database's) time zone
+    try:
+        async with db.public_engine.connect() as conn:
+            assert (await conn.execute(text("SHOW timezone"))).scalar_one() == "Pacific/Kiritimati"
+        assert rt.api is not None
+        rt.api.micro_cache.clear()  # the answers of other tests within the TTL are not what is tested
+        one = (await call("GET", base(rt) + PREFIX + "/activity/daily?days=1")).body
+        two = (await call("GET", base(rt) + PREFIX + "/activity/daily?days=2")).body
+    finally:
+        await _sql(rt, f'ALTER DATABASE "{database}" RESET timezone')
+        await db.public_engine.dispose()
+        await _sql(rt, "DELETE FROM reward_journal WHERE guild_id = :g AND idempotency_key = 'tz-test-1'")
+    today = [d for d in one["items"] if d["event_type"] == "message"]
+    assert len(today) == 1 and today[0]["count"] == 5, one
+    days = sorted((d["date"], d["count"]) for d in two["items"] if d["event_type"] == "message")
+    assert len(days) == 2 and days[0][1] == 1 and days[1][1] == 5, two
+
+
 # --------------------------------------------------------------------------------------------------- members
 
 
 async def test_profiles_show_non_hidden_badges_and_404_for_members_who_left(world: World) -> None:
     alice = await _get(world, f"/members/{ALICE}")
-    assert alice["user_id"] == str(ALICE) and alice["rank"]["xp"] == 1
+    assert alice["user_id"] == str(ALICE)
     assert [b["name"] for b in alice["achievements"]] == ["Chatterbox"]
-    assert alice["xp_into_level"] + (alice["xp_for_next_level"] - alice["xp_into_level"]) >= 0
+    assert 0 <= alice["xp_into_level"] < alice["xp_for_next_level"]
     assert SECRET_CRITERIA not in _text(alice) and "Hidden gem" not in _text(alice)
     gone = await call("GET", base(world.rt) + PREFIX + f"/members/{CAROL}")
     unknown = await call("GET", base(world.rt) + PREFIX + "/members/123456789012345678")
     assert gone.status == 404 and unknown.status == 404
 
 
+async def test_profile_rank_follows_the_one_definition(world: World) -> None:
+    """§17.1/§19: `of` counts present members with XP > 0 (Alice, Bob: not Carol who left, not 0-XP Dave); a 0-XP
+    member has no rank; the profile's rank is the one /profile shows (services.ranks)."""
+    alice = await _get(world, f"/members/{ALICE}")
+    bob = await _get(world, f"/members/{BOB}")
+    dave = await _get(world, f"/members/{DAVE}")
+    assert alice["rank"] == {"xp": 1, "of": 2} and bob["rank"] == {"xp": 2, "of": 2}
+    assert dave["rank"] == {"xp": None, "of": 2}
+    standings = Standings(world.rt.components.require_db())
+    card = await standings.profile(guild_id=GUILD, user_id=BOB, viewer_id=BOB, season=None)
+    assert card is not None and (card.rank, card.ranked) == (bob["rank"]["xp"], bob["rank"]["of"])
+
+
 # --------------------------------------------------------------------------------------------------- achievements
 
 
 async def test_achievements_mask_hidden_templates(world: World) -> None:
+    """A hidden template reveals neither name, description, category, series, rewards nor id (§19)."""
     body = await _get(world, "/achievements")
-    by_id = {item["id"]: item for item in body["items"]}
-    secret, public = by_id[world.secret_id], by_id[world.open_id]
-    assert secret["name"] == SECRET_NAME and secret["hidden"] is True
-    assert secret["description"] is None and secret["xp_reward"] is None and secret["gold_reward"] is None
-    assert public["name"] == "Chatterbox" and public["xp_reward"] == 1 and public["earned_count"] == 2
-    with_xp = await query(
-        world.rt, "SELECT count(*) AS n FROM members WHERE guild_id = :g AND left_at IS NULL AND xp > 0"
-    )
-    assert public["earn_pct"] == earn_pct(2, with_xp[0]["n"])
-    assert SECRET_CRITERIA not in _text(body)
-    recent = await _get(world, "/achievements/recent", limit=50)
-    assert {(i["user_id"], i["name"]) for i in recent["items"]} == {
-        (str(ALICE), SECRET_NAME),
-        (str(ALICE), "Chatterbox"),
+    secret = [item for item in body["items"] if item["hidden"]]
+    public = [item for item in body["items"] if item["id"] == world.open_id]
+    assert len(secret) == 1 and len(public) == 1
+    assert secret[0] | {"rarity": None, "earned_count": 0, "earn_pct": 0.0} == {
+        "id": None,
+        "name": SECRET_NAME,
+        "description": None,
+        "category": None,
+        "rarity": None,
+        "series": None,
+        "xp_reward": None,
+        "gold_reward": None,
+        "badge_image_url": None,
+        "earned_count": 0,
+        "earn_pct": 0.0,
+        "hidden": True,
     }
+    text_ = _text(body)
+    assert SECRET_CRITERIA not in text_ and SECRET_CATEGORY not in text_ and SECRET_SERIES not in text_
+    assert public[0]["name"] == "Chatterbox" and public[0]["xp_reward"] == 1
+    recent = await _get(world, "/achievements/recent", limit=50)
+    assert {(i["user_id"], i["name"], i["achievement_id"]) for i in recent["items"]} == {
+        (str(ALICE), SECRET_NAME, None),
+        (str(ALICE), "Chatterbox", world.open_id),
+    }
+
+
+async def test_earn_rates_and_totals_count_only_members_still_in_the_guild(world: World) -> None:
+    """Chatterbox was earned by Alice and by Carol, who left: 1 earner of 2 members with XP is 50.0 % (counting
+    Carol gave 100 %; issue 22 saw 133.3 %). The guild's badge total leaves Carol's out as well."""
+    body = await _get(world, "/achievements")
+    chatterbox = next(item for item in body["items"] if item["id"] == world.open_id)
+    secret = next(item for item in body["items"] if item["hidden"])
+    assert (chatterbox["earned_count"], chatterbox["earn_pct"]) == (1, 50.0)
+    assert (secret["earned_count"], secret["earn_pct"]) == (1, 50.0)
+    metrics = await _get(world, "/metrics")
+    assert metrics["achievements_earned"] == 2  # Alice's two; Carol's Chatterbox is not counted
+    assert metrics["members"] == 3  # Alice, Bob, Dave
 
 
 async def test_seasons_metrics_and_settings_answer(world: World) -> None:
     seasons = await _get(world, "/seasons")
-    assert isinstance(seasons["items"], list)
+    assert seasons["items"] == []  # no season was started in this guild
     metrics = await _get(world, "/metrics")
-    assert metrics["guild_id"] == str(GUILD) and metrics["achievements_earned"] >= 3
+    assert metrics["guild_id"] == str(GUILD) and metrics["season"] is None
     settings = await _get(world, "/settings")
-    assert settings["economy.xp_name"] == "XP" and "guild_name" in settings
+    assert settings["economy.xp_name"] == "XP" and settings["guild_name"]
 
 
 async def test_everything_is_404_when_the_public_api_is_disabled(world: World) -> None:

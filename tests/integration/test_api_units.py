@@ -91,34 +91,6 @@ def test_idempotency_keys_and_fingerprints() -> None:
     assert storable(200) and storable(409) and not storable(429) and not storable(503)
 
 
-async def test_xp_ranks_share_ties_reload_after_the_ttl_and_stay_bounded() -> None:
-    from synapse_async.api.ranks import XpRanks
-
-    now = [0.0]
-    loads: list[int] = []
-    values = {1: [10, 50, 50, 90], 2: [5], 3: [7]}
-
-    def loader(guild: int):  # type: ignore[no-untyped-def]
-        async def load() -> list[int]:
-            loads.append(guild)
-            return values[guild]
-
-        return load
-
-    ranks = XpRanks(5.0, max_guilds=2, clock=lambda: now[0])
-    assert await ranks.rank(1, 90, loader(1)) == (1, 4)
-    assert await ranks.rank(1, 50, loader(1)) == (2, 4)  # ties share the rank
-    assert await ranks.rank(1, 10, loader(1)) == (4, 4)
-    assert loads == [1]  # one load serves every rank within the TTL
-    values[1] = [10, 50, 50, 90, 95]
-    now[0] = 6.0
-    assert await ranks.rank(1, 90, loader(1)) == (2, 5) and loads == [1, 1]
-    await ranks.rank(2, 5, loader(2))
-    await ranks.rank(3, 7, loader(3))  # a third guild evicts the least recently used one
-    await ranks.rank(1, 90, loader(1))
-    assert loads == [1, 1, 2, 3, 1]
-
-
 async def test_concurrent_misses_of_one_public_url_share_one_computation() -> None:
     """Real aiohttp app on loopback with one micro-cached route: 20 simultaneous misses run the handler once."""
     import asyncio

@@ -265,7 +265,7 @@ async def test_embedded_data_directory_of_another_major_is_refused_with_advice(t
     with pytest.raises(StartupError) as refused:
         await rt.start()
     message = str(refused.value)
-    assert refused.value.exit_code == 3
+    assert refused.value.exit_code == 2
     assert f"PostgreSQL {older} data directory" in message and f"PostgreSQL {server}" in message
     assert "EMBEDDED_PG_DIR" in message and "pg_dumpall" in message
     assert sorted(p.name for p in data_dir.iterdir()) == ["PG_VERSION"]  # nothing was touched

@@ -37,6 +37,8 @@ async def runtime(fresh_database: str) -> AsyncIterator[Runtime]:
         HTTP_DB_POOL_SIZE="2",
         HTTP_DB_WAIT_SECONDS="0.05",
         PUBLIC_RATE_LIMIT_PER_MINUTE="0",  # the flood comes from one IP: this test is about the pools
+        PUBLIC_QUERY_TIMEOUT_MS="20000",  # the blocked reads below wait for a lock, not for a timeout
+        TRUSTED_PROXIES="127.0.0.1/32",  # distinct clients by `X-Forwarded-For`
         SANDBOX_MEMBERS="10",
     )
     await rt.start()
@@ -103,29 +105,34 @@ async def test_public_flood_while_messages_flow_loses_no_message(runtime: Runtim
     assert health["db"]["http_gate"]["slots"] == 2
 
 
-async def test_http_gate_answers_503_quickly_when_its_slots_are_taken(runtime: Runtime) -> None:
-    """Requests blocked in the database hold every slot; the next one is refused at once, then all recover."""
-    db, port = runtime.components.db, runtime.http_port
-    assert db is not None and port is not None
-    url = f"http://127.0.0.1:{port}/api/guilds/{GUILD}/metrics"
+async def test_public_gate_answers_503_quickly_when_its_slots_are_taken(runtime: Runtime) -> None:
+    """Public reads blocked in the database hold every public slot; the next one is refused at once (after
+    `HTTP_DB_WAIT_SECONDS`, not after the statement timeout), then all recover."""
+    db, port, api = runtime.components.db, runtime.http_port, runtime.api
+    assert db is not None and port is not None and api is not None
+    base = f"http://127.0.0.1:{port}/api/guilds/{GUILD}"
     async with db.engine.connect() as locker:
         await locker.execute(text("LOCK TABLE member_achievements IN ACCESS EXCLUSIVE MODE"))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
 
-            async def status() -> int:
-                async with http.get(url) as resp:
+            async def status(path: str, client: str) -> int:
+                async with http.get(base + path, headers={"X-Forwarded-For": client}) as resp:
                     return resp.status
 
-            blocked = [asyncio.create_task(status()) for _ in range(2)]
-            gate = runtime.components.http_db
-            assert gate is not None
+            # two clients, two URLs no other test reads (identical requests would share one computation)
+            blocked = [
+                asyncio.create_task(status("/achievements/recent?limit=37", "192.0.2.1")),
+                asyncio.create_task(status("/achievements?page_size=41", "192.0.2.2")),
+            ]
+            gate = api.public_gate
             await wait_for(lambda: gate.snapshot()["in_use"] == 2)
             started = time.monotonic()
-            async with http.get(url) as resp:
+            third = base + "/achievements?page_size=42"
+            async with http.get(third, headers={"X-Forwarded-For": "192.0.2.3"}) as resp:
                 waited = time.monotonic() - started
                 assert resp.status == 503 and resp.headers["Retry-After"] == "1"
                 assert (await resp.json())["error"]["code"] == "unavailable"
-            assert waited < 5.0  # refused after the 0.05 s gate wait, not after the 15 s statement timeout
+            assert waited < 5.0  # refused after the 0.05 s gate wait, not after the 20 s statement timeout
             assert not any(t.done() for t in blocked)
             await locker.rollback()
             assert await asyncio.gather(*blocked) == [200, 200]

@@ -28,7 +28,7 @@ from synapse_async.imports.service import (
     preview_import,
     submit_import,
 )
-from synapse_async.jobs.runner import JobContext
+from synapse_async.jobs.runner import JobContext, JobFailed
 from synapse_async.ledger.engine import LevelEngine
 from synapse_async.services.audit import Actor
 
@@ -82,9 +82,15 @@ def doc(value: object) -> bytes:
 
 
 async def run_job(
-    env: Env, guild: int, raw: bytes, mode: str = "add", *, stopping: Callable[[], bool] = lambda: False
+    env: Env,
+    guild: int,
+    raw: bytes,
+    mode: str = "add",
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    levels: str | None = None,
 ) -> tuple[uuid.UUID, dict[str, Any], JobContext]:
-    job_id = await submit_import(env.db, guild, raw, mode=mode, actor=ADMIN, max_bytes=LIMIT)
+    job_id = await submit_import(env.db, guild, raw, mode=mode, actor=ADMIN, max_bytes=LIMIT, levels=levels)
     ctx, result = await rerun(env, guild, job_id, stopping=stopping)
     return job_id, result, ctx
 
@@ -136,8 +142,8 @@ async def test_every_format_imports_xp_and_recomputes_the_level_without_gold(
 ) -> None:
     guild = next(_guilds)
     pairs = list(zip(U[:3], XP, strict=True))
-    _, result, ctx = await run_job(env, guild, doc(build(pairs)))
-    assert result["members_created"] == 3 and result["xp_delta"] == sum(XP)
+    _, result, ctx = await run_job(env, guild, doc(build(pairs)), levels="recompute")  # the input's "level": 77 ignored
+    assert result["members_created"] == 3 and result["xp_delta"] == sum(XP) and result["levels"] == "recompute"
     assert ctx.progress == {"done": 3, "total": 3}
     curve = env.cache.guild(guild).curve
     for user, xp in pairs:
@@ -219,7 +225,10 @@ async def test_invalid_or_duplicate_rows_refuse_the_whole_import(env: Env) -> No
     with pytest.raises(ImportRejected):
         await rerun(env, guild, job)
     after = await counts(env, guild)
-    assert after["members"] == after["reward_journal"] == after["audit_log"] == 0
+    assert after["members"] == after["reward_journal"] == 0
+    audit = await env.fetch("SELECT after FROM audit_log WHERE guild_id = $1", guild)  # the failure is audited
+    assert len(audit) == 1 and as_json(audit[0]["after"])["members_changed"] == 0
+    assert await env.val("SELECT count(*) FROM job_payloads WHERE job_id = $1", job) == 0
     with pytest.raises(DocumentTooLarge):
         await submit_import(env.db, guild, b"[" + b" " * 100 + b"]", mode="add", actor=ADMIN, max_bytes=50)
 
@@ -232,32 +241,127 @@ async def test_one_import_per_guild_at_a_time(env: Env) -> None:
     assert active.value.job_id == first
 
 
-async def test_an_interrupted_job_rerun_with_its_id_and_a_resubmission_apply_once(env: Env) -> None:
+class _Crash(BaseException):
+    """A process dying between batches: no handler code runs after it (unlike a cancellation or shutdown)."""
+
+
+async def test_a_job_resumed_after_a_crash_never_applies_a_member_twice(env: Env) -> None:
+    """SPEC §20.1: journal keys are `import:<job_id>:<user_id>`, so the same job run again skips what it applied."""
     guild = next(_guilds)
     n = BATCH + 100
     raw = doc([{"id": str(u), "xp": 200, "gold": 1} for u in U[:n]])
     batches = 0
 
-    def after_first_batch() -> bool:
+    def crash_after_first_batch() -> bool:
         nonlocal batches
         batches += 1
-        return batches > 1
+        if batches > 1:
+            raise _Crash
+        return False
 
-    job, partial, ctx = await run_job(env, guild, raw, stopping=after_first_batch)
-    assert partial["members_changed"] == BATCH and ctx.progress == {"done": BATCH, "total": n}
-    assert partial["complete"] is False
-    assert await env.val("SELECT count(*) FROM job_payloads WHERE job_id = $1", job) == 1  # kept for the re-run
-    ctx, result = await rerun(env, guild, job)  # the same job again: the first batch is skipped by its keys
+    job_id = await submit_import(env.db, guild, raw, mode="add", actor=ADMIN, max_bytes=LIMIT)
+    with pytest.raises(_Crash):
+        await rerun(env, guild, job_id, stopping=crash_after_first_batch)
+    assert await env.val("SELECT sum(xp) FROM members WHERE guild_id = $1", guild) == 200 * BATCH
+    _, result = await rerun(env, guild, job_id)  # the runner's resume: the same job id, its payload still there
     assert result["already_imported"] == BATCH and result["members_changed"] == 100 and result["complete"]
     totals = (await env.fetch("SELECT sum(xp) AS xp, sum(gold) AS gold, count(*) AS n FROM members WHERE guild_id = $1",
                               guild))[0]  # fmt: skip
     assert (totals["xp"], totals["gold"], totals["n"]) == (200 * n, n, n)
-    await finish(env, job)
-    _, again, _ = await run_job(env, guild, raw)  # the identical document in the same mode once more
-    assert again["already_imported"] == n and again["members_changed"] == 0
-    assert await env.val("SELECT sum(xp) FROM members WHERE guild_id = $1", guild) == 200 * n
-    assert await env.val("SELECT count(*) FROM reward_journal WHERE guild_id = $1 AND event_type = 'import'",
-                         guild) == n  # fmt: skip
+    keys = await env.fetch(
+        "SELECT idempotency_key FROM reward_journal WHERE guild_id = $1 AND event_type = 'import'", guild
+    )
+    assert sorted(r["idempotency_key"] for r in keys) == sorted(f"import:{job_id}:{u}" for u in U[:n])
+
+
+async def test_every_job_is_its_own_import_add_twice_adds_twice_and_replace_sets_again(env: Env) -> None:
+    """Re-importing the same file is a new import (SPEC §20.1), never a silent no-op reported as success."""
+    guild = next(_guilds)
+    user = str(U[0])
+    first, once, _ = await run_job(env, guild, doc([{"id": user, "xp": 100, "gold": 2}]), "add")
+    await finish(env, first)
+    second, twice, _ = await run_job(env, guild, doc([{"id": user, "xp": 100, "gold": 2}]), "add")
+    await finish(env, second)
+    assert once["members_changed"] == twice["members_changed"] == 1 and twice["already_imported"] == 0
+    m = await env.member(guild, U[0])
+    assert (m["xp"], m["gold"]) == (200, 4)
+    for xp in (100, 300, 100):
+        job, _, _ = await run_job(env, guild, doc([{"id": user, "xp": xp}]), "replace")
+        await finish(env, job)
+        assert (await env.member(guild, U[0]))["xp"] == xp
+
+
+async def test_a_cancelled_job_audits_what_it_applied_syncs_roles_and_drops_its_payload(env: Env) -> None:
+    guild = next(_guilds)
+    n = BATCH + 100
+    raw = doc([{"id": str(u), "xp": 200} for u in U[:n]])
+    batches = 0
+
+    def cancelled_after_first_batch() -> bool:
+        nonlocal batches
+        batches += 1
+        return batches > 1
+
+    job, partial, ctx = await run_job(env, guild, raw, stopping=cancelled_after_first_batch)
+    assert partial["members_changed"] == BATCH and partial["complete"] is False
+    assert ctx.progress == {"done": BATCH, "total": n}
+    audit = await env.fetch("SELECT after FROM audit_log WHERE guild_id = $1 AND action = 'members.import'", guild)
+    assert len(audit) == 1
+    after = as_json(audit[0]["after"])
+    assert (after["members_changed"], after["xp_delta"], after["complete"]) == (BATCH, 200 * BATCH, False)
+    kinds = await env.fetch("SELECT kind, status FROM jobs WHERE guild_id = $1", guild)
+    assert {"kind": "level_role_sync", "status": "queued"} in kinds
+    assert await env.val("SELECT count(*) FROM job_payloads WHERE job_id = $1", job) == 0
+
+
+async def test_a_job_failing_part_way_reports_and_audits_what_it_applied(env: Env) -> None:
+    """A batch that fails for good (here a real database error raised for one member of the second batch)."""
+    guild = next(_guilds)
+    n = BATCH + 100
+    victim = U[BATCH + 50]
+    await env.execute(
+        f"""
+        CREATE FUNCTION import_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.guild_id = {guild} AND NEW.user_id = {victim} THEN RAISE EXCEPTION 'refused for the test'; END IF;
+            RETURN NEW;
+        END $$
+        """
+    )
+    await env.execute(
+        "CREATE TRIGGER import_test_refuse BEFORE UPDATE ON members FOR EACH ROW EXECUTE FUNCTION import_test_refuse()"
+    )
+    try:
+        job_id = await submit_import(env.db, guild, doc([{"id": str(u), "xp": 200} for u in U[:n]]), mode="add",
+                                     actor=ADMIN, max_bytes=LIMIT)  # fmt: skip
+        with pytest.raises(JobFailed) as failed:
+            await rerun(env, guild, job_id)
+    finally:
+        await env.execute("DROP TRIGGER import_test_refuse ON members")
+        await env.execute("DROP FUNCTION import_test_refuse()")
+    result = failed.value.result
+    assert (result["members_changed"], result["xp_delta"], result["complete"]) == (BATCH, 200 * BATCH, False)
+    assert "refused for the test" in result["error"]
+    assert await env.val("SELECT sum(xp) FROM members WHERE guild_id = $1", guild) == 200 * BATCH  # batch 2 undone
+    audit = await env.fetch("SELECT after FROM audit_log WHERE guild_id = $1 AND action = 'members.import'", guild)
+    assert len(audit) == 1 and as_json(audit[0]["after"])["members_changed"] == BATCH
+    kinds = await env.fetch("SELECT kind, status FROM jobs WHERE guild_id = $1", guild)
+    assert {"kind": "level_role_sync", "status": "queued"} in kinds
+    assert await env.val("SELECT count(*) FROM job_payloads WHERE job_id = $1", job_id) == 0
+
+
+async def test_an_invalid_github_name_refuses_the_document_before_anything_is_written(env: Env) -> None:
+    guild = next(_guilds)
+    members = [{"user_id": str(u), "xp": 10, "github_username": "fine-name"} for u in U[: BATCH + 10]]
+    members[BATCH + 5]["github_username"] = "not--valid"  # in the second batch: the first must not be applied
+    raw = doc({"format": "synapse-members", "version": 1, "members": members})
+    with pytest.raises(ImportRejected) as refused:
+        await submit_import(env.db, guild, raw, mode="add", actor=ADMIN, max_bytes=LIMIT)
+    assert [r["index"] for r in refused.value.invalid] == [BATCH + 5]
+    assert "github_username" in str(refused.value.invalid[0]["reason"])
+    assert await counts(env, guild) == dict.fromkeys(
+        ("members", "reward_journal", "gold_ledger", "member_achievements", "audit_log", "jobs"), 0
+    )
 
 
 async def test_the_job_audits_once_queues_a_role_sync_and_drops_its_payload(env: Env) -> None:

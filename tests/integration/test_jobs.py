@@ -20,11 +20,11 @@ from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.jobs.runner import JobContext, JobHandler, JobRunner
-from synapse_async.jobs.store import enqueue
+from synapse_async.jobs.store import cancel_job, enqueue
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.tasks.seasons import RolloverFailed, SeasonRollover
-from tests.pipeline_support import ALICE, GUILD, write_config
-from tests.support import database_with_guild, make_runtime, wait_for
+from tests.pipeline_support import ALICE, GUILD, PLAIN, pipeline_runtime, query, set_settings, wait_key, write_config
+from tests.support import database_with_guild, make_runtime, simulator_of, wait_for
 
 RUNNER_GUILD = 910000000000000001
 
@@ -146,6 +146,120 @@ async def test_a_job_cancelled_mid_batch_ends_interrupted_at_once(db: Database, 
     await asyncio.gather(poll, return_exceptions=True)
     row = await _job(admin, job_id)
     assert (row["status"], row["error"]) == ("failed", "interrupted") and row["finished_at"] is not None
+
+
+async def test_a_cancel_is_seen_before_the_next_batch_however_long_the_heartbeat(
+    db: Database, admin: asyncpg.Connection
+) -> None:
+    """SPEC §23.2: cancellation takes effect between batches — at the next checkpoint, not the next heartbeat."""
+    first_done, go_on = asyncio.Event(), asyncio.Event()
+    batches: list[int] = []
+
+    async def two_batches(ctx: JobContext) -> dict[str, Any]:
+        while not await ctx.checkpoint():
+            batches.append(len(batches) + 1)
+            if len(batches) == 1:
+                first_done.set()
+                await go_on.wait()
+            if len(batches) == 2:
+                break
+        return {"batches": len(batches)}
+
+    job_id = await _queue(db, "relevel")
+    runner = JobRunner(db, {"relevel": two_batches}, lambda: [RUNNER_GUILD], "test:cancel", heartbeat_seconds=3600)
+    poll = asyncio.create_task(runner.poll())
+    try:
+        await asyncio.wait_for(first_done.wait(), timeout=10)
+        async with db.sessions.begin() as s:
+            assert await cancel_job(s, RUNNER_GUILD, job_id)
+        go_on.set()
+        await asyncio.wait_for(poll, timeout=10)
+    finally:
+        go_on.set()
+        await asyncio.gather(poll, return_exceptions=True)
+    assert batches == [1]  # the second batch never ran
+    row = await _job(admin, job_id)
+    assert row["status"] == "cancelled" and row["result"] == '{"batches": 1}'
+
+
+async def test_a_handler_that_only_asks_should_stop_hears_of_a_cancel_between_heartbeats(
+    db: Database, admin: asyncpg.Connection
+) -> None:
+    async def spins(ctx: JobContext) -> dict[str, Any]:
+        while not ctx.should_stop():  # batches of a handler that never awaits a checkpoint
+            ctx.progress["done"] += 1
+            await asyncio.sleep(0.01)
+        return {"stopped": True}
+
+    job_id = await _queue(db, "relevel")
+    runner = JobRunner(
+        db, {"relevel": spins}, lambda: [RUNNER_GUILD], "test:check", heartbeat_seconds=3600, cancel_check_seconds=0.05
+    )
+    poll = asyncio.create_task(runner.poll())
+    try:
+
+        async def running() -> bool:
+            return (await _job(admin, job_id))["status"] == "running"
+
+        await wait_for(running)
+        async with db.sessions.begin() as s:
+            assert await cancel_job(s, RUNNER_GUILD, job_id)
+        await asyncio.wait_for(poll, timeout=10)
+    finally:
+        await asyncio.gather(poll, return_exceptions=True)
+    row = await _job(admin, job_id)
+    assert row["status"] == "cancelled" and row["result"] == '{"stopped": true}'
+
+
+async def test_a_job_that_finishes_while_shutdown_begins_records_its_real_outcome(
+    db: Database, admin: asyncpg.Connection
+) -> None:
+    """SPEC §3.3 step 3 interrupts jobs that STOP early; one whose last batch completes is `succeeded`."""
+    in_last_batch, finish = asyncio.Event(), asyncio.Event()
+
+    async def last_batch(ctx: JobContext) -> dict[str, Any]:
+        if ctx.should_stop():
+            return {"done": False}
+        in_last_batch.set()
+        await finish.wait()  # shutdown begins while the final batch runs; nothing is left after it
+        return {"done": True}
+
+    job_id = await _queue(db, "relevel")
+    runner = _runner(db, {"relevel": last_batch})
+    poll = asyncio.create_task(runner.poll())
+    try:
+        await asyncio.wait_for(in_last_batch.wait(), timeout=10)
+        runner.stop()
+        finish.set()
+        assert await runner.wait_stopped(10)
+        await asyncio.wait_for(poll, timeout=10)
+    finally:
+        finish.set()
+        await asyncio.gather(poll, return_exceptions=True)
+    row = await _job(admin, job_id)
+    assert (row["status"], row["error"], row["result"]) == ("succeeded", None, '{"done": true}')
+
+    # A job that had batches left when shutdown began stops at its checkpoint: that one ends interrupted.
+    in_batch, go_on = asyncio.Event(), asyncio.Event()
+
+    async def more_batches(ctx: JobContext) -> dict[str, Any]:
+        in_batch.set()
+        await go_on.wait()
+        return {"done": not ctx.should_stop()}
+
+    stopped = await _queue(db, "relevel")
+    runner = _runner(db, {"relevel": more_batches})
+    poll = asyncio.create_task(runner.poll())
+    try:
+        await asyncio.wait_for(in_batch.wait(), timeout=10)
+        runner.stop()
+        go_on.set()
+        await asyncio.wait_for(poll, timeout=10)
+    finally:
+        go_on.set()
+        await asyncio.gather(poll, return_exceptions=True)
+    row = await _job(admin, stopped)
+    assert (row["status"], row["error"], row["result"]) == ("failed", "interrupted", '{"done": false}')
 
 
 async def test_the_stale_check_queues_a_requested_rerun(db: Database, admin: asyncpg.Connection) -> None:
@@ -293,6 +407,40 @@ async def test_relevel_uses_the_curve_in_the_database_even_before_the_cache_has_
     finally:
         await rt.shutdown()
         await admin.close()
+
+
+async def test_an_event_after_ends_at_belongs_to_the_renewed_season_before_any_rollover_tick(
+    fresh_database: str,
+) -> None:
+    """SPEC §11: a renewed season starts at the previous `ends_at` and events are attributed by their own time —
+    also those between `ends_at` and the rollover tick (here an hour away: only the event can cause the renewal)."""
+    async with pipeline_runtime(fresh_database, 5, SEASON_CHECK_SECONDS="3600") as rt:
+        await set_settings(rt, {"season.auto_renew": True})
+        # A season whose end has just passed, as time would have it (the API only accepts ends in the future).
+        await write_config(
+            rt,
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at, status, created_by)"
+            " VALUES (:g, 'Old', now() - interval '1 day', now() - interval '1 second', 'active', 'x')",
+            "seasons",
+        )
+        old = await query(rt, "SELECT season_id, ends_at FROM seasons WHERE guild_id = :g AND name = 'Old'")
+        message_id = int(await simulator_of(rt).message(ALICE, "general", PLAIN))
+        row = await wait_key(rt, f"msg:{message_id}")
+
+        seasons = await query(
+            rt, "SELECT season_id, name, starts_at, status FROM seasons WHERE guild_id = :g ORDER BY season_id"
+        )
+        assert [(s["name"], s["status"]) for s in seasons] == [("Old", "ended"), ("Season 2", "active")]
+        renewed = seasons[1]
+        assert renewed["starts_at"] == old[0]["ends_at"]  # no gap
+        assert row["season_id"] == renewed["season_id"]
+        stats = await query(
+            rt,
+            "SELECT messages_sent, xp FROM season_stats WHERE season_id = :s AND user_id = :u",
+            s=renewed["season_id"],
+            u=ALICE,
+        )
+        assert stats == [{"messages_sent": 1, "xp": row["xp_delta"]}] and row["xp_delta"] > 0
 
 
 async def test_one_guilds_failed_rollover_does_not_hold_back_the_others(

@@ -64,7 +64,7 @@ async def test_a_request_queues_audits_and_refuses_a_second_with_the_active_id(d
                 f"SELECT action, target_id, request_id FROM audit_log WHERE guild_id = {G} ORDER BY id"
             )
         ).all()
-    assert [tuple(r) for r in audit] == [("lake.retention", str(job.job_id), "req-1")]  # refusals wrote nothing
+    assert [tuple(r) for r in audit] == [("job.start", str(job.job_id), "req-1")]  # refusals wrote nothing
 
     cancelled = await cancel(db.sessions, G, job.job_id, ACTOR)
     assert cancelled is not None and cancelled.status == "cancelled" and cancelled.finished_at is not None

@@ -152,7 +152,7 @@ async def test_data_sources_have_labels_and_are_written_all_or_nothing(db: Datab
         after = {s.event_type: s.enabled for s in data_sources(await load_guild_settings(conn, G))}
         audited = (
             await conn.exec_driver_sql(
-                f"SELECT target_id FROM audit_log WHERE guild_id = {G} AND action = 'settings.update' ORDER BY 1"
+                f"SELECT target_id FROM audit_log WHERE guild_id = {G} AND action = 'data_sources.update' ORDER BY 1"
             )
         ).all()
     assert {t for t, on in after.items() if not on} == {"message_create", "voice_join"}

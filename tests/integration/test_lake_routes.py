@@ -48,7 +48,7 @@ async def test_members_are_refused_and_unknown_guilds_are_404(runtime: Runtime) 
     refused = await call("GET", base(runtime) + LAKE + "/events", headers=member.bearer())
     assert refused.status == 403
     missing = await call("GET", base(runtime) + "/api/admin/guilds/123/event-lake/events", headers=admin(runtime))
-    assert missing.status in (403, 404)  # a service token names its guilds; any other is not its business
+    assert missing.status == 404  # the bot does not serve that guild: unknown, whoever asks
 
 
 async def test_events_newest_first_with_filters_and_field_errors(runtime: Runtime) -> None:
@@ -75,6 +75,20 @@ async def test_events_newest_first_with_filters_and_field_errors(runtime: Runtim
     assert {d["field"] for d in bad.body["error"]["details"]} == {"event_type", "since", "page"}
 
 
+async def test_events_pages_go_up_to_200_and_query_integers_are_literals(runtime: Runtime) -> None:
+    """SPEC §18: `page_size` 1–100, lake events up to 200; `page=1.0` and `page=1e2` are not integers (400)."""
+    page = await get(runtime, LAKE + "/events", page_size="200")
+    assert page["page_size"] == 200
+    url = base(runtime) + LAKE + "/events"
+    over = await call("GET", url, headers=admin(runtime), params={"page_size": "201"})
+    assert over.status == 400 and over.body["error"]["details"][0]["field"] == "page_size"
+    for value in ("1.0", "1e2", "+1", "1_0"):
+        bad = await call("GET", url, headers=admin(runtime), params={"page": value})
+        assert bad.status == 400, (value, bad.body)
+        problems = [(d["field"], d["problem"]) for d in bad.body["error"]["details"]]
+        assert problems == [("page", "invalid_type")], value
+
+
 async def test_data_sources_put_is_atomic_audited_and_reaches_the_cache(runtime: Runtime) -> None:
     listed = await get(runtime, LAKE + "/data-sources")
     assert [s["event_type"] for s in listed["items"]] == list(LAKE_EVENT_TYPES)
@@ -94,9 +108,25 @@ async def test_data_sources_put_is_atomic_audited_and_reaches_the_cache(runtime:
     assert {s["event_type"]: s["enabled"] for s in done.body["items"]}["reaction_add"] is False
     cache = runtime.components.cache
     await wait_for(lambda: cache.settings(GUILD).bool("lake.source.reaction_add") is False)
+    # SPEC §22: one audit row per changed key, action `data_sources.update`, with the value before and after;
+    # the refused request wrote none, and writing the value a key already has is no change (no row either).
+    same = await call(
+        "PUT", base(runtime) + LAKE + "/data-sources", headers=admin(runtime), json={"sources": {"reaction_add": False}}
+    )
+    assert same.status == 200, same.body
     async with runtime.components.db.engine.connect() as conn:
-        audited = (await conn.execute(text("SELECT count(*) FROM audit_log WHERE via = 'api'"))).scalar_one()
-    assert audited >= 1
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT actor_id, via, action, target_id, before->'value' AS was, after->'value' AS now"
+                    " FROM audit_log WHERE guild_id = :g AND target_id LIKE 'lake.source.%' ORDER BY id"
+                ),
+                {"g": GUILD},
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("svc:lake-tests", "api", "data_sources.update", "lake.source.reaction_add", True, False)
+    ]
 
 
 async def test_health_storage_and_counters(runtime: Runtime) -> None:
@@ -121,8 +151,17 @@ async def test_lake_jobs_are_202_then_409_while_active_and_cancellable(runtime: 
     job = queued.body
     assert (job["kind"], job["status"], job["params"]) == ("retention", "queued", {"days": 30})
 
+    # SPEC §18: every 409 is `conflict` with `details.reason`; §22: a job request is audited as `job.start`.
     again = await call("POST", url + "/retention", headers=admin(runtime), json={})
-    assert again.status == 409 and again.body["error"]["details"]["job_id"] == job["job_id"]
+    assert again.status == 409 and again.body["error"]["code"] == "conflict"
+    assert again.body["error"]["details"] == {"reason": "job_active", "job_id": job["job_id"]}
+    async with runtime.components.db.engine.connect() as conn:
+        started = (
+            (await conn.execute(text("SELECT action FROM audit_log WHERE target_id = :t"), {"t": job["job_id"]}))
+            .scalars()
+            .all()
+        )
+    assert started == ["job.start"]
     for path, body in (("/backfill", {}), ("/reconciliation", {"days": 3}), ("/retention", {"days": 0})):
         rejected = await call("POST", url + path, headers=admin(runtime), json=body)
         assert rejected.status == 400, (path, rejected.body)

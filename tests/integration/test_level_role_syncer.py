@@ -5,9 +5,11 @@ cache and its member update goes through hikari's REST client to the simulator, 
 hierarchy and Manage Roles. Assertions are made on what the simulator received (`sim.rest_calls`: route, body,
 audit reason, status) and on the simulated member's roles.
 
-The guild's reward table and mode are pure configuration input here, so the `ConfigCache` is filled without a
-database: `cache._guilds[guild_id] = GuildConfig(...)`. Loading that configuration from the database (and its
-reload on NOTIFY) is covered by the config-cache tests; the engine the cache requires is never connected.
+The guild's reward table and mode are configuration input for `sync_member` (a level change), so the
+`ConfigCache` is filled directly: `cache._guilds[guild_id] = GuildConfig(...)`. Loading that configuration from
+the database (and its reload on NOTIFY) is covered by the config-cache tests. The roles the bot granted live in
+a real PostgreSQL (`level_role_grants`), and `sync_guild` (the job body) reads members' levels and the reward
+table from there, so those tests write `members` and `level_role_rewards` rows.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import hikari
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from synapse_async.bot.gateway import make_gateway_bot
 from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.db.engine import Database
 from synapse_async.levelroles import LevelRoleSyncer
+from synapse_async.levelroles.grants import GrantStore
 from synapse_async.rewards.config import GuildConfig
 from synapse_async.rewards.roles import RoleSkip
 from synapse_async.sandbox import SANDBOX_BOT_ID, SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, DiscordSimulator
@@ -64,6 +68,7 @@ class Env:
     cache: ConfigCache
     syncer: LevelRoleSyncer
     faults: Faults
+    db: Database
     roles: dict[str, int] = field(default_factory=dict)
     member_cache: bool = True
 
@@ -75,6 +80,33 @@ class Env:
         self.cache._guilds[GUILD] = GuildConfig(
             GUILD, settings=ResolvedSettings({"level_roles.mode": mode}), level_roles=level_roles
         )
+
+    async def store(self, rewards: list[tuple[int, str]], levels: dict[int, int]) -> None:
+        """Commit the reward table and members' levels, as `sync_guild` reads them when it reaches a member."""
+        async with self.db.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM level_role_rewards WHERE guild_id = :g"), {"g": GUILD})
+            for level, name in rewards:
+                await conn.execute(
+                    text("INSERT INTO level_role_rewards (guild_id, role_id, level) VALUES (:g, :r, :l)"),
+                    {"g": GUILD, "r": self.roles[name], "l": level},
+                )
+            for user_id, level in levels.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO members (guild_id, user_id, display_name, level, peak_level)"
+                        " VALUES (:g, :u, 'm', :l, :l) ON CONFLICT (guild_id, user_id)"
+                        " DO UPDATE SET level = :l, peak_level = GREATEST(members.peak_level, :l)"
+                    ),
+                    {"g": GUILD, "u": user_id, "l": level},
+                )
+
+    async def granted(self, user_id: int = USER) -> frozenset[int]:
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT role_id FROM level_role_grants WHERE guild_id = :g AND user_id = :u"),
+                {"g": GUILD, "u": user_id},
+            )
+            return frozenset(int(r.role_id) for r in rows)
 
     def patches(self, since: int = 0) -> list[RestCall]:
         return [c for c in self.sim.rest_calls[since:] if c.method == "PATCH" and c.route == MEMBER_ROUTE]
@@ -119,6 +151,7 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def open_env(
+    url: str,
     bot_factory: Callable[[DiscordSimulator], hikari.GatewayBot] = make_bot,
     *,
     max_retries: int | None = 3,
@@ -127,7 +160,10 @@ async def open_env(
     faults = Faults()
     sim = DiscordSimulator(members=20, seed=42, heartbeat_interval_ms=1000)
     sim.app.middlewares.append(faults.middleware)
-    engine = create_async_engine("postgresql+asyncpg://unused@127.0.0.1/unused")  # never connected
+    db = Database(url, pool_size=2, max_overflow=2, pool_timeout=5, statement_timeout_ms=5000)
+    async with db.engine.begin() as conn:  # the simulator's ids repeat per test (same seed): start clean
+        await conn.execute(text("TRUNCATE level_role_grants, level_role_rewards, members CASCADE"))
+    engine = db.engine
     await sim.start()
     try:
         roles = {}
@@ -136,22 +172,23 @@ async def open_env(
         bot = bot_factory(sim)
         async with running(bot, sim):
             cache = ConfigCache(engine)
+            grants = GrantStore(db)
             # max_retries None: the syncer as the app constructs it (its default).
             if max_retries is None:
-                syncer = LevelRoleSyncer(bot, cache)
+                syncer = LevelRoleSyncer(bot, cache, grants)
             else:
-                syncer = LevelRoleSyncer(bot, cache, max_retries=max_retries, base_delay=0.01)
-            env = Env(sim, bot, cache, syncer, faults, roles, member_cache)
+                syncer = LevelRoleSyncer(bot, cache, grants, max_retries=max_retries, base_delay=0.01)
+            env = Env(sim, bot, cache, syncer, faults, db, roles, member_cache)
             await env.settle()
             yield env
     finally:
         await sim.stop()
-        await engine.dispose()
+        await db.dispose()
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[Env]:
-    async with open_env() as opened:
+async def env(migrated_database: str) -> AsyncIterator[Env]:
+    async with open_env(migrated_database) as opened:
         yield opened
 
 
@@ -186,19 +223,36 @@ async def test_stack_mode_sets_every_earned_role_in_one_patch(env: Env) -> None:
 
 async def test_replace_mode_keeps_only_the_highest_earned_role(env: Env) -> None:
     env.configure(STANDARD, "replace")
-    await env.give("Member", "Level 5")
+    await env.syncer.sync_member(GUILD, USER, 7)  # the bot grants Level 5 …
+    await env.settle()
+    assert await env.granted() == env.ids("Level 5")
+    since = len(env.sim.rest_calls)
+
+    await env.syncer.sync_member(GUILD, USER, 12)  # … so it may take it back when Level 10 replaces it
+
+    [call] = env.patches(since)
+    assert {int(r) for r in call.json["roles"]} == env.ids("Member", "Level 10")
+    assert env.member_roles() == env.ids("Member", "Level 10")
+    assert await env.granted() == env.ids("Level 10")
+
+
+async def test_replace_mode_never_removes_a_reward_role_a_person_gave(env: Env) -> None:
+    env.configure(STANDARD, "replace")
+    await env.give("Member", "Level 5")  # a moderator gave it, not the bot
     since = len(env.sim.rest_calls)
 
     await env.syncer.sync_member(GUILD, USER, 12)
 
     [call] = env.patches(since)
-    assert {int(r) for r in call.json["roles"]} == env.ids("Member", "Level 10")
-    assert env.member_roles() == env.ids("Member", "Level 10")
+    assert {int(r) for r in call.json["roles"]} == env.ids("Member", "Level 5", "Level 10")
+    assert await env.granted() == env.ids("Level 10")
 
 
 async def test_level_down_removes_roles_above_the_current_level(env: Env) -> None:
     env.configure(STANDARD, "stack")
-    await env.give("Member", "Level 5", "Level 10", "Level 20")
+    await env.syncer.sync_member(GUILD, USER, 25)
+    await env.settle()
+    assert await env.granted() == env.ids("Level 5", "Level 10", "Level 20")
     since = len(env.sim.rest_calls)
 
     plan = await env.syncer.sync_member(GUILD, USER, 7)
@@ -206,11 +260,14 @@ async def test_level_down_removes_roles_above_the_current_level(env: Env) -> Non
     assert plan is not None and plan.removed == env.ids("Level 10", "Level 20")
     assert len(env.patches(since)) == 1
     assert env.member_roles() == env.ids("Member", "Level 5")
+    assert await env.granted() == env.ids("Level 5")
 
 
 async def test_manual_non_reward_roles_are_kept(env: Env) -> None:
     env.configure(STANDARD, "stack")
-    await env.give("Member", "Helper", "Level 20")
+    await env.syncer.sync_member(GUILD, USER, 25)
+    await env.settle()
+    await env.give("Member", "Helper", "Level 20")  # a person took Level 5 and 10 away and gave Helper
     since = len(env.sim.rest_calls)
 
     await env.syncer.sync_member(GUILD, USER, 0)
@@ -218,6 +275,23 @@ async def test_manual_non_reward_roles_are_kept(env: Env) -> None:
     [call] = env.patches(since)
     assert {int(r) for r in call.json["roles"]} == env.ids("Member", "Helper")
     assert env.member_roles() == env.ids("Member", "Helper")
+    assert await env.granted() == frozenset()
+
+
+async def test_a_role_a_person_gave_back_after_the_bot_granted_it_is_theirs(env: Env) -> None:
+    env.configure(STANDARD, "stack")
+    await env.syncer.sync_member(GUILD, USER, 7)  # the bot grants Level 5
+    await env.settle()
+    await env.give("Member")  # a moderator takes it away …
+    await env.syncer.sync_member(GUILD, USER, 1)  # … the next sync forgets the bot's grant
+    assert await env.granted() == frozenset()
+    await env.give("Member", "Level 5")  # … and gives it back by hand: now it is theirs
+    since = len(env.sim.rest_calls)
+
+    await env.syncer.sync_member(GUILD, USER, 1)
+
+    assert env.patches(since) == []
+    assert env.member_roles() == env.ids("Member", "Level 5")
 
 
 async def test_a_second_change_before_the_gateway_echo_uses_the_roles_just_written(env: Env) -> None:
@@ -243,6 +317,25 @@ async def test_a_second_change_before_the_gateway_echo_uses_the_roles_just_writt
     await env.settle()  # after the resume, the cache agrees and a further sync makes no call
     await env.syncer.sync_member(GUILD, USER, 0)
     assert len(env.patches(since)) == 2
+
+
+async def test_after_the_gateway_echo_a_persons_change_back_is_seen(env: Env) -> None:
+    """Our update's memory ends with its echo: a moderator who then gives back a role the bot took (so the roles
+    look exactly as before our update) must not lose it to the next sync planned from the remembered roles."""
+    env.configure(STANDARD, "stack")
+    await env.syncer.sync_member(GUILD, USER, 12)  # the bot grants Level 5 and Level 10
+    await env.settle()
+    await env.syncer.sync_member(GUILD, USER, 7)  # and takes Level 10 back
+    await env.settle()
+    await env.give("Member", "Level 5", "Level 10")  # a moderator gives Level 10 back by hand
+    since = len(env.sim.rest_calls)
+
+    await env.syncer.sync_member(GUILD, USER, 1)
+
+    [call] = env.patches(since)
+    assert {int(r) for r in call.json["roles"]} == env.ids("Member", "Level 10")
+    assert env.member_roles() == env.ids("Member", "Level 10")
+    assert await env.granted() == frozenset()
 
 
 # --- pre-checks ----------------------------------------------------------------------------------------------
@@ -355,9 +448,9 @@ def _production_bot(sim: DiscordSimulator) -> hikari.GatewayBot:
     return make_gateway_bot(sim.token, sim.api_url)
 
 
-async def test_5xx_is_retried_by_hikari_in_the_production_configuration() -> None:
+async def test_5xx_is_retried_by_hikari_in_the_production_configuration(migrated_database: str) -> None:
     """SPEC §13 "5xx → up to 3 retries with backoff", as the app runs it: hikari retries, the syncer adds none."""
-    async with open_env(_production_bot, max_retries=None) as env:
+    async with open_env(migrated_database, _production_bot, max_retries=None) as env:
         env.configure(STANDARD, "stack")
         env.faults.member_patch_500s = 2
         since = len(env.sim.rest_calls)
@@ -369,8 +462,8 @@ async def test_5xx_is_retried_by_hikari_in_the_production_configuration() -> Non
         assert env.syncer.snapshot() == {"pending": 0, "updated": 1, "failed": 0}
 
 
-async def test_5xx_gives_up_after_three_retries_in_the_production_configuration() -> None:
-    async with open_env(_production_bot, max_retries=None) as env:
+async def test_5xx_gives_up_after_three_retries_in_the_production_configuration(migrated_database: str) -> None:
+    async with open_env(migrated_database, _production_bot, max_retries=None) as env:
         env.configure(STANDARD, "stack")
         env.faults.member_patch_500s = 100
         since = len(env.sim.rest_calls)
@@ -396,8 +489,8 @@ def _bot_without_hikari_retries(sim: DiscordSimulator) -> hikari.GatewayBot:
     )
 
 
-async def test_5xx_is_retried_with_backoff_until_it_succeeds() -> None:
-    async with open_env(_bot_without_hikari_retries, max_retries=3) as env:
+async def test_5xx_is_retried_with_backoff_until_it_succeeds(migrated_database: str) -> None:
+    async with open_env(migrated_database, _bot_without_hikari_retries, max_retries=3) as env:
         env.configure(STANDARD, "stack")
         env.faults.member_patch_500s = 2
         since = len(env.sim.rest_calls)
@@ -412,8 +505,8 @@ async def test_5xx_is_retried_with_backoff_until_it_succeeds() -> None:
         assert env.syncer.snapshot() == {"pending": 0, "updated": 1, "failed": 0}
 
 
-async def test_5xx_gives_up_after_max_retries() -> None:
-    async with open_env(_bot_without_hikari_retries, max_retries=2) as env:
+async def test_5xx_gives_up_after_max_retries(migrated_database: str) -> None:
+    async with open_env(migrated_database, _bot_without_hikari_retries, max_retries=2) as env:
         env.configure(STANDARD, "stack")
         env.faults.member_patch_500s = 100
         since = len(env.sim.rest_calls)
@@ -425,7 +518,7 @@ async def test_5xx_gives_up_after_max_retries() -> None:
         assert env.syncer.snapshot() == {"pending": 0, "updated": 0, "failed": 1}
 
 
-async def test_members_missing_from_the_cache_are_fetched_over_rest() -> None:
+async def test_members_missing_from_the_cache_are_fetched_over_rest(migrated_database: str) -> None:
     """Large guilds are not fully chunked: without a member cache the syncer reads the member (and itself) once."""
 
     def bot_without_member_cache(sim: DiscordSimulator) -> hikari.GatewayBot:
@@ -441,7 +534,7 @@ async def test_members_missing_from_the_cache_are_fetched_over_rest() -> None:
             ),
         )
 
-    async with open_env(bot_without_member_cache, member_cache=False) as env:
+    async with open_env(migrated_database, bot_without_member_cache, member_cache=False) as env:
         env.configure(STANDARD, "stack")
         since = len(env.sim.rest_calls)
 
@@ -501,12 +594,12 @@ def _members(env: Env) -> list[int]:
 
 
 async def test_sync_guild_stops_between_members_when_asked(env: Env) -> None:
-    env.configure(STANDARD, "stack")
     members = [m for m in _members(env) if m >= USER]
+    await env.store(STANDARD, dict.fromkeys(members, 5))
     since = len(env.sim.rest_calls)
 
     result = await env.syncer.sync_guild(
-        GUILD, dict.fromkeys(members, 5), per_second=1000.0, should_stop=lambda: len(env.patches(since)) >= 3
+        GUILD, members, per_second=1000.0, should_stop=lambda: len(env.patches(since)) >= 3
     )
 
     assert result == {"checked": 3, "updated": 3, "skipped": 0, "failed": 0}
@@ -520,8 +613,8 @@ async def test_sync_guild_paces_member_updates(env: Env) -> None:
     The bound is an upper one (a slow machine only makes fewer updates), while an unpaced loop would update all
     20 members long before the window ends.
     """
-    env.configure(STANDARD, "stack")
     members = [m for m in _members(env) if m >= USER]
+    await env.store(STANDARD, dict.fromkeys(members, 5))
     loop = asyncio.get_running_loop()
     started: list[float] = []
     per_second, window = 10.0, 0.5
@@ -532,9 +625,7 @@ async def test_sync_guild_paces_member_updates(env: Env) -> None:
         return loop.time() - started[0] >= window
 
     since = len(env.sim.rest_calls)
-    result = await env.syncer.sync_guild(
-        GUILD, dict.fromkeys(members, 5), per_second=per_second, should_stop=should_stop
-    )
+    result = await env.syncer.sync_guild(GUILD, members, per_second=per_second, should_stop=should_stop)
 
     made = len(env.patches(since))
     assert 1 <= made <= per_second * window + 2
@@ -543,16 +634,16 @@ async def test_sync_guild_paces_member_updates(env: Env) -> None:
 
 async def test_sync_guild_only_paces_actual_updates(env: Env) -> None:
     """Members that need no change cost no wait: at 0.2 updates/s, pacing each member would take ~100 s."""
-    env.configure(STANDARD, "stack")
     members = [m for m in _members(env) if m >= USER]
-    levels = dict.fromkeys(members, 0)  # level 0: no reward, nothing to change …
+    levels = dict.fromkeys(members, 1)  # level 1: no reward, nothing to change …
     levels[members[0]] = 5  # … except for the first and the last member
     levels[members[-1]] = 5
+    await env.store(STANDARD, levels)
     await env.give("Member", "Level 5", user_id=members[-1])  # … who already holds the role
     since = len(env.sim.rest_calls)
 
     async with asyncio.timeout(20):
-        result = await env.syncer.sync_guild(GUILD, levels, per_second=0.2)
+        result = await env.syncer.sync_guild(GUILD, members, per_second=0.2)
 
     assert result == {"checked": len(members), "updated": 1, "skipped": 0, "failed": 0}
     assert [c.path for c in env.patches(since)] == [f"/guilds/{GUILD}/members/{members[0]}"]
@@ -562,10 +653,10 @@ async def test_sync_guild_counts_skipped_members(env: Env) -> None:
     bot_position = env.sim.guild().roles[ROLE_BOT_ID].position
     env.roles["Legend"] = int(await env.sim.create_role("Legend", position=bot_position + 1))
     await env.settle()
-    env.configure([(5, "Level 5"), (10, "Legend")], "stack")
     a, b, c = [m for m in _members(env) if m >= USER][:3]
+    await env.store([(5, "Level 5"), (10, "Legend")], {a: 5, b: 10, c: 1})
 
-    result = await env.syncer.sync_guild(GUILD, {a: 5, b: 10, c: 1}, per_second=1000.0)
+    result = await env.syncer.sync_guild(GUILD, [a, b, c], per_second=1000.0)
 
     # a: gets Level 5; b: gets Level 5, Legend skipped; c: nothing to do.
     assert result == {"checked": 3, "updated": 2, "skipped": 1, "failed": 0}
@@ -573,7 +664,7 @@ async def test_sync_guild_counts_skipped_members(env: Env) -> None:
 
 
 async def test_the_request_queue_is_bounded_but_a_waiting_member_can_still_be_updated(env: Env) -> None:
-    syncer = LevelRoleSyncer(env.bot, env.cache, max_pending=1)
+    syncer = LevelRoleSyncer(env.bot, env.cache, GrantStore(env.db), max_pending=1)
 
     syncer.request(GUILD, USER, 5)
     syncer.request(GUILD, USER + 1, 5)  # a second member: refused, the queue is full

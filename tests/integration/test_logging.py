@@ -31,6 +31,7 @@ from synapse_async.obs import (
     unbind_context,
     utf8_stream,
 )
+from synapse_async.obs.ring import operator_only
 from synapse_async.obs.sanitize import is_content_key, is_secret_key, scrub_secrets
 
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -405,6 +406,22 @@ def test_snowflake_ids_render_as_strings(captured: tuple[io.StringIO, LogRing]) 
 
 def _event(event: str, level: str = "info", guild_id: str | None = None, logger: str = "x") -> dict[str, object]:
     return {"event": event, "level": level, "logger": logger, "guild_id": guild_id, "ts": "2026-01-01T00:00:00.000Z"}
+
+
+def test_each_guild_has_its_own_ring_and_anonymous_entries_reach_only_the_operators() -> None:
+    ring = LogRing(5, guild_size=2, max_guilds=2)
+    ring.append(_event("a1", guild_id="1"))
+    for i in range(10):
+        ring.append(_event(f"noise{i}", guild_id="2"))  # a busy guild wraps its own ring only
+    with operator_only():
+        ring.append(_event("anonymous", guild_id="1"))
+    assert [e.event for e in ring.guild_entries("1")] == ["a1"]
+    assert [e.event for e in ring.guild_entries("2")] == ["noise8", "noise9"]
+    assert "anonymous" in [e.event for e in ring.entries(guild_id="1")]  # the operator ring has it
+    assert [e.event for e in ring.guild_entries("2", after_seq=ring.guild_entries("2")[0].seq)] == ["noise9"]
+    assert ring.guild_first_seq("1") == 1 and ring.guild_first_seq("9") == ring.last_seq + 1
+    ring.append(_event("c1", guild_id="3"))  # a third guild: the least recently written ring ("1") goes
+    assert ring.guild_entries("1") == [] and [e.event for e in ring.guild_entries("3")] == ["c1"]
 
 
 def test_ring_wraps_and_keeps_sequence_numbers_increasing() -> None:

@@ -31,7 +31,7 @@ from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0006_public_profile"
+HEAD = "0008_public_profile"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -198,7 +198,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
     await _upgrade(scratch_database)
 
     assert await _tables(scratch_database) == set(Base.metadata.tables) | {"alembic_version"}
-    assert len(Base.metadata.tables) == 29
+    assert len(Base.metadata.tables) == 30
     assert await _version(scratch_database) == [HEAD]
     extensions = {r["extname"] for r in await _fetch(scratch_database, "SELECT extname FROM pg_extension")}
     assert "pg_trgm" in extensions
@@ -209,6 +209,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
         ("audit_log", "audit_log_append_only"),
         ("audit_log", "audit_log_no_truncate"),
         ("achievement_templates", "achievement_templates_clear_series_order"),
+        ("jobs", "jobs_drop_payload"),
     }
 
 
@@ -699,7 +700,8 @@ async def test_one_active_job_per_guild_and_kind(db: asyncpg.Connection) -> None
 
 async def test_platform_formats(db: asyncpg.Connection) -> None:
     insert = (
-        "INSERT INTO idempotency_keys (principal, key, request_hash, status, response) VALUES ($1, $2, 'h', $3, '{}')"
+        "INSERT INTO idempotency_keys (principal, route, key, request_hash, status, response)"
+        " VALUES ($1, 'POST /x', $2, 'h', $3, '{}')"
     )
     await db.execute(insert, "42", "abcdefgh", 201)
     assert _constraint(await _rejects(db, insert, "42", "short", 201)) == "ck_idempotency_keys_key_format"

@@ -11,6 +11,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from synapse_async.db.urls import to_sqlalchemy_url
+from synapse_async.services import ranks as r
 from synapse_async.services import standings as q
 
 GUILD = 900000000000000001
@@ -75,23 +76,24 @@ def _no_seq_scans(explained: str, tables: tuple[str, ...] = ("members", "season_
 @pytest.mark.parametrize("currency", ["xp", "stars", "gold"])
 async def test_lifetime_leaderboard_and_rank_use_indexes(engine: tuple[AsyncEngine, int], currency: str) -> None:
     eng, _ = engine
-    column = q._LIFETIME_COLUMN[currency]  # type: ignore[index]
-    _no_seq_scans(await plan(eng, q._lifetime_top_sql(column), {"g": GUILD, "n": 10}))
+    board = r.RankBoard(GUILD, currency)  # type: ignore[arg-type]
+    _no_seq_scans(await plan(eng, r._top_sql(board), {"g": GUILD, "s": None, "n": 10, "o": 0}))
     # A viewer in the top fifth: the count reads the partial index only. (Near the bottom the count must visit most
     # of the guild's members anyway, and PostgreSQL rightly prefers one sequential pass; docs/decisions.md.)
-    _no_seq_scans(await plan(eng, q._lifetime_rank_sql(column), {"g": GUILD, "v": 40_000}))
+    _no_seq_scans(await plan(eng, r._higher_sql(board), {"g": GUILD, "s": None, "v": 40_000}))
 
 
 @pytest.mark.parametrize("currency", ["xp", "stars", "gold"])
 async def test_season_leaderboard_and_rank_use_indexes(engine: tuple[AsyncEngine, int], currency: str) -> None:
     eng, season_id = engine
-    column = q._SEASON_COLUMN[currency]  # type: ignore[index]
-    _no_seq_scans(await plan(eng, q._season_top_sql(column), {"s": season_id, "n": 10}))
+    board = r.RankBoard(GUILD, currency, season_id)  # type: ignore[arg-type]
+    _no_seq_scans(await plan(eng, r._top_sql(board), {"g": GUILD, "s": season_id, "n": 10, "o": 0}))
     # A viewer near the bottom makes the count read most of the season's rows, where scanning `season_stats` is
     # the cheapest plan; what must never happen is a scan of all members (the left ones come from their index).
     for value in (350, 5):
-        _no_seq_scans(await plan(eng, q._season_rank_sql(column), {"s": season_id, "v": value}), ("members",))
-    _no_seq_scans(await plan(eng, q._season_value_sql(column), {"s": season_id, "u": VIEWER + 5}))
+        params = {"g": GUILD, "s": season_id, "v": value}
+        _no_seq_scans(await plan(eng, r._higher_sql(board), params), ("members",))
+    _no_seq_scans(await plan(eng, q._SEASON_VALUE[currency], {"s": season_id, "u": VIEWER + 5}))  # type: ignore[index]
 
 
 async def test_profile_queries_use_indexes(engine: tuple[AsyncEngine, int]) -> None:

@@ -230,3 +230,85 @@ def test_totals_count_level_and_role_changes() -> None:
     assert out["members_created"] == 1 and out["xp_delta"] == 1000
     assert out["level_changes"] == {"count": 1, "items": [{"user_id": str(U1), "from": 1, "to": CURVE.level(1000)}]}
     assert out["level_role_changes"] == {"count": 1, "items": [{"user_id": str(U1), "add": ["11"], "remove": []}]}
+
+
+# --- limits while parsing, the whole document validated (SPEC §20.1) ------------------------------------------------
+
+
+def _rows(n: int) -> str:
+    return ",".join(f'{{"id":"{U1 + i}","xp":1}}' for i in range(n))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "[" + _rows(MAX_ENTRIES + 1) + ",{{{ never parsed",
+        '{"players": [' + _rows(MAX_ENTRIES + 1) + ",{{{ never parsed",
+        '{"format": "synapse-members", "version": 1, "members": [' + _rows(MAX_ENTRIES + 1) + "!! never parsed",
+        "id,xp\n" + "".join(f"{U1 + i},1\n" for i in range(MAX_ENTRIES + 1)) + '"' + "x" * 200_000 + '"\n',
+    ],
+    ids=["array", "mee6", "own", "csv"],
+)
+def test_the_row_limit_is_enforced_while_parsing_before_the_rest_is_read(document: str) -> None:
+    """The text after entry 200,001 is broken: a parser that reads everything first reports that, not the limit."""
+    with pytest.raises(ImportFormatError, match=f"more than {MAX_ENTRIES} entries"):
+        parse_document(document.encode(), max_bytes=len(document) + 1)
+
+
+@pytest.mark.parametrize(
+    ("github", "problem"),
+    [("bad--name", "single hyphens"), ("-lead", "single hyphens"), ("a" * 40, "1–39"), ("", "1–39"), (7, "GitHub")],
+)
+def test_github_names_follow_the_link_github_rule(github: object, problem: str) -> None:
+    doc = {"format": "synapse-members", "version": 1, "members": [
+        {"user_id": str(U1), "github_username": "octo-cat"}, {"user_id": str(U2), "github_username": github},
+    ]}  # fmt: skip
+    _, entries, invalid = parse(doc)
+    assert [u for u, _, _ in entries] == [U1]
+    assert [i for i, _ in invalid] == [1] and problem in invalid[0][1] and invalid[0][1].startswith("github_username")
+
+
+def test_non_json_numbers_and_trailing_data_refuse_the_document() -> None:
+    for text in (f'[{{"id": "{U1}", "xp": NaN}}]', f'[{{"id": "{U1}", "xp": 1}}] []', '{"players": [] ,}'):
+        with pytest.raises(ImportFormatError, match="not valid JSON"):
+            parse_document(text.encode(), max_bytes=LIMIT)
+
+
+def test_keys_may_come_in_any_order_and_unknown_containers_are_skipped() -> None:
+    doc = f'{{"members": [{{"user_id": "{U1}", "xp": 3}}], "extra": {{"a": [1, [2]]}}, "version": 1,'
+    doc += ' "format": "synapse-members"}'
+    assert parse(doc) == ("synapse-members", [(U1, 3, None)], [])
+
+
+# --- levels=keep (issue 26) ------------------------------------------------------------------------------------------
+
+
+def _mee6_row(user: int, level: int, third: int = 3) -> dict[str, object]:
+    span = 5 * level * level + 50 * level + 100
+    start = sum(5 * n * n + 50 * n + 100 for n in range(level))
+    return {"id": str(user), "level": level, "xp": start + span // third, "detailed_xp": [span // third, span, 0]}
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 7, 20, 45, 99, 150])
+def test_keep_puts_a_mee6_member_at_the_same_level_with_the_same_fraction(level: int) -> None:
+    parsed = parse_document(json.dumps({"players": [_mee6_row(U1, level)]}).encode(), max_bytes=LIMIT)
+    (entry,) = parsed.entries
+    kept = plan_member(entry, None, "replace", CURVE, (), "keep")
+    recomputed = plan_member(entry, None, "replace", CURVE, (), "recompute")
+    ours = max(level, 1)
+    assert kept.new_level == ours and recomputed.xp == entry.xp
+    start, end = CURVE.xp_to_reach(ours), CURVE.required(ours)
+    into, span = entry.source_progress or (0, 1)
+    assert into == span // 3  # a third of the way through the level there, and here
+    assert kept.xp == start + (end - start) * into // span  # MEE6 level 0 is our level 1
+    without_detail = dict(_mee6_row(U1, level), detailed_xp=None)  # MEE6's public curve gives the same fraction
+    (bare,) = parse_document(json.dumps({"players": [without_detail]}).encode(), max_bytes=LIMIT).entries
+    assert plan_member(bare, None, "replace", CURVE, (), "keep").xp == kept.xp
+
+
+def test_keep_without_a_level_uses_the_xp_and_a_bad_level_is_an_invalid_row() -> None:
+    parsed = parse_document(
+        json.dumps([{"id": str(U1), "xp": 1000}, {"id": str(U2), "xp": 5, "level": "7"}]).encode(), max_bytes=LIMIT
+    )
+    assert plan_member(parsed.entries[0], None, "add", CURVE, (), "keep").xp == 1000
+    assert [r.index for r in parsed.invalid] == [1] and parsed.invalid[0].reason.startswith("level")

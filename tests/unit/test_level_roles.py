@@ -1,4 +1,5 @@
-"""Level role rewards (SPEC §13): desired roles per mode and the pre-checked single-update plan."""
+"""Level role rewards (SPEC §13): desired roles per mode, the pre-checked single-update plan, safe roles only, the
+bot taking back only what it gave, and the preview totals."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synapse_async.rewards.roles import (
+    DANGEROUS_PERMISSIONS,
+    SAMPLE_SIZE,
+    MemberChange,
     RoleInfo,
     RolePlan,
+    RolePreview,
+    RoleRefusal,
     RoleSkip,
+    dangerous_permissions,
     desired_roles,
     plan_role_update,
+    reward_role_refusal,
     role_skip_reason,
 )
 
@@ -39,7 +47,12 @@ def plan(
     roles: dict[int, RoleInfo] | None = None,
     bot_top: int = BOT_TOP,
     can_manage: bool = True,
+    granted: set[int] | None = None,
+    protected: frozenset[int] = frozenset(),
 ) -> RolePlan:
+    """By default every reward role the member holds was granted by the bot (the common case); `granted` narrows
+    that to model roles a person gave."""
+    reward_ids = {role_id for _, role_id in (REWARDS if rewards is None else rewards)}
     return plan_role_update(
         current_roles=frozenset(current),
         level=level,
@@ -49,6 +62,8 @@ def plan(
         guild_id=GUILD,
         bot_top_position=bot_top,
         bot_can_manage_roles=can_manage,
+        granted=frozenset(current & reward_ids if granted is None else granted),
+        protected=protected,
     )
 
 
@@ -269,3 +284,110 @@ def test_when_every_role_is_manageable_reward_roles_equal_desired(
     reward_ids = {role_id for _, role_id in rewards}
     assert final & reward_ids == desired_roles(level, rewards, mode)  # type: ignore[arg-type]
     assert not result.skipped
+
+
+# ---- the bot only takes back what it gave -----------------------------------------------------------------
+
+
+def test_a_reward_role_a_person_gave_is_never_removed() -> None:
+    # R10 and R20 came from a person (or before they became rewards): a level-down keeps them; R5 stays desired.
+    result = plan({R5, R10, R20, MANUAL}, 7, granted=set())
+    assert result == RolePlan(None, frozenset(), frozenset(), ())
+    # Only the copy the bot granted goes.
+    result = plan({R5, R10, R20, MANUAL}, 7, granted={R10})
+    assert (result.new_roles, result.removed) == (fs(R5, R20, MANUAL), fs(R10))
+
+
+def test_replace_mode_removes_only_granted_lower_roles() -> None:
+    assert plan({R5, MANUAL}, 12, mode="replace", granted=set()).new_roles == fs(R5, R10, MANUAL)
+    assert plan({R5, MANUAL}, 12, mode="replace", granted={R5}).new_roles == fs(R10, MANUAL)
+
+
+def test_a_granted_role_that_is_no_longer_a_reward_is_taken_back() -> None:
+    result = plan({R5, OTHER}, 12, rewards=[(10, R10)], granted={R5})
+    assert (result.added, result.removed) == (fs(R10), fs(R5))
+    assert result.new_roles == fs(R10, OTHER)
+
+
+# ---- safe roles only --------------------------------------------------------------------------------------
+
+SPEC_NAMES = {
+    "Administrator", "Manage Server", "Manage Roles", "Manage Channels", "Manage Webhooks", "Manage Messages",
+    "Manage Threads", "Manage Nicknames", "Manage Events", "Manage Expressions", "Ban Members", "Kick Members",
+    "Moderate Members", "Mention Everyone", "View Audit Log",
+}  # fmt: skip
+
+
+def test_dangerous_permissions_are_the_fifteen_of_the_spec() -> None:
+    assert {name for _, name in DANGEROUS_PERMISSIONS} == SPEC_NAMES
+    assert len({bit for bit, _ in DANGEROUS_PERMISSIONS}) == 15
+    every = sum(bit for bit, _ in DANGEROUS_PERMISSIONS)
+    assert set(dangerous_permissions(every)) == SPEC_NAMES
+    safe = (1 << 0) | (1 << 6) | (1 << 10) | (1 << 11) | (1 << 20) | (1 << 26) | (1 << 31)  # invite, react, chat…
+    assert dangerous_permissions(safe) == ()
+    assert dangerous_permissions((1 << 3) | (1 << 2) | safe) == ("Administrator", "Ban Members")
+
+
+def test_reward_role_refusal() -> None:
+    admin = RoleInfo(1, 5, managed=False, permissions=1 << 3)
+    assert reward_role_refusal(admin, admin_role_ids=(), caller_top_position=None) == RoleRefusal(
+        "The role grants Administrator; level rewards must be safe roles.", ("Administrator",)
+    )
+    plain = RoleInfo(2, 5, managed=False, permissions=1 << 6)
+    refused = reward_role_refusal(plain, admin_role_ids=(2,), caller_top_position=None)
+    assert refused is not None and "access.admin_role_ids" in refused.message and refused.permissions == ()
+    assert reward_role_refusal(plain, admin_role_ids=(), caller_top_position=None) is None  # service token, owner
+    assert reward_role_refusal(plain, admin_role_ids=(), caller_top_position=6) is None  # strictly below
+    for top in (5, 4):  # equal or above the caller's highest role
+        refused = reward_role_refusal(plain, admin_role_ids=(), caller_top_position=top)
+        assert refused is not None and "highest role" in refused.message
+
+
+def test_a_role_that_became_dangerous_is_not_added_but_the_bots_copy_can_be_taken_back() -> None:
+    roles = {**ROLES, R10: RoleInfo(R10, 10, managed=False, permissions=1 << 28)}  # gained Manage Roles
+    result = plan({MANUAL}, 12, roles=roles)
+    assert result.skipped == (RoleSkip(R10, "dangerous_role"),)
+    assert result.new_roles == fs(MANUAL, R5)
+    down = plan({R5, R10}, 7, roles=roles, granted={R5, R10})
+    assert (down.removed, down.skipped) == (fs(R10), ())
+
+
+def test_an_admin_role_is_never_added() -> None:
+    result = plan(set(), 12, protected=frozenset({R5}))
+    assert result.skipped == (RoleSkip(R5, "dangerous_role"),)
+    assert result.new_roles == fs(R10)
+    assert role_skip_reason(R5, roles=ROLES, guild_id=GUILD, bot_top_position=BOT_TOP, bot_can_manage_roles=True,
+                            protected={R5}) == "dangerous_role"  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    current=st.frozensets(st.sampled_from(ROLE_IDS)),
+    granted=st.frozensets(st.sampled_from(ROLE_IDS)),
+    rewards=st.lists(st.tuples(st.integers(1, 30), st.sampled_from(ROLE_IDS)), max_size=8),
+    level=st.integers(1, 40),
+    mode=st.sampled_from(["stack", "replace"]),
+)
+def test_only_granted_roles_are_ever_removed(
+    current: frozenset[int], granted: frozenset[int], rewards: list[tuple[int, int]], level: int, mode: str
+) -> None:
+    roles = {role_id: RoleInfo(role_id, 1, managed=False) for role_id in ROLE_IDS}
+    result = plan(set(current), level, mode=mode, rewards=rewards, roles=roles, granted=set(granted))
+    assert result.removed <= granted & current
+    final = current if result.new_roles is None else result.new_roles
+    assert desired_roles(level, rewards, mode) <= final  # type: ignore[arg-type]
+    assert final - desired_roles(level, rewards, mode) == current - (granted | desired_roles(level, rewards, mode))  # type: ignore[arg-type]
+
+
+# ---- preview ----------------------------------------------------------------------------------------------
+
+
+def test_preview_counts_every_change_and_samples_the_first_twenty() -> None:
+    preview = RolePreview()
+    for user_id in range(30):
+        preview.add(user_id, f"m{user_id}", plan({R20}, 12, granted={R20}))  # +R5 +R10 −R20
+        preview.add(100 + user_id, "unchanged", plan({R5}, 5))
+    assert (preview.adds, preview.removes, preview.members_affected) == (60, 30, 30)
+    assert len(preview.sample) == SAMPLE_SIZE == 20
+    assert preview.sample[0] == MemberChange(0, "m0", tuple(sorted((R5, R10))), (R20,))
+    assert [m.user_id for m in preview.sample] == list(range(20))

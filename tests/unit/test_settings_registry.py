@@ -96,6 +96,8 @@ SPEC.update(
         "economy.gold_name": ("string", "Gold", 1, 32, "display", True),
         "economy.stars_name": ("string", "Stars", 1, 32, "display", True),
         "leaderboard.size": ("int", 25, 5, 50, "display", True),
+        "card.theme": ("enum", "dark", None, None, "display", True),
+        "card.accent": ("string", None, 0, 7, "display", True),
         "announce.level_up": ("bool", True, None, None, "announcements", False),
         "announce.achievements": ("bool", True, None, None, "announcements", False),
         "announce.manual_awards": ("bool", True, None, None, "announcements", False),
@@ -115,7 +117,7 @@ for _t in SPEC_LAKE_TYPES:
 
 INT_KEYS = sorted(k for k, row in SPEC.items() if row[0] == "int")
 FLOAT_KEYS = sorted(k for k, row in SPEC.items() if row[0] == "float")
-STRING_KEYS = sorted(k for k, row in SPEC.items() if row[0] == "string")
+STRING_KEYS = sorted(k for k, row in SPEC.items() if row[0] == "string" and k != "card.accent")  # free text
 CROSS_FIELD_KEYS = {"quality.medium_chars", "quality.long_chars"}
 
 
@@ -161,7 +163,7 @@ def rejected(key: str, value: object) -> str:
 
 def test_registry_matches_spec_table() -> None:
     assert set(REGISTRY) == set(SPEC)
-    assert len(REGISTRY) == 65
+    assert len(REGISTRY) == 67
     for key, (type_, default, lo, hi, category, public) in SPEC.items():
         d = REGISTRY[key]
         assert d.key == key
@@ -179,8 +181,24 @@ def test_registry_matches_spec_table() -> None:
 def test_enum_allowed_values_and_nullability() -> None:
     assert REGISTRY["cooldown.scope"].allowed == ("user", "channel")
     assert REGISTRY["level_roles.mode"].allowed == ("stack", "replace")
-    assert {k for k, d in REGISTRY.items() if d.allowed is not None} == {"cooldown.scope", "level_roles.mode"}
-    assert {k for k, d in REGISTRY.items() if d.nullable} == {"announce.channel_id"}
+    assert REGISTRY["card.theme"].allowed == ("dark", "light")
+    assert {k for k, d in REGISTRY.items() if d.allowed is not None} == {
+        "cooldown.scope",
+        "level_roles.mode",
+        "card.theme",
+    }
+    assert {k for k, d in REGISTRY.items() if d.nullable} == {"announce.channel_id", "card.accent"}
+
+
+def test_card_accent_is_a_hex_colour_or_empty() -> None:
+    assert accepted("card.accent", "#5865F2") == "#5865F2"
+    assert accepted("card.accent", " #00ff7f ") == "#00ff7f"
+    assert accepted("card.accent", "") is None
+    assert accepted("card.accent", None) is None
+    for bad in ("red", "#12345", "#1234567", "#gggggg", "5865f2x"):
+        assert rejected("card.accent", bad) in ("not_allowed", "out_of_range"), bad
+    assert rejected("card.accent", 5) == "invalid_type"
+    assert rejected("card.theme", "blue") == "not_allowed"
 
 
 def test_registry_order_is_stable_and_follows_the_spec_table() -> None:
@@ -199,12 +217,14 @@ def test_lake_event_types_are_the_ten_spec_types_each_with_a_toggle() -> None:
         lake_source_key("typing_start")
 
 
-def test_exactly_the_display_names_leaderboard_size_and_season_days_are_public() -> None:
+def test_exactly_the_display_names_leaderboard_size_card_and_season_days_are_public() -> None:
     assert set(PUBLIC_KEYS) == {
         "economy.xp_name",
         "economy.gold_name",
         "economy.stars_name",
         "leaderboard.size",
+        "card.theme",
+        "card.accent",
         "season.default_days",
     }
 

@@ -7,10 +7,9 @@ rule that needs the database and report refusals as exceptions mapped to 400 (wi
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Final, TypedDict
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synapse_async.api.admin.common import BASE, ID_MAX, NOT_BLANK, applied, conflict, not_null, require_member
 from synapse_async.api.contract import Access, Api, Call
@@ -29,7 +28,7 @@ from synapse_async.api.schema import (
     UtcTime,
 )
 from synapse_async.db.models import MAX_TEMPLATE_REWARD
-from synapse_async.domain.vocabulary import TriggerType
+from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, TriggerType
 from synapse_async.rewards.achievements import trigger_schemas
 from synapse_async.services import catalogue
 from synapse_async.services.audit import Actor
@@ -46,6 +45,7 @@ from synapse_async.services.economy import (
     GrantRejected,
     RevokeRejected,
 )
+from synapse_async.settings import lake_source_key
 
 api = Api()
 _TAG: Final = "achievements"
@@ -174,8 +174,10 @@ def _catalogue(call: Call[Any, Any, Any]) -> Catalogue:
 
 
 def _template(call: Call[Any, Any, Any], row: dict[str, Any]) -> TemplateModel:
-    active = call.platform.components.require_cache().guild(call.path.guild_id).active_season is not None
-    return TemplateModel(**row, warnings=catalogue.template_warnings(row, season_active=active))
+    guild = call.platform.components.require_cache().guild(call.path.guild_id)
+    off = [t for t in LAKE_EVENT_TYPES if not guild.settings.bool(lake_source_key(t))]
+    warnings = catalogue.template_warnings(row, season_active=guild.active_season is not None, sources_off=off)
+    return TemplateModel(**row, warnings=warnings)
 
 
 def _check_channel(call: Call[Any, Any, Any], channel_id: int | None) -> None:
@@ -197,7 +199,7 @@ async def _template_write(
             result: dict[str, Any] = await write
         return result
     except CatalogueConflict as exc:
-        raise conflict(str(exc) or "The name is already taken.") from None
+        raise conflict(exc.reason, str(exc) or "The name is already taken.") from None
     except TemplateRejected as exc:
         raise _rejected(exc.problems) from None
     except CatalogueNotFound:
@@ -318,14 +320,15 @@ class _BadgeArgs(TypedDict):
 
 
 def _badge_args(call: Call[TemplatePath, NoParams, GrantBody] | Call[TemplatePath, NoParams, RevokeBody]) -> _BadgeArgs:
-    """What a grant and a revoke both take from the request: whose badge, which template, who asks. Each HTTP request
-    is a new operation, so it gets a fresh request id (§7.5): a repeated POST grants or revokes again."""
+    """What a grant and a revoke both take from the request: whose badge, which template, who asks. The request id
+    (§7.5 `grant:` / `revoke:` + it) is the `Idempotency-Key` when given — a retry of that operation is recognised
+    by its journal key even after the 24 h replay window — else a fresh UUID (a new operation)."""
     return _BadgeArgs(
         guild_id=call.path.guild_id,
         user_id=call.body.user_id,
         template_id=call.path.achievement_id,
         actor=call.actor(),
-        request_id=uuid.uuid4().hex,
+        request_id=call.operation_id(),
     )
 
 
@@ -346,7 +349,7 @@ async def admin_grant_achievement(call: Call[TemplatePath, NoParams, GrantBody])
     except GrantRejected as exc:
         if exc.reason == "unknown":
             raise ApiError.not_found("Unknown achievement.") from None
-        raise conflict(_GRANT_REFUSALS[exc.reason]) from None
+        raise conflict(exc.reason, _GRANT_REFUSALS[exc.reason]) from None
     return _badge(result)
 
 
@@ -355,7 +358,8 @@ async def admin_grant_achievement(call: Call[TemplatePath, NoParams, GrantBody])
     tag=_TAG, access=Access.GUILD_ADMIN, path_model=TemplatePath, body=RevokeBody, response=BadgeResultModel,
 )  # fmt: skip
 async def admin_revoke_achievement(call: Call[TemplatePath, NoParams, RevokeBody]) -> BadgeResultModel:
-    """§12.4: with `reverse_rewards` the template's XP and gold are subtracted (clamped at 0); 404 if not earned."""
+    """§20: with `reverse_rewards` exactly what the grant paid (its journal rows) is taken back, clamped at 0; 404 if
+    not earned."""
     economy = call.platform.components.require_economy()
     body = call.body
     try:
@@ -377,6 +381,8 @@ class CategoryBody(StrictModel):
 
 
 class CategoryPatch(PatchModel):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})  # an empty change is refused (400)
+
     name: str | None = Field(None, min_length=1, max_length=50, pattern=NOT_BLANK)
     icon: str | None = Field(None, min_length=1, max_length=64)
     sort_order: int | None = Field(None, ge=-_INT32, le=_INT32)
@@ -402,6 +408,8 @@ class RarityBody(StrictModel):
 
 
 class RarityPatch(PatchModel):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})  # an empty change is refused (400)
+
     name: str | None = Field(None, min_length=1, max_length=50, pattern=NOT_BLANK)
     color: str | None = Field(None, pattern=_COLOR)
     emoji: str | None = Field(None, min_length=1, max_length=64)
@@ -424,6 +432,8 @@ class SeriesBody(StrictModel):
 
 
 class SeriesPatch(PatchModel):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})  # an empty change is refused (400)
+
     name: str | None = Field(None, min_length=1, max_length=100, pattern=NOT_BLANK)
     description: str | None = Field(None, max_length=500)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Final
 
 from pydantic import Field
@@ -50,7 +49,8 @@ class AwardResultModel(ResponseModel):
     path_model=GuildPath, body=AwardBody, response=AwardResultModel,
 )  # fmt: skip
 async def admin_award(call: Call[GuildPath, NoParams, AwardBody]) -> AwardResultModel:
-    """§10.3: negative amounts are clamped at 0 and the APPLIED amounts are returned; at least one is non-zero."""
+    """§10.3: negative amounts are clamped at 0 and the APPLIED amounts are returned; at least one is non-zero.
+    The journal key is `award:<Idempotency-Key>` when the header is given (§7.5), so one operation pays once."""
     body = call.body
     if body.xp == 0 and body.gold == 0:
         raise ApiError.validation(
@@ -64,6 +64,6 @@ async def admin_award(call: Call[GuildPath, NoParams, AwardBody]) -> AwardResult
         gold=body.gold,
         reason=body.reason,
         actor=call.actor(),
-        request_id=uuid.uuid4().hex,
+        request_id=call.operation_id(),
     )
     return AwardResultModel(**applied(result))

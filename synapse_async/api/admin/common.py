@@ -1,14 +1,14 @@
 """What the admin route tables share: the guild path prefix, id bounds, the 409 and PATCH-null rules, the known-
-member check of awards and grants, and the applied-amount response fields (SPEC §20, §18)."""
+member check of awards and grants (a row, or live guild membership), and the applied-amount response fields
+(SPEC §20, §18)."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic_core import PydanticCustomError
-
 from synapse_async.api.contract import Call
 from synapse_async.api.errors import ApiError
+from synapse_async.api.schema import not_null as not_null  # re-exported: the PATCH models import it from here
 from synapse_async.services.economy import (
     AwardResult,
 )
@@ -21,22 +21,19 @@ BASE: Final = "/api/admin/guilds/{guild_id}"
 NOT_BLANK: Final = r"\S"
 
 
-def conflict(message: str) -> ApiError:
-    return ApiError(409, "conflict", message)
-
-
-def not_null(value: object) -> object:
-    """For PATCH fields that are not nullable: absent means unchanged, an explicit null is a 400 (§18)."""
-    if value is None:
-        raise PydanticCustomError("invalid_type", "must not be null")
-    return value
+def conflict(reason: str, message: str, **details: Any) -> ApiError:
+    """The 409 of SPEC §18: code `conflict`, `details.reason` naming the clash."""
+    return ApiError.conflict(reason, message, **details)
 
 
 async def require_member(call: Call[Any, Any, Any], user_id: int) -> None:
-    """Awards, grants and revokes go to members the bot knows in this guild (404 otherwise)."""
+    """Awards and grants go to a member the bot knows in this guild, or one Discord says is in it (§20: "a known
+    member or in the guild"); the economy then creates the row (§20.1 last bullet). Anyone else → 404."""
     async with call.platform.read() as conn:
-        if not await is_known_member(conn, call.path.guild_id, user_id):
-            raise ApiError.not_found("Unknown member.")
+        if await is_known_member(conn, call.path.guild_id, user_id):
+            return
+    if await call.platform.require_admins().member_roles(call.path.guild_id, user_id) is None:
+        raise ApiError.not_found("Unknown member.")
 
 
 def applied(result: AwardResult) -> dict[str, int]:

@@ -10,12 +10,25 @@ replaced one (§20: create → 201, update → 200); a delete of a row that does
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Final, Literal
 
 from pydantic import Field
 
 from synapse_async.api.admin.lake import JobModel
+from synapse_async.api.admin.level_role_guard import (
+    MODE_KEY,
+    PREVIEW,
+    DryRunQuery,
+    committed_config,
+    not_previewable,
+    preview,
+    refuse_unsafe,
+    with_mode,
+    with_reward,
+)
+from synapse_async.api.authn import require_csrf
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.platform import ApiPlatform
@@ -29,7 +42,15 @@ from synapse_async.api.schema import (
     UtcTime,
 )
 from synapse_async.imports.formats import DocumentTooLarge, ImportFormatError
-from synapse_async.imports.service import ImportActive, ImportRejected, export_members, preview_import, submit_import
+from synapse_async.imports.service import (
+    ImportActive,
+    ImportRejected,
+    active_import,
+    export_members,
+    preview_import,
+    submit_import,
+)
+from synapse_async.imports.slots import ImportBusy, ImportUploading
 from synapse_async.jobs.store import JobActive
 from synapse_async.rewards.multipliers import explain
 from synapse_async.services import reward_rules as rules
@@ -42,6 +63,7 @@ from synapse_async.services.level_roles import (
 )
 from synapse_async.services.reward_rules import RuleTable, UnknownTarget
 from synapse_async.services.settings import SettingsRejected, reset_setting
+from synapse_async.settings import REGISTRY
 
 api = Api()
 _TAG: Final = "admin-config"
@@ -171,6 +193,9 @@ class Explanation(ResponseModel):
 class ImportQuery(StrictModel):
     mode: Literal["add", "replace"] = "add"
     dry_run: bool = False
+    levels: Literal["keep", "recompute"] | None = None
+    """`keep`: a row's level at the other bot is kept (XP set from it); `recompute`: the level follows from its XP.
+    Unset: `keep` for other bots' exports, `recompute` for ours; the report's `levels` says which applied."""
 
 
 class ImportResult(ResponseModel):
@@ -276,11 +301,17 @@ _G: Final = "/api/admin/guilds/{guild_id}"
 
 @api.route(
     "DELETE", _G + "/settings/{key}", summary="Reset one setting to its default", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=SettingPath, status=204,
+    access=Access.GUILD_ADMIN, path_model=SettingPath, query=DryRunQuery, status=204, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_reset_setting(call: Call[SettingPath, NoParams, None]) -> Reply:
+async def admin_reset_setting(call: Call[SettingPath, DryRunQuery, None]) -> Reply:
     """Deletes the guild's override (audited, NOTIFY, jobs per §5.1); an unknown key is a 404, a reset that would
-    break a cross-field rule a 400 naming it. Resetting a key that already has its default is a no-op 204."""
+    break a cross-field rule a 400 naming it. Resetting a key that already has its default is a no-op 204.
+    `dry_run=true` previews a reset of `level_roles.mode` (§13); other keys cannot be previewed (400)."""
+    if call.query.dry_run:
+        if call.path.key != MODE_KEY:
+            raise ApiError.validation([not_previewable()])
+        config = await committed_config(call, call.path.guild_id)
+        return await preview(call, call.path.guild_id, with_mode(config, REGISTRY[MODE_KEY].default))
     try:
         async with call.platform.sessions() as sessions:
             await reset_setting(sessions, call.path.guild_id, call.path.key, call.actor())
@@ -460,7 +491,9 @@ async def admin_explain(call: Call[GuildPath, ExplainQuery, None]) -> Explanatio
     access=Access.GUILD_ADMIN, path_model=GuildPath, response=ExportDocument,
 )  # fmt: skip
 async def admin_export_members(call: Call[GuildPath, NoParams, None]) -> ExportDocument:
-    """XP, gold, stars, GitHub name and badges of each member row; audited as `members.export`."""
+    """XP, gold, stars, GitHub name and badges of each member row; audited as `members.export`. With the session
+    cookie it also needs `X-CSRF-Token` (a GET with an effect: no prefetch or cross-site link may trigger it)."""
+    require_csrf(call.request, call.require_principal())
     db = call.platform.components.require_db()
     async with call.platform.gate.slot():
         document = await export_members(db, call.path.guild_id, actor=call.actor())
@@ -471,14 +504,47 @@ def _import_limit(platform: ApiPlatform) -> int:
     return platform.config.import_max_bytes
 
 
+_RETRY_SECONDS: Final = 5
+
+
+@asynccontextmanager
+async def _import_gate(call: Call[GuildPath, ImportQuery, None]) -> AsyncIterator[None]:
+    """Before the document is read (SPEC §20.1): one of the process's import slots (429 when none is free; 409 when
+    this guild's import is already being uploaded here) and, for a real import, no active import job (409)."""
+    guild_id, dry_run = call.path.guild_id, call.query.dry_run
+    try:
+        with call.platform.import_slots.hold(guild_id, dry_run=dry_run):
+            if not dry_run:
+                active = await active_import(call.platform.components.require_db(), guild_id)
+                if active is not None:
+                    raise ImportActive(active)
+            yield
+    except ImportBusy:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many import documents are being processed; try again shortly.",
+            {"retry_after": _RETRY_SECONDS, "reason": "import_slots"},
+            headers={"Retry-After": str(_RETRY_SECONDS)},
+        ) from None
+    except ImportUploading:
+        raise ApiError.conflict("job_active", "An import of this guild is being uploaded.", job_id=None) from None
+    except ImportActive as exc:
+        raise ApiError.conflict(
+            "job_active", "An import is already active for this guild.", job_id=str(exc.job_id)
+        ) from None
+
+
 @api.route(
     "POST", _G + "/members/import", summary="Import members (our document or another bot's export)", tag=_TAG,
     access=Access.GUILD_ADMIN, path_model=GuildPath, query=ImportQuery, response=ImportResult, status=202,
-    responses={200: "Dry run: the preview, nothing written"}, raw_body=_import_limit,
+    responses={200: "Dry run: the preview, nothing written"}, raw_body=_import_limit, body_gate=_import_gate,
 )  # fmt: skip
-async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Reply:
-    """The body is the document itself (JSON or CSV, ≤ `IMPORT_MAX_BYTES`, else 413). `dry_run=true` → 200 with
-    the preview, nothing written; else 202 with the queued `import` job (409 with its id while one is active)."""
+async def admin_import_members(call: Call[GuildPath, ImportQuery, bytearray]) -> Reply:
+    """The body is the document itself (JSON or CSV, ≤ `IMPORT_MAX_BYTES`, else 413), read only once the admin
+    check, the rate limit and an import slot passed (429 when two documents are already being processed, 409 while
+    this guild has an import). `dry_run=true` → 200 with the preview, nothing written; else 202 with the queued
+    `import` job."""
     platform, q, guild_id = call.platform, call.query, call.path.guild_id
     db = platform.components.require_db()
     limit = platform.config.import_max_bytes
@@ -486,9 +552,13 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Rep
         async with platform.gate.slot():
             if q.dry_run:
                 cache = platform.components.require_cache()
-                report = await preview_import(db, cache, guild_id, call.body, mode=q.mode, max_bytes=limit)
+                report = await preview_import(
+                    db, cache, guild_id, call.body, mode=q.mode, max_bytes=limit, levels=q.levels
+                )
                 return Reply(ImportResult(status="dry_run", report=report), status=200)
-            job_id = await submit_import(db, guild_id, call.body, mode=q.mode, actor=call.actor(), max_bytes=limit)
+            job_id = await submit_import(
+                db, guild_id, call.body, mode=q.mode, actor=call.actor(), max_bytes=limit, levels=q.levels
+            )
     except DocumentTooLarge as exc:
         raise ApiError(413, "payload_too_large", str(exc)) from None
     except ImportFormatError as exc:
@@ -501,8 +571,8 @@ async def admin_import_members(call: Call[GuildPath, ImportQuery, bytes]) -> Rep
         ]
         raise ApiError(400, "validation_error", f"{exc.count} invalid rows; nothing imported.", details) from None
     except ImportActive as exc:
-        raise ApiError(
-            409, "job_active", "An import is already active for this guild.", {"job_id": str(exc.job_id)}
+        raise ApiError.conflict(
+            "job_active", "An import is already active for this guild.", job_id=str(exc.job_id)
         ) from None
     return Reply(ImportResult(job_id=job_id, status="queued"))
 
@@ -561,24 +631,32 @@ async def admin_level_roles(call: Call[GuildPath, NoParams, None]) -> LevelRoles
 
 @api.route(
     "PUT", _G + "/level-roles/{role_id}", summary="Reward a role at a level", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=LevelRolePath, body=LevelRoleBody, response=LevelRoleItem,
-    responses={201: "Created"},
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, body=LevelRoleBody,
+    response=LevelRoleItem, responses={201: "Created"}, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_put_level_role(call: Call[LevelRolePath, NoParams, LevelRoleBody]) -> Reply:
-    """Pre-checked (§13): an unknown role is a 404, a role nobody can assign (`@everyone`, integration-managed) a
-    409; one the bot cannot manage yet (hierarchy, Manage Roles) is stored with its `problem`, fixable on Discord.
-    At most 50 per guild (409). Queues a `level_role_sync` job in the same transaction."""
+async def admin_put_level_role(call: Call[LevelRolePath, DryRunQuery, LevelRoleBody]) -> Reply:
+    """Safe roles only (§13): a role granting a dangerous permission, an `access.admin_role_ids` role, or (user
+    tokens, owner excepted) one not strictly below the caller's highest role is a 400 `dangerous_role`. Then
+    pre-checked: an unknown role is a 404, a role nobody can assign (`@everyone`, integration-managed) a 409; one
+    the bot cannot manage yet (hierarchy, Manage Roles) is stored with its `problem`, fixable on Discord. At most
+    50 per guild (409). Queues a `level_role_sync` job in the same transaction; `dry_run=true` answers the preview
+    after the same checks and writes nothing."""
     guild_id, role_id = call.path.guild_id, call.path.role_id
+    config = await committed_config(call, guild_id)
+    await refuse_unsafe(call, guild_id, role_id, config)
     problem = (await call.platform.require_level_roles().precheck(guild_id, [role_id])).get(role_id)
+    dry_run = call.query.dry_run
     try:
         async with call.platform.sessions() as sessions:
-            result = await put_level_role(sessions, guild_id, role_id, call.body.level, call.actor())
+            result = await put_level_role(sessions, guild_id, role_id, call.body.level, call.actor(), dry_run=dry_run)
     except UnknownTarget as exc:
         raise _unknown(exc) from None
     except LevelRoleLimit as exc:
-        raise ApiError(409, "limit_reached", str(exc)) from None
+        raise ApiError.conflict("limit_reached", str(exc)) from None
     except RoleNotAssignable as exc:
-        raise ApiError(409, "role_not_assignable", str(exc)) from None
+        raise ApiError.conflict("role_not_assignable", str(exc)) from None
+    if result is None:
+        return await preview(call, guild_id, with_reward(config, role_id, call.body.level))
     async with call.platform.read() as conn:
         rows = [r for r in await rules.list_rules(conn, rules.LEVEL_ROLES, guild_id) if r["role_id"] == role_id]
     row = rows[0] if rows else result.row
@@ -587,14 +665,19 @@ async def admin_put_level_role(call: Call[LevelRolePath, NoParams, LevelRoleBody
 
 @api.route(
     "DELETE", _G + "/level-roles/{role_id}", summary="Stop rewarding a role", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=LevelRolePath, status=204,
+    access=Access.GUILD_ADMIN, path_model=LevelRolePath, query=DryRunQuery, status=204, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_delete_level_role(call: Call[LevelRolePath, NoParams, None]) -> Reply:
-    """Queues a `level_role_sync`, which removes the role from members who hold it as a reward."""
+async def admin_delete_level_role(call: Call[LevelRolePath, DryRunQuery, None]) -> Reply:
+    """Queues a `level_role_sync`, which takes the role back from members the bot gave it to (never from members
+    who got it from a person). `dry_run=true`: 200 with the preview, nothing written."""
+    guild_id, role_id, dry_run = call.path.guild_id, call.path.role_id, call.query.dry_run
+    config = await committed_config(call, guild_id) if dry_run else None
     async with call.platform.sessions() as sessions:
-        deleted = await delete_level_role(sessions, call.path.guild_id, call.path.role_id, call.actor())
+        deleted = await delete_level_role(sessions, guild_id, role_id, call.actor(), dry_run=dry_run)
     if not deleted:
         raise ApiError.not_found("This role is not a level role.")
+    if config is not None:
+        return await preview(call, guild_id, with_reward(config, role_id, None))
     return Reply(status=204)
 
 
@@ -604,16 +687,19 @@ class SyncBody(StrictModel):
 
 @api.route(
     "POST", _G + "/level-roles/sync", summary="Sync every member's level roles now", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=GuildPath, body=SyncBody, response=JobModel, status=202,
-    responses={409: "A sync is already active (`details.job_id`)"},
+    access=Access.GUILD_ADMIN, path_model=GuildPath, query=DryRunQuery, body=SyncBody, response=JobModel,
+    status=202, responses={409: "A sync is already active (`details.job_id`)"}, alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_sync_level_roles(call: Call[GuildPath, NoParams, SyncBody]) -> Reply:
-    """202 with the queued `level_role_sync` job (≤ 2 member updates/s, §13); 409 while one is active."""
+async def admin_sync_level_roles(call: Call[GuildPath, DryRunQuery, SyncBody]) -> Reply:
+    """202 with the queued `level_role_sync` job (≤ 2 member updates/s, §13); 409 while one is active.
+    `dry_run=true`: 200 with what the sync would change now, nothing queued."""
+    if call.query.dry_run:
+        return await preview(call, call.path.guild_id, await committed_config(call, call.path.guild_id))
     try:
         async with call.platform.sessions() as sessions:
             job = await request_sync(sessions, call.path.guild_id, call.actor())
     except JobActive as exc:
-        raise ApiError(
-            409, "job_active", "A level_role_sync job is already active.", {"job_id": str(exc.job_id)}
+        raise ApiError.conflict(
+            "job_active", "A level_role_sync job is already active.", job_id=str(exc.job_id)
         ) from None
     return Reply(JobModel.model_validate(job.to_json()), status=202)

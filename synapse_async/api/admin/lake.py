@@ -48,8 +48,8 @@ def _invalid(exc: InvalidLakeRequest) -> ApiError:
 
 
 def _active(exc: JobActive) -> ApiError:
-    return ApiError(
-        409, "job_active", f"A {exc.kind} job is already active for this guild.", {"job_id": str(exc.job_id)}
+    return ApiError.conflict(
+        "job_active", f"A {exc.kind} job is already active for this guild.", job_id=str(exc.job_id)
     )
 
 
@@ -57,6 +57,7 @@ def _active(exc: JobActive) -> ApiError:
 
 
 class EventsQuery(PageQuery):
+    page_size: int = Field(25, ge=1, le=queries.EVENTS_MAX_PAGE_SIZE)  # SPEC §18: lake events up to 200
     event_type: LakeType | None = None
     user_id: Snowflake | None = None
     channel_id: Snowflake | None = None
@@ -131,7 +132,7 @@ class LakeStorageModel(ResponseModel):
 class CountersQuery(PageQuery):
     user_id: Snowflake | None = None
     event_type: LakeType | None = None
-    period: str | None = Field(None, min_length=1, max_length=40)
+    period: str | None = Field(None, pattern=queries.PERIOD_PATTERN)
 
 
 class CounterItem(ResponseModel):
@@ -287,7 +288,7 @@ async def _request(call: Call[GuildPath, NoParams, Any], kind: str) -> Reply:
     return Reply(_job(job), status=202)
 
 
-_JOB_RESPONSES: Final = {409: "A job of this kind is already active (`details.job_id`)"}
+_JOB_RESPONSES: Final = {409: "A job of this kind is already active (`details.reason = job_active`, `details.job_id`)"}
 
 
 @api.route(

@@ -66,22 +66,31 @@ class LogLevelModel(ResponseModel):
     capture_level: str
 
 
-def _logs(query: GuildLogsQuery, *, guild_id: int | None, logger: str | None = None) -> LogsModel:
-    """Entries of the process's ring (SPEC §24.3); a process that captures none (embedded in tests) has none."""
+def _logs(query: GuildLogsQuery, *, guild_id: int | None, logger: str | None = None, operator: bool) -> LogsModel:
+    """Entries of the process's ring (SPEC §24.3); a process that captures none (embedded in tests) has none.
+
+    Operators read the operator ring (everything, tracebacks included, filtered by guild if asked); guild admins
+    read their guild's own ring, which no other guild and no anonymous request can flush, without tracebacks."""
     ring = current_ring()
     if ring is None:
         return LogsModel(items=[], capture_level="info", first_seq=1, last_seq=0)
-    entries = ring.entries(
-        after_seq=query.after_seq,
-        min_level=query.level,
-        guild_id=None if guild_id is None else str(guild_id),
-        logger=logger,
-        limit=query.limit,
-    )
+    if operator:
+        entries = ring.entries(
+            after_seq=query.after_seq,
+            min_level=query.level,
+            guild_id=None if guild_id is None else str(guild_id),
+            logger=logger,
+            limit=query.limit,
+        )
+        first_seq = ring.first_seq
+    else:
+        assert guild_id is not None
+        entries = ring.guild_entries(guild_id, after_seq=query.after_seq, min_level=query.level, limit=query.limit)
+        first_seq = ring.guild_first_seq(guild_id)
     return LogsModel(
         items=[LogEntryModel(**entry.as_dict()) for entry in entries],  # type: ignore[arg-type]
         capture_level=level_name(ring.capture_level),
-        first_seq=ring.first_seq,
+        first_seq=first_seq,
         last_seq=ring.last_seq,
     )
 
@@ -98,8 +107,9 @@ def _require_operator(call: Call[Any, Any, Any]) -> None:
     access=Access.GUILD_ADMIN, path_model=GuildPath, query=GuildLogsQuery, response=LogsModel,
 )  # fmt: skip
 async def admin_guild_logs(call: Call[GuildPath, GuildLogsQuery, None]) -> LogsModel:
-    """Only entries carrying this `guild_id`; other guilds' and untagged entries are never shown."""
-    return _logs(call.query, guild_id=call.path.guild_id)
+    """Only this guild's ring: other guilds', untagged and anonymous-request entries are never shown, nor
+    tracebacks or exception text (an `error_id` instead, which the operator log resolves)."""
+    return _logs(call.query, guild_id=call.path.guild_id, operator=False)
 
 
 @api.route(
@@ -109,7 +119,7 @@ async def admin_guild_logs(call: Call[GuildPath, GuildLogsQuery, None]) -> LogsM
 async def admin_operator_logs(call: Call[NoParams, OperatorLogsQuery, None]) -> LogsModel:
     """Filter by level, logger (and its children) and guild."""
     _require_operator(call)
-    return _logs(call.query, guild_id=call.query.guild_id, logger=call.query.logger)
+    return _logs(call.query, guild_id=call.query.guild_id, logger=call.query.logger, operator=True)
 
 
 @api.route(
@@ -121,7 +131,7 @@ async def admin_set_log_level(call: Call[NoParams, NoParams, LogLevelBody]) -> L
     _require_operator(call)
     ring = current_ring()
     if ring is None:
-        raise conflict("This process captures no live logs.")
+        raise conflict("no_live_logs", "This process captures no live logs.")
     before = level_name(ring.capture_level)
     async with call.platform.sessions() as sessions:
         await record_alone(

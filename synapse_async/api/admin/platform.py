@@ -12,10 +12,19 @@ from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from synapse_async.api.contract import Access, Api, Call
+from synapse_async.api.admin.level_role_guard import (
+    MODE_KEY,
+    PREVIEW,
+    committed_config,
+    not_previewable,
+    preview,
+    with_mode,
+)
+from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.public import icon_url
 from synapse_async.api.schema import (
+    SNOWFLAKE_PATTERN,
     GuildPath,
     Items,
     NoParams,
@@ -27,8 +36,9 @@ from synapse_async.api.schema import (
     StrictModel,
     UtcTime,
 )
-from synapse_async.services.settings import SettingsRejected, update_settings
-from synapse_async.settings import REGISTRY
+from synapse_async.domain.snowflakes import SNOWFLAKE_MAX
+from synapse_async.services.settings import SettingsRejected, check_settings, update_settings
+from synapse_async.settings import REGISTRY, SettingDef
 from synapse_async.settings.validation import describe, normalize_stored, to_json
 
 api = Api()
@@ -55,8 +65,51 @@ class Setting(ResponseModel):
     public: bool
 
 
+_ID: Final[dict[str, Any]] = {
+    "oneOf": [
+        {"type": "string", "pattern": SNOWFLAKE_PATTERN},
+        {"type": "integer", "minimum": 1, "maximum": SNOWFLAKE_MAX},
+    ]
+}
+_TEXT_CHAR: Final = "[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]"  # what a string setting may hold (§5.2)
+
+
+def _setting_schema(d: SettingDef) -> dict[str, Any]:
+    """One registry entry as JSON Schema: the type and bounds `settings.validation` enforces."""
+    bounds = {"minimum": d.min, "maximum": d.max} if d.type in ("int", "float") else {}
+    match d.type:
+        case "int":
+            schema: dict[str, Any] = {"type": "integer", **bounds}
+        case "float":
+            schema = {"type": "number", **bounds}
+        case "bool":
+            schema = {"type": "boolean"}
+        case "enum":
+            schema = {"type": "string", "enum": list(d.allowed or ())}
+        case "string":  # counted after trimming white space, which the pattern leaves outside the count
+            low, high = int(d.min or 0), int(d.max or 10_000)
+            inner = f"(?:{_TEXT_CHAR}{{0,{max(high - 2, 0)}}}[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029])?"
+            first = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]"
+            schema = {"type": "string", "minLength": low, "maxLength": high, "pattern": f"^{first}{inner}$"}
+        case "snowflake":
+            schema = {"oneOf": [*_ID["oneOf"], {"type": "null"}]} if d.nullable else dict(_ID)
+        case _:  # snowflake_list
+            schema = {"type": "array", "items": _ID, "maxItems": int(d.max or 100)}
+    return {key: value for key, value in schema.items() if value is not None} | {"description": d.description}
+
+
+def _values_schema(schema: dict[str, Any]) -> None:
+    """`values` names known keys only (`additionalProperties: false`), each with its own type and bounds."""
+    schema.update(
+        type="object",
+        properties={key: _setting_schema(d) for key, d in REGISTRY.items()},
+        additionalProperties=False,
+        minProperties=1,
+    )
+
+
 class SettingsPatch(StrictModel):
-    values: dict[str, Any] = Field(min_length=1, max_length=len(REGISTRY))
+    values: dict[str, Any] = Field(min_length=1, max_length=len(REGISTRY), json_schema_extra=_values_schema)
 
 
 class AuditQuery(PageQuery):
@@ -134,12 +187,31 @@ async def admin_get_settings(call: Call[GuildPath, NoParams, None]) -> Items[Set
     return await _settings(call)
 
 
+class SettingsQuery(StrictModel):
+    dry_run: bool = Field(False, description=f"true: preview a {MODE_KEY} change (§13); nothing written")
+
+
 @api.route(
     "PATCH", "/api/admin/guilds/{guild_id}/settings", summary="Change settings (all or nothing)", tag=_TAG,
-    access=Access.GUILD_ADMIN, path_model=GuildPath, body=SettingsPatch, response=Items[Setting],
+    access=Access.GUILD_ADMIN, path_model=GuildPath, query=SettingsQuery, body=SettingsPatch,
+    response=Items[Setting], alternatives=PREVIEW,
 )  # fmt: skip
-async def admin_patch_settings(call: Call[GuildPath, NoParams, SettingsPatch]) -> Items[Setting]:
-    """All-or-nothing (§5.1): one bad key writes nothing and the 400 names it; one audit row per changed key."""
+async def admin_patch_settings(call: Call[GuildPath, SettingsQuery, SettingsPatch]) -> Items[Setting] | Reply:
+    """All-or-nothing (§5.1): one bad key writes nothing and the 400 names it; one audit row per changed key.
+    `dry_run=true` with a `level_roles.mode` change: validated the same way, 200 with the preview of the sync it
+    would queue (§13), nothing written; other changes cannot be previewed (400)."""
+    if call.query.dry_run:
+        if MODE_KEY not in call.body.values:
+            raise ApiError.validation([not_previewable()])
+        try:
+            async with call.platform.sessions() as sessions:
+                normalized = await check_settings(sessions, call.path.guild_id, call.body.values)
+        except SettingsRejected as exc:
+            raise ApiError(
+                400, "validation_error", "Settings rejected.", [p.as_detail() for p in exc.problems]
+            ) from None
+        config = await committed_config(call, call.path.guild_id)
+        return await preview(call, call.path.guild_id, with_mode(config, normalized[MODE_KEY]))
     try:
         async with call.platform.sessions() as sessions:
             await update_settings(sessions, call.path.guild_id, call.body.values, call.actor())

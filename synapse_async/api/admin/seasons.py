@@ -61,6 +61,7 @@ class SeasonPath(GuildPath):
 
 
 class StandingModel(ResponseModel):
+    rank: int
     user_id: Snowflake
     display_name: str
     stars: int
@@ -86,7 +87,7 @@ _SEASON_REFUSALS: Final = {
     "name_taken": (409, "A season with this name already exists."),
     "active_exists": (409, "A season is active; pass replace_active: true to end it and start this one."),
     "none_active": (409, "No season is active."),
-    "conflict": (409, "Another season change happened at the same time; try again."),
+    "concurrent_change": (409, "Another season change happened at the same time; try again."),
     "unknown": (404, "Unknown season."),
     "not_active": (409, "ends_at can only be changed on the active season."),
 }
@@ -94,7 +95,7 @@ _SEASON_REFUSALS: Final = {
 
 def _season_refused(exc: SeasonRejected) -> ApiError:
     status, message = _SEASON_REFUSALS[exc.reason]
-    return ApiError.not_found(message) if status == 404 else conflict(message)
+    return ApiError.not_found(message) if status == 404 else conflict(exc.reason, message)
 
 
 def _season_invalid(field: str, exc: ValueError) -> ApiError:
@@ -195,7 +196,8 @@ async def admin_patch_season(call: Call[SeasonPath, NoParams, SeasonPatch]) -> S
     access=Access.GUILD_ADMIN, path_model=SeasonPath, response=SeasonEndedModel,
 )  # fmt: skip
 async def admin_end_season(call: Call[SeasonPath, NoParams, None]) -> SeasonEndedModel:
-    """Status `ended`, `ended_at` = now; the answer carries the top 3 by season stars."""
+    """Status `ended`, `ended_at` = now; the answer carries the top 3 by season stars with their §17.1 ranks (ties
+    share a rank; members who left are excluded)."""
     try:
         async with call.platform.gate.slot():
             ended = await _seasons(call).end(
@@ -203,5 +205,5 @@ async def admin_end_season(call: Call[SeasonPath, NoParams, None]) -> SeasonEnde
             )
     except SeasonRejected as exc:
         raise _season_refused(exc) from None
-    top = [StandingModel(user_id=s.user_id, display_name=s.display_name, stars=s.stars) for s in ended.top]
+    top = [StandingModel(rank=s.rank, user_id=s.user_id, display_name=s.display_name, stars=s.stars) for s in ended.top]
     return SeasonEndedModel(season=_season(ended.season), top=top)

@@ -21,7 +21,8 @@ from synapse_async.bot.render import CURRENCY_OF, escape, leaderboard_embed, num
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.services.economy import Economy
 from synapse_async.services.member_settings import PREFERENCE_LABELS, MemberSettings, Preference, github_problem
-from synapse_async.services.standings import Currency, Scope, SeasonRef, Standings
+from synapse_async.services.ranks import Currency
+from synapse_async.services.standings import Scope, SeasonRef, Standings
 
 loader = lightbulb.Loader()
 

@@ -29,7 +29,7 @@ NONE_ACTIVE_MESSAGE = "No season is active."
 SEASON_REFUSALS = {
     "name_taken": "A season with that name already exists.",
     "none_active": NONE_ACTIVE_MESSAGE,
-    "conflict": "Another season change happened at the same moment; please try again.",
+    "concurrent_change": "Another season change happened at the same moment; please try again.",
     "active_exists": "A season is already active.",
 }
 
@@ -92,9 +92,8 @@ class EndSeason(lightbulb.SlashCommand, name="end", description="End the active 
         except SeasonRejected as rejected:
             raise Refusal(SEASON_REFUSALS[rejected.reason]) from rejected
         stars_name = escape(cache.settings(guild_id).str("economy.stars_name"))
-        lines = [
-            f"{i}. **{escape(s.display_name)}** — {number(s.stars)} {stars_name}" for i, s in enumerate(ended.top, 1)
-        ]
+        # §17.1 ranks (ties share one), not list positions.
+        lines = [f"{s.rank}. **{escape(s.display_name)}** — {number(s.stars)} {stars_name}" for s in ended.top]
         embed = hikari.Embed(
             title=f"{escape(ended.season.name)} has ended", description="\n".join(lines) or "Nobody earned any stars."
         )

@@ -1,7 +1,7 @@
 """Members may stay off the public pages (issue 23, SPEC §17.2 `public_profile`).
 
-Revision ID: 0006_public_profile
-Revises: 0003_hot_path_indexes
+Revision ID: 0008_public_profile
+Revises: 0007_idempotency_reservations
 Create Date: 2026-12-06 20:30:00+00:00
 
 `member_preferences.public_profile` (default true, like the other preferences: no row means on). When false the
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_public_profile"
-down_revision: str | Sequence[str] | None = "0003_hot_path_indexes"
+revision: str = "0008_public_profile"
+down_revision: str | Sequence[str] | None = "0007_idempotency_reservations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
