@@ -5,9 +5,10 @@ earn rates and earner counts); journal items expose only kind, amounts and time 
 channels or zero-reward rows, nor awards, imports or revokes); hidden achievements are "Secret achievement"
 without id, description, category, series, criteria or rewards (in activity: without amounts), and never appear
 on a public profile. A member whose `public_profile` preference is off (§17.2) is "Anonymous member" without id
-or avatar in every list (keeping their rank) and has no profile (404). Ranks are `services.ranks` (§17.1). Every read goes through `public_read` (the public pool
-and gate, §19) and is one statement on an indexed path; page totals are shared by all pages of a list and deep
-activity pages continue from where an earlier page ended (`api/flight.py`).
+or avatar in every list (keeping their rank) and has no profile (404). Ranks are `services.ranks` (§17.1). Every
+read goes through `public_read` (the public pool and gate, §19) and is one statement on an indexed path; page
+totals are shared by all pages of a list and deep activity pages continue from where an earlier page ended
+(`api/flight.py`).
 """
 
 from __future__ import annotations
