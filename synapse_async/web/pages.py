@@ -18,6 +18,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from synapse_async.api import public, public_stats
+from synapse_async.api.card import card_path
 from synapse_async.api.errors import ApiError
 from synapse_async.api.public import PublicSettings
 from synapse_async.api.public_stats import (
@@ -210,7 +211,7 @@ async def profile(request: web.Request, site: Site) -> web.StreamResponse:
         per_day[(item.date, "xp")] = per_day.get((item.date, "xp"), 0) + item.xp
     chart = charts.stacked_days(days, per_day, ("xp",))
     badges = [{"badge": b, "rarity": rarities.get(b.id)} for b in member.achievements]
-    card = f"/api/guilds/{gid}/members/{uid}/card.png"
+    card = card_path(int(gid), int(uid))
     context = {
         "guild": guild,
         "member": member,

@@ -88,8 +88,9 @@ def now() -> datetime:
 
 
 def base_url(request: web.Request) -> str:
-    """The absolute origin of links in Open Graph tags (the request's own scheme and host)."""
-    return f"{request.scheme}://{request.host}"
+    """The absolute root of links in Open Graph tags: `PUBLIC_BASE_URL` when configured (what members open, also
+    behind a proxy that rewrites the host), else the request's own scheme and host."""
+    return request.app[SITE].config.public_base_url or f"{request.scheme}://{request.host}"
 
 
 async def viewer(request: web.Request) -> int | None:
