@@ -12,10 +12,13 @@ from html import unescape
 
 import pytest
 
+from synapse_async.api.card import card_path
 from synapse_async.api.public_stats import ANONYMOUS_NAME
 from synapse_async.web.site import content_security_policy
 from tests.api_support import base, call, login
-from tests.pipeline_support import GUILD, set_settings
+from tests.conftest import create_database, drop_database
+from tests.pipeline_support import GUILD, pipeline_runtime, set_settings, settle
+from tests.support import wait_for
 from tests.web_support import HOSTILE_NAMES, WebWorld, web_world
 
 G = f"/g/{GUILD}"
@@ -163,3 +166,31 @@ async def test_pages_are_503_while_the_service_starts_or_stops(world: WebWorld) 
     finally:
         lifecycle.api_open = True
     assert (await call("GET", base(world.rt) + G)).status == 200
+
+
+async def test_public_base_url_makes_the_open_graph_links(pg_server_url: str) -> None:
+    """`PUBLIC_BASE_URL` set: og:url and og:image are absolute on it (what members open), not on the request's
+    host (the link previews of a server behind a proxy would otherwise point at the proxy's upstream address)."""
+    root = "https://levels.example.org/synapse"
+    database = await create_database(pg_server_url)
+    try:
+        async with pipeline_runtime(database, 3, PUBLIC_RATE_LIMIT_PER_MINUTE="0", PUBLIC_BASE_URL=root) as rt:
+            sim = rt.simulator
+            assert sim is not None
+            channel = int(await sim.create_channel("og-test", "text"))
+            await wait_for(lambda: channel in rt.components.require_cache().guild(GUILD).channels)
+            someone = sim.member_ids()[0]
+            await sim.message(someone, channel, "a message long enough to be paid for by the pipeline")
+            await settle(rt)
+            board = await call("GET", base(rt) + G)
+            assert board.status == 200
+            assert f'property="og:url" content="{root}{G}"' in board.body
+            assert f'property="og:image" content="{root}/static/' in board.body
+            profile = await call("GET", base(rt) + f"{G}/members/{someone}")
+            assert profile.status == 200
+            card = card_path(GUILD, someone)
+            assert f'property="og:image" content="{root}{card}"' in profile.body
+            assert f'property="og:url" content="{root}{G}/members/{someone}"' in profile.body
+            assert base(rt) not in profile.body
+    finally:
+        await drop_database(pg_server_url, database)
