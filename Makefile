@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml requirements-dev.lock
 
 install: $(STAMP)
 
+# Sandbox members chat by themselves at `make run` (60 events a minute) so the leaderboard page fills while you
+# watch; set SANDBOX_ACTIVITY_PER_MINUTE=0 (shell or .env) for a quiet world. Ignored with a DISCORD_TOKEN (no
+# simulator). The default is passed only when neither the shell nor .env sets it: the environment beats .env.
+RUN_ACTIVITY := $(if $(or $(SANDBOX_ACTIVITY_PER_MINUTE),$(shell grep -Es '^[[:space:]]*(export[[:space:]]+)?SANDBOX_ACTIVITY_PER_MINUTE[[:space:]]*=' .env)),,SANDBOX_ACTIVITY_PER_MINUTE=60)
 run: $(STAMP)
-	$(PY) -m synapse_async run
+	$(RUN_ACTIVITY) $(PY) -m synapse_async run
 
 test: $(STAMP)
 	$(PY) -m pytest -q

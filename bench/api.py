@@ -5,7 +5,9 @@ guild's members are seeded with one INSERT … SELECT generate_series. The load 
 aiohttp client, `--connections` keep-alive connections for `--seconds` per endpoint); the in-run baseline is the
 same client against a bare aiohttp handler returning a constant, served by another child process. Last line:
 `RESULT leaderboard_rps=… leaderboard_p99_ms=… leaderboard_p95_ms=… profile_rps=… profile_p99_ms=… health_rps=…
-baseline_rps=…`.
+baseline_rps=… … leaderboard_page_rps=… profile_page_rps=… leaderboard_page_cost=… profile_page_cost=…`: the member
+pages (SPEC §28) measured beside their JSON twins in the same run; `*_cost` = twin requests/s ÷ page requests/s
+(target ≤ 1.5).
 """
 
 from __future__ import annotations
@@ -144,9 +146,18 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
         assert baseline.stdout is not None
         port = json.loads(await baseline.stdout.readline())["port"]
         step = max(args.members // 1000, 1)
+        pages = f"{api}/g/{SANDBOX_GUILD_ID}"
+        profiles = range(1, args.members + 1, step)
         runs = {
             "leaderboard": [f"{prefix}/leaderboard?by=xp&season=lifetime&page={p}" for p in (1, 2, 3, 4)],
-            "profile": [f"{prefix}/members/{FIRST_USER + n}" for n in range(1, args.members + 1, step)],
+            "profile": [f"{prefix}/members/{FIRST_USER + n}" for n in profiles],
+            # The member pages beside their JSON twins (SPEC §28): the leaderboard page shows 50 rows, so its twin
+            # is measured with page_size=50 too; a profile page also reads the member's 30 days and the catalogue.
+            "leaderboard_json50": [
+                f"{prefix}/leaderboard?by=xp&season=lifetime&page={p}&page_size=50" for p in (1, 2, 3, 4)
+            ],
+            "leaderboard_page": [f"{pages}?by=xp&season=lifetime&page={p}" for p in (1, 2, 3, 4)],
+            "profile_page": [f"{pages}/members/{FIRST_USER + n}" for n in profiles],
             "health": [f"{api}/health"],
             "baseline": [f"http://127.0.0.1:{port}/constant"],
         }
@@ -155,10 +166,16 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
             results[name] = await run_load(urls, args.seconds, args.connections)
             print(f"{name}: {json.dumps(results[name])}", flush=True)
         lb, pr = results["leaderboard"], results["profile"]
+        lb50, lbp, prp = results["leaderboard_json50"], results["leaderboard_page"], results["profile_page"]
         print(
             f"RESULT leaderboard_rps={lb['rps']} leaderboard_p99_ms={lb['p99']} leaderboard_p95_ms={lb['p95']}"
             f" profile_rps={pr['rps']} profile_p99_ms={pr['p99']} health_rps={results['health']['rps']}"
             f" baseline_rps={results['baseline']['rps']} members={args.members}"
+            f" leaderboard_json50_rps={lb50['rps']} leaderboard_json50_p99_ms={lb50['p99']}"
+            f" leaderboard_page_rps={lbp['rps']} leaderboard_page_p99_ms={lbp['p99']}"
+            f" profile_page_rps={prp['rps']} profile_page_p99_ms={prp['p99']}"
+            f" leaderboard_page_cost={round(lb50['rps'] / max(lbp['rps'], 0.1), 2)}"
+            f" profile_page_cost={round(pr['rps'] / max(prp['rps'], 0.1), 2)}"
         )
     finally:
         if baseline.stdin is not None:

@@ -102,11 +102,12 @@ def _print_banner(runtime: Runtime) -> None:
     """A human summary on stdout (logs stay JSON on stderr): where the API is and, in sandbox mode, how to play."""
     host = "127.0.0.1" if runtime.config.http_host in ("0.0.0.0", "::") else runtime.config.http_host
     base = f"http://{host}:{runtime.http_port}"
-    lines = [f"synapse-async is up: {base}/health  {base}/ready"]
+    lines = [f"synapse-async is up: {base}/health  {base}/ready", f"Member pages: {base}/"]
     if runtime.simulator is not None:
         sim = runtime.simulator
         general, member = sim.channel_id("general"), sim.member_ids()[0]
         lines += [
+            f"Open the sandbox guild's leaderboard: {base}/g/{sim.default_guild_id}",
             "Sandbox mode (no DISCORD_TOKEN): the simulated guild 'Sandbox' is connected through the real gateway.",
             "Inject activity, e.g.:",
             f"  curl -X POST {base}/sandbox/messages -H 'Content-Type: application/json' "

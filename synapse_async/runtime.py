@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from synapse_async.api.app import build_app
 from synapse_async.api.contract import PLATFORM
 from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.platform import ApiPlatform, OAuthClient
@@ -45,6 +44,7 @@ from synapse_async.pipeline.processor import Processor
 from synapse_async.services.card import CardService
 from synapse_async.services.economy import Economy
 from synapse_async.tasks.supervisor import TaskSupervisor
+from synapse_async.web.app import build_site
 
 if TYPE_CHECKING:
     from synapse_async.announce.announcer import Announcer
@@ -432,7 +432,7 @@ class Runtime:
     async def _start_http(self) -> None:
         gate = HttpDatabaseGate(self.config.http_db_pool_size, self.config.http_db_wait_seconds)
         self.components.http_db = gate
-        app = build_app(self.config, self.components, gate)
+        app = build_site(self.config, self.components, gate)
         self.api = app[PLATFORM]
         # In-flight requests get up to 3 s when the server stops (SPEC §3.3 step 6); idle connections are closed
         # after HTTP_IDLE_TIMEOUT_SECONDS, and each address may hold HTTP_MAX_CONNECTIONS_PER_IP (api/serving.py).

@@ -20,8 +20,8 @@ import hikari
 from synapse_async.announce.announcer import Announcement, Announcer
 from synapse_async.announce.embeds import achievement_embed, award_embed, level_up_embed
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.domain.config import GuildConfig, TemplateInfo
 from synapse_async.ledger import Effects
+from synapse_async.rewards.config import GuildConfig, TemplateInfo
 
 
 def _candidates(*channels: int | None) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ from synapse_async.api.errors import ApiError
 from synapse_async.api.public import public_guild
 from synapse_async.api.public_stats import MemberPath, Profile, public_member
 from synapse_async.api.schema import StrictModel
-from synapse_async.domain.config import GuildConfig
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.services.card import CARD_MAX_AGE, CardBusy, CardService, CardState, default_avatar_url, etag_matches
 
 api = Api()

@@ -69,8 +69,10 @@ def request_context(trusted_proxies: Sequence[Network] = ()) -> Middleware:
             response = await handler(request)
             status = response.status
             response.headers["X-Request-ID"] = request_id
-            if PRINCIPAL in request or request.path.startswith(PRIVATE_PREFIXES):
-                response.headers["Cache-Control"] = "no-store"  # SPEC §18: no cache may keep a private answer
+            private = PRINCIPAL in request or request.path.startswith(PRIVATE_PREFIXES)
+            # SPEC §18: no cache may keep a private answer; a page's own `private, no-store` (§28) already says so.
+            if private and "no-store" not in response.headers.get("Cache-Control", ""):
+                response.headers["Cache-Control"] = "no-store"
             return response
         finally:
             if request.path not in PROBE_PATHS:

@@ -13,7 +13,7 @@ from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.middleware import CLIENT_IP
 from synapse_async.api.schema import GuildPath, NoParams, ResponseModel, Snowflake, UtcTime
-from synapse_async.domain.config import GuildConfig
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.settings import REGISTRY, to_json
 
 api = Api()

@@ -4,9 +4,11 @@ What the public may see is decided here and nowhere else: members who left are e
 earn rates and earner counts); journal items expose only kind, amounts and time (never `details`, counterparts,
 channels or zero-reward rows, nor awards, imports or revokes); hidden achievements are "Secret achievement"
 without id, description, category, series, criteria or rewards (in activity: without amounts), and never appear
-on a public profile. Ranks are `services.ranks` (§17.1). Every read goes through `public_read` (the public pool
-and gate, §19) and is one statement on an indexed path; page totals are shared by all pages of a list and deep
-activity pages continue from where an earlier page ended (`api/flight.py`).
+on a public profile. A member whose `public_profile` preference is off (§17.2) is "Anonymous member" without id
+or avatar in every list (keeping their rank) and has no profile (404). Ranks are `services.ranks` (§17.1). Every
+read goes through `public_read` (the public pool and gate, §19) and is one statement on an indexed path; page
+totals are shared by all pages of a list and deep activity pages continue from where an earlier page ended
+(`api/flight.py`).
 """
 
 from __future__ import annotations
@@ -32,14 +34,26 @@ from synapse_async.api.schema import (
     StrictModel,
     UtcTime,
 )
-from synapse_async.domain.config import GuildConfig
 from synapse_async.domain.vocabulary import REWARD_KINDS
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.rewards.leveling import curve_for
 from synapse_async.services import ranks
 
 api = Api()
 _TAG: Final = "public"
 SECRET_NAME: Final = "Secret achievement"
+ANONYMOUS_NAME: Final = "Anonymous member"
+# Whether the member of row `m` shows on public pages (SPEC §17.2 `public_profile`; no preference row = public).
+# A scalar subquery in the select list: PostgreSQL evaluates it only for the rows that survive ORDER BY … LIMIT.
+_VISIBLE: Final = (
+    "coalesce((SELECT mp.public_profile FROM member_preferences mp"
+    " WHERE mp.guild_id = m.guild_id AND mp.user_id = m.user_id), true) AS visible"
+)
+# The members of a page of ranked rows who keep their profile private (`services.ranks` knows nothing of pages).
+_PRIVATE = text(
+    "SELECT user_id FROM member_preferences"
+    " WHERE guild_id = :g AND user_id = ANY(CAST(:ids AS bigint[])) AND NOT public_profile"
+)
 ActivityType = Literal["message", "reaction_given", "reaction_received", "thread_create", "voice_tick"]
 assert set(ActivityType.__args__) == set(REWARD_KINDS), "public activity kinds are the reward kinds"  # type: ignore[attr-defined]
 
@@ -64,6 +78,26 @@ def _cdn(call: Call[Any, Any, Any]) -> str:
     return call.platform.config.discord_cdn_url
 
 
+class PublicMember(ResponseModel):
+    """Who a public row is about: the member, or "Anonymous member" without id or avatar (`public_profile` off)."""
+
+    user_id: Snowflake | None
+    display_name: str
+    avatar_url: str | None
+
+
+def public_member_fields(cdn: str, row: Any, *, visible: bool | None = None) -> dict[str, Any]:
+    """`user_id`, `display_name`, `avatar_url` of a row (masked when not public): `visible` as given, else the
+    row's own `visible` column (selected with `_VISIBLE`)."""
+    if not (row.visible if visible is None else visible):
+        return {"user_id": None, "display_name": ANONYMOUS_NAME, "avatar_url": None}
+    return {
+        "user_id": row.user_id,
+        "display_name": row.display_name,
+        "avatar_url": avatar_url(cdn, row.user_id, row.avatar_hash),
+    }
+
+
 # --------------------------------------------------------------------------------------------------- leaderboard
 
 
@@ -72,19 +106,20 @@ class LeaderboardQuery(PageQuery):
     season: str = Field(
         "current", pattern=r"^(current|lifetime|[0-9]{1,18})$", description="current, lifetime or an id"
     )
+    user_id: Snowflake | None = Field(None, description="Also answer this member's own row as `member`")
 
 
-class LeaderboardItem(ResponseModel):
+class LeaderboardItem(PublicMember):
     rank: int
-    user_id: Snowflake
-    display_name: str
-    avatar_url: str
     value: int
     level: int
+    xp_into_level: int
+    xp_for_next_level: int
 
 
 class Leaderboard(Page[LeaderboardItem]):
     season: SeasonRef | None
+    member: LeaderboardItem | None = None
 
 
 _SEASON = text("SELECT season_id, name, starts_at, ends_at FROM seasons WHERE guild_id = :g AND season_id = :s")
@@ -109,7 +144,8 @@ async def _season_for(call: Call[GuildPath, LeaderboardQuery, None], guild: Guil
 )  # fmt: skip
 async def public_leaderboard(call: Call[GuildPath, LeaderboardQuery, None]) -> Reply:
     """Present members with a non-zero value, highest first (ties by id), ranked by §17.1 (`services.ranks`):
-    a tie shares one rank, also across pages; `season` = current, lifetime or an id."""
+    a tie shares one rank, also across pages; `season` = current, lifetime or an id. With `user_id`, that
+    member's own row (same rank rule) is answered as `member`: null when not on this board or not public."""
     guild = public_guild(call)
     q = call.query
     season = await _season_for(call, guild)
@@ -119,22 +155,29 @@ async def public_leaderboard(call: Call[GuildPath, LeaderboardQuery, None]) -> R
         async with public_read(call) as conn:
             return await ranks.ranked_count(conn, board)
 
+    own: ranks.RankedRow | None = None
     async with public_read(call) as conn:
         rows = await ranks.top(conn, board, limit=q.page_size, offset=q.offset)
+        if q.user_id is not None:
+            own = await ranks.row_of(conn, board, q.user_id)
+        shown = rows + ([own] if own is not None else [])
+        ids = [r.user_id for r in shown]
+        private = {int(u) for u in (await conn.execute(_PRIVATE, {"g": guild.guild_id, "ids": ids})).scalars()}
     total = await call.platform.public_totals.get(("leaderboard", board), count)
     cdn = _cdn(call)
-    items = [
-        LeaderboardItem(
-            rank=r.rank,
-            user_id=r.user_id,
-            display_name=r.display_name,
-            avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
-            value=r.value,
-            level=r.level,
+
+    def item(r: ranks.RankedRow) -> LeaderboardItem:
+        _, into, span = guild.curve.progress(r.xp)
+        fields = public_member_fields(cdn, r, visible=r.user_id not in private)
+        return LeaderboardItem(
+            rank=r.rank, **fields, value=r.value, level=r.level, xp_into_level=into, xp_for_next_level=span
         )
-        for r in rows
-    ]
-    return public_reply(Leaderboard(items=items, page=q.page, page_size=q.page_size, total=total, season=season))
+
+    member = item(own) if own is not None and own.user_id not in private else None
+    board_page = Leaderboard(
+        items=[item(r) for r in rows], page=q.page, page_size=q.page_size, total=total, season=season, member=member
+    )
+    return public_reply(board_page)
 
 
 # --------------------------------------------------------------------------------------------------- seasons
@@ -178,11 +221,8 @@ class ActivityQuery(PageQuery):
     event_type: ActivityType | Literal["level_up", "achievement"] | None = None
 
 
-class ActivityItem(ResponseModel):
+class ActivityItem(PublicMember):
     id: int
-    user_id: Snowflake
-    display_name: str
-    avatar_url: str
     event_type: str
     xp: int | None = Field(description="null for a secret (hidden) achievement")
     stars: int | None = Field(description="null for a secret (hidden) achievement")
@@ -223,7 +263,7 @@ def _activity_page(*, keyset: bool) -> TextClause:
     after = "AND (j.occurred_at, j.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))" if keyset else ""
     return text(
         f"""
-        SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_PUBLIC_TYPE} AS event_type,
+        SELECT j.id, j.user_id, m.display_name, m.avatar_hash, {_VISIBLE}, {_PUBLIC_TYPE} AS event_type,
                greatest(j.xp_delta, 0) AS xp, greatest(j.star_delta, 0) AS stars, j.occurred_at,
                CASE WHEN j.event_type = 'level_change' THEN (j.details ->> 'to')::int END AS level,
                CASE WHEN j.event_type = 'achievement' THEN
@@ -276,9 +316,7 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
     items = [
         ActivityItem(
             id=r.id,
-            user_id=r.user_id,
-            display_name=r.display_name,
-            avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
+            **public_member_fields(cdn, r),
             event_type=r.event_type,
             # A secret achievement reveals nothing, not even its reward (§19): its amounts would identify it.
             xp=None if r.secret else r.xp,
@@ -294,26 +332,30 @@ async def public_activity(call: Call[GuildPath, ActivityQuery, None]) -> Reply:
 
 class DailyQuery(StrictModel):
     days: int = Field(7, ge=1, le=90)
+    user_id: Snowflake | None = Field(None, description="One member's days only (404 unless public)")
 
 
 class DailyCount(ResponseModel):
     date: date
     event_type: str
     count: int
+    xp: int
 
 
 _DAILY = text(
     f"""
-    SELECT (j.occurred_at AT TIME ZONE 'UTC')::date AS day, j.event_type, count(*) AS n
+    SELECT (j.occurred_at AT TIME ZONE 'UTC')::date AS day, j.event_type, count(*) AS n,
+           coalesce(sum(greatest(j.xp_delta, 0)), 0)::bigint AS xp
       FROM reward_journal j
       JOIN members m ON m.guild_id = j.guild_id AND m.user_id = j.user_id AND m.left_at IS NULL
-     WHERE j.guild_id = :g
+     WHERE j.guild_id = :g AND (CAST(:u AS bigint) IS NULL OR j.user_id = :u)
        AND j.occurred_at >= CAST((now() AT TIME ZONE 'UTC')::date - (:days - 1) AS timestamp) AT TIME ZONE 'UTC'
        AND j.event_type IN ({", ".join(f"'{k}'" for k in REWARD_KINDS)})
        AND j.zero_reason IS NULL AND (j.xp_delta > 0 OR j.star_delta > 0)
      GROUP BY 1, 2 ORDER BY 1, 2
     """
 )
+_IS_PUBLIC = text(f"SELECT {_VISIBLE} FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL")
 
 
 @api.route(
@@ -321,11 +363,15 @@ _DAILY = text(
     access=Access.PUBLIC, path_model=GuildPath, guard=public_guild, query=DailyQuery, response=Items[DailyCount],
 )  # fmt: skip
 async def public_activity_daily(call: Call[GuildPath, DailyQuery, None]) -> Reply:
-    """Counted from the journal (paid reward items only), today included, oldest day first."""
+    """Counted from the journal (paid reward items only, with their XP), today included, oldest day first;
+    `user_id` narrows it to one public member (404 for an unknown, departed or private one)."""
     guild = public_guild(call)
+    params = {"g": guild.guild_id, "u": call.query.user_id, "days": call.query.days}
     async with public_read(call) as conn:
-        rows = (await conn.execute(_DAILY, {"g": guild.guild_id, "days": call.query.days})).all()
-    items = [DailyCount(date=r.day, event_type=r.event_type, count=r.n) for r in rows]
+        if call.query.user_id is not None and not (await conn.execute(_IS_PUBLIC, params)).scalar():
+            raise ApiError.not_found("Unknown member.")
+        rows = (await conn.execute(_DAILY, params)).all()
+    items = [DailyCount(date=r.day, event_type=r.event_type, count=r.n, xp=r.xp) for r in rows]
     return public_reply(Items[DailyCount](items=items))
 
 
@@ -369,8 +415,8 @@ class Profile(ResponseModel):
 
 
 _PROFILE = text(
-    """
-    SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars,
+    f"""
+    SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars, {_VISIBLE},
            coalesce((SELECT ss.stars FROM season_stats ss WHERE ss.season_id = :s AND ss.user_id = m.user_id), 0)
                AS season_stars
       FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
@@ -394,13 +440,13 @@ _BADGES = text(
 )  # fmt: skip
 async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
     """Level, progress, gold, stars, rank by XP (ties share a rank; at most a few seconds old) and non-hidden
-    achievements; 404 for unknown members and members who left."""
+    achievements; 404 for unknown members, members who left and members whose profile is not public."""
     guild = public_guild(call)
     season = guild.active_season
     params = {"g": guild.guild_id, "u": call.path.user_id, "s": season.season_id if season else None}
     async with public_read(call) as conn:
         row = (await conn.execute(_PROFILE, params)).first()
-        if row is None:
+        if row is None or not row.visible:
             raise ApiError.not_found("Unknown member.")
         badges = (await conn.execute(_BADGES, params)).all()
 
@@ -538,10 +584,7 @@ class RecentQuery(StrictModel):
     limit: int = Field(10, ge=1, le=50)
 
 
-class RecentBadge(ResponseModel):
-    user_id: Snowflake
-    display_name: str
-    avatar_url: str
+class RecentBadge(PublicMember):
     achievement_id: int | None = Field(description="null for a hidden achievement")
     name: str
     rarity: str | None
@@ -551,7 +594,7 @@ class RecentBadge(ResponseModel):
 
 _RECENT = text(
     f"""
-    SELECT ma.user_id, m.display_name, m.avatar_hash, t.id, t.is_hidden,
+    SELECT ma.user_id AS user_id, m.display_name, m.avatar_hash, {_VISIBLE}, t.id, t.is_hidden,
            CASE WHEN t.is_hidden THEN '{SECRET_NAME}' ELSE t.name END AS name,
            r.name AS rarity, r.color, ma.earned_at
       FROM member_achievements ma
@@ -576,9 +619,7 @@ async def public_recent_achievements(call: Call[GuildPath, RecentQuery, None]) -
     cdn = _cdn(call)
     items = [
         RecentBadge(
-            user_id=r.user_id,
-            display_name=r.display_name,
-            avatar_url=avatar_url(cdn, r.user_id, r.avatar_hash),
+            **public_member_fields(cdn, r),
             achievement_id=None if r.is_hidden else r.id,
             name=r.name,
             rarity=r.rarity,

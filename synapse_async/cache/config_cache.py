@@ -21,7 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from synapse_async.domain.config import (
+from synapse_async.obs.logging import get_logger
+from synapse_async.rewards.config import (
     DEFAULT_SETTINGS,
     CategoryInfo,
     ChannelInfo,
@@ -34,7 +35,6 @@ from synapse_async.domain.config import (
     SeriesInfo,
     TemplateInfo,
 )
-from synapse_async.obs.logging import get_logger
 from synapse_async.settings import REGISTRY, ResolvedSettings, normalize_stored
 
 log = get_logger(__name__)

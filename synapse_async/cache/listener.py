@@ -28,9 +28,9 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 
 from synapse_async.cache.config_cache import ConfigCache
+from synapse_async.db.errors import ErrorSummary, summary_json
 from synapse_async.db.notify import CONFIG_CHANNEL, EVENTS_CHANNEL, ConfigChange, parse_config_payload
 from synapse_async.db.urls import to_asyncpg_dsn
-from synapse_async.obs.errors import ErrorSummary, summary_json
 from synapse_async.obs.logging import get_logger
 from synapse_async.timeutil import iso
 

@@ -458,7 +458,8 @@ Index(
 
 
 class MemberPreference(Base):
-    """Per-member announcement opt-outs; no row means everything on. Cascades with the member row."""
+    """Per-member announcement opt-outs and public visibility; no row means everything on. Cascades with the
+    member row."""
 
     __tablename__ = "member_preferences"
 
@@ -468,6 +469,9 @@ class MemberPreference(Base):
     announce_achievements: Mapped[bool] = _flag(True)
     announce_awards: Mapped[bool] = _flag(True)
     updated_at: Mapped[datetime] = _now()
+    # Off: "Anonymous member" on public pages and the API, without avatar or link; profile and card 404 (§17.2).
+    # After `updated_at` because migration 0006 added it to the existing table.
+    public_profile: Mapped[bool] = _flag(True)
 
     __table_args__ = (
         ForeignKeyConstraint(

@@ -42,7 +42,6 @@ from sqlalchemy import text
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import BACKGROUND, log_retries, retry_transient
-from synapse_async.domain.config import GuildConfig, TemplateInfo
 from synapse_async.imports.formats import (
     ImportEntry,
     ImportFormatError,
@@ -69,6 +68,7 @@ from synapse_async.jobs.store import enqueue
 from synapse_async.ledger import sql
 from synapse_async.ledger.engine import LevelEngine
 from synapse_async.ledger.state import Cause, Tx
+from synapse_async.rewards.config import GuildConfig, TemplateInfo
 from synapse_async.rewards.roles import RoleMode
 from synapse_async.services.audit import Actor, record
 

@@ -25,9 +25,9 @@ from sqlalchemy import text
 from synapse_async.cache.config_cache import ConfigCache, load_guild_settings
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import BACKGROUND, log_retries, retry_transient
-from synapse_async.domain.config import GuildConfig
 from synapse_async.jobs.runner import JobContext, JobHandler
 from synapse_async.ledger import Effects, LevelEngine, Tx, sql
+from synapse_async.rewards.config import GuildConfig
 
 BATCH = 1000
 _BATCH_ROWS = f"""

@@ -16,11 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
-from synapse_async.services.audit import Actor
-from synapse_async.services.settings import update_settings
 from synapse_async.settings import REGISTRY, lake_source_key
 from synapse_async.settings.validation import ResolvedSettings
 from synapse_async.timeutil import iso
@@ -227,7 +225,8 @@ def data_sources(settings: ResolvedSettings) -> list[DataSource]:
     ]
 
 
-def _source_values(sources: object) -> dict[str, object]:
+def source_values(sources: object) -> dict[str, object]:
+    """The settings a data-source switch body writes (`lake.source.<type>` → bool), checked all-or-nothing."""
     if not isinstance(sources, Mapping) or not sources:
         raise InvalidLakeRequest([LakeProblem("sources", "invalid_type", "must be a non-empty object")])
     problems: list[LakeProblem] = []
@@ -243,16 +242,6 @@ def _source_values(sources: object) -> dict[str, object]:
     if problems:
         raise InvalidLakeRequest(problems)
     return values
-
-
-async def set_data_sources(
-    sessions: async_sessionmaker[AsyncSession], guild_id: int, sources: object, actor: Actor
-) -> dict[str, bool]:
-    """Switch sources on or off all-or-nothing: one settings write (audited per key, NOTIFY in the transaction,
-    so every process's cache — and with it the pipeline — follows at once). Returns the switches written."""
-    values = _source_values(sources)
-    await update_settings(sessions, guild_id, values, actor, action="data_sources.update")
-    return {key.removeprefix("lake.source."): bool(v) for key, v in values.items()}
 
 
 # --- health -------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from synapse_async.domain.config import TemplateInfo
+from synapse_async.rewards.config import TemplateInfo
 
 CooldownKey = tuple[int, ...]
 """(guild, user) or (guild, user, channel) with `cooldown.scope = channel` (SPEC §9.3)."""

@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from synapse_async.domain.config import GuildConfig, TemplateInfo
 from synapse_async.domain.vocabulary import STAT_NAMES
 from synapse_async.ledger import sql
 from synapse_async.ledger.effects import Earned, Effects, LevelUp
 from synapse_async.ledger.state import AnnounceSlot, Cause, Earning, MemberLevel, NeedsSingles, Preferences, Tx
 from synapse_async.rewards.achievements import MemberSnapshot, counter_keys, evaluate
+from synapse_async.rewards.config import GuildConfig, TemplateInfo
 from synapse_async.rewards.leveling import level_change
 
 _ACHIEVEMENT_PASSES = 3

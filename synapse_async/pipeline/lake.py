@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, assert_never
 
-from synapse_async.domain.config import GuildConfig, season_at
 from synapse_async.domain.events import (
     GatewayDomainEvent,
     MemberJoined,
@@ -23,6 +22,7 @@ from synapse_async.domain.events import (
     VoiceStateChanged,
 )
 from synapse_async.domain.snowflakes import snowflake_time
+from synapse_async.rewards.config import GuildConfig, season_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from typing import Any
 import asyncpg
 
 from synapse_async.cache.config_cache import ConfigCache
-from synapse_async.domain.config import GuildConfig, season_at
 from synapse_async.domain.events import (
     MemberJoined,
     MemberLeft,
@@ -39,6 +38,7 @@ from synapse_async.pipeline import sql
 from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
 from synapse_async.pipeline.cooldowns import CooldownCache, latest
 from synapse_async.pipeline.lake import lake_row, periods
+from synapse_async.rewards.config import GuildConfig, season_at
 from synapse_async.rewards.formula import Reward, RewardInput, compute_reward, cooldown_active
 
 __all__ = ["CooldownCache", "MemberLookup", "NeedsSingles", "Processor"]

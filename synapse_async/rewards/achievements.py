@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from synapse_async.domain.config import TemplateInfo
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES, STAT_NAMES, TRIGGER_TYPES
+from synapse_async.rewards.config import TemplateInfo
 
 __all__ = [
     "SCOPES",

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from synapse_async.domain.config import GuildConfig
 from synapse_async.domain.metadata import MessageMetadata
 from synapse_async.domain.vocabulary import REWARD_KINDS, ZERO_REASONS, RewardKind, ZeroReason
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.rewards.multipliers import is_no_xp, resolve_channel_multiplier, role_multiplier
 from synapse_async.rewards.quality import quality
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from synapse_async.domain.config import GuildConfig, Multiplier
+from synapse_async.rewards.config import GuildConfig, Multiplier
 
 __all__ = [
     "NEUTRAL",

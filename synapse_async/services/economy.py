@@ -38,8 +38,8 @@ from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
 from synapse_async.db.notify import notify_config_raw
-from synapse_async.domain.config import TemplateInfo, season_at
 from synapse_async.ledger import Cause, Effects, LevelEngine, ManualAward, Tx, sql
+from synapse_async.rewards.config import TemplateInfo, season_at
 from synapse_async.rewards.leveling import clamp_delta
 from synapse_async.services.audit import Actor, record_raw
 

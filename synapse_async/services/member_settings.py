@@ -1,4 +1,5 @@
-"""What members set about themselves: the GitHub link and the announcement preferences (SPEC §17.2).
+"""What members set about themselves: the GitHub link, the announcement preferences and whether their profile
+is public (SPEC §17.2).
 
 Both create the member row when it is missing (a member may set preferences before earning anything), in the same
 transaction as the change. Preferences are read by the reward transaction from the table itself, so a change
@@ -17,16 +18,18 @@ from synapse_async.domain.github import github_problem
 
 __all__ = ["PREFERENCE_LABELS", "MemberSettings", "Preference", "github_problem"]
 
-Preference = Literal["level_up", "achievements", "awards"]
+Preference = Literal["level_up", "achievements", "awards", "public_profile"]
 PREFERENCE_LABELS: dict[Preference, str] = {
     "level_up": "Level-up announcements",
     "achievements": "Achievement announcements",
     "awards": "Award announcements",
+    "public_profile": "Public profile",
 }
 _PREFERENCE_COLUMNS: dict[Preference, str] = {
     "level_up": "announce_level_up",
     "achievements": "announce_achievements",
     "awards": "announce_awards",
+    "public_profile": "public_profile",
 }
 
 _ENSURE_MEMBER = text(

@@ -25,7 +25,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -56,6 +56,7 @@ class RankedRow:
     avatar_hash: str | None
     value: int
     level: int
+    xp: int  # the member's lifetime XP (the level progress shown beside any board)
 
 
 def rank_from_higher(higher: int, value: int) -> int | None:
@@ -93,25 +94,28 @@ def _higher_sql(board: RankBoard) -> TextClause:
     )
 
 
-def _top_sql(board: RankBoard) -> TextClause:
+def _top_sql(board: RankBoard, *, one: bool = False) -> TextClause:
+    """A page of the ranked list, or with `one` the row of member :u if it is ranked at all."""
     if board.season_id is None:
         column = _LIFETIME_COLUMN[board.currency]
+        only = "AND user_id = :u" if one else ""
         return text(
             f"""
-            SELECT user_id, display_name, avatar_hash, level, {column} AS value
+            SELECT user_id, display_name, avatar_hash, level, xp, {column} AS value
               FROM members
-             WHERE guild_id = :g AND left_at IS NULL AND {column} > 0
+             WHERE guild_id = :g AND left_at IS NULL AND {column} > 0 {only}
              ORDER BY {column} DESC, user_id
              LIMIT :n OFFSET :o
             """
         )
     column = _SEASON_COLUMN[board.currency]
+    only = "AND s.user_id = :u" if one else ""
     return text(
         f"""
-        SELECT s.user_id, m.display_name, m.avatar_hash, m.level, s.{column} AS value
+        SELECT s.user_id, m.display_name, m.avatar_hash, m.level, m.xp, s.{column} AS value
           FROM season_stats s
           JOIN members m ON m.guild_id = s.guild_id AND m.user_id = s.user_id
-         WHERE s.season_id = :s AND m.guild_id = :g AND s.{column} > 0 AND m.left_at IS NULL
+         WHERE s.season_id = :s AND m.guild_id = :g AND s.{column} > 0 AND m.left_at IS NULL {only}
          ORDER BY s.{column} DESC, s.user_id
          LIMIT :n OFFSET :o
         """
@@ -156,10 +160,20 @@ async def top(conn: AsyncConnection, board: RankBoard, *, limit: int, offset: in
         return []
     first = 1 if offset == 0 else 1 + await higher_count(conn, board, int(rows[0].value))
     ranks = page_ranks([int(r.value) for r in rows], offset=offset, first_rank=first)
-    return [
-        RankedRow(rank, int(r.user_id), r.display_name, r.avatar_hash, int(r.value), int(r.level))
-        for rank, r in zip(ranks, rows, strict=True)
-    ]
+    return [_row(rank, r) for rank, r in zip(ranks, rows, strict=True)]
+
+
+async def row_of(conn: AsyncConnection, board: RankBoard, user_id: int) -> RankedRow | None:
+    """One member's row of the ranked list with its §17.1 rank (a tie shares it); None when the member is not
+    ranked on this board (left, or value 0). The leaderboard's pinned "your row" reads this."""
+    row = (await conn.execute(_top_sql(board, one=True), _params(board, u=user_id, n=1, o=0))).first()
+    if row is None:
+        return None
+    return _row(1 + await higher_count(conn, board, int(row.value)), row)
+
+
+def _row(rank: int, r: Any) -> RankedRow:
+    return RankedRow(rank, int(r.user_id), r.display_name, r.avatar_hash, int(r.value), int(r.level), int(r.xp))
 
 
 async def ranked_values(conn: AsyncConnection, board: RankBoard) -> list[int]:

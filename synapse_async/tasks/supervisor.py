@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from synapse_async.obs.errors import ErrorSummary, summary_json
+from synapse_async.db.errors import ErrorSummary, summary_json
 from synapse_async.obs.logging import get_logger
 from synapse_async.timeutil import iso
 

@@ -164,10 +164,16 @@ async def test_leaderboard_ties_share_a_rank_on_every_page(world: World) -> None
         # page sizes no other test uses: fresh answers, not the micro-cache's
         whole = await _get(world, "/leaderboard", by="xp", season="lifetime", page_size=9)
         second = await _get(world, "/leaderboard", by="xp", season="lifetime", page=2, page_size=1)
+        pinned = await _get(world, "/leaderboard", by="xp", season="lifetime", page_size=1, user_id=str(BOB))
     finally:
         await _sql(world.rt, "UPDATE members SET xp = :x WHERE guild_id = :g AND user_id = :u", x=bob["xp"], u=BOB)
     assert [(i["user_id"], i["rank"]) for i in whole["items"]] == [(str(ALICE), 1), (str(BOB), 1)]
     assert [(i["user_id"], i["rank"]) for i in second["items"]] == [(str(BOB), 1)]
+    # The pinned "your row" (`user_id`) follows the same rule, also when the member is not on the page asked for.
+    assert [i["user_id"] for i in pinned["items"]] == [str(ALICE)]
+    assert pinned["member"]["user_id"] == str(BOB) and pinned["member"]["rank"] == 1
+    for absent in (CAROL, DAVE):  # left; 0 XP: not ranked, so no row
+        assert (await _get(world, "/leaderboard", season="lifetime", user_id=str(absent)))["member"] is None
 
 
 async def test_leaderboard_refuses_a_bad_kind_and_an_unknown_season(world: World) -> None:

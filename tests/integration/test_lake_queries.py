@@ -24,9 +24,9 @@ from synapse_async.lake.queries import (
     lake_storage,
     list_counters,
     list_events,
-    set_data_sources,
 )
 from synapse_async.services.audit import Actor
+from synapse_async.services.lake_sources import set_data_sources
 
 G, BIG = 930000000000000001, 930000000000000002
 A, B = 930000000000001001, 930000000000001002

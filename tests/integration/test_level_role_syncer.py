@@ -28,9 +28,9 @@ from sqlalchemy import text
 from synapse_async.bot.gateway import make_gateway_bot
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.db.engine import Database
-from synapse_async.domain.config import GuildConfig
 from synapse_async.levelroles import LevelRoleSyncer
 from synapse_async.levelroles.grants import GrantStore
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.rewards.roles import RoleSkip
 from synapse_async.sandbox import SANDBOX_BOT_ID, SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, DiscordSimulator
 from synapse_async.sandbox.recording import RestCall

@@ -321,6 +321,24 @@ async def test_rank_refuses_bots_and_members_without_data(world: World) -> None:
     assert nobody.ephemeral
 
 
-@pytest.mark.skip(reason="the `public_profile` preference is being added by the web-pages helper (SPEC §17.2)")
-async def test_members_with_public_profile_off_have_no_card() -> None:
-    """Once `public_profile` exists: off → the card is 404 like the profile page."""
+async def test_members_with_public_profile_off_have_no_card(world: World) -> None:
+    """`public_profile` off (§17.2, the member's own /preferences) → the card is 404 like the profile, also when a
+    card of theirs was drawn and kept just before; on again → the card is back."""
+    sim = world.rt.simulator
+    assert sim is not None
+    quiet = next(u for u in sim.member_ids() if u not in (ALICE, BOB, CAROL))
+    await pay_a_message(world, quiet)
+    assert (await get(world, quiet)).status == 200
+
+    async def preference(value: str) -> None:
+        record = await sim.invoke("preferences", user=quiet, options={"setting": "public_profile", "value": value})
+        assert f"Public profile: {value}" in str(record.content), record
+
+    await preference("off")
+    try:
+        hidden = await get(world, quiet)
+        assert hidden.status == 404 and hidden.headers["content-type"].startswith("application/json")
+        assert (await get(world, quiet, theme="light")).status == 404
+    finally:
+        await preference("on")
+    assert (await get(world, quiet)).status == 200

@@ -31,7 +31,7 @@ from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0007_idempotency_reservations"
+HEAD = "0008_public_profile"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001

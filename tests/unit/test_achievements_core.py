@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from synapse_async.domain.config import TemplateInfo
 from synapse_async.rewards.achievements import (
     STAT_NAMES,
     TRIGGER_TYPES,
@@ -19,6 +18,7 @@ from synapse_async.rewards.achievements import (
     trigger_schemas,
     validate_trigger,
 )
+from synapse_async.rewards.config import TemplateInfo
 from synapse_async.settings import LAKE_EVENT_TYPES
 
 # --- §12.2 trigger validation -------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synapse_async.domain.config import GuildConfig
 from synapse_async.domain.events import MemberRef, MessageCreated
 from synapse_async.domain.metadata import derive_metadata
 from synapse_async.ledger import Tx
 from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.processor import Processor
+from synapse_async.rewards.config import GuildConfig
 from synapse_async.settings import ResolvedSettings
 
 GUILD = 100000000000000001

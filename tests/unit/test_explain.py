@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synapse_async.domain.config import ChannelInfo, GuildConfig, Multiplier, NoXpTargets
+from synapse_async.rewards.config import ChannelInfo, GuildConfig, Multiplier, NoXpTargets
 from synapse_async.rewards.formula import REWARD_KINDS, RewardInput, compute_reward
 from synapse_async.rewards.multipliers import explain, is_no_xp, no_xp_hits, resolve_channel_multiplier
 from synapse_async.settings import ResolvedSettings

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from synapse_async.api.body import json_depth_exceeds
 from synapse_async.api.ratelimit import SlidingWindowLimiter
+from synapse_async.db.errors import ErrorSummary
 from synapse_async.db.faults import DatabaseUnavailable
 from synapse_async.domain.snowflakes import SNOWFLAKE_MAX, InvalidSnowflake, parse_snowflake, to_snowflake
-from synapse_async.obs.errors import ErrorSummary
 
 
 @pytest.mark.parametrize(

@@ -179,7 +179,7 @@ def test_every_curve_in_use_stays_shared_however_many_there_are() -> None:
 
 
 def test_a_guild_configuration_holds_its_curve() -> None:
-    from synapse_async.domain.config import GuildConfig
+    from synapse_async.rewards.config import GuildConfig
     from synapse_async.settings import ResolvedSettings
 
     config = GuildConfig(1, settings=ResolvedSettings({"leveling.level_base": 777, "leveling.level_factor": 1.3}))

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synapse_async.domain.config import ChannelInfo, GuildConfig, Multiplier, NoXpTargets
 from synapse_async.domain.metadata import MessageMetadata
+from synapse_async.rewards.config import ChannelInfo, GuildConfig, Multiplier, NoXpTargets
 from synapse_async.rewards.formula import (
     REWARD_KINDS,
     Reward,

@@ -33,6 +33,7 @@ from synapse_async.jobs.store import JobActive
 from synapse_async.lake import jobs as lake_jobs
 from synapse_async.lake import queries
 from synapse_async.lake.queries import EventFilter, InvalidLakeRequest
+from synapse_async.services.lake_sources import set_data_sources
 
 api = Api()
 _TAG: Final = "event-lake"
@@ -223,9 +224,7 @@ async def lake_set_sources(call: Call[GuildPath, NoParams, DataSourcesBody]) -> 
     """One audited settings write with its NOTIFY; the answer is what was stored (the cache follows within ms)."""
     try:
         async with call.platform.sessions() as sessions:
-            written = await queries.set_data_sources(
-                sessions, call.path.guild_id, dict(call.body.sources), call.actor()
-            )
+            written = await set_data_sources(sessions, call.path.guild_id, dict(call.body.sources), call.actor())
     except InvalidLakeRequest as exc:
         raise _invalid(exc) from None
     current = _sources(call)

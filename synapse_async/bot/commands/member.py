@@ -146,10 +146,14 @@ class LinkGithubCommand(lightbulb.SlashCommand, name="link-github", description=
 
 
 @loader.command
-class PreferencesCommand(lightbulb.SlashCommand, name="preferences", description="Choose what is announced for you"):
+class PreferencesCommand(
+    lightbulb.SlashCommand,
+    name="preferences",
+    description="Choose what is announced for you and whether your profile is public",
+):
     setting = lightbulb.string(
         "setting",
-        "Which announcements",
+        "Which setting",
         choices=[lightbulb.Choice(label, key) for key, label in PREFERENCE_LABELS.items()],
     )
     value = lightbulb.string(
