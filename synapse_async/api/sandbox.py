@@ -212,10 +212,14 @@ async def invoke_command(request: web.Request) -> web.Response:
     )
     user = _snowflake(body, "user_id")
     channel = _snowflake(body, "channel_id") or "general"
+    options = body.get("options") or {}
+    if sim.commands.records(None) or sim.commands.records(sim.default_guild_id):  # the bot has registered them
+        problem = sim.commands.invocation_problem(body["command"], options, sim.default_guild_id)
+        if problem is not None:
+            field = "options" if "option" in problem.split(";", 1)[0] else "command"
+            raise ApiError.validation([FieldProblem(field, "not_allowed", problem)])
     try:
-        record = await sim.invoke(
-            body["command"], user=user, options=body.get("options") or {}, channel=channel, timeout=10.0
-        )
+        record = await sim.invoke(body["command"], user=user, options=options, channel=channel, timeout=10.0)
     except (LookupError, ValueError) as exc:
         raise _lookup(LookupError(str(exc))) from None
     except TimeoutError:

@@ -166,6 +166,46 @@ class CommandStore:
                 return record
         return None
 
+    def invocation_problem(self, path: str, options: Mapping[str, Any], guild_id: int) -> str | None:
+        """Why `path` with `options` is not a command the bot registered, naming what is valid; None when it is.
+
+        Discord's client only offers registered commands and options; a person driving the sandbox by hand can
+        type anything, and an unknown name must be answered at once, not by waiting for a reply that never comes.
+        """
+        registered = sorted({r.name for scope in (guild_id, None) for r in self.records(scope) if r.type == 1})
+        parts = path.split()
+        if not parts:
+            return "the command name is empty"
+        record = self.find(parts[0], guild_id)
+        if record is None:
+            return f"unknown command {parts[0]!r}; the bot has registered: {', '.join(registered) or 'nothing yet'}"
+        current: list[JSON] = list(record.definition.get("options") or [])
+        walked = [parts[0]]
+        for name in [*parts[1:], None]:
+            subs = [d for d in current if int(d.get("type", 0)) in (OPTION_SUB_COMMAND, OPTION_SUB_COMMAND_GROUP)]
+            if name is None:
+                if subs:
+                    names = ", ".join(sorted(str(d["name"]) for d in subs))
+                    return f"/{' '.join(walked)} needs a subcommand: {names}"
+                break
+            match = next((d for d in subs if d.get("name") == name), None)
+            if match is None:
+                names = ", ".join(sorted(str(d["name"]) for d in subs)) or "none"
+                return f"unknown subcommand {name!r} of /{' '.join(walked)}; valid: {names}"
+            walked.append(name)
+            current = list(match.get("options") or [])
+        valid = sorted(str(d["name"]) for d in current)
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            return (
+                f"unknown option(s) {', '.join(map(repr, unknown))} of /{' '.join(walked)}; "
+                f"valid: {', '.join(valid) or 'none'}"
+            )
+        missing = sorted(str(d["name"]) for d in current if d.get("required") and d["name"] not in options)
+        if missing:
+            return f"/{' '.join(walked)} needs option(s): {', '.join(missing)}"
+        return None
+
     async def _notify(self) -> None:
         async with self.changed:
             self.changed.notify_all()

@@ -244,3 +244,21 @@ async def test_the_sandbox_endpoint_runs_a_command_as_a_member(app: Runtime) -> 
     assert answer["ephemeral"] is False and answer["deferred"] is True
     assert answer["embeds"][0]["title"] == "Leaderboard — XP (All time)"
     assert problem["error"]["details"][0]["field"] == "bogus"
+
+
+async def test_the_sandbox_endpoint_names_valid_commands_and_options_at_once(app: Runtime) -> None:
+    """Unknown commands, subcommands and options are a 400 naming the valid ones (SPEC §30), not a 10 s wait."""
+    url = f"http://127.0.0.1:{app.http_port}/sandbox/commands"
+    cases = [
+        ({"command": "levels"}, "command", "unknown command 'levels'; the bot has registered: award,"),
+        ({"command": "leaderboard", "options": {"sort": "xp"}}, "options", "unknown option(s) 'sort' of /leaderboard"),
+        ({"command": "season"}, "command", "/season needs a subcommand: end, start"),
+        ({"command": "season pause"}, "command", "unknown subcommand 'pause' of /season; valid: end, start"),
+        ({"command": "preferences"}, "options", "/preferences needs option(s):"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for extra, field, start in cases:
+            async with http.post(url, json={"user_id": str(BOB), **extra}) as resp:
+                assert resp.status == 400, extra
+                [detail] = (await resp.json())["error"]["details"]
+            assert detail["field"] == field and detail["message"].startswith(start), detail
