@@ -22,6 +22,7 @@ from synapse_async.sandbox.world import (
     ChannelType,
     Emoji,
     Guild,
+    Message,
     Overwrite,
     Role,
     User,
@@ -561,4 +562,41 @@ class SimulatorDriver:
                 for s in self.gateway.sessions.values()
             ],
             "rest_calls": len(self.recorder.calls),
+            "bot_messages": self.bot_messages(),
         }
+
+    def bot_messages(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Everything the bot said, newest last: command responses and follow-ups (ephemeral ones marked with the
+        one member who sees them) and messages it posted itself (announcements), for people driving the sandbox."""
+        bot = self.world.bot_user_id
+        shown: list[tuple[int, dict[str, Any]]] = []
+        from_interactions: set[int] = set()
+        for record in self.interactions.interactions.values():
+            answers = [("response", record.original)] if record.original is not None else []
+            answers += [("followup", m) for m in record.followups]
+            for kind, message in answers:
+                from_interactions.add(message.id)
+                if kind == "response" and (record.original_deleted or record.loading):
+                    continue
+                shown.append((message.id, _said(message, kind, record.command_name, record.user_id)))
+        for message in self.world.messages.values():
+            if message.author_id == bot and message.id not in from_interactions:
+                shown.append((message.id, _said(message, "message", None, None)))
+        shown.sort(key=lambda item: item[0])
+        return [item for _, item in shown[-limit:]]
+
+
+def _said(message: Message, kind: str, command: str | None, user_id: int | None) -> dict[str, Any]:
+    ephemeral = message.is_ephemeral
+    return {
+        "id": str(message.id),
+        "channel_id": str(message.channel_id),
+        "kind": kind,
+        "command": command,
+        "invoked_by": None if user_id is None else str(user_id),
+        "ephemeral": ephemeral,
+        "visible_to": str(user_id) if ephemeral and user_id is not None else None,
+        "content": message.content,
+        "embeds": list(message.embeds),
+        "timestamp": message.timestamp.isoformat(),
+    }
