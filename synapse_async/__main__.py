@@ -108,6 +108,7 @@ def _print_banner(runtime: Runtime) -> None:
         general, member = sim.channel_id("general"), sim.member_ids()[0]
         lines += [
             f"Open the sandbox guild's leaderboard: {base}/g/{sim.default_guild_id}",
+            f"Play the sandbox guild as any member (post, react, voice, slash commands, live replies): {base}/sandbox",
             "Sandbox mode (no DISCORD_TOKEN): the simulated guild 'Sandbox' is connected through the real gateway.",
             "Inject activity, e.g.:",
             f"  curl -X POST {base}/sandbox/messages -H 'Content-Type: application/json' "

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from synapse_async.sandbox import console
 from synapse_async.sandbox.events import WorldEvents
 from synapse_async.sandbox.gateway import CloseRecord, GatewayServer, GatewaySession
 from synapse_async.sandbox.interactions import JSON, CommandStore, InteractionRecord, InteractionsApi
@@ -563,6 +564,8 @@ class SimulatorDriver:
             ],
             "rest_calls": len(self.recorder.calls),
             "bot_messages": self.bot_messages(),
+            "commands": console.command_catalogue(self.commands, self.default_guild_id),
+            "recent_messages": console.recent_messages(self.world, self.default_guild_id),
         }
 
     def bot_messages(self, limit: int = 100) -> list[dict[str, Any]]:
