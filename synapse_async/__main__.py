@@ -98,28 +98,23 @@ def cmd_run(_args: argparse.Namespace) -> int:
     return _run_async(main)
 
 
+def banner_lines(base: str, sandbox_guild_id: int | None) -> list[str]:
+    """The few lines printed once the service is up (SPEC §30): where the pages, the API and the sandbox are."""
+    lines = ["synapse-async is up", f"  Pages      {base}/"]
+    if sandbox_guild_id is not None:
+        lines.append(f"  Board      {base}/g/{sandbox_guild_id}   (the sandbox guild's leaderboard)")
+    lines.append(f"  API        {base}/api/openapi.json   (OpenAPI 3.1; probes {base}/health, {base}/ready)")
+    if sandbox_guild_id is not None:
+        lines.append(f"  Sandbox    {base}/sandbox   (play as any member: post, react, voice, slash commands)")
+    return lines
+
+
 def _print_banner(runtime: Runtime) -> None:
-    """A human summary on stdout (logs stay JSON on stderr): where the API is and, in sandbox mode, how to play."""
+    """A human summary on stdout (logs go to stderr)."""
     host = "127.0.0.1" if runtime.config.http_host in ("0.0.0.0", "::") else runtime.config.http_host
     base = f"http://{host}:{runtime.http_port}"
-    lines = [f"synapse-async is up: {base}/health  {base}/ready", f"Member pages: {base}/"]
-    if runtime.simulator is not None:
-        sim = runtime.simulator
-        general, member = sim.channel_id("general"), sim.member_ids()[0]
-        lines += [
-            f"Open the sandbox guild's leaderboard: {base}/g/{sim.default_guild_id}",
-            f"Play the sandbox guild as any member (post, react, voice, slash commands, live replies): {base}/sandbox",
-            "Sandbox mode (no DISCORD_TOKEN): the simulated guild 'Sandbox' is connected through the real gateway.",
-            "Inject activity, e.g.:",
-            f"  curl -X POST {base}/sandbox/messages -H 'Content-Type: application/json' "
-            f"""-d '{{"user_id": "{member}", "channel_id": "{general}", "content": "hello world"}}'""",
-            f"  curl {base}/sandbox/state",
-            "Use a slash command as that member (options by name, e.g. /leaderboard by:gold):",
-            f"  curl -X POST {base}/sandbox/commands -H 'Content-Type: application/json' "
-            f"""-d '{{"user_id": "{member}", "command": "profile"}}'""",
-            f"  curl {base}/api/guilds/{sim.default_guild_id}/metrics",
-        ]
-    print("\n".join(lines), flush=True)
+    sim = runtime.simulator
+    print("\n".join(banner_lines(base, None if sim is None else sim.default_guild_id)), flush=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -42,3 +42,15 @@ def test_no_usable_id_says_what_to_set(client_id: str | None, token: str | None)
     with pytest.raises(NoClientId) as caught:
         resolve_client_id(client_id, token)
     assert "DISCORD_CLIENT_ID" in str(caught.value)
+
+
+def test_banner_is_a_few_lines_naming_pages_api_and_sandbox() -> None:
+    from synapse_async.__main__ import banner_lines
+
+    sandbox = banner_lines("http://127.0.0.1:8080", 100000000000000001)
+    assert len(sandbox) <= 6
+    text = "\n".join(sandbox)
+    for where in ("/g/100000000000000001", "/api/openapi.json", "/sandbox", "/health"):
+        assert "http://127.0.0.1:8080" + where in text
+    live = "\n".join(banner_lines("https://bot.example.com", None))
+    assert "/sandbox" not in live and "https://bot.example.com/api/openapi.json" in live
