@@ -13,6 +13,8 @@ import psutil
 
 from synapse_async.config import VARIABLES
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def _run(args: list[str], cwd: Path, timeout: float = 180, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {v.name for v in VARIABLES}}
@@ -175,3 +177,67 @@ async def test_mint_token_works_against_the_running_sandbox(tmp_path: Path) -> N
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_ctrl_c_to_make_run_and_a_sigterm_a_second_later_drain_cleanly(tmp_path: Path) -> None:
+    """As a terminal runs it (SPEC §30): `make run` in its own process group, Ctrl-C reaches make and the app
+    together, an orchestrator's SIGTERM follows 1 s later; the app drains once (the repeat is ignored, no forced
+    exit) and nothing is left running, the embedded PostgreSQL included."""
+    import asyncio
+    import json
+    import signal
+
+    from tests.support import wait_for
+
+    pg_dir = tmp_path / "pg"
+    env = {k: v for k, v in os.environ.items() if k not in {v.name for v in VARIABLES}}
+    env.update(
+        EMBEDDED_PG_DIR=str(pg_dir), HTTP_HOST="127.0.0.1", HTTP_PORT="0", SANDBOX_ACTIVITY_PER_MINUTE="0",
+        LOG_FORMAT="json", SHUTDOWN_DEADLINE_SECONDS="10",
+    )  # fmt: skip
+    make = await asyncio.create_subprocess_exec(
+        "make", "-s", "run", cwd=REPO, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    assert make.stderr is not None
+    events: list[str] = []
+
+    async def read_until(event: str) -> dict[str, object]:
+        assert make.stderr is not None
+        while True:
+            raw = await asyncio.wait_for(make.stderr.readline(), 180)
+            assert raw, f"ended before {event}: {events[-5:]}"
+            if not raw.startswith(b"{"):
+                continue  # make's own lines
+            entry = json.loads(raw)
+            events.append(str(entry.get("event")))
+            if entry.get("event") == event:
+                return entry
+
+    try:
+        port = int(str((await read_until("http_listening"))["port"]))
+        await wait_for(lambda: _is_ready(port), timeout=120)
+        app = [p for p in psutil.Process(make.pid).children(recursive=True) if "synapse_async" in " ".join(p.cmdline())]
+        assert len(app) == 1
+        postmaster = int((pg_dir / "postmaster.pid").read_text().split()[0])
+        os.killpg(make.pid, signal.SIGINT)
+        await asyncio.sleep(1)  # the rule's own interval, not a timing assertion
+        if app[0].is_running():
+            os.killpg(make.pid, signal.SIGTERM)
+        await read_until("shutdown_complete")
+        rest = await asyncio.wait_for(make.stderr.read(), 60)
+        events += [json.loads(line).get("event") for line in rest.splitlines() if line.startswith(b"{")]
+        await asyncio.wait_for(make.wait(), 60)
+        await wait_for(lambda: not app[0].is_running() and not psutil.pid_exists(postmaster), timeout=30)
+        assert "forced_exit" not in events
+        assert events.count("shutdown_started") == 1
+    finally:
+        if make.returncode is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            await make.wait()
+
+
+async def _is_ready(port: int) -> bool:
+    from tests.support import get_json
+
+    return (await get_json(port, "/ready"))[0] == 200
