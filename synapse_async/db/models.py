@@ -134,6 +134,12 @@ def _serial_pk() -> MappedColumn[Any]:
     return mapped_column(BigInteger, primary_key=True, autoincrement=True)
 
 
+def _guild_serial_pk() -> MappedColumn[Any]:
+    """BIGSERIAL id that is the second column of a `(guild_id, id)` primary key (docs/scale.md, migration 0010):
+    still unique on its own, but every key starts with the distribution column so the table can be sharded."""
+    return mapped_column(BigInteger, autoincrement=True, nullable=False)
+
+
 def _counter() -> MappedColumn[Any]:
     """A BIGINT amount or count that starts at 0."""
     return mapped_column(BigInteger, nullable=False, server_default=text("0"))
@@ -492,7 +498,7 @@ class Season(Base):
 
     __tablename__ = "seasons"
 
-    season_id: Mapped[int] = _serial_pk()
+    season_id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     starts_at: Mapped[datetime] = _tstz(nullable=False)
@@ -504,6 +510,7 @@ class Season(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "season_id"),
         UniqueConstraint("guild_id", "name"),
         CheckConstraint(_one_of("status", SEASON_STATUSES), name="status_allowed"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
@@ -529,10 +536,8 @@ class SeasonStat(Base):
 
     __tablename__ = "season_stats"
 
-    season_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("seasons.season_id", ondelete="RESTRICT"), primary_key=True, autoincrement=False
-    )
-    user_id: Mapped[int] = _snowflake(primary_key=True)
+    season_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    user_id: Mapped[int] = _snowflake()
     guild_id: Mapped[int] = _snowflake()
     stars: Mapped[int] = _counter()
     xp: Mapped[int] = _counter()
@@ -544,6 +549,8 @@ class SeasonStat(Base):
     voice_minutes: Mapped[int] = _counter()
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "season_id", "user_id"),
+        ForeignKeyConstraint(["guild_id", "season_id"], ["seasons.guild_id", "seasons.season_id"], ondelete="RESTRICT"),
         CheckConstraint(
             "stars >= 0 AND xp >= 0 AND gold_earned >= 0 AND messages_sent >= 0 AND reactions_given >= 0"
             " AND reactions_received >= 0 AND threads_created >= 0 AND voice_minutes >= 0",
@@ -578,7 +585,7 @@ class RewardJournal(Base):
 
     __tablename__ = "reward_journal"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     user_id: Mapped[int] = _snowflake()
     event_type: Mapped[str] = mapped_column(Text, nullable=False)
@@ -597,6 +604,7 @@ class RewardJournal(Base):
     recorded_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "id"),
         UniqueConstraint("guild_id", "idempotency_key"),
         CheckConstraint(_one_of("event_type", JOURNAL_EVENT_TYPES), name="event_type_allowed"),
         CheckConstraint(
@@ -659,7 +667,7 @@ class GoldLedger(Base):
 
     __tablename__ = "gold_ledger"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     user_id: Mapped[int] = _snowflake()
     delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -672,6 +680,7 @@ class GoldLedger(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "id"),
         UniqueConstraint("guild_id", "idempotency_key"),
         CheckConstraint("delta <> 0", name="delta_non_zero"),
         CheckConstraint("balance_after >= 0", name="balance_after_non_negative"),
@@ -813,7 +822,7 @@ class AchievementTemplate(Base):
 
     __tablename__ = "achievement_templates"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(String(500))
@@ -840,6 +849,7 @@ class AchievementTemplate(Base):
     updated_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "id"),
         UniqueConstraint("guild_id", "name"),
         CheckConstraint("series_order >= 1", name="series_order_positive"),
         CheckConstraint("(series_id IS NULL) = (series_order IS NULL)", name="series_order_iff_series"),
@@ -852,7 +862,8 @@ class AchievementTemplate(Base):
         CheckConstraint("earned_count >= 0", name="earned_count_non_negative"),
         CheckConstraint("max_earners IS NULL OR earned_count <= max_earners", name="max_earners_not_exceeded"),
         Index(
-            "uq_achievement_templates_series_id_series_order",
+            "uq_achievement_templates_guild_id_series_id_series_order",
+            "guild_id",
             "series_id",
             "series_order",
             unique=True,
@@ -870,18 +881,18 @@ class MemberAchievement(Base):
 
     guild_id: Mapped[int] = _snowflake(primary_key=True)
     user_id: Mapped[int] = _snowflake(primary_key=True)
-    template_id: Mapped[int] = mapped_column(
-        BigInteger,
-        ForeignKey("achievement_templates.id", ondelete="RESTRICT"),
-        primary_key=True,
-        autoincrement=False,
-    )
+    template_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     earned_at: Mapped[datetime] = _now()
     source: Mapped[str] = mapped_column(Text, nullable=False)
     granted_by: Mapped[str | None] = _principal(nullable=True)
     journal_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
+        ForeignKeyConstraint(
+            ["guild_id", "template_id"],
+            ["achievement_templates.guild_id", "achievement_templates.id"],
+            ondelete="RESTRICT",
+        ),
         CheckConstraint(_one_of("source", ACHIEVEMENT_SOURCES), name="source_allowed"),
         CheckConstraint("source <> 'grant' OR granted_by IS NOT NULL", name="grant_has_granter"),
         Index("ix_member_achievements_template_id", "template_id"),

@@ -48,11 +48,11 @@ ON CONFLICT (guild_id, idempotency_key) DO NOTHING
 """
 _SEASON_GOLD = """
 INSERT INTO season_stats AS ss (guild_id, season_id, user_id, gold_earned) VALUES ($1, $2, $3, $4)
-ON CONFLICT (season_id, user_id) DO UPDATE SET gold_earned = ss.gold_earned + EXCLUDED.gold_earned
+ON CONFLICT (guild_id, season_id, user_id) DO UPDATE SET gold_earned = ss.gold_earned + EXCLUDED.gold_earned
 """
 _SEASON_XP = """
 INSERT INTO season_stats AS ss (guild_id, season_id, user_id, xp) VALUES ($1, $2, $3, GREATEST($4::bigint, 0))
-ON CONFLICT (season_id, user_id) DO UPDATE SET xp = GREATEST(ss.xp + $4::bigint, 0)
+ON CONFLICT (guild_id, season_id, user_id) DO UPDATE SET xp = GREATEST(ss.xp + $4::bigint, 0)
 """
 _PREFERENCES = """
 SELECT announce_level_up, announce_achievements, announce_awards FROM member_preferences

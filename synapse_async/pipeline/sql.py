@@ -95,7 +95,7 @@ WITH lake AS (
       FROM unnest($31::bigint[], $32::bigint[], $33::bigint[], $34::bigint[], $35::bigint[], $36::bigint[])
            WITH ORDINALITY AS t(s, u, g, st, x, n, i)
      ORDER BY i
-    ON CONFLICT (season_id, user_id) DO UPDATE SET
+    ON CONFLICT (guild_id, season_id, user_id) DO UPDATE SET
         stars = ss.stars + EXCLUDED.stars,
         xp = GREATEST(ss.xp + EXCLUDED.xp, 0),
         messages_sent = ss.messages_sent + EXCLUDED.messages_sent
@@ -136,7 +136,7 @@ WITH j AS (
 ), s AS (
     INSERT INTO season_stats AS ss (season_id, user_id, guild_id, stars, xp, {stat})
     SELECT $5, $2, $1, $10, $9, $16 FROM j WHERE $5::bigint IS NOT NULL
-    ON CONFLICT (season_id, user_id) DO UPDATE SET
+    ON CONFLICT (guild_id, season_id, user_id) DO UPDATE SET
         stars = ss.stars + EXCLUDED.stars,
         xp = GREATEST(ss.xp + EXCLUDED.xp, 0),
         {stat} = ss.{stat} + EXCLUDED.{stat}

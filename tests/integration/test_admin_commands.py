@@ -218,7 +218,7 @@ async def test_season_start_replaces_the_active_season_and_end_shows_the_top(app
             await s.execute(
                 text(
                     "INSERT INTO season_stats (season_id, user_id, guild_id, stars) VALUES (:s, :u, :g, :n)"
-                    " ON CONFLICT (season_id, user_id) DO UPDATE SET stars = EXCLUDED.stars"
+                    " ON CONFLICT (guild_id, season_id, user_id) DO UPDATE SET stars = EXCLUDED.stars"
                 ),
                 {"s": beta.season_id, "u": user, "g": G, "n": stars},
             )

@@ -31,7 +31,7 @@ from tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0008_public_profile"
+HEAD = "0010_guild_keys"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -414,7 +414,35 @@ async def test_season_with_stats_cannot_be_deleted(db: asyncpg.Connection) -> No
     )
     error = await _rejects(db, "DELETE FROM seasons WHERE season_id = $1", season_id)
     assert isinstance(error, _RESTRICT_ERRORS)
-    assert _constraint(error) == "fk_season_stats_season_id_seasons"
+    assert _constraint(error) == "fk_season_stats_guild_id_seasons"
+
+
+async def test_stats_and_badges_cannot_point_at_another_guilds_season_or_template(db: asyncpg.Connection) -> None:
+    """The composite keys of 0010 (issue 27): a row of one guild never refers to another guild's row."""
+    season_id = await db.fetchval(
+        "INSERT INTO seasons (guild_id, name, starts_at, ends_at, status, ended_at) VALUES"
+        " ($1, 'Cross', now() - interval '3 days', now() - interval '2 days', 'ended', now()) RETURNING season_id",
+        GUILD,
+    )
+    error = await _rejects(
+        db,
+        "INSERT INTO season_stats (season_id, user_id, guild_id, stars) VALUES ($1, $2, $3, 1)",
+        season_id,
+        USER_A,
+        GUILD + 1,
+    )
+    assert isinstance(error, asyncpg.ForeignKeyViolationError)
+    assert _constraint(error) == "fk_season_stats_guild_id_seasons"
+    template_id = await _template(db, "Cross-guild")
+    error = await _rejects(
+        db,
+        "INSERT INTO member_achievements (guild_id, user_id, template_id, source) VALUES ($1, $2, $3, 'auto')",
+        GUILD + 1,
+        USER_A,
+        template_id,
+    )
+    assert isinstance(error, asyncpg.ForeignKeyViolationError)
+    assert _constraint(error) == "fk_member_achievements_guild_id_achievement_templates"
 
 
 async def test_audit_log_is_append_only(db: asyncpg.Connection) -> None:
@@ -530,7 +558,7 @@ async def test_template_rules(db: asyncpg.Connection) -> None:
         GUILD,
         series_id,
     )
-    assert _constraint(error) == "uq_achievement_templates_series_id_series_order"
+    assert _constraint(error) == "uq_achievement_templates_guild_id_series_id_series_order"
     for columns, constraint in (
         ("series_id", "ck_achievement_templates_series_order_iff_series"),
         ("series_order", "ck_achievement_templates_series_order_iff_series"),
@@ -594,7 +622,7 @@ async def test_earned_template_cannot_be_deleted(db: asyncpg.Connection) -> None
     )
     error = await _rejects(db, "DELETE FROM achievement_templates WHERE id = $1", template_id)
     assert isinstance(error, _RESTRICT_ERRORS)
-    assert _constraint(error) == "fk_member_achievements_template_id_achievement_templates"
+    assert _constraint(error) == "fk_member_achievements_guild_id_achievement_templates"
     error = await _rejects(
         db,
         "INSERT INTO member_achievements (guild_id, user_id, template_id, source) VALUES ($1, $2, $3, 'grant')",
