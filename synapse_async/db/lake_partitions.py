@@ -45,7 +45,7 @@ def partition_name(day: date) -> str:
 def partition_day(name: str) -> date | None:
     """The day a daily partition covers, or None for any other table (the DEFAULT partition)."""
     match = _NAME.match(name)
-    return datetime.strptime(match.group(1), "%Y%m%d").date() if match else None  # noqa: DTZ007 - a date only
+    return datetime.strptime(match.group(1), "%Y%m%d").date() if match else None
 
 
 def _midnight(day: date) -> datetime:
@@ -83,7 +83,7 @@ async def _create(conn: AsyncConnection, day: date) -> int:
             f" FOR VALUES FROM ('{low.isoformat()}') TO ('{high.isoformat()}')"
         )
     )
-    return int(moved.rowcount)  # type: ignore[attr-defined]
+    return int(moved.rowcount)
 
 
 async def ensure_partitions(engine: AsyncEngine, today: date, ahead: int = AHEAD_DAYS) -> list[str]:

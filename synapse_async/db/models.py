@@ -722,7 +722,7 @@ Index("ix_event_lake_guild_id_occurred_at", EventLake.guild_id, EventLake.occurr
 event.listen(
     EventLake.__table__,
     "after_create",
-    DDL("CREATE TABLE event_lake_default PARTITION OF event_lake DEFAULT"),
+    DDL("CREATE TABLE event_lake_default PARTITION OF event_lake DEFAULT"),  # type: ignore[no-untyped-call]
 )
 
 

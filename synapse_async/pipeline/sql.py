@@ -45,11 +45,12 @@ STAT_COLUMNS = {
 
 
 # A run of messages as ONE set-based statement (SPEC §8.1): every table is written once per batch from arrays.
-# The lake keys (only those of guilds with the source on; a row follows each new key, once per key) and the journal
-# rows are multi-row inserts whose ON CONFLICT DO NOTHING stays the duplicate gate: the counts they return tell the caller whether every event was
-# new (if not, it rolls back and replays the batch one event per transaction). Members, season stats and counters
-# arrive already summed per member / per (season, member) / per counter, sorted by (guild, user), so each row is
-# updated once, in ascending user order. Data-modifying CTEs always run to completion, read or not.
+# The lake keys (only those of guilds with the source on; a row follows each new key, once per key) and the
+# journal rows are multi-row inserts whose ON CONFLICT DO NOTHING stays the duplicate gate: the counts they return
+# tell the caller whether every event was new (if not, it rolls back and replays the batch one event per
+# transaction). Members, season stats and counters arrive already summed per member / per (season, member) / per
+# counter, sorted by (guild, user), so each row is updated once, in ascending user order. Data-modifying CTEs
+# always run to completion, read or not.
 MESSAGE_BATCH = f"""
 WITH rows AS (
     SELECT g, u, c, t, k, p, o, n
