@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,7 +30,7 @@ from synapse_async.pipeline.sql import LAKE
 from synapse_async.tasks.scheduler import LakeScheduler
 from tests.conftest import create_database, drop_database
 
-REPO_MIGRATIONS = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "migrations")
+REPO_MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
 G = 930000000000000001
 OTHER = 930000000000000002
 U = 930000000000001001
@@ -99,7 +100,8 @@ async def test_migration_converts_a_populated_lake_without_losing_a_row(scratch_
         # 3,000 rows over 30 days in the past, two guilds, plus some rows far in the past and in the future.
         await conn.execute(
             "INSERT INTO event_lake (guild_id, user_id, event_type, source_key, payload, occurred_at, recorded_at)"
-            " SELECT CASE WHEN i % 3 = 0 THEN $2::bigint ELSE $1::bigint END, $3::bigint, 'message_create', 'msg:' || i,"
+            " SELECT CASE WHEN i % 3 = 0 THEN $2::bigint ELSE $1::bigint END, $3::bigint, 'message_create',"
+            "        'msg:' || i,"
             "        jsonb_build_object('message_id', i::text), now() - make_interval(mins => i * 14),"
             "        now() - make_interval(mins => i * 14) + interval '1 second'"
             "   FROM generate_series(1, 3000) AS i",
@@ -129,7 +131,7 @@ async def test_migration_converts_a_populated_lake_without_losing_a_row(scratch_
         assert after == before  # same ids, keys, payloads and times
         # Every row sits in its own day's partition: the DEFAULT partition holds nothing after the migration.
         assert await conn.fetchval("SELECT count(*) FROM event_lake_default") == 0
-        assert await _partition_of(conn, "mj:old") == partition_name((_today() - timedelta(days=400)))
+        assert await _partition_of(conn, "mj:old") == partition_name(_today() - timedelta(days=400))
         partitions = await conn.fetchval(
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'event_lake'::regclass AND inhrelid <> "
             "'event_lake_default'::regclass"
