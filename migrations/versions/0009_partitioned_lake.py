@@ -8,7 +8,8 @@ Create Date: 2026-12-06 21:20:00+00:00
   sequence; its primary key becomes `(id, occurred_at)` (a partitioned table's keys must hold the partition key).
 - The exactly-once gate `UNIQUE (guild_id, source_key)` cannot live on the partitioned table (several lake types
   take `occurred_at` from the moment of receipt, so a redelivery may carry another time): it moves to the small
-  unpartitioned `event_lake_keys (guild_id, source_key) → occurred_at` (docs/decisions.md).
+  unpartitioned `event_lake_keys (guild_id, source_key) → user_id, occurred_at` (docs/decisions.md), which also
+  answers the author lookup by key in one probe instead of one per partition.
 - A DEFAULT partition catches any time no daily partition covers, so an insert never fails; daily partitions are
   created for every day that holds rows and for today and the next 7 days (the maintenance job keeps that up).
 - Every row is copied with its id; the old table is dropped only after the copy, in the same transaction.
@@ -57,6 +58,7 @@ def upgrade() -> None:
         CREATE TABLE event_lake_keys (
             guild_id BIGINT NOT NULL,
             source_key VARCHAR(160) NOT NULL,
+            user_id BIGINT,
             occurred_at TIMESTAMP WITH TIME ZONE NOT NULL,
             CONSTRAINT pk_event_lake_keys PRIMARY KEY (guild_id, source_key)
         )
@@ -76,14 +78,13 @@ def upgrade() -> None:
     )
     op.execute("ALTER TABLE event_lake ADD CONSTRAINT pk_event_lake PRIMARY KEY (id, occurred_at)")
     op.execute("CREATE INDEX ix_event_lake_guild_id_occurred_at ON event_lake (guild_id, occurred_at DESC)")
-    op.execute("CREATE INDEX ix_event_lake_guild_id_source_key ON event_lake (guild_id, source_key)")
     op.execute("CREATE TABLE event_lake_default PARTITION OF event_lake DEFAULT")
     op.execute(_DAILY_PARTITIONS)
 
     op.execute(f"INSERT INTO event_lake ({_COLUMNS}) SELECT {_COLUMNS} FROM event_lake_unpartitioned")
     op.execute(
-        "INSERT INTO event_lake_keys (guild_id, source_key, occurred_at)"
-        " SELECT guild_id, source_key, occurred_at FROM event_lake_unpartitioned"
+        "INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at)"
+        " SELECT guild_id, source_key, user_id, occurred_at FROM event_lake_unpartitioned"
     )
     op.execute("DROP TABLE event_lake_unpartitioned")
     op.execute("ALTER SEQUENCE event_lake_id_seq OWNED BY event_lake.id")
@@ -93,7 +94,6 @@ def downgrade() -> None:
     op.execute("ALTER TABLE event_lake RENAME TO event_lake_partitioned")
     op.execute("ALTER TABLE event_lake_partitioned DROP CONSTRAINT pk_event_lake")
     op.execute("DROP INDEX ix_event_lake_guild_id_occurred_at")
-    op.execute("DROP INDEX ix_event_lake_guild_id_source_key")
     op.execute("ALTER SEQUENCE event_lake_id_seq OWNED BY NONE")
     op.execute("CREATE TABLE event_lake (LIKE event_lake_partitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     op.execute("ALTER TABLE event_lake ADD CONSTRAINT pk_event_lake PRIMARY KEY (id)")

@@ -713,7 +713,6 @@ class EventLake(Base):
     __table_args__ = (
         CheckConstraint(_one_of("event_type", LAKE_EVENT_TYPES), name="event_type_allowed"),
         CheckConstraint(_is_object("payload"), name="payload_is_object"),
-        Index("ix_event_lake_guild_id_source_key", "guild_id", "source_key"),
         {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
@@ -732,13 +731,15 @@ class EventLakeKey(Base):
     It cannot be a UNIQUE on the partitioned lake (that would have to include `occurred_at`, and several lake
     types take their time from the moment of receipt, so a redelivery may carry another time). The pipeline
     inserts here `ON CONFLICT DO NOTHING` and writes the lake row only when that inserted. Rows are narrow and
-    carry the lake row's `occurred_at`; retention prunes them with the rows they guard.
+    carry the lake row's `user_id` (the author lookup by key reads it here: one probe, not one per partition) and
+    `occurred_at`; retention prunes them after the rows they guard.
     """
 
     __tablename__ = "event_lake_keys"
 
     guild_id: Mapped[int] = _snowflake(primary_key=True)
     source_key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    user_id: Mapped[int | None] = _snowflake(nullable=True)
     occurred_at: Mapped[datetime] = _tstz(nullable=False)
 
     __table_args__ = (Index("ix_event_lake_keys_guild_id_occurred_at", "guild_id", "occurred_at"),)

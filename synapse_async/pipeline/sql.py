@@ -17,7 +17,7 @@ from synapse_async.ledger.sql import MEMBER_COLUMNS, SEASON_COLUMNS
 
 LAKE = """
 WITH gate AS (
-    INSERT INTO event_lake_keys (guild_id, source_key, occurred_at) VALUES ($1, $6, $8)
+    INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at) VALUES ($1, $6, $2, $8)
     ON CONFLICT (guild_id, source_key) DO NOTHING
     RETURNING 1
 ), lake AS (
@@ -57,8 +57,8 @@ WITH rows AS (
       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
                   $7::timestamptz[]) WITH ORDINALITY AS l(g, u, c, t, k, p, o, n)
 ), gate AS (
-    INSERT INTO event_lake_keys (guild_id, source_key, occurred_at)
-    SELECT g, k, o FROM rows ORDER BY n
+    INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at)
+    SELECT g, k, u, o FROM rows ORDER BY n
     ON CONFLICT (guild_id, source_key) DO NOTHING
     RETURNING guild_id, source_key
 ), lake AS (

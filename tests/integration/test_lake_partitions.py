@@ -137,7 +137,7 @@ async def test_migration_converts_a_populated_lake_without_losing_a_row(scratch_
             "'event_lake_default'::regclass"
         )
         assert partitions >= days
-        assert await conn.fetchval("SELECT count(*) FROM event_lake_keys") == 3002
+        assert await conn.fetchval("SELECT count(*) FROM event_lake_keys WHERE user_id = $1", U) == 3002
         # Exactly-once still holds for converted rows, and ids continue after the old ones.
         old_at = await conn.fetchval("SELECT occurred_at FROM event_lake WHERE source_key = 'msg:7'")
         assert await _insert_lake(conn, "msg:7", old_at) is None
@@ -220,8 +220,8 @@ async def test_retention_drops_a_wholly_expired_partition(db: Database, admin: a
     await admin.execute(insert, G, U, "late:", _at(late_day), datetime.now(UTC), 5)  # an old event recorded now
     await admin.execute(insert, G, U, "new:", _at(recent), _at(recent), 7)
     await admin.execute(
-        "INSERT INTO event_lake_keys (guild_id, source_key, occurred_at)"
-        " SELECT guild_id, source_key, occurred_at FROM event_lake"
+        "INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at)"
+        " SELECT guild_id, source_key, user_id, occurred_at FROM event_lake"
     )
 
     handler = retention_handler(db, RetentionSettings(pause_seconds=0.0))
