@@ -41,6 +41,9 @@ from synapse_async.settings import normalize_stored
 log = get_logger(__name__)
 
 BATCH = 5000
+# Lake keys are narrow (three columns, two indexes) and no live insert waits on an expired one, so they go in
+# batches ten times larger: with the same pause, pruning a partition's worth of keys takes a tenth of the pauses.
+KEY_BATCH = 50_000
 OCCURRED_MARGIN = timedelta(days=1)
 
 _COUNT_ROWS = text(
@@ -89,11 +92,13 @@ _DELETE_DAYS = text(
 
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
-    """Pacing of a run: rows per batch, pause between batches, time budget (SPEC: 5,000 / 100 ms / 30 min)."""
+    """Pacing of a run: rows per batch, pause between batches, time budget (SPEC: 5,000 / 100 ms / 30 min); lake
+    keys per batch."""
 
     budget_seconds: float = 1800.0
     pause_seconds: float = 0.1
     batch_rows: int = BATCH
+    key_batch_rows: int = KEY_BATCH
 
 
 def retention_days(params: Mapping[str, Any], default: int) -> int:
@@ -136,14 +141,16 @@ def retention_handler(
             ctx.progress["total"] = int((await s.execute(_COUNT_ROWS, rows_args)).scalar_one())
         deadline = clock() + settings.budget_seconds
 
-        async def drain(statement: Any, args: dict[str, Any], on_batch: Callable[[int], None]) -> bool:
+        async def drain(
+            statement: Any, args: dict[str, Any], on_batch: Callable[[int], None], batch: int = settings.batch_rows
+        ) -> bool:
             """Delete in batches until nothing is left (True) or the job must stop or is out of budget (False)."""
             while True:
                 async with db.sessions.begin() as s:
-                    result = await s.execute(statement, {**args, "n": settings.batch_rows})
+                    result = await s.execute(statement, {**args, "n": batch})
                 deleted = int(result.rowcount)  # type: ignore[attr-defined]
                 on_batch(deleted)
-                if deleted < settings.batch_rows:
+                if deleted < batch:
                     return True
                 if await ctx.checkpoint() or clock() >= deadline:
                     return False
@@ -164,7 +171,9 @@ def retention_handler(
         # SPEC order: rows first, then day counters; a run cut short leaves the rest of both to the next run.
         complete = (
             await drain(_DELETE_ROWS, rows_args, rows_batch)
-            and await drain(_DELETE_KEYS, {"g": ctx.guild_id, "bound": rows_args["bound"]}, keys_batch)
+            and await drain(
+                _DELETE_KEYS, {"g": ctx.guild_id, "bound": rows_args["bound"]}, keys_batch, settings.key_batch_rows
+            )
             and await drain(_DELETE_DAYS, {"g": ctx.guild_id, "before": before}, counters_batch)
         )
         rows, counters = counts["rows"], counts["counters"]

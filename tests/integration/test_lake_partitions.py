@@ -224,7 +224,7 @@ async def test_retention_drops_a_wholly_expired_partition(db: Database, admin: a
         " SELECT guild_id, source_key, user_id, occurred_at FROM event_lake"
     )
 
-    handler = retention_handler(db, RetentionSettings(pause_seconds=0.0))
+    handler = retention_handler(db, RetentionSettings(pause_seconds=0.0, key_batch_rows=500))  # keys: 3 batches
     result = await handler(JobContext(uuid.uuid4(), G, {}))
 
     assert result["partitions_dropped"] == [partition_name(old)]
