@@ -372,7 +372,9 @@ class Runtime:
             instance=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
         )
         self.supervisor.every("job_runner", self.config.job_poll_seconds, self.jobs.poll)
-        self.lake_scheduler = LakeScheduler(db.sessions, lambda: [int(g) for g in bot.cache.get_guilds_view()])
+        self.lake_scheduler = LakeScheduler(
+            db.sessions, lambda: [int(g) for g in bot.cache.get_guilds_view()], engine=db.engine
+        )
         self.supervisor.every("lake_scheduler", self.config.lake_scheduler_check_seconds, self.lake_scheduler.check)
         self.season_rollover = SeasonRollover(db.sessions, cache, lambda: [int(g) for g in bot.cache.get_guilds_view()])
         self.pipeline.processor.bind_renewal(self.season_rollover.renew)

@@ -1,7 +1,7 @@
 """Keys start with guild_id, so every guild-owned table can be distributed by guild_id (issue 27, docs/scale.md).
 
 Revision ID: 0010_guild_keys
-Revises: 0008_public_profile
+Revises: 0009_partitioned_lake
 Create Date: 2026-12-06 21:20:00+00:00
 
 - `seasons`, `reward_journal`, `gold_ledger`, `achievement_templates`: the primary key becomes (guild_id, id); the
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010_guild_keys"
-down_revision: str | Sequence[str] | None = "0008_public_profile"
+down_revision: str | Sequence[str] | None = "0009_partitioned_lake"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -24,7 +24,8 @@ from synapse_async.obs.logging import get_logger
 log = get_logger(__name__)
 
 MISS_TTL_SECONDS = 600.0
-_LAKE_AUTHORS = "SELECT source_key, user_id FROM event_lake WHERE guild_id = $1 AND source_key = ANY($2::text[])"
+# The lake's key table holds each row's author: one primary-key probe per key, whatever the lake's partitions.
+_LAKE_AUTHORS = "SELECT source_key, user_id FROM event_lake_keys WHERE guild_id = $1 AND source_key = ANY($2::text[])"
 
 # message id -> (author_id, is_bot, channel_id): a plain tuple keeps 100,000 LRU entries compact.
 AuthorEntry = tuple[int, bool, int]

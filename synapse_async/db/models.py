@@ -704,13 +704,15 @@ Index(
 class EventLake(Base):
     """Metadata-only record of gateway activity (never message content, SPEC P5 / §15).
 
-    `(guild_id, source_key)` is unique, so a redelivered gateway event is detected by the lake insert itself
-    (SPEC §8.1: `ON CONFLICT DO NOTHING RETURNING id`).
+    Partitioned by day on `occurred_at` (issue 27): retention drops whole old partitions instead of deleting rows,
+    and time-bounded reads scan only the partitions they touch. Daily partitions are created ahead by
+    `db/lake_partitions.py`; the DEFAULT partition made here catches any time no daily partition covers. The
+    primary key holds the partition key, as PostgreSQL requires, so the duplicate gate lives in `EventLakeKey`.
     """
 
     __tablename__ = "event_lake"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     guild_id: Mapped[int] = _snowflake()
     user_id: Mapped[int | None] = _snowflake(nullable=True)
     event_type: Mapped[str] = mapped_column(Text, nullable=False)
@@ -718,17 +720,42 @@ class EventLake(Base):
     target_id: Mapped[int | None] = _snowflake(nullable=True)
     source_key: Mapped[str] = mapped_column(String(160), nullable=False)
     payload: Mapped[dict[str, Any]] = _json_object()
-    occurred_at: Mapped[datetime] = _tstz(nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     recorded_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        UniqueConstraint("guild_id", "source_key"),
         CheckConstraint(_one_of("event_type", LAKE_EVENT_TYPES), name="event_type_allowed"),
         CheckConstraint(_is_object("payload"), name="payload_is_object"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
 
 Index("ix_event_lake_guild_id_occurred_at", EventLake.guild_id, EventLake.occurred_at.desc())
+event.listen(
+    EventLake.__table__,
+    "after_create",
+    DDL("CREATE TABLE event_lake_default PARTITION OF event_lake DEFAULT"),  # type: ignore[no-untyped-call]
+)
+
+
+class EventLakeKey(Base):
+    """The lake's exactly-once gate: one row per `(guild_id, source_key)` ever written (SPEC §8.1).
+
+    It cannot be a UNIQUE on the partitioned lake (that would have to include `occurred_at`, and several lake
+    types take their time from the moment of receipt, so a redelivery may carry another time). The pipeline
+    inserts here `ON CONFLICT DO NOTHING` and writes the lake row only when that inserted. Rows are narrow and
+    carry the lake row's `user_id` (the author lookup by key reads it here: one probe, not one per partition) and
+    `occurred_at`; retention prunes them after the rows they guard.
+    """
+
+    __tablename__ = "event_lake_keys"
+
+    guild_id: Mapped[int] = _snowflake(primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    user_id: Mapped[int | None] = _snowflake(nullable=True)
+    occurred_at: Mapped[datetime] = _tstz(nullable=False)
+
+    __table_args__ = (Index("ix_event_lake_keys_guild_id_occurred_at", "guild_id", "occurred_at"),)
 
 
 class EventCounter(Base):

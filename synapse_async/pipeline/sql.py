@@ -2,7 +2,8 @@
 
 Each reward item is ONE statement: the journal insert (ON CONFLICT DO NOTHING — the idempotency gate), and only if
 it inserted, the member upsert-increment and the season-stats upsert-increment, returning the member's state after
-the change. Each lake row is one statement: the insert (the whole-event duplicate gate) plus its counters. A run
+the change. Each lake row is one statement: the key insert into `event_lake_keys` (the whole-event duplicate gate,
+kept outside the partitioned lake, docs/decisions.md), the row only if the key was new, plus its counters. A run
 of messages in a micro-batch is one set-based statement for all of them (`MESSAGE_BATCH`). Statements are run
 through asyncpg, which prepares and caches them. What follows a reward item (level change, achievements, gold)
 is the ledger engine's, with its SQL in `ledger/sql.py`.
@@ -15,10 +16,13 @@ from functools import cache
 from synapse_async.ledger.sql import MEMBER_COLUMNS, SEASON_COLUMNS
 
 LAKE = """
-WITH lake AS (
-    INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+WITH gate AS (
+    INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at) VALUES ($1, $6, $2, $8)
     ON CONFLICT (guild_id, source_key) DO NOTHING
+    RETURNING 1
+), lake AS (
+    INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8 FROM gate
     RETURNING id, user_id
 ), counters AS (
     INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
@@ -41,19 +45,28 @@ STAT_COLUMNS = {
 
 
 # A run of messages as ONE set-based statement (SPEC §8.1): every table is written once per batch from arrays.
-# The lake rows (only those of guilds with the source on) and the journal rows are multi-row inserts whose
-# ON CONFLICT DO NOTHING stays the duplicate gate: the counts they return tell the caller whether every event was
-# new (if not, it rolls back and replays the batch one event per transaction). Members, season stats and counters
-# arrive already summed per member / per (season, member) / per counter, sorted by (guild, user), so each row is
-# updated once, in ascending user order. Data-modifying CTEs always run to completion, read or not.
+# The lake keys (only those of guilds with the source on; a row follows each new key, once per key) and the
+# journal rows are multi-row inserts whose ON CONFLICT DO NOTHING stays the duplicate gate: the counts they return
+# tell the caller whether every event was new (if not, it rolls back and replays the batch one event per
+# transaction). Members, season stats and counters arrive already summed per member / per (season, member) / per
+# counter, sorted by (guild, user), so each row is updated once, in ascending user order. Data-modifying CTEs
+# always run to completion, read or not.
 MESSAGE_BATCH = f"""
-WITH lake AS (
-    INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
-    SELECT g, u, 'message_create', c, t, k, p::jsonb, o
+WITH rows AS (
+    SELECT g, u, c, t, k, p, o, n
       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
                   $7::timestamptz[]) WITH ORDINALITY AS l(g, u, c, t, k, p, o, n)
-     ORDER BY n
+), gate AS (
+    INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at)
+    SELECT g, k, u, o FROM rows ORDER BY n
     ON CONFLICT (guild_id, source_key) DO NOTHING
+    RETURNING guild_id, source_key
+), lake AS (
+    INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
+    SELECT r.g, r.u, 'message_create', r.c, r.t, r.k, r.p::jsonb, r.o
+      FROM (SELECT DISTINCT ON (g, k) * FROM rows ORDER BY g, k, n) AS r
+      JOIN gate ON gate.guild_id = r.g AND gate.source_key = r.k
+     ORDER BY r.n
     RETURNING 1
 ), counters AS (
     INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)

@@ -69,10 +69,11 @@ async def test_a_reaction_the_lake_cannot_answer_falls_back_to_one_rest_fetch(
     message_id, before = await _forgotten(rt, sim, CAROL, "a message whose lake row is gone")
     assert rt.components.db is not None
     async with rt.components.db.engine.begin() as conn:
-        await conn.execute(
-            text("DELETE FROM event_lake WHERE guild_id = :g AND source_key = :k"),
-            {"g": GUILD, "k": f"msg:{message_id}"},
-        )
+        for table in ("event_lake", "event_lake_keys"):  # as retention leaves it: row and key gone
+            await conn.execute(
+                text(f"DELETE FROM {table} WHERE guild_id = :g AND source_key = :k"),
+                {"g": GUILD, "k": f"msg:{message_id}"},
+            )
     rt.authors.forget_all()
     before = len(sim.rest_calls)
     await sim.react(ALICE, message_id, "🔥")
