@@ -33,9 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from synapse_async.cache.config_cache import load_guild_settings
 from synapse_async.db.engine import Database
 from synapse_async.db.lake_partitions import drop_expired_partitions
-from synapse_async.rewards.config import DEFAULT_SETTINGS
 from synapse_async.jobs.runner import JobContext, JobHandler
 from synapse_async.obs.logging import get_logger
+from synapse_async.rewards.config import DEFAULT_SETTINGS
 from synapse_async.settings import normalize_stored
 
 log = get_logger(__name__)
