@@ -10,10 +10,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from synapse_async.bot.normalizer import EventSink
 from synapse_async.config import load_config
 from synapse_async.db.engine import Database
+from synapse_async.db.migrate import alembic_config
+from synapse_async.db.urls import to_sqlalchemy_url
 from synapse_async.domain.events import GatewayDomainEvent
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import DiscordSimulator
@@ -81,6 +87,23 @@ async def started_simulator(*, members: int, seed: int) -> AsyncIterator[Discord
         yield simulator
     finally:
         await simulator.stop()
+
+
+async def run_alembic(url: str, action: Callable[[AlembicConfig], None]) -> None:
+    """Run an Alembic command (upgrade or downgrade to a revision) on a connection we own, the way
+    `synapse_async.db.migrate` does, for tests that walk the migrations themselves."""
+    cfg = alembic_config()
+    engine = create_async_engine(to_sqlalchemy_url(url), poolclass=NullPool)
+
+    def run(conn: Connection) -> None:
+        cfg.attributes["connection"] = conn
+        action(cfg)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+    finally:
+        await engine.dispose()
 
 
 def simulator_of(rt: Runtime) -> DiscordSimulator:

@@ -7,30 +7,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from synapse_async.db.engine import Database
 from synapse_async.db.lake_partitions import ensure_partitions, partition_name
-from synapse_async.db.urls import to_asyncpg_dsn, to_sqlalchemy_url
+from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.jobs.retention import RetentionSettings, retention_handler
 from synapse_async.jobs.runner import JobContext
 from synapse_async.lake.queries import EventFilter, _event_where
 from synapse_async.pipeline.sql import LAKE
 from synapse_async.tasks.scheduler import LakeScheduler
 from tests.conftest import create_database, drop_database
+from tests.support import run_alembic
 
-REPO_MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
 G = 930000000000000001
 OTHER = 930000000000000002
 U = 930000000000001001
@@ -43,22 +38,6 @@ def _today() -> date:
 
 def _at(day: date, hour: int = 12) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
-async def _alembic(url: str, action: Callable[[Config], None]) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", REPO_MIGRATIONS)
-    engine = create_async_engine(to_sqlalchemy_url(url), poolclass=NullPool)
-
-    def run(conn: Connection) -> None:
-        cfg.attributes["connection"] = conn
-        action(cfg)
-
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(run)
-    finally:
-        await engine.dispose()
 
 
 async def _insert_lake(conn: asyncpg.Connection, key: str, at: datetime, guild: int = G) -> int | None:
@@ -94,7 +73,7 @@ _SNAPSHOT = (
 
 
 async def test_migration_converts_a_populated_lake_without_losing_a_row(scratch_database: str) -> None:
-    await _alembic(scratch_database, lambda cfg: command.upgrade(cfg, BEFORE))
+    await run_alembic(scratch_database, lambda cfg: command.upgrade(cfg, BEFORE))
     conn = await asyncpg.connect(to_asyncpg_dsn(scratch_database))
     try:
         # 3,000 rows over 30 days in the past, two guilds, plus some rows far in the past and in the future.
@@ -122,7 +101,7 @@ async def test_migration_converts_a_populated_lake_without_losing_a_row(scratch_
         await conn.close()
     assert len(before) == 3002
 
-    await _alembic(scratch_database, lambda cfg: command.upgrade(cfg, "head"))
+    await run_alembic(scratch_database, lambda cfg: command.upgrade(cfg, "head"))
 
     conn = await asyncpg.connect(to_asyncpg_dsn(scratch_database))
     try:
@@ -149,7 +128,7 @@ async def test_migration_converts_a_populated_lake_without_losing_a_row(scratch_
         await conn.close()
 
     # And back: the downgrade keeps every row too.
-    await _alembic(scratch_database, lambda cfg: command.downgrade(cfg, BEFORE))
+    await run_alembic(scratch_database, lambda cfg: command.downgrade(cfg, BEFORE))
     conn = await asyncpg.connect(to_asyncpg_dsn(scratch_database))
     try:
         assert await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = 'event_lake'") == "r"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from synapse_async.db.models import Base
 from synapse_async.db.urls import to_asyncpg_dsn, to_sqlalchemy_url
 from tests.conftest import create_database, drop_database
+from tests.support import run_alembic
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
@@ -46,28 +47,12 @@ def _config() -> Config:
     return cfg
 
 
-async def _alembic(url: str, action: Callable[[Config], None]) -> None:
-    """Run an Alembic command on a connection we own, the way `synapse_async.db.migrate` does."""
-    cfg = _config()
-    engine = create_async_engine(to_sqlalchemy_url(url), poolclass=NullPool)
-
-    def run(conn: Connection) -> None:
-        cfg.attributes["connection"] = conn
-        action(cfg)
-
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(run)
-    finally:
-        await engine.dispose()
-
-
 async def _upgrade(url: str, target: str = "head") -> None:
-    await _alembic(url, lambda cfg: command.upgrade(cfg, target))
+    await run_alembic(url, lambda cfg: command.upgrade(cfg, target))
 
 
 async def _downgrade(url: str, target: str) -> None:
-    await _alembic(url, lambda cfg: command.downgrade(cfg, target))
+    await run_alembic(url, lambda cfg: command.downgrade(cfg, target))
 
 
 async def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
