@@ -13,25 +13,14 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from synapse_async.domain.peers import IPAddress, transport_peer
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def peer_address(request: web.Request) -> IPAddress | None:
     """The socket peer's IP address, or None when there is none (a Unix socket, a closed transport)."""
-    transport = request.transport
-    if transport is None:
-        return None
-    peer = transport.get_extra_info("peername")
-    if not isinstance(peer, tuple | list) or not peer or not isinstance(peer[0], str):
-        return None
-    try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    return transport_peer(request.transport)
 
 
 def _trusted(address: IPAddress, proxies: Sequence[Network]) -> bool:

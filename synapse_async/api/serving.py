@@ -27,6 +27,7 @@ from aiohttp import web
 from typing_extensions import override
 
 from synapse_async.api.clients import Network
+from synapse_async.domain.peers import transport_peer
 from synapse_async.obs.logging import get_logger
 
 log = get_logger("synapse_async.http")
@@ -43,16 +44,8 @@ _REFUSAL: Final = (
 
 def _address(transport: asyncio.BaseTransport) -> str | None:
     """The peer's IP as text (IPv4-mapped IPv6 as plain IPv4, so one client has one count), None without one."""
-    peer = transport.get_extra_info("peername")
-    if not isinstance(peer, tuple | list) or not peer or not isinstance(peer[0], str):
-        return None
-    try:
-        ip = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
+    address = transport_peer(transport)
+    return None if address is None else str(address)
 
 
 class ConnectionCap:

@@ -11,6 +11,8 @@ import ipaddress
 
 from aiohttp import web
 
+from synapse_async.domain.peers import transport_peer
+
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
 
@@ -30,14 +32,5 @@ def is_loopback_host(host: str) -> bool:
 
 def peer_is_loopback(request: web.Request) -> bool:
     """Whether the socket peer is a loopback address (a Unix socket or a closed transport is not)."""
-    transport = request.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    if not isinstance(peer, tuple | list) or not peer or not isinstance(peer[0], str):
-        return False
-    try:
-        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    address = transport_peer(request.transport)
+    return address is not None and address.is_loopback
