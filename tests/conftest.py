@@ -139,3 +139,33 @@ async def app(fresh_database: str) -> AsyncIterator[Any]:
     await runtime.start()
     yield runtime
     await runtime.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """ONE Chromium for the whole session (tests/browser_support.py); each test opens its own context."""
+    from tests.browser_support import CHROMIUM, REQUIRED, missing_browser
+
+    reason = missing_browser()
+    if reason is not None:
+        if REQUIRED:
+            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

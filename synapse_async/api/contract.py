@@ -305,6 +305,13 @@ async def _read_body(
 async def _check_admin(op: Operation, call_path: BaseModel, principal: Principal, platform: ApiPlatform) -> None:
     guild_id = getattr(call_path, "guild_id", None)
     assert isinstance(guild_id, int), f"{op.path}: guild-admin routes have a guild_id path parameter"
+    await check_guild_admin(guild_id, principal, platform, allow_cached=op.method == "GET")
+
+
+async def check_guild_admin(guild_id: int, principal: Principal, platform: ApiPlatform, *, allow_cached: bool) -> None:
+    """The §21.3 check: 404 for a guild this deployment does not serve, 403 unless the principal administers it
+    now (a service token: its `guilds` claim; a user: live roles, cached ≤ 5 s for reads only). The JSON routes
+    and the console pages (`web/console/gate.py`) both call this, so a page cannot be more lenient than its twin."""
     claims = principal.claims
     if not platform.serves(guild_id):
         raise ApiError.not_found("Unknown guild.")
@@ -314,7 +321,7 @@ async def _check_admin(op: Operation, call_path: BaseModel, principal: Principal
         return
     admins = platform.require_admins()
     assert claims.user_id is not None
-    if not await admins.is_admin(guild_id, claims.user_id, allow_cached=op.method == "GET"):
+    if not await admins.is_admin(guild_id, claims.user_id, allow_cached=allow_cached):
         raise ApiError(403, "forbidden", "You are not an admin of this guild.")
 
 

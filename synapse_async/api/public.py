@@ -126,21 +126,24 @@ async def public_metrics(call: Call[GuildPath, NoParams, None]) -> Reply:
     """Members, totals, activity ("active" uses `last_active_at`), top level, badges earned, the season: all of
     members still in the guild (a badge of a member who left is not counted)."""
     guild = public_guild(call)
-    assert guild.info is not None
     async with public_read(call) as conn:
-        row = (await conn.execute(_METRICS_SQL, {"g": guild.guild_id})).one()
-    return public_reply(
-        Metrics(
-            guild_id=guild.guild_id,
-            guild_name=guild.info.name,
-            members=row.members,
-            total_xp=row.total_xp,
-            total_gold=row.total_gold,
-            total_stars=row.total_stars,
-            active_members_7d=row.active_7d,
-            active_members_30d=row.active_30d,
-            top_level=row.top_level,
-            achievements_earned=row.achievements_earned,
-            season=season_ref(guild),
-        )
+        return public_reply(await guild_metrics(conn, guild))
+
+
+async def guild_metrics(conn: AsyncConnection, guild: GuildConfig) -> Metrics:
+    """The totals of one served guild; the public twin and the console's overview (`admin_metrics`) read this."""
+    assert guild.info is not None
+    row = (await conn.execute(_METRICS_SQL, {"g": guild.guild_id})).one()
+    return Metrics(
+        guild_id=guild.guild_id,
+        guild_name=guild.info.name,
+        members=row.members,
+        total_xp=row.total_xp,
+        total_gold=row.total_gold,
+        total_stars=row.total_stars,
+        active_members_7d=row.active_7d,
+        active_members_30d=row.active_30d,
+        top_level=row.top_level,
+        achievements_earned=row.achievements_earned,
+        season=season_ref(guild),
     )

@@ -258,6 +258,22 @@ _CHANNELS = text(
 )
 
 
+_ROLES = text(
+    """
+    SELECT role_id, name, position, permissions, managed
+      FROM guild_roles
+     WHERE guild_id = :g AND deleted_at IS NULL AND role_id <> guild_id
+     ORDER BY position DESC, role_id
+    """
+)
+
+
+async def list_roles(conn: AsyncConnection, guild_id: int) -> list[dict[str, Any]]:
+    """The guild's roles as synced (§6.1), highest first, without `@everyone` (its id is the guild's) and without
+    deleted ones: what an admin may pick for multipliers, no-XP and level rewards."""
+    return [dict(r) for r in (await conn.execute(_ROLES, {"g": guild_id})).mappings().all()]
+
+
 async def list_channels(conn: AsyncConnection, guild_id: int) -> list[dict[str, Any]]:
     """The guild's channel snapshot (§6.1), removed ones included and flagged (their overrides still show)."""
     return [dict(r) for r in (await conn.execute(_CHANNELS, {"g": guild_id})).mappings().all()]

@@ -10,7 +10,7 @@ from synapse_async.api.dbgate import HttpDatabaseGate
 from synapse_async.api.keys import COMPONENTS
 from synapse_async.components import Components
 from synapse_async.config import Config
-from synapse_async.web import pages, sandbox
+from synapse_async.web import console, pages, sandbox
 from synapse_async.web.assets import PREFIX, Assets
 from synapse_async.web.site import SITE, Site, content_security_policy, environment, html_not_found
 from synapse_async.web.twins import Twins
@@ -26,4 +26,5 @@ def build_site(config: Config, components: Components, db_gate: HttpDatabaseGate
     app.router.add_get(PREFIX + "{name}", assets.serve, name="static")
     pages.install(app)
     sandbox.install(app)
+    console.install(app)
     return app

@@ -16,6 +16,7 @@ from aiohttp import web
 from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
 
+from synapse_async.api.authn import Principal
 from synapse_async.api.contract import PLATFORM, Call, Handler, Operation, Reply
 from synapse_async.api.errors import ApiError
 from synapse_async.api.platform import MICRO_CACHE_SECONDS
@@ -25,6 +26,29 @@ from synapse_async.api.schema import problems_of
 M = TypeVar("M", bound=BaseModel)
 
 _OPERATIONS: dict[Handler, Operation] = {op.handler: op for op in API.operations}
+
+
+def operation_of(handler: Handler) -> Operation:
+    """The declared route whose handler this is (a page names its twin by the handler function)."""
+    return _OPERATIONS[handler]
+
+
+def validated_call(
+    request: web.Request,
+    op: Operation,
+    path: Mapping[str, object],
+    query: Mapping[str, object] | None,
+    principal: Principal | None,
+) -> Call[Any, Any, None]:
+    """The `Call` the route would build: path and query validated by the route's own models, 400 with every
+    problem otherwise (the same `details` a JSON client gets)."""
+    try:
+        path_model = op.path_model.model_validate(dict(path))
+        query_model = op.query_model.model_validate(dict(query or {}))
+    except ValidationError as exc:
+        problems = problems_of(exc.errors(include_url=False, include_context=False), "query")
+        raise ApiError(400, "validation_error", "The request is invalid.", problems) from None
+    return Call(request, request.app[PLATFORM], path_model, query_model, None, principal)
 
 
 class Twins:
@@ -45,14 +69,7 @@ class Twins:
         """The twin's response model for `path` and `query`; its ApiError (404, 400, 503) propagates."""
         op = _OPERATIONS[handler]
         key = (op.operation_id, repr((sorted(path.items()), sorted((query or {}).items()))))
-        platform = request.app[PLATFORM]
-        try:
-            path_model = op.path_model.model_validate(dict(path))
-            query_model = op.query_model.model_validate(dict(query or {}))
-        except ValidationError as exc:
-            problems = problems_of(exc.errors(include_url=False, include_context=False), "query")
-            raise ApiError(400, "validation_error", "The request is invalid.", problems) from None
-        call: Call[Any, Any, None] = Call(request, platform, path_model, query_model, None, None)
+        call = validated_call(request, op, path, query, None)
         if op.guard is not None:
             op.guard(call)  # before the cache, like the JSON route: a guild that turned its pages off is 404 at once
         hit = self._cache.get(key)

@@ -11,131 +11,22 @@ a browser the tests skip with the reason — unless `REQUIRE_BROWSER=1` (CI), wh
 
 from __future__ import annotations
 
-import base64
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.api_support import base, login
+from tests.browser_support import SCHEMES, SHOTS, WIDTHS, open_page
 from tests.pipeline_support import GUILD
 from tests.support import wait_for
 from tests.web_support import HOSTILE_NAMES, WebWorld, web_world
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
-REQUIRED = os.environ.get("REQUIRE_BROWSER") == "1"
-SHOTS = Path(tempfile.gettempdir()) / "synapse-web-screenshots"
-CDN = "cdn.discordapp.com"
-# A 1×1 PNG standing in for every avatar the Discord CDN would serve.
-PIXEL = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkaPhfDwAEgwGAfuSU2wAAAABJRU5ErkJggg=="
-)
-WIDTHS = (1280, 360)
-SCHEMES = ("light", "dark")
-
-
-def _missing() -> str | None:
-    try:
-        import axe_playwright_python  # noqa: F401
-        import playwright  # noqa: F401
-    except ImportError as exc:
-        return f"playwright / axe-playwright-python not installed ({exc.name})"
-    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (set CHROMIUM_PATH)"
-    return None
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Any]:
-    reason = _missing()
-    if reason is not None:
-        if REQUIRED:
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture(scope="module")
 async def world(fresh_database: str) -> AsyncIterator[WebWorld]:
     async with web_world(fresh_database) as w:
         yield w
-
-
-class Visit:
-    """One fresh browser context and page, with everything the checks need recorded."""
-
-    def __init__(self, app_origin: str) -> None:
-        self.app_origin = app_origin
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.foreign: list[str] = []
-        self.requests: list[str] = []
-
-    async def route(self, route: Any) -> None:
-        url = route.request.url
-        self.requests.append(url)
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin == self.app_origin or url.startswith("data:"):
-            await route.continue_()
-        elif parts.netloc == CDN and parts.scheme == "https":
-            await route.fulfill(status=200, body=PIXEL, content_type="image/png")
-        else:
-            self.foreign.append(url)
-            await route.abort()
-
-
-async def _open(
-    browser: Any, w: WebWorld, width: int, scheme: str, cookie: str | None = None
-) -> tuple[Any, Any, Visit]:
-    visit = Visit(base(w.rt))
-    context = await browser.new_context(
-        viewport={"width": width, "height": 900},
-        is_mobile=width < 500,
-        color_scheme=scheme,
-        device_scale_factor=1,
-    )
-    if cookie is not None:
-        await context.add_cookies([{"name": "synapse_token", "value": cookie, "url": base(w.rt)}])
-    page = await context.new_page()
-
-    def console(m: Any) -> None:
-        if m.type == "error":
-            visit.console_errors.append(f"{m.text} ({m.location.get('url', '')})")
-
-    page.on("console", console)
-    page.on("pageerror", lambda e: visit.page_errors.append(str(e)))
-
-    async def dialog(d: Any) -> None:
-        visit.dialogs.append(d.message)
-        await d.dismiss()
-
-    page.on("dialog", dialog)
-    await page.route("**/*", visit.route)
-    return context, page, visit
 
 
 def _paths(w: WebWorld) -> dict[str, str]:
@@ -155,7 +46,7 @@ async def _check_page(browser: Any, w: WebWorld, name: str, path: str, width: in
     from axe_playwright_python.async_playwright import Axe
 
     problems: list[str] = []
-    context, page, visit = await _open(browser, w, width, scheme)
+    context, page, visit = await open_page(browser, base(w.rt), width, scheme)
     try:
         response = await page.goto(base(w.rt) + path, wait_until="networkidle")
         assert response is not None
@@ -210,7 +101,7 @@ async def test_every_page_at_both_widths_and_both_schemes(browser: Any, world: W
 
 
 async def test_hostile_names_render_as_text_and_create_no_element(browser: Any, world: WebWorld) -> None:
-    context, page, visit = await _open(browser, world, 1280, "light")
+    context, page, visit = await open_page(browser, base(world.rt), 1280, "light")
     try:
         await page.goto(f"{base(world.rt)}/g/{GUILD}?season=lifetime", wait_until="networkidle")
         shown = await page.locator("a.name bdi, span.name bdi").all_text_contents()
@@ -232,7 +123,7 @@ async def test_hostile_names_render_as_text_and_create_no_element(browser: Any, 
 async def test_a_signed_in_member_sees_their_pinned_row(browser: Any, world: WebWorld) -> None:
     me = world.active[2]
     session = await login(world.rt, me)
-    context, page, visit = await _open(browser, world, 360, "dark", cookie=session.token)
+    context, page, visit = await open_page(browser, base(world.rt), 360, "dark", cookie=session.token)
     try:
         response = await page.goto(f"{base(world.rt)}/g/{GUILD}", wait_until="networkidle")
         assert response is not None
@@ -250,7 +141,7 @@ async def test_a_signed_in_member_sees_their_pinned_row(browser: Any, world: Web
 
 
 async def test_the_leaderboard_refreshes_itself_without_a_reload(browser: Any, world: WebWorld) -> None:
-    context, page, visit = await _open(browser, world, 1280, "light")
+    context, page, visit = await open_page(browser, base(world.rt), 1280, "light")
     try:
         await page.clock.install()
         await page.goto(f"{base(world.rt)}/g/{GUILD}?season=lifetime", wait_until="networkidle")

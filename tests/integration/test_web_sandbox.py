@@ -22,7 +22,7 @@ from synapse_async.runtime import Runtime
 from synapse_async.sandbox.world import SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID
 from synapse_async.services.member_settings import PREFERENCE_LABELS
 from synapse_async.web.app import build_site
-from tests.integration.test_web_browser import SHOTS, _open, browser  # noqa: F401 (the session's Chromium)
+from tests.browser_support import SHOTS, open_page
 from tests.support import running, wait_for
 
 CAROL = SANDBOX_FIRST_MEMBER_ID + 2
@@ -37,13 +37,6 @@ async def rt(fresh_database: str) -> AsyncIterator[Runtime]:
         yield runtime
 
 
-class World:
-    """What `_open` of the page tests reads: the runtime, for its base URL."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-
 def _name(rt: Runtime, user_id: int) -> str:
     state = rt.simulator.state() if rt.simulator is not None else {"guilds": []}
     return next(m["display_name"] for m in state["guilds"][0]["members"] if m["user_id"] == str(user_id))
@@ -53,10 +46,10 @@ def _base(rt: Runtime) -> str:
     return f"http://127.0.0.1:{rt.http_port}"
 
 
-async def test_a_member_posts_runs_commands_and_sees_every_reply_live(browser: Any, rt: Runtime) -> None:  # noqa: F811
+async def test_a_member_posts_runs_commands_and_sees_every_reply_live(browser: Any, rt: Runtime) -> None:
     from axe_playwright_python.async_playwright import Axe
 
-    context, page, visit = await _open(browser, World(rt), 1280, "light")  # type: ignore[arg-type]
+    context, page, visit = await open_page(browser, _base(rt), 1280, "light")
     try:
         response = await page.goto(_base(rt) + "/sandbox", wait_until="networkidle")
         assert response is not None and response.status == 200
@@ -116,10 +109,10 @@ async def test_a_member_posts_runs_commands_and_sees_every_reply_live(browser: A
         await context.close()
 
 
-async def test_the_page_reads_at_360_px_and_in_the_dark(browser: Any, rt: Runtime) -> None:  # noqa: F811
+async def test_the_page_reads_at_360_px_and_in_the_dark(browser: Any, rt: Runtime) -> None:
     from axe_playwright_python.async_playwright import Axe
 
-    context, page, visit = await _open(browser, World(rt), 360, "dark")  # type: ignore[arg-type]
+    context, page, visit = await open_page(browser, _base(rt), 360, "dark")
     try:
         response = await page.goto(_base(rt) + "/sandbox", wait_until="networkidle")
         assert response is not None and response.status == 200

@@ -53,6 +53,7 @@ from synapse_async.imports.service import (
 from synapse_async.imports.slots import ImportBusy, ImportUploading
 from synapse_async.jobs.store import JobActive
 from synapse_async.rewards.multipliers import explain
+from synapse_async.rewards.roles import dangerous_permissions
 from synapse_async.services import reward_rules as rules
 from synapse_async.services.level_roles import (
     LevelRoleLimit,
@@ -331,6 +332,37 @@ async def admin_channels(call: Call[GuildPath, NoParams, None]) -> Items[Channel
     async with call.platform.read() as conn:
         rows = await rules.list_channels(conn, call.path.guild_id)
     return Items[ChannelItem](items=[ChannelItem(**r) for r in rows])
+
+
+class RoleItem(ResponseModel):
+    role_id: Snowflake
+    name: str
+    position: int
+    managed: bool
+    dangerous_permissions: list[str]
+
+
+@api.route(
+    "GET", _G + "/roles", summary="The guild's roles, highest first", tag=_TAG,
+    access=Access.GUILD_ADMIN, path_model=GuildPath, response=Items[RoleItem],
+)  # fmt: skip
+async def admin_roles(call: Call[GuildPath, NoParams, None]) -> Items[RoleItem]:
+    """The synced roles (no `@everyone`, none deleted) for the console's pickers, each with the dangerous
+    permissions it grants (§13), so a picker can say why a role cannot become a level reward before it is tried."""
+    async with call.platform.read() as conn:
+        rows = await rules.list_roles(conn, call.path.guild_id)
+    return Items[RoleItem](
+        items=[
+            RoleItem(
+                role_id=r["role_id"],
+                name=r["name"],
+                position=r["position"],
+                managed=r["managed"],
+                dangerous_permissions=list(dangerous_permissions(r["permissions"])),
+            )
+            for r in rows
+        ]
+    )
 
 
 # --- channel-type defaults --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from synapse_async.api.admin.level_role_guard import (
 )
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
-from synapse_async.api.public import icon_url
+from synapse_async.api.public import Metrics, guild_metrics, icon_url
 from synapse_async.api.schema import (
     SNOWFLAKE_PATTERN,
     GuildPath,
@@ -156,6 +156,19 @@ async def admin_guilds(call: Call[NoParams, NoParams, None]) -> Items[AdminGuild
                 AdminGuild(guild_id=guild_id, name=info.name, icon_url=icon_url(cdn, guild_id, info.icon_hash))
             )
     return Items[AdminGuild](items=items)
+
+
+@api.route(
+    "GET", "/api/admin/guilds/{guild_id}/metrics", summary="Guild totals, public pages on or off", tag=_TAG,
+    access=Access.GUILD_ADMIN, path_model=GuildPath, response=Metrics,
+)  # fmt: skip
+async def admin_metrics(call: Call[GuildPath, NoParams, None]) -> Metrics:
+    """The public metrics (§19) for the guild's admins, also while its public pages are off (the console overview)."""
+    guild = call.platform.components.require_cache().guild(call.path.guild_id)
+    if guild.info is None:
+        raise ApiError.not_found("Unknown guild.")
+    async with call.platform.read() as conn:
+        return await guild_metrics(conn, guild)
 
 
 _STORED = text("SELECT key, value FROM settings WHERE guild_id = :g").columns(value=JSONB)
