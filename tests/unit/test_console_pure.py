@@ -10,7 +10,7 @@ from synapse_async.settings import REGISTRY
 from synapse_async.settings.validation import describe, to_json
 from synapse_async.web.console.audit import as_utc
 from synapse_async.web.console.diff import Change, changes
-from synapse_async.web.console.forms import Option, schema_fields, settings_groups
+from synapse_async.web.console.forms import Option, schema_fields, setting_label, settings_groups
 
 
 def _items() -> list[dict[str, Any]]:
@@ -86,3 +86,10 @@ def test_a_datetime_local_value_is_read_as_utc() -> None:
     assert as_utc("2026-12-06T10:00:05") == "2026-12-06T10:00:05Z"
     assert as_utc("2026-12-06T10:00:00+02:00") == "2026-12-06T10:00:00+02:00"
     assert as_utc("yesterday") == "yesterday"
+
+
+def test_setting_labels_say_what_the_heading_does_not() -> None:
+    assert setting_label("rewards.message.xp", "rewards") == "Message XP"
+    assert setting_label("cooldown.seconds", "anti_gaming") == "Cooldown seconds"
+    assert setting_label("announce.channel_id", "announcements") == "Channel ID"
+    assert setting_label("lake.retention_days", "event_lake") == "Retention days"

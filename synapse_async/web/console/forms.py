@@ -115,6 +115,20 @@ def humanize(key: str) -> str:
     return last[:1].upper() + last[1:]
 
 
+_ACRONYMS: Final = {"xp": "XP", "id": "ID", "ids": "IDs", "afk": "AFK", "api": "API", "url": "URL"}
+
+
+def setting_label(key: str, category: str) -> str:
+    """`rewards.message.xp` → "Message XP", `cooldown.seconds` (anti-gaming) → "Cooldown seconds": the key's words
+    without the part the category heading already says."""
+    parts = key.split(".")
+    if len(parts) > 1 and (parts[0] in category or category in parts[0]):
+        parts = parts[1:]
+    words = " ".join(parts).replace("_", " ").split()
+    text = " ".join(_ACRONYMS.get(w, w) for w in words)
+    return text[:1].upper() + text[1:]
+
+
 def setting_field(item: Mapping[str, Any], channels: Sequence[Option] = (), roles: Sequence[Option] = ()) -> FormField:
     """One registry entry as the settings twin describes it (`key, type, value, default, is_default, min, max,
     allowed, category, description`)."""
@@ -122,7 +136,7 @@ def setting_field(item: Mapping[str, Any], channels: Sequence[Option] = (), role
     kind = str(item["type"])
     common: dict[str, Any] = {
         "name": key,
-        "label": humanize(key),
+        "label": setting_label(key, str(item["category"])),
         "json_type": kind,
         "value": item["value"],
         "description": str(item["description"]),
