@@ -72,5 +72,9 @@ async def sign_in(
 
 
 async def check(page: Any, visit: Visit, name: str, width: int, scheme: str = "light") -> list[str]:
-    """The shared page checks plus a screenshot `console-<name>-<width>-<scheme>.png`."""
-    return await page_problems(page, visit, f"{name} {width}px {scheme}", width, f"console-{name}-{width}-{scheme}")
+    """The shared page checks plus a screenshot `console-<name>-<width>-<scheme>.png`; what the visit recorded is
+    cleared afterwards, so the next page of the same visit is judged on its own."""
+    problems = await page_problems(page, visit, f"{name} {width}px {scheme}", width, f"console-{name}-{width}-{scheme}")
+    for recorded in (visit.console_errors, visit.page_errors, visit.dialogs, visit.foreign):
+        recorded.clear()
+    return problems
