@@ -125,3 +125,34 @@ async def test_after_logout_the_back_button_shows_nothing_private(browser: Any, 
         assert visit.page_errors == [] and visit.foreign == []
     finally:
         await context.close()
+
+
+async def test_a_double_submission_changes_once(browser: Any, world: ConsoleWorld) -> None:
+    """Two submissions of one rendered form before its answer carry the same Idempotency-Key: one change, one
+    audit row (the second is the stored answer replayed)."""
+    key = "voice.tick_minutes"
+    before = await query(world.rt, "SELECT count(*) AS n FROM audit_log WHERE guild_id = :g AND target_id = :k", k=key)
+    context, page, visit = await sign_in(browser, world, CONSOLE + "/settings")
+    try:
+        now = (await _setting(world, key))["value"]
+        await page.locator("#f-voice-tick_minutes").fill(str(now + 1))
+        requests: list[str] = []
+        page.on(
+            "request", lambda r: requests.append(r.headers.get("idempotency-key", "")) if r.method == "PATCH" else None
+        )
+        await page.evaluate(
+            "() => { const f = document.querySelector('form[data-api$=\"/settings\"]'); f.requestSubmit(); f.requestSubmit(); }"
+        )
+        await wait_for(lambda: len(requests) == 2)
+        await page.wait_for_load_state("networkidle")
+        assert requests[0] == requests[1] and len(requests[0]) >= 8
+        stored = await query(world.rt, "SELECT status FROM idempotency_keys WHERE key = :k", k=requests[0])
+        assert [r["status"] for r in stored] == [200]  # one reservation answered both
+        assert (await _setting(world, key))["value"] == now + 1
+        after = await query(
+            world.rt, "SELECT count(*) AS n FROM audit_log WHERE guild_id = :g AND target_id = :k", k=key
+        )
+        assert after[0]["n"] == before[0]["n"] + 1
+        assert visit.page_errors == []
+    finally:
+        await context.close()
