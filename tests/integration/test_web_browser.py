@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.api_support import base, login
-from tests.browser_support import SCHEMES, SHOTS, WIDTHS, open_page
+from tests.browser_support import SCHEMES, SHOTS, WIDTHS, open_page, page_problems
 from tests.pipeline_support import GUILD
 from tests.support import wait_for
 from tests.web_support import HOSTILE_NAMES, WebWorld, web_world
@@ -43,8 +43,6 @@ def _paths(w: WebWorld) -> dict[str, str]:
 
 
 async def _check_page(browser: Any, w: WebWorld, name: str, path: str, width: int, scheme: str) -> list[str]:
-    from axe_playwright_python.async_playwright import Axe
-
     problems: list[str] = []
     context, page, visit = await open_page(browser, base(w.rt), width, scheme)
     try:
@@ -57,9 +55,6 @@ async def _check_page(browser: Any, w: WebWorld, name: str, path: str, width: in
         csp = (await response.all_headers()).get("content-security-policy", "")
         if "script-src 'self'" not in csp or "default-src 'self'" not in csp:
             problems.append(f"{where}: CSP header {csp!r}")
-        h1 = await page.locator("h1").count()
-        if h1 != 1:
-            problems.append(f"{where}: {h1} h1 elements")
         if name == "profile":  # the rank card (§29) is drawn and shown, not a broken image
             card = page.locator("img.rank-card")
             await card.scroll_into_view_if_needed()
@@ -68,24 +63,11 @@ async def _check_page(browser: Any, w: WebWorld, name: str, path: str, width: in
                 return bool(await card.evaluate("i => i.complete && i.naturalWidth === 934"))
 
             await wait_for(card_drawn)
-        if width == 360:
-            scroll = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-            if scroll[0] > scroll[1]:
-                problems.append(f"{where}: horizontal scroll {scroll}")
-        results = await Axe().run(page)
-        for violation in results.response["violations"]:
-            if violation["impact"] in ("serious", "critical"):
-                targets = [n["target"] for n in violation["nodes"]][:3]
-                problems.append(f"{where}: axe {violation['id']} ({violation['impact']}) {targets}")
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SHOTS / f"{name}-{width}-{scheme}.png"), full_page=True)
         # The 404 page's own status is logged by Chromium as a failed resource: that one is expected.
-        expected_errors = {f"({base(w.rt) + path})"} if expected == 404 else set()
-        errors = [e for e in visit.console_errors if not any(e.endswith(x) for x in expected_errors)]
-        problems += [f"{where}: console error {e}" for e in errors]
-        problems += [f"{where}: page error {e}" for e in visit.page_errors]
-        problems += [f"{where}: dialog {d}" for d in visit.dialogs]
-        problems += [f"{where}: foreign request {u}" for u in visit.foreign]
+        if expected == 404:
+            missing = f"({base(w.rt) + path})"
+            visit.console_errors[:] = [e for e in visit.console_errors if not e.endswith(missing)]
+        problems += await page_problems(page, visit, where, width, f"{name}-{width}-{scheme}")
     finally:
         await context.close()
     return problems

@@ -219,28 +219,11 @@ def schema_fields(
         if "enum" in spec:
             options = tuple(Option(str(v), str(v).replace("_", " ")) for v in spec["enum"])
             out.append(FormField(widget="select", json_type="enum", options=options, **common))
-        elif kind == "integer":
-            out.append(
-                FormField(
-                    widget="number",
-                    json_type="int",
-                    minimum=spec.get("minimum"),
-                    maximum=spec.get("maximum"),
-                    step="1",
-                    **common,
-                )
-            )
-        elif kind == "number":
-            out.append(
-                FormField(
-                    widget="number",
-                    json_type="float",
-                    minimum=spec.get("minimum"),
-                    maximum=spec.get("maximum"),
-                    step="any",
-                    **common,
-                )
-            )
+        elif kind in ("integer", "number"):
+            integer = kind == "integer"
+            bounds = {"minimum": spec.get("minimum"), "maximum": spec.get("maximum")}
+            json_type, step = ("int", "1") if integer else ("float", "any")
+            out.append(FormField(widget="number", json_type=json_type, step=step, **bounds, **common))
         elif kind == "boolean":
             out.append(FormField(widget="checkbox", json_type="bool", **common))
         elif kind == "string":
