@@ -37,6 +37,7 @@ STATE_DEPENDENT: Final = (
     ("/api/admin/guilds/{guild_id}/settings/{key}", "DELETE"),  # dry_run previews only level_roles.mode (§13)
     ("/api/admin/guilds/{guild_id}/achievements", "POST"),  # config per trigger type, the guild's ids (§12.2)
     ("/api/admin/guilds/{guild_id}/achievements/{achievement_id}", "PATCH"),  # the same rules on a change
+    ("/api/admin/guilds/{guild_id}/level-roles/{role_id}", "PUT"),  # a safe role of the guild (§13): its data
     ("/api/admin/guilds/{guild_id}/awards", "POST"),  # xp and gold not both 0 (§17.3)
     ("/api/admin/guilds/{guild_id}/seasons", "POST"),  # days or ends_at, one of them, in the future (§11)
     ("/api/admin/guilds/{guild_id}/seasons/{season_id}", "PATCH"),  # ends_at later than now (§11)
