@@ -1,0 +1,200 @@
+"""Console: the XP-rules and level-roles pages (SPEC §28.3, §9.1, §13), in real Chromium at 1280 and 360 px.
+
+An admin maps a safe role as a level reward after seeing the dry-run preview (read back through the JSON API, one
+`level_role.upsert` audit row); the Administrator role is refused with the API's reason beside the role field and
+nothing is written; a channel override added through the picker is listed by name and read back through the API;
+the explain box shows the final multiplier for a channel. Both pages pass the shared checks (one h1, no horizontal
+scroll at 360 px, no serious or critical axe violation, no console error) and leave screenshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox.world import ROLE_ADMIN_ID
+from tests.api_support import Session, call, login
+from tests.browser_support import WIDTHS
+from tests.console_support import ADMIN_ID, CONSOLE, ConsoleWorld, check, console_world, sign_in
+from tests.pipeline_support import GUILD, query
+from tests.support import simulator_of, wait_for
+
+API = f"/api/admin/guilds/{GUILD}"
+
+
+@dataclass
+class RulesWorld:
+    world: ConsoleWorld
+    safe: int  # "Regular": no permissions, below the bot's role
+    channel: int  # #help
+    admin: Session
+
+    @property
+    def rt(self) -> Runtime:
+        return self.world.rt
+
+    async def api(self, method: str, path: str, **kw: Any) -> Any:
+        return await call(method, self.world.base + API + path, headers=self.admin.bearer(), **kw)
+
+
+def _bot_sees(rt: Runtime, role_id: int) -> bool:
+    from synapse_async.bot.gateway import DiscordGateway
+
+    assert isinstance(rt.gateway, DiscordGateway)
+    return rt.gateway.bot.cache.get_role(role_id) is not None
+
+
+@pytest.fixture(scope="module")
+async def rules(fresh_database: str) -> AsyncIterator[RulesWorld]:
+    async with console_world(fresh_database) as world:
+        rt = world.rt
+        sim = simulator_of(rt)
+        safe = int(await sim.create_role("Regular", position=2))
+        channel = sim.channel_id("help")
+
+        async def synced() -> bool:
+            rows = await query(rt, "SELECT role_id FROM guild_roles WHERE guild_id = :g AND deleted_at IS NULL")
+            return safe in {int(r["role_id"]) for r in rows} and _bot_sees(rt, safe)
+
+        await wait_for(synced, timeout=20)
+        yield RulesWorld(world, safe, channel, await login(rt, ADMIN_ID))
+
+
+async def _rewards(rules: RulesWorld) -> dict[int, int]:
+    got = await rules.api("GET", "/level-roles")
+    assert got.status == 200, got.body
+    return {int(i["role_id"]): int(i["level"]) for i in got.body["items"]}
+
+
+async def _audit(rules: RulesWorld, action: str) -> int:
+    rows = await query(rules.rt, "SELECT count(*) AS n FROM audit_log WHERE guild_id = :g AND action = :a", a=action)
+    return int(rows[0]["n"])
+
+
+# --- level roles ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_a_safe_role_becomes_a_level_reward_after_its_preview(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    level = 2 if width == 1280 else 3
+    before_audit = await _audit(rules, "level_role.upsert")
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width)
+    try:
+        await page.locator("#lr-role").select_option(label="@Regular")
+        await page.locator("#lr-level").fill(str(level))
+        await page.get_by_role("button", name="Preview reward").click()
+        panel = page.locator("#reward-form [data-step]")
+        await panel.wait_for(state="visible")
+        text = await panel.text_content() or ""
+        assert "This reward would do this now" in text and "members affected" in text and "adds" in text
+        # The preview wrote nothing.
+        assert (await _rewards(rules)).get(rules.safe) != level
+        assert await _audit(rules, "level_role.upsert") == before_audit
+        problems = await check(page, visit, "level-roles-preview", width)
+        assert problems == [], "\n".join(problems)
+
+        await panel.get_by_role("button", name="Confirm").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        assert (await _rewards(rules))[rules.safe] == level
+        assert await _audit(rules, "level_role.upsert") == before_audit + 1
+        row = page.locator("table.rewards tr", has_text="@Regular")
+        assert await row.locator("td").first.text_content() == str(level)
+        assert await row.locator(".status-ok").count() == 1
+        problems = await check(page, visit, "level-roles", width)
+        assert problems == [], "\n".join(problems)
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_administrator_role_is_refused_with_the_reason_beside_the_field(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    before = (await _rewards(rules), await _audit(rules, "level_role.upsert"))
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width, "dark")
+    try:
+        option = page.locator(f'#lr-role option[value="{ROLE_ADMIN_ID}"]')
+        assert "Administrator" in (await option.text_content() or "")  # marked, yet selectable
+        await page.locator("#lr-role").select_option(str(ROLE_ADMIN_ID))
+        await page.locator("#lr-level").fill("1")
+        await page.get_by_role("button", name="Preview reward").click()
+        reason = page.locator("#lr-role-err")
+        await reason.wait_for(state="visible")
+        assert "Administrator" in (await reason.text_content() or "")
+        assert await page.locator("#lr-role").get_attribute("aria-invalid") == "true"
+        assert await page.locator("#reward-form [data-step]").is_hidden()
+        assert (await _rewards(rules), await _audit(rules, "level_role.upsert")) == before
+        problems = await check(page, visit, "level-roles-refused", width, "dark")
+        # The refused request itself is logged by Chromium as a failed resource (400): that is the point here.
+        assert [p for p in problems if "console error" not in p] == [], "\n".join(problems)
+    finally:
+        await context.close()
+
+
+# --- XP rules ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_a_channel_override_added_through_the_picker_is_listed(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    event, xp = ("reaction_given", 2.5) if width == 1280 else ("thread_create", 0.25)
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/xp-rules", width)
+    try:
+        await page.locator("#ov-channel").select_option(label="#help (text)")
+        await page.locator("#ov-event").select_option(event)
+        await page.locator("#ov-xp").fill(str(xp))
+        await page.locator("#ov-stars").fill("1.5")
+        await page.locator("#ov-reason").fill("Helping out counts double")
+        await page.get_by_role("button", name="Save override").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        got = await rules.api("GET", "/channel-overrides", params={"channel_id": str(rules.channel)})
+        mine = [o for o in got.body["items"] if o["event_type"] == event]
+        assert [(o["xp_multiplier"], o["star_multiplier"], o["reason"]) for o in mine] == [
+            (xp, 1.5, "Helping out counts double")
+        ]
+        row = page.locator("table.rules tr", has_text="#help").filter(has_text=f"×{xp}")
+        assert await row.count() == 1
+        assert "Helping out counts double" in (await row.text_content() or "")
+        problems = await check(page, visit, "xp-rules", width)
+        assert problems == [], "\n".join(problems)
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_explain_box_shows_the_final_multiplier(browser: Any, rules: RulesWorld, width: int) -> None:
+    general = simulator_of(rules.rt).channel_id("general")
+    xp = 3.0 if width == 1280 else 4.0
+    put = await rules.api(
+        "PUT", f"/channel-overrides/{general}/message", json={"xp_multiplier": xp, "star_multiplier": 1}
+    )
+    assert put.status in (200, 201), put.body
+
+    async def cached() -> bool:  # the config cache reloads on the NOTIFY of the change
+        got = await rules.api("GET", "/rewards/explain", params={"channel_id": str(general), "event_type": "message"})
+        return bool(got.status == 200 and got.body["final_multiplier"]["xp"] == xp)
+
+    await wait_for(cached)
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/xp-rules", width)
+    try:
+        await page.locator("#ex-channel").select_option(label="#general (text)")
+        await page.locator("#ex-event").select_option("message")
+        await page.locator("#ex-member").select_option(index=1)
+        await page.get_by_role("button", name="Explain").click()
+        await page.locator("#explain-result").wait_for(state="visible")
+        assert await page.locator('[data-final="xp"]').text_content() == f"×{xp:g}"
+        matched = page.locator("table.steps tr.matched")
+        assert await matched.count() == 1
+        assert "Override on the channel" in (await matched.text_content() or "")
+        assert "#general" in (await matched.text_content() or "")
+        problems = await check(page, visit, "xp-rules-explain", width)
+        assert problems == [], "\n".join(problems)
+    finally:
+        await context.close()
