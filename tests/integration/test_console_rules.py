@@ -61,7 +61,11 @@ async def rules(fresh_database: str) -> AsyncIterator[RulesWorld]:
             return safe in {int(r["role_id"]) for r in rows} and _bot_sees(rt, safe)
 
         await wait_for(synced, timeout=20)
-        yield RulesWorld(world, safe, channel, await login(rt, ADMIN_ID))
+        rules = RulesWorld(world, safe, channel, await login(rt, ADMIN_ID))
+        for user_id in world.members[:3]:  # members at a level a reward reaches, so a preview has someone to show
+            award = await rules.api("POST", "/awards", json={"user_id": str(user_id), "xp": 5000, "reason": "setup"})
+            assert award.status == 200, award.body
+        yield rules
 
 
 async def _rewards(rules: RulesWorld) -> dict[int, int]:
@@ -83,6 +87,7 @@ async def test_a_safe_role_becomes_a_level_reward_after_its_preview(
     browser: Any, rules: RulesWorld, width: int
 ) -> None:
     level = 2 if width == 1280 else 3
+    new_reward = rules.safe not in await _rewards(rules)
     before_audit = await _audit(rules, "level_role.upsert")
     context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width)
     try:
@@ -93,6 +98,10 @@ async def test_a_safe_role_becomes_a_level_reward_after_its_preview(
         await panel.wait_for(state="visible")
         text = await panel.text_content() or ""
         assert "This reward would do this now" in text and "members affected" in text and "adds" in text
+        if new_reward:  # members above the level gain it: the sample names them and the role (not its id)
+            sample = panel.locator("table tbody tr")
+            assert await sample.count() >= 1
+            assert "@Regular" in (await sample.first.text_content() or "")
         # The preview wrote nothing.
         assert (await _rewards(rules)).get(rules.safe) != level
         assert await _audit(rules, "level_role.upsert") == before_audit
@@ -198,3 +207,51 @@ async def test_the_explain_box_shows_the_final_multiplier(browser: Any, rules: R
         assert problems == [], "\n".join(problems)
     finally:
         await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_removing_a_reward_shows_its_preview_before_the_confirm(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    assert (await rules.api("PUT", f"/level-roles/{rules.safe}", json={"level": 7})).status in (200, 201)
+    before_audit = await _audit(rules, "level_role.delete")
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width)
+    try:
+        await page.get_by_role("button", name="Remove the reward @Regular").click()
+        panel = page.locator(f"#remove-{rules.safe} [data-step]")
+        await panel.wait_for(state="visible")
+        assert "Removing @Regular would do this now" in (await panel.text_content() or "")
+        assert rules.safe in await _rewards(rules)  # the preview removed nothing
+        await panel.get_by_role("button", name="Remove reward").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        assert rules.safe not in await _rewards(rules)
+        assert await _audit(rules, "level_role.delete") == before_audit + 1
+        assert await page.locator("table.rewards tr", has_text="@Regular").count() == 0
+        assert visit.page_errors == [] and visit.console_errors == []
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_a_mode_change_shows_its_preview_before_the_confirm(browser: Any, rules: RulesWorld, width: int) -> None:
+    async def mode() -> str:
+        got = await rules.api("GET", "/level-roles")
+        return str(got.body["mode"])
+
+    patch = await rules.api("PATCH", "/settings", json={"values": {"level_roles.mode": "stack"}})
+    assert patch.status == 200, patch.body
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width)
+    try:
+        await page.locator("#f-level_roles-mode").select_option("replace")
+        await page.get_by_role("button", name="Preview mode change").click()
+        panel = page.locator("#mode-form [data-step]")
+        await panel.wait_for(state="visible")
+        assert "Changing the mode would do this now" in (await panel.text_content() or "")
+        assert await mode() == "stack"
+        await panel.get_by_role("button", name="Change mode").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        assert await mode() == "replace"
+        assert visit.page_errors == [] and visit.console_errors == []
+    finally:
+        await context.close()
+        await rules.api("PATCH", "/settings", json={"values": {"level_roles.mode": "stack"}})

@@ -41,7 +41,7 @@ from synapse_async.api.errors import ApiError
 from synapse_async.api.schema import Items, Page
 from synapse_async.web.console.forms import Option
 from synapse_async.web.console.gate import Console, console_page
-from synapse_async.web.console.rule_words import EVENT_WORDS, Names, event_words, explain_view, kind_of
+from synapse_async.web.console.rule_words import EVENT_WORDS, Names, event_words, explain_view, kind_of, times
 from synapse_async.web.site import render
 
 EXPLAIN_KEYS: Final = ("channel_id", "event_type", "user_id")
@@ -118,6 +118,7 @@ async def xp_rules_page(request: web.Request, console: Console) -> web.StreamRes
         reason_max=_reason_max(),
         event_words=event_words,
         kind_of=kind_of,
+        times=times,
         explain=await _explain(console, names),
     )
     return render(request, "console/xp_rules.html", context, private=True)

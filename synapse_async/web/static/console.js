@@ -136,6 +136,8 @@
     var unplaced = details.filter(function (d) { return !placeError(form, d); });
     var summary = form.querySelector("[data-form-error]");
     var text = error.message || ("The request failed (" + status + ").");
+    // A message that only repeats the one reason already shown beside its field is not said twice.
+    if (details.length === 1 && !unplaced.length && details[0].message === error.message) text = "Please correct the field marked above.";
     if (unplaced.length) text += " " + unplaced.map(function (d) { return (d.field ? d.field + ": " : "") + (d.message || d.problem); }).join("; ");
     if (error.details && !Array.isArray(error.details) && error.details.reason) text += " (" + error.details.reason + ")";
     if (summary) { summary.textContent = text; summary.hidden = false; summary.focus(); }
