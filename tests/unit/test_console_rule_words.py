@@ -83,6 +83,8 @@ def test_pickers_offer_live_places_and_mark_dangerous_roles_without_hiding_them(
     labels = {o.value: o.label for o in NAMES.role_options(mark_dangerous=True)}
     assert labels == {"500": "@Booster", "501": "@Muted", "1": "@Admin — grants Administrator"}
     assert NAMES.role_options()[2].label == "@Admin"
+    assert [o.value for o in NAMES.role_options(dangerous=False)] == ["500", "501"]
+    assert [o.value for o in NAMES.role_options(dangerous=True)] == ["1"]
     assert NAMES.dangerous() == (("@Admin", ("Administrator",)),)
 
 

@@ -57,7 +57,9 @@ async def level_roles_page(request: web.Request, console: Console) -> web.Stream
         rewards=rewards,
         problems={i.role_id: problem_words(i.problem) for i in rewards.items},
         names=names,
-        role_options=names.role_options(mark_dangerous=True),
+        # Safe roles first; roles granting dangerous permissions stay selectable, marked and last (the API decides).
+        role_options=names.role_options(mark_dangerous=True, dangerous=False),
+        risky_options=names.role_options(mark_dangerous=True, dangerous=True),
         dangerous=names.dangerous(),
         mode=mode,
         restore=restore,

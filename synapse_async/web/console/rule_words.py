@@ -79,11 +79,14 @@ class Names:
             Option(str(c.channel_id), f"{self.channel(c.channel_id).text} ({kind_of(c.type)})") for c in cats + chans
         )
 
-    def role_options(self, mark_dangerous: bool = False) -> tuple[Option, ...]:
+    def role_options(self, mark_dangerous: bool = False, dangerous: bool | None = None) -> tuple[Option, ...]:
         """Roles highest first (as the twin lists them); with `mark_dangerous`, a role that grants a dangerous
-        permission says so in its label, though it stays selectable: the API decides (SPEC §13)."""
+        permission says so in its label, though it stays selectable: the API decides (SPEC §13). `dangerous`
+        True or False keeps only the roles that do or do not grant one."""
         out = []
         for r in self.roles.values():
+            if dangerous is not None and bool(r.dangerous_permissions) != dangerous:
+                continue
             label = f"@{r.name}"
             if mark_dangerous and r.dangerous_permissions:
                 label += " — grants " + ", ".join(r.dangerous_permissions)
