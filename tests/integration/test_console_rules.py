@@ -3,7 +3,9 @@
 An admin maps a safe role as a level reward after seeing the dry-run preview (read back through the JSON API, one
 `level_role.upsert` audit row); the Administrator role is refused with the API's reason beside the role field and
 nothing is written; a channel override added through the picker is listed by name and read back through the API;
-the explain box shows the final multiplier for a channel. Both pages pass the shared checks (one h1, no horizontal
+the explain box shows the final multiplier for a channel; a rule on a removed channel stays listed, flagged and
+removable; removing a reward, changing the mode and "Sync now" each show their preview before anything is written.
+Both pages pass the shared checks (one h1, no horizontal
 scroll at 360 px, no serious or critical axe violation, no console error) and leave screenshots.
 """
 
@@ -255,3 +257,69 @@ async def test_a_mode_change_shows_its_preview_before_the_confirm(browser: Any, 
     finally:
         await context.close()
         await rules.api("PATCH", "/settings", json={"values": {"level_roles.mode": "stack"}})
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_a_rule_on_a_removed_channel_stays_listed_and_flagged(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    sim = simulator_of(rules.rt)
+    name = f"old-news-{width}"
+    channel = int(await sim.create_channel(name))
+
+    async def channel_state(deleted: bool) -> bool:
+        rows = await query(
+            rules.rt,
+            "SELECT deleted_at IS NOT NULL AS gone FROM guild_channels WHERE guild_id = :g AND channel_id = :c",
+            c=channel,
+        )
+        return bool(rows) and rows[0]["gone"] is deleted
+
+    await wait_for(lambda: channel_state(False), timeout=20)
+    put = await rules.api("PUT", f"/no-xp/channel/{channel}", json={"reason": "archived"})
+    assert put.status == 201, put.body
+    await sim.delete_channel(channel)
+    await wait_for(lambda: channel_state(True), timeout=20)
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/xp-rules", width)
+    try:
+        row = page.locator("#no-xp table.rules tr", has_text=f"#{name}")
+        assert await row.count() == 1
+        assert await row.locator(".status", has_text="removed").count() == 1
+        assert await page.locator(f'#nc-target option[value="{channel}"]').count() == 0  # not offered any more
+        await row.get_by_role("button", name=f"Remove no-XP from #{name}").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        got = await rules.api("GET", "/no-xp")
+        assert str(channel) not in {i["target_id"] for i in got.body["items"]}
+        assert visit.page_errors == [] and visit.console_errors == []
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_sync_now_shows_its_preview_before_the_job_is_queued(browser: Any, rules: RulesWorld, width: int) -> None:
+    async def syncs(*statuses: str) -> int:
+        rows = await query(
+            rules.rt,
+            "SELECT count(*) AS n FROM jobs WHERE guild_id = :g AND kind = 'level_role_sync' AND status = ANY(:s)",
+            s=list(statuses),
+        )
+        return int(rows[0]["n"])
+
+    async def idle() -> bool:
+        return await syncs("queued", "running") == 0
+
+    await wait_for(idle, timeout=30)  # an earlier change's sync has finished (the runner polls every 5 s)
+    before = await syncs("queued", "running", "succeeded", "failed", "cancelled")
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width)
+    try:
+        await page.get_by_role("button", name="Sync now").click()
+        panel = page.locator("#sync-form [data-step]")
+        await panel.wait_for(state="visible")
+        assert "A sync now would do this" in (await panel.text_content() or "")
+        assert await syncs("queued", "running", "succeeded", "failed", "cancelled") == before
+        await panel.get_by_role("button", name="Start sync").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        assert await syncs("queued", "running", "succeeded", "failed", "cancelled") == before + 1
+        assert visit.page_errors == [] and visit.console_errors == []
+    finally:
+        await context.close()
