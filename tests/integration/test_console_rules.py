@@ -5,8 +5,8 @@ An admin maps a safe role as a level reward after seeing the dry-run preview (re
 nothing is written; a channel override added through the picker is listed by name and read back through the API;
 the explain box shows the final multiplier for a channel; a rule on a removed channel stays listed, flagged and
 removable; removing a reward, changing the mode and "Sync now" each show their preview before anything is written.
-Both pages pass the shared checks (one h1, no horizontal
-scroll at 360 px, no serious or critical axe violation, no console error) and leave screenshots.
+Both pages pass the shared checks (one h1, no horizontal scroll at 360 px, no serious or critical axe violation, no
+console error) and leave screenshots.
 """
 
 from __future__ import annotations
