@@ -323,3 +323,35 @@ async def test_sync_now_shows_its_preview_before_the_job_is_queued(browser: Any,
         assert visit.page_errors == [] and visit.console_errors == []
     finally:
         await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_a_role_multiplier_out_of_range_is_refused_beside_its_field_then_saved(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    stars = 2.0 if width == 1280 else 3.0
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/xp-rules", width, "dark")
+    try:
+        await page.locator("#rm-role").select_option(label="@Regular")
+        await page.locator("#rm-xp").fill("11")
+        await page.locator("#rm-stars").fill(str(stars))
+        await page.get_by_role("button", name="Save role multiplier").click()
+        error = page.locator("#rm-xp-err")
+        await error.wait_for(state="visible")
+        assert "10" in (await error.text_content() or "")
+        got = await rules.api("GET", "/role-multipliers")
+        assert [i for i in got.body["items"] if int(i["role_id"]) == rules.safe and i["star_multiplier"] == stars] == []
+
+        await page.locator("#rm-xp").fill("1.5")
+        await page.get_by_role("button", name="Save role multiplier").click()
+        await wait_for(lambda: page.locator("[data-flash]").is_visible())
+        got = await rules.api("GET", "/role-multipliers")
+        mine = [
+            (i["xp_multiplier"], i["star_multiplier"]) for i in got.body["items"] if int(i["role_id"]) == rules.safe
+        ]
+        assert mine == [(1.5, stars)]
+        row = page.locator("#roles table.rules tr", has_text="@Regular")
+        assert "×1.5" in (await row.text_content() or "") and f"×{stars:g}" in (await row.text_content() or "")
+        assert visit.page_errors == []
+    finally:
+        await context.close()
