@@ -355,3 +355,34 @@ async def test_a_role_multiplier_out_of_range_is_refused_beside_its_field_then_s
         assert visit.page_errors == []
     finally:
         await context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_a_reward_the_bot_cannot_give_shows_its_problem_in_words(
+    browser: Any, rules: RulesWorld, width: int
+) -> None:
+    """A safe role above the bot's own role may be mapped by the owner (§13: stored with its problem, fixable on
+    Discord); the page says what is wrong and what to do, beside the reward."""
+    sim = simulator_of(rules.rt)
+    guild = sim.world.guilds[GUILD]
+    bot_position = max(r.position for r in guild.roles.values())
+    high = int(await sim.create_role(f"Above the bot {width}", position=bot_position + 1))
+
+    async def seen() -> bool:
+        rows = await query(rules.rt, "SELECT 1 FROM guild_roles WHERE guild_id = :g AND role_id = :r", r=high)
+        return bool(rows) and _bot_sees(rules.rt, high)
+
+    await wait_for(seen, timeout=20)
+    put = await rules.api("PUT", f"/level-roles/{high}", json={"level": 9})
+    assert put.status == 201, put.body
+    assert put.body["problem"] == "role_above_bot"
+    context, page, visit = await sign_in(browser, rules.world, CONSOLE + "/level-roles", width)
+    try:
+        row = page.locator("table.rewards tr", has_text=f"@Above the bot {width}")
+        assert await row.locator(".status-failed").text_content() == "role above bot"
+        assert "Move the bot's role above it" in (await row.locator(".problem").text_content() or "")
+        problems = await check(page, visit, "level-roles-problem", width)
+        assert problems == [], "\n".join(problems)
+    finally:
+        await context.close()
+        assert (await rules.api("DELETE", f"/level-roles/{high}")).status == 204
