@@ -207,6 +207,11 @@ async def test_the_explain_box_shows_the_final_multiplier(browser: Any, rules: R
         assert "#general" in (await matched.text_content() or "")
         problems = await check(page, visit, "xp-rules-explain", width)
         assert problems == [], "\n".join(problems)
+        # A question the twin refuses is answered in the box, with the rest of the page intact.
+        response = await page.goto(rules.world.base + CONSOLE + "/xp-rules?channel_id=12345&event_type=message")
+        assert response is not None and response.status == 200
+        assert "Unknown channel" in (await page.locator(".explain-error").text_content() or "")
+        assert await page.locator("#override-form").count() == 1
     finally:
         await context.close()
 
