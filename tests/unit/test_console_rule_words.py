@@ -80,6 +80,7 @@ def test_channels_and_roles_are_named_and_removed_ones_flagged() -> None:
 
 def test_pickers_offer_live_places_and_mark_dangerous_roles_without_hiding_them() -> None:
     assert [o.label for o in NAMES.place_options()] == ["COMMUNITY (category)", "#general (text)"]
+    assert [o.label for o in NAMES.place_options(categories=False)] == ["#general (text)"]
     labels = {o.value: o.label for o in NAMES.role_options(mark_dangerous=True)}
     assert labels == {"500": "@Booster", "501": "@Muted", "1": "@Admin — grants Administrator"}
     assert NAMES.role_options()[2].label == "@Admin"

@@ -70,10 +70,10 @@ class Names:
         r = self.roles.get(int(role_id))
         return Label(f"@{r.name}", False) if r is not None else Label(f"deleted role {role_id}", missing=True)
 
-    def place_options(self) -> tuple[Option, ...]:
-        """Live channels and categories for a picker: categories first, then channels, each by name."""
+    def place_options(self, categories: bool = True) -> tuple[Option, ...]:
+        """Live channels (and categories) for a picker: categories first, then channels, each by name."""
         live = [c for c in self.channels.values() if not c.deleted]
-        cats = sorted((c for c in live if c.type == "category"), key=lambda c: c.name.lower())
+        cats = sorted((c for c in live if c.type == "category"), key=lambda c: c.name.lower()) if categories else []
         chans = sorted((c for c in live if c.type != "category"), key=lambda c: c.name.lower())
         return tuple(
             Option(str(c.channel_id), f"{self.channel(c.channel_id).text} ({kind_of(c.type)})") for c in cats + chans

@@ -98,7 +98,6 @@ async def xp_rules_page(request: web.Request, console: Console) -> web.StreamRes
     no_xp = (await console.ask(admin_no_xp, Items[NoXpItem])).items
     members = await console.ask(admin_members, Page[MemberRowModel], query={"sort": "name", "page_size": 100})
     overrides = sorted(overrides, key=lambda o: (names.channel(o.channel_id).text.lower(), o.event_type))
-    explain_channels = tuple(o for o in names.place_options() if not o.label.endswith("(category)"))
     context = console.context(
         "xp-rules",
         names=names,
@@ -108,7 +107,7 @@ async def xp_rules_page(request: web.Request, console: Console) -> web.StreamRes
         no_xp_channels=[n for n in no_xp if n.target_type == "channel"],
         no_xp_roles=[n for n in no_xp if n.target_type == "role"],
         places=names.place_options(),
-        explain_channels=explain_channels,
+        explain_channels=names.place_options(categories=False),
         role_options=names.role_options(),
         member_options=tuple(Option(str(m.user_id), m.display_name) for m in members.items),
         channel_types=tuple(Option(t, kind_of(t)) for t in get_args(MultiplierChannelType)),
