@@ -110,6 +110,7 @@ async def xp_rules_page(request: web.Request, console: Console) -> web.StreamRes
         explain_channels=names.place_options(categories=False),
         role_options=names.role_options(),
         member_options=tuple(Option(str(m.user_id), m.display_name) for m in members.items),
+        member_total=members.total,
         channel_types=tuple(Option(t, kind_of(t)) for t in get_args(MultiplierChannelType)),
         rule_events=_event_options(get_args(RuleEventType)),
         reward_events=_event_options(get_args(RewardEventType)),
