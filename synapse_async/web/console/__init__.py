@@ -12,12 +12,12 @@ import uuid
 import aiohttp_jinja2
 from aiohttp import web
 
-from synapse_async.web.console import audit, home, logs, overview, settings
+from synapse_async.web.console import audit, home, level_roles, logs, overview, settings, xp_rules
 
 
 def install(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     # A fresh Idempotency-Key per rendered form: a double click or a retry after a network error does one thing.
     env.globals["new_key"] = lambda: str(uuid.uuid4())
-    for section in (home, overview, settings, audit, logs):
+    for section in (home, overview, settings, xp_rules, level_roles, audit, logs):
         section.install(app)

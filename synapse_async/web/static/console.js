@@ -136,6 +136,8 @@
     var unplaced = details.filter(function (d) { return !placeError(form, d); });
     var summary = form.querySelector("[data-form-error]");
     var text = error.message || ("The request failed (" + status + ").");
+    // A message that only repeats the one reason already shown beside its field is not said twice.
+    if (details.length === 1 && !unplaced.length && details[0].message === error.message) text = "Please correct the field marked above.";
     if (unplaced.length) text += " " + unplaced.map(function (d) { return (d.field ? d.field + ": " : "") + (d.message || d.problem); }).join("; ");
     if (error.details && !Array.isArray(error.details) && error.details.reason) text += " (" + error.details.reason + ")";
     if (summary) { summary.textContent = text; summary.hidden = false; summary.focus(); }
@@ -146,12 +148,21 @@
   // --- rendering an API answer (previews, results) as text-only DOM -------------------------------------------
   function label(key) { return String(key).replace(/_/g, " "); }
 
+  // Ids an answer carries (role ids in a level-role preview) shown by name: the nearest [data-names] holds a JSON
+  // object id -> name, set by the page from its twins.
+  var names = {};
+  function namesFor(form) {
+    var holder = form.closest("[data-names]");
+    try { return holder ? JSON.parse(holder.getAttribute("data-names")) || {} : {}; } catch (e) { return {}; }
+  }
+  function named(v) { return Object.prototype.hasOwnProperty.call(names, String(v)) ? names[String(v)] : v; }
+
   function render(value, depth) {
     depth = depth || 0;
     if (value === null || value === undefined) return el("span", "muted", "—");
     if (Array.isArray(value)) {
       if (!value.length) return el("span", "muted", "none");
-      if (typeof value[0] !== "object" || value[0] === null) return el("span", "", value.join(", "));
+      if (typeof value[0] !== "object" || value[0] === null) return el("span", "", value.map(named).join(", "));
       var keys = [];
       value.forEach(function (row) { Object.keys(row || {}).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); }); });
       var wrap = el("div", "table-wrap"), table = el("table", "data"), head = el("tr");
@@ -176,7 +187,7 @@
       return dl;
     }
     if (typeof value === "number") return el("span", "num", value.toLocaleString("en-US"));
-    return el("span", "", String(value));
+    return el("span", "", String(named(value)));
   }
 
   // --- the flash that survives the reload after a change --------------------------------------------------------
@@ -188,6 +199,7 @@
 
   // --- submitting ---------------------------------------------------------------------------------------------
   function send(form, preview) {
+    names = namesFor(form);
     var r = request(form, preview);
     if (form.hasAttribute("data-changed-only") && r.count === 0 && !preview) {
       var summary = form.querySelector("[data-form-error]");
