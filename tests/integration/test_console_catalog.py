@@ -160,7 +160,9 @@ async def test_editing_an_achievement_changes_its_trigger_and_fields(browser: An
 
 
 async def test_a_bad_trigger_value_shows_the_api_error_beside_that_field(browser: Any, world: ConsoleWorld) -> None:
-    context, page, visit = await sign_in(browser, world, CONSOLE + "/achievements/new?trigger=level_reached", 360, "dark")
+    context, page, visit = await sign_in(
+        browser, world, CONSOLE + "/achievements/new?trigger=level_reached", 360, "dark"
+    )
     try:
         await page.locator("#f-name").fill("Too early")
         await page.locator("#f-trigger_config-value").fill("1")  # level_reached needs 2–1000
@@ -307,7 +309,7 @@ async def test_award_xp_and_see_the_journal_row(browser: Any, world: ConsoleWorl
         assert await page.locator("[data-flash]").text_content() == "Award applied."
         journal = (await _get(world, f"/members/{member}/journal"))["items"]
         assert (journal[0]["event_type"], journal[0]["xp_delta"], journal[0]["details"]["reason"]) == (
-            "award",
+            "manual_award",
             25,
             reason,
         )

@@ -17,6 +17,9 @@ from typing import Any, Final
 from synapse_async.web.console.forms import FormField, Option, schema_fields
 
 NONE_LABEL: Final = "— none —"
+# Upper bounds at or above this are storage limits (int4/int8 ids, counters), not rules an admin needs to read;
+# the field shows no range for them (the API still enforces them).
+SHOWN_MAXIMUM_BELOW: Final = 2**31 - 1
 
 
 def unwrap_nullable(spec: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -50,6 +53,8 @@ def body_fields(
     nullable: set[str] = set()
     for name in names:
         spec, is_null = unwrap_nullable(props[name])
+        if spec.get("maximum", 0) >= SHOWN_MAXIMUM_BELOW:
+            spec = {k: v for k, v in spec.items() if k != "maximum"}
         flat[name] = spec
         if is_null:
             nullable.add(name)
