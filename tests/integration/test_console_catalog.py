@@ -89,7 +89,7 @@ async def test_an_achievement_of_each_trigger_type_through_its_generated_form(
     try:
         _no_problems(await check(page, visit, "achievements", width))
         # Choosing a type is a plain link on the catalogue (works without JavaScript).
-        await page.get_by_role("link", name=re.compile(r"^stat threshold")).click()
+        await page.get_by_role("link", name=re.compile(r"^Stat threshold")).click()
         await page.wait_for_url(re.compile(r"/achievements/new\?trigger=stat_threshold$"))
         types = [t["trigger_type"] for t in (await _get(world, "/achievements/trigger-types"))["items"]]
         assert sorted(types) == sorted(ENTRIES)

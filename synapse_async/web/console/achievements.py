@@ -95,6 +95,13 @@ class Lookups:
     series: Mapping[int, SeriesModel]
 
 
+def trigger_label(trigger_type: str) -> str:
+    """`xp_milestone` → "XP milestone": a trigger type as a heading or link says it."""
+    words = trigger_type.split("_")
+    words[0] = words[0].upper() if words[0] == "xp" else words[0].capitalize()
+    return " ".join(words)
+
+
 def trigger_summary(trigger_type: str, config: Mapping[str, Any]) -> str:
     """A template's criterion in a few words: `messages sent ≥ 100 (season)`, `level ≥ 10`, `granted only`."""
     value = config.get("value")
@@ -303,6 +310,7 @@ async def catalogue_page(request: web.Request, console: Console) -> web.StreamRe
         lookups=await _lookups(console),
         trigger_types=await _trigger_types(console),
         summary=trigger_summary,
+        label=trigger_label,
         earned_total=sum(t.earned_count for t in templates),
     )
     return render(request, "console/achievements.html", context, private=True)
@@ -318,6 +326,7 @@ async def new_page(request: web.Request, console: Console) -> web.StreamResponse
     context = console.context(
         "achievements",
         mode="new",
+        label=trigger_label,
         template=None,
         trigger_types=types,
         trigger=trigger,
@@ -349,6 +358,7 @@ async def template_page(request: web.Request, console: Console) -> web.StreamRes
     context = console.context(
         "achievements",
         mode="edit",
+        label=trigger_label,
         template=template,
         trigger_types=types,
         trigger=trigger,
