@@ -155,6 +155,7 @@ async def test_editing_an_achievement_changes_its_trigger_and_fields(browser: An
         await page.goto(world.base + CONSOLE + "/achievements")
         row = page.locator("tr", has=page.get_by_role("link", name="Chatterbox"))
         assert "inactive" in (await row.text_content() or "")
+        _no_problems(await check(page, visit, "achievements-warnings", 1280))
     finally:
         await context.close()
 
@@ -214,6 +215,7 @@ async def test_an_unearned_achievement_is_deleted_after_the_confirm(browser: Any
         await form.locator("[data-confirm-button]").click()
         await page.wait_for_url(world.base + CONSOLE + "/achievements")
         assert await _templates_named(world, "Short lived") == []
+        assert visit.dialogs == [] and visit.page_errors == []  # the confirm is the page's own step, not a dialog
     finally:
         await context.close()
 
@@ -331,6 +333,7 @@ async def test_an_award_without_a_reason_shows_the_field_error(browser: Any, wor
         await page.locator("#f-reason-err").wait_for(state="visible")
         assert await page.locator("#f-reason").get_attribute("aria-invalid") == "true"
         assert (await _get(world, f"/members/{member}/journal"))["total"] == before
+        _no_problems(await check(page, visit, "member-error", 360, "dark"), allow_refusals=True)
     finally:
         await context.close()
 
