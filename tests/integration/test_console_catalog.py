@@ -373,3 +373,27 @@ async def test_a_member_who_is_not_an_admin_gets_403_on_these_pages(world: Conso
     for path in ("/achievements", "/achievements/new", "/achievements/groups", "/members", f"/members/{ADMIN_ID}"):
         got = await call("GET", world.base + CONSOLE + path, headers=cookie)
         assert got.status == 403, (path, got.status)
+
+
+async def test_the_journal_and_the_ledger_page_on_their_own(browser: Any, world: ConsoleWorld) -> None:
+    member = world.members[6]
+    for n in range(21):  # with the member's message row: 22 journal rows (2 pages of 20), 21 ledger rows
+        await _post(world, "/awards", {"user_id": str(member), "xp": 1, "gold": 1, "reason": f"Streak day {n}"})
+    context, page, visit = await sign_in(browser, world, f"{CONSOLE}/members/{member}", 360)
+    try:
+        journal = page.locator("table.journal tbody tr")
+        assert await journal.count() == 20
+        assert "Streak day 20" in (await journal.first.text_content() or "")  # newest first
+        await page.get_by_role("navigation", name="Ledger pages").get_by_role("link", name="Older →").click()
+        await page.wait_for_url(re.compile(r"\?ledger=2&journal=1#ledger$"))
+        assert await journal.count() == 20  # the journal stays on its first page
+        ledger = page.locator("#ledger tbody tr")
+        assert await ledger.count() == 1 and "+1" in (await ledger.first.text_content() or "")
+        await page.get_by_role("navigation", name="Journal pages").get_by_role("link", name="Older →").click()
+        await page.wait_for_url(re.compile(r"\?journal=2&ledger=2#journal$"))
+        assert await journal.count() == 2
+        assert "message" in (await journal.last.text_content() or "")  # the oldest row: the member's first post
+        assert await ledger.count() == 1  # the ledger kept its page
+        _no_problems(await check(page, visit, "member-paged", 360))
+    finally:
+        await context.close()
