@@ -377,6 +377,7 @@ async def test_a_member_who_is_not_an_admin_gets_403_on_these_pages(world: Conso
 
 async def test_the_journal_and_the_ledger_page_on_their_own(browser: Any, world: ConsoleWorld) -> None:
     member = world.members[6]
+    season = await _post(world, "/seasons", {"name": "Streak season", "days": 30})
     for n in range(21):  # with the member's message row: 22 journal rows (2 pages of 20), 21 ledger rows
         await _post(world, "/awards", {"user_id": str(member), "xp": 1, "gold": 1, "reason": f"Streak day {n}"})
     context, page, visit = await sign_in(browser, world, f"{CONSOLE}/members/{member}", 360)
@@ -394,6 +395,12 @@ async def test_the_journal_and_the_ledger_page_on_their_own(browser: Any, world:
         assert await journal.count() == 2
         assert "message" in (await journal.last.text_content() or "")  # the oldest row: the member's first post
         assert await ledger.count() == 1  # the ledger kept its page
+        seasons = page.locator("#h-seasons + .table-wrap tbody tr")
+        assert "Streak season" in (await seasons.first.text_content() or "")
         _no_problems(await check(page, visit, "member-paged", 360))
     finally:
         await context.close()
+        ended = await call(
+            "POST", f"{world.base}{API}/seasons/{season['id']}/end", headers=(await _admin(world)).bearer()
+        )
+        assert ended.status == 200, ended.body
