@@ -132,8 +132,17 @@ async def test_an_achievement_of_each_trigger_type_through_its_generated_form(
 
 
 async def test_editing_an_achievement_changes_its_trigger_and_fields(browser: Any, world: ConsoleWorld) -> None:
+    common = next(r for r in (await _get(world, "/achievement-rarities"))["items"] if r["name"] == "Common")
+    series = await _post(world, "/achievement-series", {"name": "Talkers"})
     made = await _post(
-        world, "/achievements", {"name": "Chatterbox", "trigger_type": "xp_milestone", "trigger_config": {"value": 10}}
+        world,
+        "/achievements",
+        {
+            "name": "Chatterbox",
+            "trigger_type": "xp_milestone",
+            "trigger_config": {"value": 10},
+            "rarity_id": common["id"],
+        },
     )
     context, page, visit = await sign_in(browser, world, f"{CONSOLE}/achievements/{made['id']}")
     try:
@@ -143,6 +152,10 @@ async def test_editing_an_achievement_changes_its_trigger_and_fields(browser: An
         await page.locator("#f-trigger_config-stat").select_option("messages_sent")
         await page.locator("#f-trigger_config-value").fill("250")
         await page.locator("#f-active").uncheck()
+        assert await page.locator("#f-rarity_id").input_value() == str(common["id"])
+        await page.locator("#f-rarity_id").select_option("null")  # "none" clears the reference (PATCH null)
+        await page.locator("#f-series_id").select_option(str(series["id"]))
+        await page.locator("#f-series_order").fill("1")
         await page.get_by_role("button", name="Save changes").click()
         await page.wait_for_url(re.compile(rf"/achievements/{made['id']}$"))
         await page.wait_for_load_state("networkidle")
@@ -150,6 +163,7 @@ async def test_editing_an_achievement_changes_its_trigger_and_fields(browser: An
         assert got["trigger_type"] == "stat_threshold"
         assert got["trigger_config"] == {"stat": "messages_sent", "value": 250, "scope": "lifetime"}
         assert got["active"] is False and got["name"] == "Chatterbox"
+        assert (got["rarity_id"], got["series_id"], got["series_order"]) == (None, series["id"], 1)
         # The API's toggle warning is shown on the page and in the catalogue.
         assert "inactive" in (await page.locator("ul.warnings").text_content() or "")
         await page.goto(world.base + CONSOLE + "/achievements")
