@@ -189,4 +189,7 @@ async def _member_page(
     if rows is None:
         raise ApiError.not_found("Unknown member.")
     items = [model(**row) for row in rows.items]
-    return Page[_RowT](items=items, page=q.page, page_size=q.page_size, total=rows.total)
+    # `Page[model]`, not `Page[_RowT]`: the concrete class, so a console page asking this twin gets the model it
+    # names (a TypeVar-parametrized class is a different class).
+    concrete: type[Page[_RowT]] = Page[model]  # type: ignore[valid-type]
+    return concrete(items=items, page=q.page, page_size=q.page_size, total=rows.total)

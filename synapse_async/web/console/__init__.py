@@ -12,12 +12,22 @@ import uuid
 import aiohttp_jinja2
 from aiohttp import web
 
-from synapse_async.web.console import audit, home, level_roles, logs, overview, settings, xp_rules
+from synapse_async.web.console import (
+    achievements,
+    audit,
+    home,
+    level_roles,
+    logs,
+    members,
+    overview,
+    settings,
+    xp_rules,
+)
 
 
 def install(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     # A fresh Idempotency-Key per rendered form: a double click or a retry after a network error does one thing.
     env.globals["new_key"] = lambda: str(uuid.uuid4())
-    for section in (home, overview, settings, xp_rules, level_roles, audit, logs):
+    for section in (home, overview, settings, xp_rules, level_roles, achievements, members, audit, logs):
         section.install(app)
