@@ -12,12 +12,12 @@ import uuid
 import aiohttp_jinja2
 from aiohttp import web
 
-from synapse_async.web.console import home, overview, settings
+from synapse_async.web.console import home, jobs, lake, overview, seasons, settings, transfer
 
 
 def install(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     # A fresh Idempotency-Key per rendered form: a double click or a retry after a network error does one thing.
     env.globals["new_key"] = lambda: str(uuid.uuid4())
-    for section in (home, overview, settings):
+    for section in (home, overview, settings, seasons, transfer, lake, jobs):
         section.install(app)

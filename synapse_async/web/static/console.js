@@ -63,6 +63,8 @@
       case "bool": return raw === "true";
       case "snowflake_list": case "string_list": return lines(raw);
       case "json": try { return JSON.parse(raw); } catch (e) { return raw; }
+      // A datetime-local input labelled UTC: "2027-01-31T18:00" → "2027-01-31T18:00:00Z" (the API wants an offset).
+      case "utc": return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(raw) ? raw + (raw.length === 16 ? ":00Z" : "Z") : raw;
       default: return raw;
     }
   }
@@ -269,7 +271,8 @@
         if (!answer) return;
         var box = el("div", "preview");
         box.appendChild(el("h3", "", form.getAttribute("data-preview") || "What this will do"));
-        box.appendChild(render(answer.payload));
+        var part = form.getAttribute("data-preview-field"); // show one member of the answer (e.g. an import's report)
+        box.appendChild(render(part && answer.payload ? answer.payload[part] : answer.payload));
         step(form, panel, box, form.getAttribute("data-confirm-label") || "Confirm");
       });
       return;
@@ -292,7 +295,7 @@
         if (fresh) {
           var node = document.importNode(fresh, true);
           region.replaceWith(node);
-          schedule(node);
+          if (node.hasAttribute("data-live")) schedule(node); // a finished job's region stops refreshing
         }
       })
       .catch(function () { /* restarting or offline: keep what is shown */ });
@@ -305,7 +308,33 @@
     }, ms);
   }
 
+  // --- downloads that need the CSRF header ---------------------------------------------------------------------
+  // a[data-download="<file name>"]: a GET with an effect (the audited member export, §20) needs X-CSRF-Token, which
+  // a plain link cannot send; the answer is fetched with it and saved through a Blob URL.
+  function onDownload(event) {
+    var link = event.target.closest("a[data-download]");
+    if (!link) return;
+    event.preventDefault();
+    var status = link.parentNode.querySelector("[data-download-status]");
+    function say(text) { if (status) { status.textContent = text; status.hidden = !text; } }
+    say("Preparing the download…");
+    fetch(link.href, { credentials: "same-origin", headers: { "X-CSRF-Token": CSRF, "Accept": "application/json" } })
+      .then(function (r) {
+        if (!r.ok) return r.json().then(function (p) { throw new Error((p && p.error && p.error.message) || String(r.status)); }, function () { throw new Error(String(r.status)); });
+        return r.blob();
+      })
+      .then(function (blob) {
+        var url = URL.createObjectURL(blob), a = document.createElement("a");
+        a.href = url; a.download = link.getAttribute("data-download") || "download"; a.hidden = true;
+        document.body.appendChild(a); a.click(); a.remove();
+        window.setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+        say("Downloaded " + a.download + ".");
+      })
+      .catch(function (e) { say("The download failed: " + e.message); });
+  }
+
   document.addEventListener("submit", onSubmit);
+  document.addEventListener("click", onDownload);
   document.addEventListener("DOMContentLoaded", function () {
     try {
       var pending = window.sessionStorage.getItem("synapse-flash");
