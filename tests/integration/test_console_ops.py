@@ -8,6 +8,7 @@ from queued to succeeded on its job page, which refreshes itself. Every effect i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,6 @@ from tests.api_support import call, login
 from tests.browser_support import WIDTHS, open_page
 from tests.console_support import ADMIN_ID, CONSOLE, ConsoleWorld, check, console_world, sign_in
 from tests.pipeline_support import GUILD
-from tests.support import wait_for
 
 API = f"/api/admin/guilds/{GUILD}"
 
@@ -137,7 +137,7 @@ async def test_the_export_downloads_with_the_csrf_header(browser: Any, world: Co
             await page.get_by_role("link", name="Download the export").click()
         download = await info.value
         assert download.suggested_filename.startswith(f"synapse-members-{GUILD}-")
-        saved = json.loads(Path(await download.path()).read_text())
+        saved = json.loads(await asyncio.to_thread(Path(await download.path()).read_text))
         assert saved["format"] == "synapse-members" and saved["guild_id"] == str(GUILD)
         assert {m["user_id"] for m in saved["members"]} >= {str(u) for u in world.members}
         await page.locator("[data-download-status]").wait_for(state="visible")
@@ -291,7 +291,7 @@ async def test_a_lake_source_is_switched_and_a_second_job_of_a_kind_is_refused(
         await error.wait_for(state="visible")
         assert "already active" in (await error.text_content() or "")
         visit.console_errors.clear()  # the refused request's 409, expected
-        assert (await _get(world, f"/jobs?kind=backfill&status=queued"))["total"] == 1
+        assert (await _get(world, "/jobs?kind=backfill&status=queued"))["total"] == 1
         problems = await check(page, visit, "event-lake-409", width)
         assert problems == [], _problems(problems)
         cancelled = await _api(world, "POST", f"/jobs/{job_id}/cancel")
@@ -328,5 +328,7 @@ async def test_a_member_who_is_not_an_admin_gets_403_on_every_operations_page(
         for path in ("/seasons", "/transfer", "/event-lake", "/jobs"):
             response = await page.goto(world.base + CONSOLE + path)
             assert response is not None and response.status == 403, path
+            assert await page.locator("h1").text_content() == "Not an admin here"
+        assert visit.page_errors == [] and visit.foreign == []
     finally:
         await context.close()

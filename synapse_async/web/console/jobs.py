@@ -85,9 +85,57 @@ def base_qs(filters: Mapping[str, str]) -> str:
     return urlencode(filters) + "&" if filters else ""
 
 
+# A job result is stored as jsonb, which keeps no key order: the page puts the figures an admin reads first in
+# front, the rest alphabetically, and in a table the member first and each "before" beside its "after".
+_FIRST: Final = (
+    "status", "format", "mode", "levels", "dry_run", "complete", "entries", "members_changed", "members_created",
+    "members_unchanged", "already_imported", "xp_delta", "gold_delta", "stars_delta", "achievements_granted",
+    "days_checked", "groups_checked", "corrected", "groups_read", "counters_raised", "deleted",
+)  # fmt: skip
+_COLUMNS_FIRST: Final = ("index", "user_id", "role_id", "event_type", "day")
+_PAIRS: Final = {"before": 0, "from": 0, "stored": 0, "after": 1, "to": 1, "actual": 1}
+
+
+def _key_rank(key: str) -> tuple[int, int, str]:
+    """Summary keys: known figures in `_FIRST` order, then other plain values, then nested ones (by name)."""
+    return (_FIRST.index(key), 0, key) if key in _FIRST else (len(_FIRST), 0, key)
+
+
+def _column_rank(key: str) -> tuple[int, str, int]:
+    stem, _, side = key.rpartition("_")
+    if key in _COLUMNS_FIRST:
+        return (_COLUMNS_FIRST.index(key), "", 0)
+    if key in _PAIRS:
+        return (len(_COLUMNS_FIRST), "", _PAIRS[key])
+    if side in _PAIRS:
+        return (len(_COLUMNS_FIRST) + 1, stem, _PAIRS[side])
+    return (len(_COLUMNS_FIRST) + 1, key, 2)
+
+
+def arranged(value: Any) -> Any:
+    """A job's params or result in reading order: plain figures before nested lists and objects, the known
+    figures first; each table's columns member first and "before" ahead of "after". Values are unchanged."""
+    if isinstance(value, Mapping):
+        plain = sorted((k for k, v in value.items() if not isinstance(v, Mapping | list)), key=_key_rank)
+        nested = sorted((k for k, v in value.items() if isinstance(v, Mapping | list)), key=_key_rank)
+        return {k: arranged(value[k]) for k in (*plain, *nested)}
+    if isinstance(value, list) and value and all(isinstance(row, Mapping) for row in value):
+        columns = sorted({k for row in value for k in row}, key=_column_rank)
+        return [{k: arranged(row.get(k)) for k in columns} for row in value]
+    if isinstance(value, list):
+        return [arranged(v) for v in value]
+    return value
+
+
 def jobs_context() -> dict[str, Any]:
     """What the job templates need to label and judge jobs."""
-    return {"kind_label": kind_label, "progress_of": progress_of, "cancellable": cancellable, "live_ms": LIVE_MS}
+    return {
+        "kind_label": kind_label,
+        "progress_of": progress_of,
+        "cancellable": cancellable,
+        "arranged": arranged,
+        "live_ms": LIVE_MS,
+    }
 
 
 @console_page
