@@ -157,6 +157,7 @@
       var keys = [];
       value.forEach(function (row) { Object.keys(row || {}).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); }); });
       var wrap = el("div", "table-wrap"), table = el("table", "data"), head = el("tr");
+      wrap.tabIndex = 0; // a table wider than the screen scrolls: reachable by keyboard
       keys.forEach(function (k) { var th = el("th", "", label(k)); th.scope = "col"; head.appendChild(th); });
       var thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
       var tbody = el("tbody");
