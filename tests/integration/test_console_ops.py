@@ -253,6 +253,18 @@ async def test_the_jobs_list_refreshes_itself(browser: Any, world: ConsoleWorld)
         await context.close()
 
 
+async def test_an_unknown_or_malformed_job_address_is_a_page_not_a_traceback(browser: Any, world: ConsoleWorld) -> None:
+    context, page, visit = await sign_in(browser, world, CONSOLE + "/jobs", 1280)
+    try:
+        unknown = await page.goto(world.base + CONSOLE + "/jobs/00000000-0000-4000-8000-000000000000")
+        assert unknown is not None and unknown.status == 404
+        malformed = await page.goto(world.base + CONSOLE + "/jobs/not-a-job")
+        assert malformed is not None and malformed.status == 400
+        assert await page.locator("h1").count() == 1 and visit.page_errors == []
+    finally:
+        await context.close()
+
+
 # --- event lake -----------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Event lake (SPEC §28.3, §15): which event types the lake records (switched all at once), its health (events per
 UTC day as a server-drawn chart with a table alternative) and storage, the counters (filtered, paged), and the
-maintenance jobs — retention, reconciliation, backfill (with a dry run) — whose 409 "already active" answer is
-shown beside the button with a link to the running job.
+maintenance jobs — retention, reconciliation, backfill (with a dry run) — each card linking its latest job; the
+API's 409 "already active" answer is shown beside the button.
 
 Twins: `GET …/event-lake/data-sources`, `…/health?days=`, `…/storage`, `…/counters`, `GET …/jobs` (the latest
 maintenance jobs); the forms call `PUT …/event-lake/data-sources` and `POST …/event-lake/{retention,
