@@ -249,12 +249,13 @@
     panel.replaceChildren();
     if (content) panel.appendChild(content);
     var row = el("div", "actions");
-    var ok = el("button", "button danger", confirmText); ok.type = "button"; ok.setAttribute("data-confirm-button", "");
     var back = el("button", "button ghost", "Back"); back.type = "button";
-    row.appendChild(ok); row.appendChild(back); panel.appendChild(row);
-    panel.hidden = false;
-    ok.focus();
     back.addEventListener("click", function () { panel.hidden = true; panel.replaceChildren(); });
+    panel.hidden = false;
+    if (!confirmText) { row.appendChild(back); panel.appendChild(row); back.focus(); return; } // nothing to confirm
+    var ok = el("button", "button danger", confirmText); ok.type = "button"; ok.setAttribute("data-confirm-button", "");
+    row.appendChild(ok); row.appendChild(back); panel.appendChild(row);
+    ok.focus();
     ok.addEventListener("click", function () {
       send(form, false).then(function (answer) {
         if (answer) { panel.hidden = true; finish(form, answer); }
@@ -274,7 +275,12 @@
         box.appendChild(el("h3", "", form.getAttribute("data-preview") || "What this will do"));
         var part = form.getAttribute("data-preview-field"); // show one member of the answer (e.g. an import's report)
         box.appendChild(render(part && answer.payload ? answer.payload[part] : answer.payload));
-        step(form, panel, box, form.getAttribute("data-confirm-label") || "Confirm");
+        // data-preview-stop="<a.b>": when the preview's value there is truthy (e.g. an import's invalid.count), the
+        // real request would be refused, so no Confirm is offered; data-preview-stop-text says why.
+        var stop = form.getAttribute("data-preview-stop"), blocked = answer.payload;
+        if (stop) stop.split(".").forEach(function (k) { blocked = blocked && typeof blocked === "object" ? blocked[k] : undefined; });
+        if (stop && blocked) box.appendChild(el("p", "error form-error", form.getAttribute("data-preview-stop-text") || "This cannot be confirmed."));
+        step(form, panel, box, stop && blocked ? null : form.getAttribute("data-confirm-label") || "Confirm");
       });
       return;
     }
