@@ -137,6 +137,27 @@ async def test_a_file_with_bad_rows_shows_them_and_imports_nothing(
         await context.close()
 
 
+async def test_a_csv_file_is_previewed_as_csv(browser: Any, world: ConsoleWorld, tmp_path: Path) -> None:
+    member = world.members[3]
+    before = await _member_xp(world, member)
+    upload = tmp_path / "members.csv"
+    upload.write_text(f"id,xp,gold\n{member},25,3\n")
+    context, page, visit = await sign_in(browser, world, CONSOLE + "/transfer", 1280, "dark")
+    try:
+        await page.set_input_files("#im-file", str(upload))
+        await page.locator("#im-mode").select_option("replace")
+        await page.get_by_role("button", name="Check the file").click()
+        step = page.locator("#import-form [data-step]")
+        await step.wait_for(state="visible")
+        text = await step.inner_text()
+        assert "csv" in text and "replace" in text and str(member) in text
+        assert await _member_xp(world, member) == before
+        problems = await check(page, visit, "transfer-csv", 1280, "dark")
+        assert problems == [], _problems(problems)
+    finally:
+        await context.close()
+
+
 async def test_the_export_downloads_with_the_csrf_header(browser: Any, world: ConsoleWorld) -> None:
     context, page, visit = await sign_in(browser, world, CONSOLE + "/transfer", 1280)
     try:
