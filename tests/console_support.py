@@ -40,11 +40,11 @@ class ConsoleWorld:
 
 
 @contextlib.asynccontextmanager
-async def console_world(database_url: str, members: int = 8) -> AsyncIterator[ConsoleWorld]:
-    """A started sandbox runtime whose members have all posted once (so they have rows, XP and levels)."""
-    async with pipeline_runtime(
-        database_url, members, PUBLIC_RATE_LIMIT_PER_MINUTE="0", ADMIN_RATE_LIMIT_PER_MINUTE="100000"
-    ) as rt:
+async def console_world(database_url: str, members: int = 8, **env: str) -> AsyncIterator[ConsoleWorld]:
+    """A started sandbox runtime whose members have all posted once (so they have rows, XP and levels); `env`
+    overrides configuration (e.g. `JOB_POLL_SECONDS="3600"`: jobs stay queued until a test runs the runner)."""
+    settings = {"PUBLIC_RATE_LIMIT_PER_MINUTE": "0", "ADMIN_RATE_LIMIT_PER_MINUTE": "100000", **env}
+    async with pipeline_runtime(database_url, members, **settings) as rt:
         sim = rt.simulator
         assert sim is not None
         ids = [m for m in sim.member_ids() if m != ADMIN_ID]

@@ -35,6 +35,8 @@ LevelsMode = Literal["keep", "recompute"]
 LEVELS_MODES: Final[tuple[LevelsMode, ...]] = ("keep", "recompute")
 SAMPLE_MAX: Final = 1000
 """Per-member lists in a report (level changes, role changes, invalid rows) are capped; counts are exact."""
+CHANGE_SAMPLE_MAX: Final = 20
+"""The report's `sample`: the first members the import changes, each before → after (what the console previews)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ class PlanTotals:
     level_change_items: list[dict[str, object]] = field(default_factory=list)
     level_role_items: list[dict[str, object]] = field(default_factory=list)
     unknown_achievements: list[dict[str, object]] = field(default_factory=list)
+    sample: list[dict[str, object]] = field(default_factory=list)
     invalid: list[dict[str, object]] = field(default_factory=list)
     invalid_count: int = 0
 
@@ -183,6 +186,18 @@ class PlanTotals:
         self.stars_delta += plan.star_delta
         self.achievements_granted += len(plan.achievements)
         uid = str(plan.user_id)
+        if len(self.sample) < CHANGE_SAMPLE_MAX:
+            self.sample.append(
+                {
+                    "user_id": uid,
+                    "xp_before": plan.xp - plan.xp_delta,
+                    "xp_after": plan.xp,
+                    "gold_before": plan.gold - plan.gold_delta,
+                    "gold_after": plan.gold,
+                    "level_before": plan.old_level,
+                    "level_after": plan.new_level,
+                }
+            )
         for name in plan.unknown_achievements:
             if len(self.unknown_achievements) < SAMPLE_MAX:
                 self.unknown_achievements.append({"index": index, "user_id": uid, "name": name})
@@ -220,4 +235,5 @@ class PlanTotals:
             "level_changes": {"count": self.level_changes, "items": self.level_change_items},
             "level_role_changes": {"count": self.level_role_changes, "items": self.level_role_items},
             "invalid": {"count": self.invalid_count, "items": self.invalid},
+            "sample": self.sample,
         }

@@ -53,6 +53,7 @@ from synapse_async.imports.formats import (
     render_document,
 )
 from synapse_async.imports.plan import (
+    CHANGE_SAMPLE_MAX,
     IMPORT_MODES,
     LEVELS_MODES,
     SAMPLE_MAX,
@@ -576,6 +577,7 @@ def _merge(totals: PlanTotals, batch: PlanTotals) -> None:
     for name in ("level_change_items", "level_role_items", "unknown_achievements"):
         items: list[dict[str, object]] = getattr(totals, name)
         items.extend(getattr(batch, name)[: max(0, SAMPLE_MAX - len(items))])
+    totals.sample.extend(batch.sample[: max(0, CHANGE_SAMPLE_MAX - len(totals.sample))])
 
 
 # --- export ------------------------------------------------------------------------------------------------------

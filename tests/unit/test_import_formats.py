@@ -15,7 +15,7 @@ from synapse_async.imports.formats import (
     ImportFormatError,
     parse_document,
 )
-from synapse_async.imports.plan import MemberState, PlanTotals, plan_member, role_change
+from synapse_async.imports.plan import CHANGE_SAMPLE_MAX, MemberState, PlanTotals, plan_member, role_change
 from synapse_async.rewards.leveling import curve_for
 
 U1, U2, U3 = 300000000000000001, 300000000000000002, 300000000000000003
@@ -312,3 +312,25 @@ def test_keep_without_a_level_uses_the_xp_and_a_bad_level_is_an_invalid_row() ->
     )
     assert plan_member(parsed.entries[0], None, "add", CURVE, (), "keep").xp == 1000
     assert [r.index for r in parsed.invalid] == [1] and parsed.invalid[0].reason.startswith("level")
+
+
+def test_the_report_samples_members_before_and_after_up_to_its_cap() -> None:
+    totals = PlanTotals("array", "add")
+    state = MemberState(xp=100, gold=5, level=CURVE.level(100))
+    plan = plan_member(ImportEntry(0, U1, xp=900, gold=2), state, "add", CURVE, ())
+    totals.add(plan, 0, [], "stack")
+    assert totals.as_json()["sample"] == [
+        {
+            "user_id": str(U1),
+            "xp_before": 100,
+            "xp_after": 1000,
+            "gold_before": 5,
+            "gold_after": 7,
+            "level_before": CURVE.level(100),
+            "level_after": CURVE.level(1000),
+        }
+    ]
+    for i in range(CHANGE_SAMPLE_MAX + 5):
+        totals.add(plan_member(ImportEntry(i, U2 + i, xp=1), None, "add", CURVE, ()), i, [], "stack")
+    assert len(totals.as_json()["sample"]) == CHANGE_SAMPLE_MAX  # a sample, not every member
+    assert totals.members_changed == CHANGE_SAMPLE_MAX + 6  # the counts stay exact

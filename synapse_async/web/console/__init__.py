@@ -16,11 +16,15 @@ from synapse_async.web.console import (
     achievements,
     audit,
     home,
+    jobs,
+    lake,
     level_roles,
     logs,
     members,
     overview,
+    seasons,
     settings,
+    transfer,
     xp_rules,
 )
 
@@ -29,5 +33,6 @@ def install(app: web.Application) -> None:
     env = aiohttp_jinja2.get_env(app)
     # A fresh Idempotency-Key per rendered form: a double click or a retry after a network error does one thing.
     env.globals["new_key"] = lambda: str(uuid.uuid4())
-    for section in (home, overview, settings, xp_rules, level_roles, achievements, members, audit, logs):
+    sections = (home, overview, settings, xp_rules, level_roles, achievements, members, seasons, transfer)
+    for section in (*sections, lake, jobs, audit, logs):
         section.install(app)

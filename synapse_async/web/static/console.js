@@ -63,6 +63,8 @@
       case "bool": return raw === "true";
       case "snowflake_list": case "string_list": return lines(raw);
       case "json": try { return JSON.parse(raw); } catch (e) { return raw; }
+      // A datetime-local input labelled UTC: "2027-01-31T18:00" → "2027-01-31T18:00:00Z" (the API wants an offset).
+      case "utc": return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(raw) ? raw + (raw.length === 16 ? ":00Z" : "Z") : raw;
       default: return raw;
     }
   }
@@ -166,6 +168,7 @@
       var keys = [];
       value.forEach(function (row) { Object.keys(row || {}).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); }); });
       var wrap = el("div", "table-wrap"), table = el("table", "data"), head = el("tr");
+      wrap.tabIndex = 0; // a table wider than the screen scrolls: reachable by keyboard
       keys.forEach(function (k) { var th = el("th", "", label(k)); th.scope = "col"; head.appendChild(th); });
       var thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
       var tbody = el("tbody");
@@ -258,12 +261,13 @@
     panel.replaceChildren();
     if (content) panel.appendChild(content);
     var row = el("div", "actions");
-    var ok = el("button", "button danger", confirmText); ok.type = "button"; ok.setAttribute("data-confirm-button", "");
     var back = el("button", "button ghost", "Back"); back.type = "button";
-    row.appendChild(ok); row.appendChild(back); panel.appendChild(row);
-    panel.hidden = false;
-    ok.focus();
     back.addEventListener("click", function () { panel.hidden = true; panel.replaceChildren(); });
+    panel.hidden = false;
+    if (!confirmText) { row.appendChild(back); panel.appendChild(row); back.focus(); return; } // nothing to confirm
+    var ok = el("button", "button danger", confirmText); ok.type = "button"; ok.setAttribute("data-confirm-button", "");
+    row.appendChild(ok); row.appendChild(back); panel.appendChild(row);
+    ok.focus();
     ok.addEventListener("click", function () {
       send(form, false).then(function (answer) {
         if (answer) { panel.hidden = true; finish(form, answer); }
@@ -281,8 +285,14 @@
         if (!answer) return;
         var box = el("div", "preview");
         box.appendChild(el("h3", "", form.getAttribute("data-preview") || "What this will do"));
-        box.appendChild(render(answer.payload));
-        step(form, panel, box, form.getAttribute("data-confirm-label") || "Confirm");
+        var part = form.getAttribute("data-preview-field"); // show one member of the answer (e.g. an import's report)
+        box.appendChild(render(part && answer.payload ? answer.payload[part] : answer.payload));
+        // data-preview-stop="<a.b>": when the preview's value there is truthy (e.g. an import's invalid.count), the
+        // real request would be refused, so no Confirm is offered; data-preview-stop-text says why.
+        var stop = form.getAttribute("data-preview-stop"), blocked = answer.payload;
+        if (stop) stop.split(".").forEach(function (k) { blocked = blocked && typeof blocked === "object" ? blocked[k] : undefined; });
+        if (stop && blocked) box.appendChild(el("p", "error form-error", form.getAttribute("data-preview-stop-text") || "This cannot be confirmed."));
+        step(form, panel, box, stop && blocked ? null : form.getAttribute("data-confirm-label") || "Confirm");
       });
       return;
     }
@@ -304,7 +314,7 @@
         if (fresh) {
           var node = document.importNode(fresh, true);
           region.replaceWith(node);
-          schedule(node);
+          if (node.hasAttribute("data-live")) schedule(node); // a finished job's region stops refreshing
         }
       })
       .catch(function () { /* restarting or offline: keep what is shown */ });
@@ -317,7 +327,33 @@
     }, ms);
   }
 
+  // --- downloads that need the CSRF header ---------------------------------------------------------------------
+  // a[data-download="<file name>"]: a GET with an effect (the audited member export, §20) needs X-CSRF-Token, which
+  // a plain link cannot send; the answer is fetched with it and saved through a Blob URL.
+  function onDownload(event) {
+    var link = event.target.closest("a[data-download]");
+    if (!link) return;
+    event.preventDefault();
+    var status = link.parentNode.querySelector("[data-download-status]");
+    function say(text) { if (status) { status.textContent = text; status.hidden = !text; } }
+    say("Preparing the download…");
+    fetch(link.href, { credentials: "same-origin", headers: { "X-CSRF-Token": CSRF, "Accept": "application/json" } })
+      .then(function (r) {
+        if (!r.ok) return r.json().then(function (p) { throw new Error((p && p.error && p.error.message) || String(r.status)); }, function () { throw new Error(String(r.status)); });
+        return r.blob();
+      })
+      .then(function (blob) {
+        var url = URL.createObjectURL(blob), a = document.createElement("a");
+        a.href = url; a.download = link.getAttribute("data-download") || "download"; a.hidden = true;
+        document.body.appendChild(a); a.click(); a.remove();
+        window.setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+        say("Downloaded " + a.download + ".");
+      })
+      .catch(function (e) { say("The download failed: " + e.message); });
+  }
+
   document.addEventListener("submit", onSubmit);
+  document.addEventListener("click", onDownload);
   document.addEventListener("DOMContentLoaded", function () {
     try {
       var pending = window.sessionStorage.getItem("synapse-flash");
