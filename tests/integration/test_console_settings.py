@@ -100,6 +100,15 @@ async def test_a_member_who_is_not_an_admin_gets_403_pages(browser: Any, world: 
         await context.close()
 
 
+async def test_a_bad_or_unknown_guild_is_a_404_page(world: ConsoleWorld) -> None:
+    session = await login(world.rt, ADMIN_ID)
+    cookie = {"Cookie": f"synapse_token={session.token}", "Accept": "text/html"}
+    for path in ("/admin/g/abc/settings", "/admin/g/" + "9" * 30, "/admin/g/4242/audit"):
+        page = await call("GET", world.base + path, headers=cookie)
+        assert page.status == 404, (path, page.status)
+        assert "Not found" in page.body and page.headers["Cache-Control"] == "private, no-store"
+
+
 async def test_a_cookie_mutation_without_the_csrf_header_is_refused(world: ConsoleWorld) -> None:
     session = await login(world.rt, ADMIN_ID)
     body = {"values": {"leveling.gold_per_level_up": 11}}

@@ -57,8 +57,10 @@ def _id_routes(rt: Runtime) -> list[tuple[str, str, list[str]]]:
     for route in app.router.routes():
         template = route.resource.canonical if route.resource is not None else ""
         params = re.findall(r"\{(\w+)\}", template)
-        # The member pages (`/g/…`) are HTML: a bad id there is the 404 page (tests/integration/test_web_http.py).
-        if route.method != "HEAD" and any(p.endswith("_id") for p in params) and not template.startswith("/g/"):
+        # The member pages (`/g/…`) and the console (`/admin/…`) are HTML: a bad id there is a 404 or 400 page
+        # (tests/integration/test_web_http.py, test_console_*.py).
+        html = template.startswith(("/g/", "/admin/"))
+        if route.method != "HEAD" and any(p.endswith("_id") for p in params) and not html:
             out.append((route.method, template, params))
     return out
 
