@@ -1254,6 +1254,6 @@ event.listen(
 _attach_ddl(AuditLog.__table__, AUDIT_LOG_DDL, "audit_log_reject_change")
 _attach_ddl(AchievementTemplate.__table__, TEMPLATE_SERIES_DDL, "achievement_templates_clear_series_order")
 # Migration 0014: deleting a category, rarity or series clears it on the guild's templates.
-for _table in (AchievementCategory.__table__, AchievementRarity.__table__, AchievementSeries.__table__):
-    _attach_ddl(_table, CATALOG_CLEAR_DDL[_table.name], f"{_table.name}_clear_templates")
+for _model in (AchievementCategory, AchievementRarity, AchievementSeries):
+    _attach_ddl(_model.__table__, CATALOG_CLEAR_DDL[_model.__tablename__], f"{_model.__tablename__}_clear_templates")
 _attach_ddl(Job.__table__, JOB_PAYLOAD_DDL, "jobs_drop_payload")  # migration 0007: a payload ends with its job
