@@ -1155,7 +1155,7 @@ class JobPayload(Base):
 
 
 # ==============================================================================================================
-# Triggers. The initial migration carries its own frozen copy of this SQL; these DDL hooks make
+# Triggers. The migrations that made them (0001, 0007, 0014) carry frozen copies of this SQL; these DDL hooks make
 # `Base.metadata.create_all()` produce the same database, which `tests/test_schema.py` verifies.
 # ==============================================================================================================
 
