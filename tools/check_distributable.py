@@ -11,23 +11,28 @@ table breaks one:
 3. a foreign key between two distributed tables pairs `guild_id` with `guild_id` (the tables are co-located and
    the check never crosses guilds);
 4. a foreign key between a distributed and a global table only goes from the distributed table to a reference
-   table; local tables only reference local or reference tables.
+   table; local tables only reference local or reference tables;
+5. in the application's SQL (`synapse_async/**/*.py`), a `JOIN` of a distributed table names `guild_id` in its
+   `ON` (or `USING`) condition, so no query joins across guilds and each join stays inside one shard.
 
 Tables whose keys still break rule 2 or 3 and have not been rekeyed yet are listed in `KNOWN_EXCEPTIONS` with what
 is left to do, so the list of remaining work lives in exactly one place and a *new* table never slips through.
 
 Run: `python tools/check_distributable.py [DATABASE_URL]` (default: the `DATABASE_URL` environment variable).
-It prints each violation and exits 1, or prints a one-line summary and exits 0. The rules themselves (`check`)
-are a pure function over a catalog description, unit-tested without a database.
+It prints each violation and exits 1, or prints a one-line summary and exits 0. The rules themselves (`check`,
+`unpaired_joins`) are pure functions over a catalog description and source text, unit-tested without a database.
+Rule 5 reads SQL as text: it sees explicit `JOIN … ON/USING` (the form the code base writes), not comma joins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 DISTRIBUTION_COLUMN = "guild_id"
@@ -57,19 +62,11 @@ GLOBAL_TABLES: dict[str, tuple[Role, str]] = {
 }
 
 # Distributed tables whose keys are not yet guild-first, with what remains to be done. Checked like every other
-# table; a violation on a listed table is reported as "known" and does not fail the run. Empty it as tables are
-# rekeyed: a listed table that no longer violates anything is itself reported, so the list cannot go stale.
-KNOWN_EXCEPTIONS: dict[str, str] = {
-    # The achievement catalog: templates point at a category, rarity and series with ON DELETE SET NULL. Made
-    # composite, that would also null the template's guild_id; PostgreSQL 15's `SET NULL (column)` fixes it, so
-    # these are rekeyed to (guild_id, id) with composite foreign keys once PostgreSQL 14 is no longer supported.
-    "achievement_categories": "primary key (id) to become (guild_id, id)",
-    "achievement_rarities": "primary key (id) to become (guild_id, id)",
-    "achievement_series": "primary key (id) to become (guild_id, id)",
-    "achievement_templates": "the three catalog foreign keys to become (guild_id, x_id) with ON DELETE SET NULL (x_id)",
-    # Rekeyed with the partitioned event lake (issue 27), whose partition key must be part of every key anyway.
-    "event_lake": "primary key (id) to become guild-first",
-}
+# table; a violation on a listed table is reported as "known" and does not fail the run. Empty since migration
+# 0014 rekeyed the achievement catalog and the event lake: every table of the schema follows the rules. The
+# mechanism stays for a table that cannot be rekeyed in the change that finds it; a listed table that no longer
+# violates anything is itself reported, so the list cannot go stale.
+KNOWN_EXCEPTIONS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -179,6 +176,46 @@ def check(
     return report
 
 
+# ---- joins in the application's SQL ------------------------------------------------------------------------------
+
+SOURCES = Path(__file__).resolve().parents[1] / "synapse_async"
+
+# `JOIN table [AS] alias ON condition` or `JOIN table [alias] USING (columns)`; the condition runs to the next
+# clause keyword or the end of the string literal (a double quote: the code base writes SQL in triple quotes).
+_JOIN = re.compile(
+    r"\bJOIN\s+(?P<table>\w+)(?:\s+(?:AS\s+)?(?!ON\b|USING\b)\w+)?\s+"
+    r"(?:ON\b(?P<on>.*?)(?=\b(?:LEFT|RIGHT|INNER|FULL|CROSS|JOIN|WHERE|GROUP|ORDER|LIMIT|RETURNING|UNION)\b|\"|$)"
+    r"|USING\s*\((?P<using>[^)]*)\))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def unpaired_joins(source: str, distributed: Iterable[str], where: str = "") -> list[str]:
+    """Joins of a distributed table in `source` whose condition does not name guild_id (rule 5)."""
+    tables = set(distributed)
+    problems: list[str] = []
+    for match in _JOIN.finditer(source):
+        table = match["table"]
+        if table not in tables:
+            continue
+        condition = match["on"] if match["on"] is not None else match["using"]
+        if DISTRIBUTION_COLUMN not in condition:
+            line = source.count("\n", 0, match.start()) + 1
+            shown = " ".join(match.group(0).split())
+            problems.append(f"{where}:{line}: join of {table} does not equate {DISTRIBUTION_COLUMN}: {shown}")
+    return problems
+
+
+def source_joins(tables: Sequence[Table], root: Path = SOURCES) -> list[str]:
+    """Rule 5 over every Python module under `root`, with the distributed tables of the catalog."""
+    distributed = [t.name for t in tables if t.name not in GLOBAL_TABLES]
+    problems: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        where = str(path.relative_to(root.parent))
+        problems.extend(unpaired_joins(path.read_text(encoding="utf-8"), distributed, where))
+    return problems
+
+
 # ---- reading the catalog ----------------------------------------------------------------------------------------
 
 _TABLES_SQL = """
@@ -262,6 +299,7 @@ def main(argv: Sequence[str]) -> int:
 
     tables = asyncio.run(read_catalog(to_asyncpg_dsn(url)))
     report = check(tables)
+    report.violations.extend(source_joins(tables))
     for line in report.known:
         print(f"known (KNOWN_EXCEPTIONS): {line}")
     for line in report.violations:

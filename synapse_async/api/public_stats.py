@@ -426,8 +426,8 @@ _BADGES = text(
     """
     SELECT t.id, t.name, r.name AS rarity, ma.earned_at
       FROM member_achievements ma
-      JOIN achievement_templates t ON t.id = ma.template_id
-      LEFT JOIN achievement_rarities r ON r.id = t.rarity_id
+      JOIN achievement_templates t ON t.guild_id = ma.guild_id AND t.id = ma.template_id
+      LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
      WHERE ma.guild_id = :g AND ma.user_id = :u AND NOT t.is_hidden
      ORDER BY ma.earned_at DESC, t.id
     """
@@ -509,9 +509,9 @@ class Achievement(ResponseModel):
 
 _TEMPLATES_FROM = """
   FROM achievement_templates t
-  LEFT JOIN achievement_categories c ON c.id = t.category_id
-  LEFT JOIN achievement_rarities r ON r.id = t.rarity_id
-  LEFT JOIN achievement_series s ON s.id = t.series_id
+  LEFT JOIN achievement_categories c ON c.guild_id = t.guild_id AND c.id = t.category_id
+  LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
+  LEFT JOIN achievement_series s ON s.guild_id = t.guild_id AND s.id = t.series_id
  WHERE t.guild_id = :g AND t.active
 """
 _TEMPLATES = text(
@@ -599,8 +599,8 @@ _RECENT = text(
            r.name AS rarity, r.color, ma.earned_at
       FROM member_achievements ma
       JOIN members m ON m.guild_id = ma.guild_id AND m.user_id = ma.user_id AND m.left_at IS NULL
-      JOIN achievement_templates t ON t.id = ma.template_id
-      LEFT JOIN achievement_rarities r ON r.id = t.rarity_id
+      JOIN achievement_templates t ON t.guild_id = ma.guild_id AND t.id = ma.template_id
+      LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
      WHERE ma.guild_id = :g
      ORDER BY ma.earned_at DESC, ma.user_id, t.id LIMIT :limit
     """

@@ -135,8 +135,9 @@ def _serial_pk() -> MappedColumn[Any]:
 
 
 def _guild_serial_pk() -> MappedColumn[Any]:
-    """BIGSERIAL id that is the second column of a `(guild_id, id)` primary key (docs/scale.md, migration 0010):
-    still unique on its own, but every key starts with the distribution column so the table can be sharded."""
+    """BIGSERIAL id inside a guild-first primary key, `(guild_id, id)` or the lake's `(guild_id, occurred_at, id)`
+    (docs/scale.md, migrations 0010 and 0014): still unique on its own, but every key starts with the distribution
+    column so the table can be sharded."""
     return mapped_column(BigInteger, autoincrement=True, nullable=False)
 
 
@@ -708,11 +709,15 @@ class EventLake(Base):
     and time-bounded reads scan only the partitions they touch. Daily partitions are created ahead by
     `db/lake_partitions.py`; the DEFAULT partition made here catches any time no daily partition covers. The
     primary key holds the partition key, as PostgreSQL requires, so the duplicate gate lives in `EventLakeKey`.
+
+    The primary key is (guild_id, occurred_at, id) (migration 0014): guild first so the lake can be distributed by
+    guild, then time because every lake read is one guild by time (the admin listing newest first, retention
+    oldest first); `id` is the tie-breaker those reads sort by. Nothing reads a lake row by id alone.
     """
 
     __tablename__ = "event_lake"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     user_id: Mapped[int | None] = _snowflake(nullable=True)
     event_type: Mapped[str] = mapped_column(Text, nullable=False)
@@ -720,10 +725,11 @@ class EventLake(Base):
     target_id: Mapped[int | None] = _snowflake(nullable=True)
     source_key: Mapped[str] = mapped_column(String(160), nullable=False)
     payload: Mapped[dict[str, Any]] = _json_object()
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    occurred_at: Mapped[datetime] = _tstz(nullable=False)
     recorded_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "occurred_at", "id"),
         CheckConstraint(_one_of("event_type", LAKE_EVENT_TYPES), name="event_type_allowed"),
         CheckConstraint(_is_object("payload"), name="payload_is_object"),
         {"postgresql_partition_by": "RANGE (occurred_at)"},
@@ -791,25 +797,27 @@ class EventCounter(Base):
 
 
 class AchievementCategory(Base):
-    """Groups templates in the gallery; deleting one nulls `achievement_templates.category_id`."""
+    """Groups templates in the gallery; deleting one nulls `achievement_templates.category_id` (trigger
+    `achievement_categories_clear_templates`, see `CATALOG_CLEAR_DDL`)."""
 
     __tablename__ = "achievement_categories"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     name: Mapped[str] = mapped_column(String(50), nullable=False)
     icon: Mapped[str | None] = mapped_column(String(64))
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
 
-    __table_args__ = (UniqueConstraint("guild_id", "name"),)
+    __table_args__ = (PrimaryKeyConstraint("guild_id", "id"), UniqueConstraint("guild_id", "name"))
 
 
 class AchievementRarity(Base):
-    """Name, colour and emoji shown with earned badges; seeded once per guild (SPEC §12.1)."""
+    """Name, colour and emoji shown with earned badges; seeded once per guild (SPEC §12.1). Deleting one nulls
+    `achievement_templates.rarity_id` (trigger `achievement_rarities_clear_templates`)."""
 
     __tablename__ = "achievement_rarities"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     name: Mapped[str] = mapped_column(String(50), nullable=False)
     color: Mapped[str] = mapped_column(String(7), nullable=False)
@@ -817,34 +825,40 @@ class AchievementRarity(Base):
     sort_order: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
 
     __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "id"),
         UniqueConstraint("guild_id", "name"),
         CheckConstraint("color ~ '^#[0-9A-Fa-f]{6}$'", name="color_format"),
     )
 
 
 class AchievementSeries(Base):
-    """Chains templates into tiers ordered by `achievement_templates.series_order`."""
+    """Chains templates into tiers ordered by `achievement_templates.series_order`. Deleting one nulls the
+    templates' `series_id` and, through `achievement_templates_clear_series_order`, their `series_order`
+    (trigger `achievement_series_clear_templates`)."""
 
     __tablename__ = "achievement_series"
 
-    id: Mapped[int] = _serial_pk()
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (UniqueConstraint("guild_id", "name"),)
+    __table_args__ = (PrimaryKeyConstraint("guild_id", "id"), UniqueConstraint("guild_id", "name"))
 
 
 class AchievementTemplate(Base):
     """An achievement definition: trigger, rewards and presentation (SPEC §12).
 
     `max_earners` is enforced by the database as well as by the conditional `earned_count` increment, so no
-    race can exceed it (SPEC §27.5). `series_order` is required exactly when `series_id` is set; because
-    deleting a series nulls `series_id` through the foreign key, the trigger
-    `achievement_templates_clear_series_order` (see `TEMPLATE_SERIES_DDL`) clears `series_order` in the same
-    row update, otherwise that CHECK would make every series with tiers undeletable. "Category, rarity and
-    series belong to the template's guild" is validated by the API (a composite foreign key could not use
-    ON DELETE SET NULL on PostgreSQL 14 without also nulling `guild_id`).
+    race can exceed it (SPEC §27.5).
+
+    Category, rarity and series are composite foreign keys `(guild_id, x_id) → (guild_id, id)` (migration 0014),
+    so the database refuses a reference to another guild's row. They are NO ACTION rather than ON DELETE SET
+    NULL: made composite, SET NULL would also null `guild_id`, and PostgreSQL 14 has no `SET NULL (column)`.
+    Deleting a category, rarity or series still clears it here, through a BEFORE DELETE trigger on that table
+    (`CATALOG_CLEAR_DDL`). `series_order` is required exactly when `series_id` is set; because deleting a series
+    nulls `series_id`, the trigger `achievement_templates_clear_series_order` (see `TEMPLATE_SERIES_DDL`) clears
+    `series_order` in the same row update, otherwise that CHECK would make every series with tiers undeletable.
     """
 
     __tablename__ = "achievement_templates"
@@ -853,13 +867,9 @@ class AchievementTemplate(Base):
     guild_id: Mapped[int] = _snowflake()
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(String(500))
-    category_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("achievement_categories.id", ondelete="SET NULL")
-    )
-    rarity_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("achievement_rarities.id", ondelete="SET NULL")
-    )
-    series_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("achievement_series.id", ondelete="SET NULL"))
+    category_id: Mapped[int | None] = mapped_column(BigInteger)
+    rarity_id: Mapped[int | None] = mapped_column(BigInteger)
+    series_id: Mapped[int | None] = mapped_column(BigInteger)
     series_order: Mapped[int | None] = mapped_column(Integer)
     trigger_type: Mapped[str] = mapped_column(Text, nullable=False)
     # Validated per trigger type by the API (SPEC §12.2); `manual` has `{}`, hence the default.
@@ -878,6 +888,11 @@ class AchievementTemplate(Base):
     __table_args__ = (
         PrimaryKeyConstraint("guild_id", "id"),
         UniqueConstraint("guild_id", "name"),
+        ForeignKeyConstraint(
+            ["guild_id", "category_id"], ["achievement_categories.guild_id", "achievement_categories.id"]
+        ),
+        ForeignKeyConstraint(["guild_id", "rarity_id"], ["achievement_rarities.guild_id", "achievement_rarities.id"]),
+        ForeignKeyConstraint(["guild_id", "series_id"], ["achievement_series.guild_id", "achievement_series.id"]),
         CheckConstraint("series_order >= 1", name="series_order_positive"),
         CheckConstraint("(series_id IS NULL) = (series_order IS NULL)", name="series_order_iff_series"),
         CheckConstraint(_one_of("trigger_type", TRIGGER_TYPES), name="trigger_type_allowed"),
@@ -1140,7 +1155,7 @@ class JobPayload(Base):
 
 
 # ==============================================================================================================
-# Triggers. The initial migration carries its own frozen copy of this SQL; these DDL hooks make
+# Triggers. The migrations that made them (0001, 0007, 0014) carry frozen copies of this SQL; these DDL hooks make
 # `Base.metadata.create_all()` produce the same database, which `tests/test_schema.py` verifies.
 # ==============================================================================================================
 
@@ -1178,6 +1193,31 @@ $$
 )
 
 
+def _catalog_clear_ddl(table: str, column: str) -> tuple[str, str]:
+    """A BEFORE DELETE trigger on a catalog table that clears `column` on the guild's templates pointing at the
+    deleted row: the ON DELETE SET NULL the composite foreign key cannot have on PostgreSQL 14 (migration 0014)."""
+    return (
+        f"""
+CREATE FUNCTION {table}_clear_templates() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE achievement_templates SET {column} = NULL WHERE guild_id = OLD.guild_id AND {column} = OLD.id;
+    RETURN OLD;
+END
+$$
+""".strip(),
+        f"CREATE TRIGGER {table}_clear_templates BEFORE DELETE ON {table}"
+        f" FOR EACH ROW EXECUTE FUNCTION {table}_clear_templates()",
+    )
+
+
+CATALOG_CLEAR_DDL: Final = {
+    "achievement_categories": _catalog_clear_ddl("achievement_categories", "category_id"),
+    "achievement_rarities": _catalog_clear_ddl("achievement_rarities", "rarity_id"),
+    "achievement_series": _catalog_clear_ddl("achievement_series", "series_id"),
+}
+
+
 JOB_PAYLOAD_DDL: Final = (
     """
 CREATE FUNCTION jobs_drop_payload() RETURNS trigger
@@ -1213,4 +1253,7 @@ event.listen(
 )
 _attach_ddl(AuditLog.__table__, AUDIT_LOG_DDL, "audit_log_reject_change")
 _attach_ddl(AchievementTemplate.__table__, TEMPLATE_SERIES_DDL, "achievement_templates_clear_series_order")
+# Migration 0014: deleting a category, rarity or series clears it on the guild's templates.
+for _model in (AchievementCategory, AchievementRarity, AchievementSeries):
+    _attach_ddl(_model.__table__, CATALOG_CLEAR_DDL[_model.__tablename__], f"{_model.__tablename__}_clear_templates")
 _attach_ddl(Job.__table__, JOB_PAYLOAD_DDL, "jobs_drop_payload")  # migration 0007: a payload ends with its job

@@ -127,7 +127,8 @@ _DELETE_PAYLOAD = text("DELETE FROM job_payloads WHERE job_id = :id")
 
 _STATE_COLUMNS = "m.user_id, m.xp, m.gold, m.lifetime_stars, m.level, m.github_username"
 _EARNED_NAMES = """
-SELECT ma.user_id, t.name FROM member_achievements ma JOIN achievement_templates t ON t.id = ma.template_id
+SELECT ma.user_id, t.name
+  FROM member_achievements ma JOIN achievement_templates t ON t.guild_id = ma.guild_id AND t.id = ma.template_id
  WHERE ma.guild_id = $1 AND ma.user_id = ANY($2::bigint[])
 """
 _STATES = f"SELECT {_STATE_COLUMNS} FROM members m WHERE m.guild_id = $1 AND m.user_id = ANY($2::bigint[])"
@@ -154,7 +155,8 @@ RETURNING {sql.MEMBER_COLUMNS}
 """
 _EXPORT_ROWS = """
 SELECT m.user_id, m.xp, m.gold, m.lifetime_stars, m.github_username, m.left_at IS NOT NULL AS left,
-       ARRAY(SELECT t.name FROM member_achievements ma JOIN achievement_templates t ON t.id = ma.template_id
+       ARRAY(SELECT t.name FROM member_achievements ma
+               JOIN achievement_templates t ON t.guild_id = ma.guild_id AND t.id = ma.template_id
               WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id ORDER BY t.name) AS achievements
   FROM members m
  WHERE m.guild_id = $1 AND m.user_id > $2

@@ -8,7 +8,9 @@ never touched (SPEC §27 item 10): the counter statement can only match periods 
 Rows are chosen by `recorded_at` (the spec's retention clock), but walked through the `(guild_id, occurred_at)`
 index: an event's time never lies after the moment it was recorded except by clock skew, so every row recorded
 before the cutoff has `occurred_at` before the cutoff plus `OCCURRED_MARGIN`. That bounds the scan without an
-extra index on the lake's hot insert path (docs/decisions.md).
+extra index on the lake's hot insert path (docs/decisions.md). The DELETE then matches the chosen rows on the whole
+primary key `(guild_id, occurred_at, id)` (migration 0014), bounded by time so only the partitions before the bound
+are read.
 
 The lake is partitioned by day (issue 27), so a run first drops every daily partition that lies wholly before the
 LONGEST retention of any guild (`db/lake_partitions.py`): those rows go with no DELETE and no bloat. Retention is
@@ -52,11 +54,12 @@ _COUNT_ROWS = text(
 _DELETE_ROWS = text(
     """
     WITH doomed AS (
-        SELECT id FROM event_lake
+        SELECT occurred_at, id FROM event_lake
          WHERE guild_id = :g AND occurred_at < :bound AND recorded_at < :cutoff
          ORDER BY occurred_at, id LIMIT :n
     )
-    DELETE FROM event_lake e USING doomed WHERE e.id = doomed.id
+    DELETE FROM event_lake e USING doomed
+     WHERE e.guild_id = :g AND e.occurred_at < :bound AND e.occurred_at = doomed.occurred_at AND e.id = doomed.id
     """
 )
 # Keys of rows that are gone: walked by (guild_id, occurred_at); the lake probe carries `occurred_at`, so it looks in

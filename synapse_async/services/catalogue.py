@@ -4,7 +4,8 @@
 `(field, problem)` pairs): `/create-achievement` lists them in its reply and the admin API returns them as a 400
 `validation_error`. Category, rarity and series must belong to the template's guild: the command pre-checks
 against its cache, and every write checks again against the guild's rows read in the writing transaction, so a
-reference deleted meanwhile (or another guild's id) can never be linked. Each write, its audit row (before/after
+reference deleted meanwhile (or another guild's id) can never be linked; the composite foreign keys of migration
+0014 make the database refuse another guild's id too. Each write, its audit row (before/after
 snapshots) and the NOTIFY of its table commit together; unique clashes are `CatalogueConflict` (409), never a 500.
 """
 
@@ -521,7 +522,8 @@ class References:
         return await self._run(f"update_{kind.action}", attempt)
 
     async def delete(self, *, guild_id: int, ref_id: int, actor: Actor) -> None:
-        """Delete the row; the templates' references to it become NULL (ON DELETE SET NULL, §12.3)."""
+        """Delete the row; the templates' references to it become NULL (§12.3), by the table's BEFORE DELETE
+        trigger (migration 0014), in this transaction, so the NOTIFY of templates below covers them."""
         kind = self._kind
         delete = text(f"DELETE FROM {kind.table} WHERE guild_id = :g AND id = :id RETURNING {_ref_columns(kind)}")
 

@@ -170,13 +170,14 @@ SELECT id, name, description, category_id, rarity_id, series_id, series_order, t
   FROM achievement_templates WHERE id = $1 AND guild_id = $2
 """
 _HAS_BADGE = "SELECT true FROM member_achievements WHERE guild_id = $1 AND user_id = $2 AND template_id = $3"
-_TEMPLATE_ACTIVE = "SELECT active FROM achievement_templates WHERE id = $1"
+_TEMPLATE_ACTIVE = "SELECT active FROM achievement_templates WHERE guild_id = $1 AND id = $2"
 _DELETE_BADGE = """
 DELETE FROM member_achievements WHERE guild_id = $1 AND user_id = $2 AND template_id = $3
 RETURNING earned_at, source, granted_by, journal_id
 """
 _RELEASE_TEMPLATE = """
-UPDATE achievement_templates SET earned_count = GREATEST(earned_count - 1, 0), updated_at = now() WHERE id = $1
+UPDATE achievement_templates SET earned_count = GREATEST(earned_count - 1, 0), updated_at = now()
+ WHERE guild_id = $1 AND id = $2
 """
 # What the badge's earning really paid (§20 revoke): its `achievement` journal row's XP and the gold ledger row of
 # the same key — not the template's rewards now, which may have been edited since, or never paid (imports).
@@ -547,7 +548,7 @@ class Economy:
                 raise GrantRejected("already_earned")
             if not await sql.claim_template(conn, guild_id=guild_id, template_id=template_id):
                 # Deactivated since the read above, or full (possibly by a concurrent grant that just committed).
-                active = await conn.fetchval(_TEMPLATE_ACTIVE, template_id)
+                active = await conn.fetchval(_TEMPLATE_ACTIVE, guild_id, template_id)
                 raise GrantRejected("max_earners" if active else "inactive")
             tx = Tx(conn, singles=True)
             guild = self._cache.guild(guild_id)
@@ -616,7 +617,7 @@ class Economy:
             badge = await conn.fetchrow(_DELETE_BADGE, guild_id, user_id, template_id)
             if badge is None or member is None:
                 raise RevokeRejected("not_earned")
-            await conn.execute(_RELEASE_TEMPLATE, template_id)
+            await conn.execute(_RELEASE_TEMPLATE, guild_id, template_id)
             paid = await conn.fetchrow(_PAID, badge["journal_id"], guild_id, user_id)
             paid_xp, paid_gold = (max(int(paid["xp"]), 0), max(int(paid["gold"]), 0)) if paid is not None else (0, 0)
             # A freed slot makes a full template earnable again: every process reloads its templates at COMMIT and

@@ -99,7 +99,7 @@ _SEASON_STATS = text(
     """
     SELECT s.season_id, s.name, s.status, st.stars, st.xp, st.gold_earned, st.messages_sent, st.reactions_given,
            st.reactions_received, st.threads_created, st.voice_minutes
-      FROM season_stats st JOIN seasons s ON s.season_id = st.season_id
+      FROM season_stats st JOIN seasons s ON s.guild_id = st.guild_id AND s.season_id = st.season_id
      WHERE st.guild_id = :g AND st.user_id = :u
      ORDER BY s.starts_at DESC, s.season_id DESC
     """
@@ -107,7 +107,7 @@ _SEASON_STATS = text(
 _BADGES = text(
     """
     SELECT a.template_id, t.name, t.is_hidden, a.earned_at, a.source, a.granted_by, a.journal_id
-      FROM member_achievements a JOIN achievement_templates t ON t.id = a.template_id
+      FROM member_achievements a JOIN achievement_templates t ON t.guild_id = a.guild_id AND t.id = a.template_id
      WHERE a.guild_id = :g AND a.user_id = :u
      ORDER BY a.earned_at DESC, a.template_id DESC
     """

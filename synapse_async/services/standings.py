@@ -114,8 +114,8 @@ _RECENT_BADGES = text(
     """
     SELECT t.id, t.name, t.is_hidden, r.emoji, a.earned_at
       FROM member_achievements a
-      JOIN achievement_templates t ON t.id = a.template_id
-      LEFT JOIN achievement_rarities r ON r.id = t.rarity_id
+      JOIN achievement_templates t ON t.guild_id = a.guild_id AND t.id = a.template_id
+      LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
      WHERE a.guild_id = :g AND a.user_id = :u
      ORDER BY a.earned_at DESC, t.id DESC
      LIMIT :n

@@ -523,3 +523,11 @@ async def test_categories_rarities_series_crud_and_deleting_nulls_references(run
     before, _ = await audit(runtime, "series.delete", str(chain_id))
     assert before["name"] == "Chatter"
     await wait_for(lambda: category not in cache.guild(GUILD).categories)
+
+    # The cache's copy of the template loses the references too: the deletes cleared them in their own
+    # transaction (the catalog tables' triggers), and each delete notifies the templates with it.
+    def cached_refs() -> tuple[object, ...]:
+        cached = next(t for t in cache.guild(GUILD).templates if t.template_id == linked["id"])
+        return (cached.category_id, cached.rarity_id, cached.series_id, cached.series_order)
+
+    await wait_for(lambda: cached_refs() == (None, None, None, None))

@@ -32,7 +32,7 @@ from tests.support import run_alembic
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0010_guild_keys"
+HEAD = "0014_catalog_guild_keys"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -208,6 +208,9 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
         ("audit_log", "audit_log_append_only"),
         ("audit_log", "audit_log_no_truncate"),
         ("achievement_templates", "achievement_templates_clear_series_order"),
+        ("achievement_categories", "achievement_categories_clear_templates"),
+        ("achievement_rarities", "achievement_rarities_clear_templates"),
+        ("achievement_series", "achievement_series_clear_templates"),
         ("jobs", "jobs_drop_payload"),
     }
 
@@ -287,6 +290,158 @@ async def test_downgrade_to_base_then_upgrade_again(scratch_database: str) -> No
     await _upgrade(scratch_database)
     assert await _snapshot(scratch_database) == first
     assert await _version(scratch_database) == [HEAD]
+
+
+_CATALOG_SNAPSHOTS = {
+    "achievement_categories": "SELECT id, guild_id, name, icon, sort_order FROM achievement_categories ORDER BY id",
+    "achievement_rarities": "SELECT id, guild_id, name, color, emoji, sort_order FROM achievement_rarities ORDER BY id",
+    "achievement_series": "SELECT id, guild_id, name, description FROM achievement_series ORDER BY id",
+    "achievement_templates": "SELECT id, guild_id, name, category_id, rarity_id, series_id, series_order,"
+    " earned_count FROM achievement_templates ORDER BY id",
+    "member_achievements": "SELECT guild_id, user_id, template_id FROM member_achievements ORDER BY 1, 2, 3",
+    "event_lake": "SELECT id, guild_id, source_key, occurred_at FROM event_lake ORDER BY id",
+}
+
+
+async def _catalog_snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: [tuple(r) for r in await conn.fetch(sql)] for table, sql in _CATALOG_SNAPSHOTS.items()}
+
+
+async def _primary_key(conn: asyncpg.Connection, table: str) -> list[str]:
+    return list(
+        await conn.fetchval(
+            "SELECT ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, pos)"
+            " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.pos)"
+            " FROM pg_constraint c WHERE c.conrelid = $1::regclass AND c.contype = 'p'",
+            table,
+        )
+    )
+
+
+async def test_catalog_rekeying_keeps_every_row_of_a_populated_database(scratch_database: str) -> None:
+    """Migration 0014 on a populated database: every catalog, template, badge and lake row survives with its id,
+    the new composite keys hold, a reference to another guild's row (possible before) is cleared, and the
+    downgrade brings the old keys back with every row."""
+    before_rev = "0010_guild_keys"
+    await _upgrade(scratch_database, before_rev)
+    other = GUILD + 1
+    conn = await asyncpg.connect(to_asyncpg_dsn(scratch_database))
+    try:
+        refs: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        for guild in (GUILD, other):
+            series = [
+                await conn.fetchval(
+                    "INSERT INTO achievement_series (guild_id, name) VALUES ($1, $2) RETURNING id", guild, f"S{i}"
+                )
+                for i in range(3)
+            ]
+            categories = [
+                await conn.fetchval(
+                    "INSERT INTO achievement_categories (guild_id, name) VALUES ($1, $2) RETURNING id", guild, f"C{i}"
+                )
+                for i in range(3)
+            ]
+            rarities = [
+                await conn.fetchval(
+                    "INSERT INTO achievement_rarities (guild_id, name, color) VALUES ($1, $2, '#123456') RETURNING id",
+                    guild,
+                    f"R{i}",
+                )
+                for i in range(3)
+            ]
+            refs[guild] = (series, categories, rarities)
+            for i in range(30):
+                await conn.execute(
+                    "INSERT INTO achievement_templates (guild_id, name, trigger_type, series_id, series_order,"
+                    " category_id, rarity_id) VALUES ($1, $2, 'manual', $3, $4, $5, $6)",
+                    guild,
+                    f"T{i}",
+                    series[i % 3] if i % 2 == 0 else None,
+                    i + 1 if i % 2 == 0 else None,
+                    categories[i % 3] if i % 5 else None,
+                    rarities[i % 3],
+                )
+            await conn.execute(
+                "INSERT INTO member_achievements (guild_id, user_id, template_id, source)"
+                " SELECT guild_id, $2, id, 'auto' FROM achievement_templates WHERE guild_id = $1",
+                guild,
+                USER_A,
+            )
+        # Written by hand, past the API's check: a template of GUILD pointing at the other guild's catalog rows.
+        crossed = await conn.fetchval(
+            "INSERT INTO achievement_templates (guild_id, name, trigger_type, series_id, series_order, category_id,"
+            " rarity_id) VALUES ($1, 'Crossed', 'manual', $2, 99, $3, $4) RETURNING id",
+            GUILD,
+            refs[other][0][0],
+            refs[other][1][0],
+            refs[other][2][0],
+        )
+        await conn.execute(
+            "INSERT INTO event_lake (guild_id, user_id, event_type, source_key, occurred_at)"
+            " SELECT CASE WHEN i % 2 = 0 THEN $1::bigint ELSE $2::bigint END, $3::bigint, 'message_create',"
+            "        'msg:' || i, now() - make_interval(hours => i) FROM generate_series(1, 500) AS i",
+            GUILD,
+            other,
+            USER_A,
+        )
+        before = await _catalog_snapshot(conn)
+    finally:
+        await conn.close()
+    assert len(before["achievement_templates"]) == 61 and len(before["event_lake"]) == 500
+
+    await _upgrade(scratch_database, "0014_catalog_guild_keys")
+
+    conn = await asyncpg.connect(to_asyncpg_dsn(scratch_database))
+    try:
+        after = await _catalog_snapshot(conn)
+        # Every row is kept; only the crossed template lost its (foreign) references, as a deletion would do.
+        expected = dict(before)
+        expected["achievement_templates"] = [
+            (*row[:3], None, None, None, None, row[7]) if row[0] == crossed else row
+            for row in before["achievement_templates"]
+        ]
+        assert after == expected
+        for table in ("achievement_categories", "achievement_rarities", "achievement_series"):
+            assert await _primary_key(conn, table) == ["guild_id", "id"]
+        assert await _primary_key(conn, "event_lake") == ["guild_id", "occurred_at", "id"]
+        # The keys hold on the migrated rows: no crossing, and deleting still clears the references.
+        error = await _rejects(
+            conn, "UPDATE achievement_templates SET category_id = $2 WHERE id = $1", crossed, refs[other][1][1]
+        )
+        assert isinstance(error, asyncpg.ForeignKeyViolationError)
+        series, categories, rarities = refs[GUILD]
+        await conn.execute("DELETE FROM achievement_series WHERE id = $1", series[0])
+        await conn.execute("DELETE FROM achievement_categories WHERE id = $1", categories[1])
+        await conn.execute("DELETE FROM achievement_rarities WHERE id = $1", rarities[2])
+        left = await conn.fetchval(
+            "SELECT count(*) FROM achievement_templates WHERE series_id = $1 OR category_id = $2 OR rarity_id = $3",
+            series[0],
+            categories[1],
+            rarities[2],
+        )
+        assert left == 0
+        assert await conn.fetchval("SELECT count(*) FROM achievement_templates") == 61
+    finally:
+        await conn.close()
+
+    await _downgrade(scratch_database, before_rev)
+    conn = await asyncpg.connect(to_asyncpg_dsn(scratch_database))
+    try:
+        back = await _catalog_snapshot(conn)
+        assert {table: len(rows) for table, rows in back.items()} == {
+            table: len(rows) - (1 if table in ("achievement_categories", "achievement_rarities",
+                                               "achievement_series") else 0)
+            for table, rows in before.items()
+        }  # fmt: skip
+        assert back["event_lake"] == before["event_lake"]
+        for table in ("achievement_categories", "achievement_rarities", "achievement_series"):
+            assert await _primary_key(conn, table) == ["id"]
+        assert await _primary_key(conn, "event_lake") == ["id", "occurred_at"]
+        # The old single-column ON DELETE SET NULL is back.
+        await conn.execute("DELETE FROM achievement_series WHERE id = $1", series[1])
+        assert await conn.fetchval("SELECT count(*) FROM achievement_templates WHERE series_id = $1", series[1]) == 0
+    finally:
+        await conn.close()
 
 
 def test_offline_mode_renders_the_whole_schema() -> None:
@@ -589,19 +744,33 @@ async def test_template_rules(db: asyncpg.Connection) -> None:
         assert _constraint(error) == constraint, assignment
 
 
+async def _catalog_refs(conn: asyncpg.Connection, guild_id: int = GUILD, suffix: str = "") -> tuple[int, int, int]:
+    """A series, a category and a rarity of `guild_id`: their ids."""
+    series_id = await conn.fetchval(
+        "INSERT INTO achievement_series (guild_id, name) VALUES ($1, $2) RETURNING id", guild_id, "S" + suffix
+    )
+    category_id = await conn.fetchval(
+        "INSERT INTO achievement_categories (guild_id, name) VALUES ($1, $2) RETURNING id", guild_id, "C" + suffix
+    )
+    rarity_id = await conn.fetchval(
+        "INSERT INTO achievement_rarities (guild_id, name, color) VALUES ($1, $2, '#2196F3') RETURNING id",
+        guild_id,
+        "Rare" + suffix,
+    )
+    return series_id, category_id, rarity_id
+
+
 async def test_deleting_series_category_rarity_nulls_references(db: asyncpg.Connection) -> None:
-    series_id = await db.fetchval(
-        "INSERT INTO achievement_series (guild_id, name) VALUES ($1, 'S') RETURNING id", GUILD
-    )
-    category_id = await db.fetchval(
-        "INSERT INTO achievement_categories (guild_id, name) VALUES ($1, 'C') RETURNING id", GUILD
-    )
-    rarity_id = await db.fetchval(
-        "INSERT INTO achievement_rarities (guild_id, name, color) VALUES ($1, 'Rare', '#2196F3') RETURNING id",
-        GUILD,
-    )
+    """Migration 0014: the composite foreign keys are NO ACTION; a BEFORE DELETE trigger on each catalog table
+    clears the reference on the guild's templates (and, for a series, `series_order` with it)."""
+    series_id, category_id, rarity_id = await _catalog_refs(db)
     template_id = await _template(
         db, "T", series_id=series_id, series_order=3, category_id=category_id, rarity_id=rarity_id
+    )
+    second_tier = await _template(db, "T2", series_id=series_id, series_order=4, category_id=category_id)
+    kept_series, kept_category, kept_rarity = await _catalog_refs(db, suffix=" kept")
+    untouched = await _template(
+        db, "Kept", series_id=kept_series, series_order=1, category_id=kept_category, rarity_id=kept_rarity
     )
 
     await db.execute("DELETE FROM achievement_series WHERE id = $1", series_id)
@@ -611,10 +780,67 @@ async def test_deleting_series_category_rarity_nulls_references(db: asyncpg.Conn
     row = await db.fetchrow("SELECT * FROM achievement_templates WHERE id = $1", template_id)
     assert row is not None
     assert (row["series_id"], row["series_order"], row["category_id"], row["rarity_id"]) == (None, None, None, None)
+    row = await db.fetchrow("SELECT * FROM achievement_templates WHERE id = $1", second_tier)
+    assert row is not None
+    assert (row["series_id"], row["series_order"], row["category_id"]) == (None, None, None)
+    row = await db.fetchrow("SELECT * FROM achievement_templates WHERE id = $1", untouched)
+    assert row is not None
+    assert (row["series_id"], row["series_order"], row["category_id"], row["rarity_id"]) == (
+        kept_series,
+        1,
+        kept_category,
+        kept_rarity,
+    )
+    # A whole guild's catalog in one statement (several rows, several templates each) goes the same way.
+    await db.execute("DELETE FROM achievement_series WHERE guild_id = $1", GUILD)
+    await db.execute("DELETE FROM achievement_categories WHERE guild_id = $1", GUILD)
+    await db.execute("DELETE FROM achievement_rarities WHERE guild_id = $1", GUILD)
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM achievement_templates WHERE guild_id = $1"
+            " AND (series_id IS NOT NULL OR series_order IS NOT NULL"
+            " OR category_id IS NOT NULL OR rarity_id IS NOT NULL)",
+            GUILD,
+        )
+        == 0
+    )
     error = await _rejects(
         db, "INSERT INTO achievement_rarities (guild_id, name, color) VALUES ($1, 'Bad', 'red')", GUILD
     )
     assert _constraint(error) == "ck_achievement_rarities_color_format"
+
+
+@pytest.mark.parametrize(
+    ("column", "constraint"),
+    [
+        ("series_id", "fk_achievement_templates_guild_id_achievement_series"),
+        ("category_id", "fk_achievement_templates_guild_id_achievement_categories"),
+        ("rarity_id", "fk_achievement_templates_guild_id_achievement_rarities"),
+    ],
+)
+async def test_a_template_cannot_point_at_another_guilds_catalog(
+    db: asyncpg.Connection, column: str, constraint: str
+) -> None:
+    """Migration 0014: the database, not only the API, refuses a category, rarity or series of another guild."""
+    elsewhere = dict(zip(("series_id", "category_id", "rarity_id"), await _catalog_refs(db, GUILD + 1), strict=True))
+    extra = ", series_order" if column == "series_id" else ""
+    insert = (
+        f"INSERT INTO achievement_templates (guild_id, name, trigger_type, {column}{extra})"
+        f" VALUES ($1, 'Crossed', 'manual', $2{', 1' if extra else ''})"
+    )
+    error = await _rejects(db, insert, GUILD, elsewhere[column])
+    assert isinstance(error, asyncpg.ForeignKeyViolationError)
+    assert _constraint(error) == constraint
+    template_id = await _template(db, "Linked later")
+    error = await _rejects(
+        db,
+        f"UPDATE achievement_templates SET {column} = $2{extra and ', series_order = 1'} WHERE id = $1",
+        template_id,
+        elsewhere[column],
+    )
+    assert _constraint(error) == constraint
+    # The other guild's own template may use it.
+    await db.execute(insert, GUILD + 1, elsewhere[column])
 
 
 async def test_earned_template_cannot_be_deleted(db: asyncpg.Connection) -> None:

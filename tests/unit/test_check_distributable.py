@@ -121,3 +121,57 @@ def test_a_listed_global_table_that_no_longer_exists_is_reported() -> None:
 
 def _parent_like(name: str) -> object:
     return cd.Table(name, ("guild_id", "id"), (cd.Key(f"pk_{name}", "primary key", ("guild_id", "id")),))
+
+
+# ---- rule 5: joins in the application's SQL ------------------------------------------------------------------
+
+_GUILD_TABLES = ("members", "achievement_templates", "achievement_rarities", "seasons")
+
+
+def test_a_join_that_equates_guild_id_passes() -> None:
+    sql = '''
+    _Q = """
+    SELECT t.name, r.name FROM member_achievements a
+      JOIN achievement_templates t ON t.guild_id = a.guild_id AND t.id = a.template_id
+      LEFT JOIN achievement_rarities r
+        ON r.guild_id = t.guild_id AND r.id = t.rarity_id AND r.name <> 'x'
+      JOIN seasons USING (guild_id, season_id)
+      JOIN jobs j ON j.job_id = a.job_id
+     WHERE a.guild_id = :g
+    """
+    '''
+    assert cd.unpaired_joins(sql, _GUILD_TABLES, "m.py") == []
+
+
+def test_a_join_by_id_alone_is_reported_with_its_line() -> None:
+    sql = (
+        'X = """\n'
+        "SELECT 1 FROM member_achievements a\n"
+        "  JOIN achievement_templates t ON t.id = a.template_id\n"
+        "  LEFT JOIN achievement_rarities AS r ON r.id = t.rarity_id WHERE a.guild_id = :g\n"
+        '"""\n'
+        'Y = "SELECT 1 FROM season_stats st JOIN seasons s USING (season_id) WHERE st.guild_id = $1"\n'
+    )
+    assert cd.unpaired_joins(sql, _GUILD_TABLES, "m.py") == [
+        "m.py:3: join of achievement_templates does not equate guild_id: JOIN achievement_templates t ON t.id = "
+        "a.template_id",
+        "m.py:4: join of achievement_rarities does not equate guild_id: JOIN achievement_rarities AS r ON r.id = "
+        "t.rarity_id",
+        "m.py:6: join of seasons does not equate guild_id: JOIN seasons s USING (season_id)",
+    ]
+
+
+def test_the_guild_id_of_a_later_clause_does_not_excuse_a_join() -> None:
+    sql = '"""SELECT 1 FROM a JOIN members m ON m.user_id = a.user_id WHERE a.guild_id = m.guild_id"""'
+    assert len(cd.unpaired_joins(sql, _GUILD_TABLES)) == 1
+
+
+def test_source_joins_reads_every_module_under_the_root(tmp_path: Path) -> None:
+    package = tmp_path / "app"
+    (package / "services").mkdir(parents=True)
+    (package / "services" / "ok.py").write_text('Q = "SELECT 1 FROM x JOIN members m ON m.guild_id = x.guild_id"\n')
+    (package / "services" / "bad.py").write_text('\nQ = "SELECT 1 FROM x JOIN members m ON m.user_id = x.user_id"\n')
+    tables = [cd.Table("members", ("guild_id", "user_id")), cd.Table("jobs", ("job_id",))]
+    assert cd.source_joins(tables, package) == [
+        "app/services/bad.py:2: join of members does not equate guild_id: JOIN members m ON m.user_id = x.user_id"
+    ]
