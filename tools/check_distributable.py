@@ -67,8 +67,6 @@ KNOWN_EXCEPTIONS: dict[str, str] = {
     "achievement_rarities": "primary key (id) to become (guild_id, id)",
     "achievement_series": "primary key (id) to become (guild_id, id)",
     "achievement_templates": "the three catalog foreign keys to become (guild_id, x_id) with ON DELETE SET NULL (x_id)",
-    # Rekeyed with the partitioned event lake (issue 27), whose partition key must be part of every key anyway.
-    "event_lake": "primary key (id) to become guild-first",
 }
 
 

@@ -438,6 +438,9 @@ class Member(Base):
             "github_username ~ '^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$'",
             name="github_username_format",
         ),
+        # Room on each page for the new version of an updated row: with no indexed column changed (a message within
+        # its cooldown moves counters and `last_active_at` only), the update is HOT and writes no index entry.
+        {"postgresql_with": {"fillfactor": "85"}},
     )
 
 
@@ -453,7 +456,6 @@ for _column in (Member.xp, Member.gold, Member.lifetime_stars):
         Member.user_id,
         postgresql_where=Member.left_at.is_(None),
     )
-Index("ix_members_guild_id_last_active_at", Member.guild_id, Member.last_active_at)
 # Members who left (a small set): season rankings exclude them with an anti-join on this index (SPEC §17.1).
 Index(
     "ix_members_guild_id_user_id_left",
@@ -642,11 +644,16 @@ Index(
     RewardJournal.occurred_at.desc(),
 )
 # Ordered like the public activity list, so its pages (and keyset continuations) are index scans (migration 0008).
+# Partial on what that list and its daily counts read (migration 0012): unpaid messages, most of them, get no entry.
+PUBLIC_JOURNAL_ROWS = (
+    "event_type IN ('level_change', 'achievement') OR (zero_reason IS NULL AND (xp_delta > 0 OR star_delta > 0))"
+)
 Index(
     "ix_reward_journal_guild_id_occurred_at_id",
     RewardJournal.guild_id,
     RewardJournal.occurred_at.desc(),
     RewardJournal.id.desc(),
+    postgresql_where=text(PUBLIC_JOURNAL_ROWS),
 )
 # The public activity's "new peak level" test reads earlier level changes of one member only (migration 0008).
 Index(
@@ -712,7 +719,7 @@ class EventLake(Base):
 
     __tablename__ = "event_lake"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = _guild_serial_pk()
     guild_id: Mapped[int] = _snowflake()
     user_id: Mapped[int | None] = _snowflake(nullable=True)
     event_type: Mapped[str] = mapped_column(Text, nullable=False)
@@ -720,17 +727,19 @@ class EventLake(Base):
     target_id: Mapped[int | None] = _snowflake(nullable=True)
     source_key: Mapped[str] = mapped_column(String(160), nullable=False)
     payload: Mapped[dict[str, Any]] = _json_object()
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     recorded_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        # Guild first, then time (migration 0012): the one index of the lake serves its time-ordered reads per guild
+        # (newest first is a backward scan), holds the partition key as PostgreSQL requires, and is distributable.
+        PrimaryKeyConstraint("guild_id", "occurred_at", "id"),
         CheckConstraint(_one_of("event_type", LAKE_EVENT_TYPES), name="event_type_allowed"),
         CheckConstraint(_is_object("payload"), name="payload_is_object"),
         {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
 
-Index("ix_event_lake_guild_id_occurred_at", EventLake.guild_id, EventLake.occurred_at.desc())
 event.listen(
     EventLake.__table__,
     "after_create",

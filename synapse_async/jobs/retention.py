@@ -5,8 +5,8 @@ pipeline's inserts are never starved, and the run stops when its time budget is 
 again by the same predicate on the next run, so no cursor has to be stored. `lifetime` and `season:` counters are
 never touched (SPEC §27 item 10): the counter statement can only match periods in the `day:` range.
 
-Rows are chosen by `recorded_at` (the spec's retention clock), but walked through the `(guild_id, occurred_at)`
-index: an event's time never lies after the moment it was recorded except by clock skew, so every row recorded
+Rows are chosen by `recorded_at` (the spec's retention clock), but walked through the `(guild_id, occurred_at, id)`
+primary key: an event's time never lies after the moment it was recorded except by clock skew, so every row recorded
 before the cutoff has `occurred_at` before the cutoff plus `OCCURRED_MARGIN`. That bounds the scan without an
 extra index on the lake's hot insert path (docs/decisions.md).
 
@@ -52,11 +52,12 @@ _COUNT_ROWS = text(
 _DELETE_ROWS = text(
     """
     WITH doomed AS (
-        SELECT id FROM event_lake
+        SELECT occurred_at, id FROM event_lake
          WHERE guild_id = :g AND occurred_at < :bound AND recorded_at < :cutoff
          ORDER BY occurred_at, id LIMIT :n
     )
-    DELETE FROM event_lake e USING doomed WHERE e.id = doomed.id
+    DELETE FROM event_lake e USING doomed
+     WHERE e.guild_id = :g AND e.occurred_at = doomed.occurred_at AND e.id = doomed.id
     """
 )
 # Keys of rows that are gone: walked by (guild_id, occurred_at); the lake probe carries `occurred_at`, so it looks in
