@@ -3,7 +3,8 @@
     .venv/bin/python bench/pipeline.py [--workload ../shared/bench/workload-5000.jsonl] [--paced-rate 1000]
                                        [--lake on|off|both]
 
-Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
+Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline, under
+the heap policy the runtime applies at startup: obs/heap.py),
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
 with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
 (app + hikari; the simulator runs elsewhere), the index entries written per message (per table), and then checks
@@ -37,6 +38,7 @@ import asyncpg
 from synapse_async.config import load_config
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
 from synapse_async.ledger import Effects
+from synapse_async.obs.heap import release_heap, settle_heap
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.workload import BENCH_GUILD_ID
 from synapse_async.services.audit import Actor
@@ -232,7 +234,13 @@ async def main() -> None:
 async def run(args: argparse.Namespace, expected: int, modes: list[bool], server_url: str) -> None:
     sim, info = await start_simulator(args.workload)
     try:
-        ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
+        # The same client with a no-op listener, under the heap policy the runtime applies at startup (a frozen
+        # heap, obs/heap.py), so that the ratio compares the pipeline's work and not two garbage collectors.
+        settle_heap()
+        try:
+            ingest, _cpu = await run_phase(info, normalize=False, expected=expected)
+        finally:
+            release_heap()
         results = [await measure(server_url, info, args, expected, lake=lake, round_=i) for i, lake in enumerate(modes)]
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"workload:                      {expected} messages, {args.workload.name}")
