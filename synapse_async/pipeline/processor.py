@@ -13,7 +13,6 @@ transaction, where achievements are applied in place.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -35,7 +34,7 @@ from synapse_async.domain.events import (
 from synapse_async.domain.snowflakes import snowflake_time
 from synapse_async.ledger import Cause, CooldownKey, Effects, LevelEngine, NeedsSingles, Tx
 from synapse_async.pipeline import sql
-from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
+from synapse_async.pipeline.batch import MessageBatch, PlannedMessage, json_text
 from synapse_async.pipeline.cooldowns import CooldownCache, latest
 from synapse_async.pipeline.lake import lake_row, periods
 from synapse_async.rewards.config import GuildConfig, season_at
@@ -195,7 +194,7 @@ class Processor:
                     row.channel_id,
                     row.target_id,
                     row.source_key,
-                    json.dumps(row.payload),
+                    json_text(row.payload),
                     row.occurred_at,
                     periods(guild, row.occurred_at),
                 )
@@ -389,7 +388,7 @@ class Processor:
             reward.xp,
             reward.stars,
             reward.zero_reason,
-            json.dumps(reward.details, default=str),
+            json_text(reward.details),
             event.occurred_at,
             earner.display_name[:100],
             earner.avatar_hash,
