@@ -193,6 +193,7 @@ class Runtime:
             buffer_events=cfg.pipeline_buffer_events,
             buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
             retry_max=cfg.pipeline_retry_max_seconds,
+            idle_release_seconds=cfg.pipeline_idle_release_seconds,
             on_commit=self._after_commit,
             resolve_authors=self.authors.resolve,
         )
