@@ -51,9 +51,9 @@ class HeldConnection:
     Every checkout from the pool pings the server first (`pool_pre_ping`) and goes through SQLAlchemy's pool
     machinery: measured in bench/pipeline.py, about as long as a small micro-batch's COMMIT. A lane that commits
     batch after batch checks out once and keeps the connection until no event came for a while (`release`, see
-    `Pipeline._next_guild`). A connection
-    lost in between is noticed by the next transaction (`ConnectionLost`, retried like any transient fault) and
-    replaced by a fresh checkout; so is one left in an unknown state by a cancellation.
+    `Pipeline._next_guild`). A connection lost in between is noticed by the next transaction (`ConnectionLost`,
+    retried like any transient fault) and replaced by a fresh checkout; so is one left in an unknown state by a
+    cancellation.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
