@@ -15,15 +15,29 @@ from __future__ import annotations
 
 import gc
 
+YOUNG_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation while serving (CPython's default: 700)."""
+_CPYTHON_YOUNG_THRESHOLD = 700
+
 
 def settle_heap() -> int:
     """Collect once, then keep every surviving object out of later collections; returns how many are frozen.
-    Call it when startup is done and before traffic begins (the one collection is a pause of its own)."""
+    Call it when startup is done and before traffic begins (the one collection is a pause of its own).
+
+    Also collects the youngest generation every `YOUNG_THRESHOLD` allocations instead of 700: each gateway event
+    allocates a few dozen objects, most freed by reference counting, and the 180 young collections of a
+    5,000-event burst cost about 4 µs per event for almost nothing found (a cycle lives at most 10,000 allocations
+    longer)."""
     gc.collect()
     gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
     return gc.get_freeze_count()
 
 
 def release_heap() -> None:
-    """Return the frozen objects to the collector (the oldest generation), so garbage among them can be freed."""
+    """Return the frozen objects to the collector (the oldest generation), so garbage among them can be freed, and
+    the youngest generation's threshold to CPython's default."""
     gc.unfreeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(_CPYTHON_YOUNG_THRESHOLD, middle, old)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from synapse_async.obs.heap import release_heap, settle_heap
+from synapse_async.obs.heap import YOUNG_THRESHOLD, release_heap, settle_heap
 
 
 class _Cycle:
@@ -28,10 +28,12 @@ def test_settle_heap_collects_the_garbage_then_freezes_the_survivors() -> None:
         assert garbage() is None
         assert frozen == gc.get_freeze_count() > 0
         assert not _tracked(kept)
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     finally:
         release_heap()
     assert gc.get_freeze_count() == 0
     assert _tracked(kept)
+    assert gc.get_threshold()[0] == 700
 
 
 def test_frozen_garbage_waits_for_release_heap() -> None:
