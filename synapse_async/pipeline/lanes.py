@@ -201,8 +201,8 @@ class Pipeline:
     async def _next_guild(self, held: HeldConnection) -> int:
         """The next guild with queued events. The worker keeps its connection while events keep coming (at 1,000
         events/s a lane's queue empties after every small batch, and a checkout per batch — a pre-ping round trip
-        and the pool's machinery — was a fifth of the lane's time there) and gives it back to the pool once none
-        came for `idle_release_seconds`: idle lanes hold no connection."""
+        and the pool's machinery — took 14 % of the lane's CPU samples in a benchmark run) and gives it back to the
+        pool once none came for `idle_release_seconds`: idle lanes hold no connection."""
         if self._ready.empty() and held.holding:
             try:
                 async with asyncio.timeout(self._idle_release_seconds):
