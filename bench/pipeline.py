@@ -3,7 +3,8 @@
     .venv/bin/python bench/pipeline.py [--workload ../shared/bench/workload-5000.jsonl] [--paced-rate 1000]
                                        [--lake on|off|both]
 
-Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline),
+Prints, in one run: (a) the ingest-only rate of the same hikari client with a no-op listener (the baseline, under
+the heap policy the runtime applies at startup: obs/heap.py),
 (b) end-to-end committed events/s for a burst of the whole workload, (c) b/a, (d) p50/p99 receive→commit latency
 with the workload paced at `--paced-rate` events/s (new message ids, same authors), (e) peak RSS of this process
 (app + hikari; the simulator runs elsewhere), the index entries written per message (per table), and then checks
@@ -18,8 +19,10 @@ that server.
 the event lake on, then with every `lake.source.*` switched off, and prints both figures and the lake's write
 overhead; `--lake on` / `--lake off` measure one mode. The last lines are machine-readable, one per mode:
 `RESULT lake=on|off ingest_per_s=… pipeline_per_s=… ratio=… paced_per_s=… p50_ms=… p99_ms=… rss_mb=… lost=…
-duplicated=… index_entries_per_message=… db_wait_us=… burst_batch=… paced_batch=…` (index entries written and
-DB wait per pipelined message, events per transaction in the burst and in the paced phase).
+duplicated=… index_entries_per_message=… db_wait_us=… burst_batch=… paced_batch=… ingest_cpu_us=… app_cpu_us=…
+pg_cpu_us=…` (index entries written and DB wait per pipelined message, events per transaction in the burst and in
+the paced phase, and CPU per event: this process in the ingest baseline and in the burst, PostgreSQL's processes in
+the burst — on a box shared with other work the wall-clock ratio moves with the load, the CPU figures much less).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import asyncpg
 from synapse_async.config import load_config
 from synapse_async.domain.vocabulary import LAKE_EVENT_TYPES
 from synapse_async.ledger import Effects
+from synapse_async.obs.heap import release_heap, settle_heap
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.workload import BENCH_GUILD_ID
 from synapse_async.services.audit import Actor
@@ -51,6 +55,7 @@ from _common import (
     count_rows,
     create_database,
     index_entries,
+    postgres_cpu_seconds,
     replay,
     start_simulator,
 )
@@ -102,6 +107,8 @@ class ModeResult:
     lost: int
     duplicated: int
     index_entries: dict[str, int]
+    app_cpu_us: float  # this process's CPU per event during the burst (app + hikari)
+    pg_cpu_us: float | None  # the PostgreSQL server's CPU per event during the burst (None: not on this machine)
 
     @property
     def index_per_message(self) -> float:
@@ -135,8 +142,16 @@ async def measure(
             await lake_off(rt)
 
         # Burst: the whole workload as fast as the simulator sends it.
-        await replay(info, id_offset=2 * round_)
-        mark = min(await wait_committed(rt, expected, args.stall_seconds), expected)
+        probe = await asyncpg.connect(database_url)
+        try:
+            cpu_before, pg_before = time.process_time(), await postgres_cpu_seconds(probe)
+            await replay(info, id_offset=2 * round_)
+            mark = min(await wait_committed(rt, expected, args.stall_seconds), expected)
+            app_cpu_us = (time.process_time() - cpu_before) / expected * 1e6
+            pg_after = await postgres_cpu_seconds(probe)
+        finally:
+            await probe.close()
+        pg_cpu_us = (pg_after - pg_before) / expected * 1e6 if pg_before is not None and pg_after is not None else None
         burst = summarize(rt.commits[:mark], expected)
         assert rt.pipeline is not None
         burst_batches, burst_processed = rt.pipeline.stats.batches, rt.pipeline.stats.processed
@@ -182,12 +197,14 @@ async def measure(
             lost=2 * expected - int(distinct),
             duplicated=int(journaled) - int(distinct) + abs(int(sent or 0) - int(journaled)),
             index_entries=entries,
+            app_cpu_us=app_cpu_us,
+            pg_cpu_us=pg_cpu_us,
         )
     finally:
         await rt.shutdown()
 
 
-def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> None:
+def report(r: ModeResult, ingest: float, ingest_cpu: float, paced_rate: float, expected: int) -> None:
     tag = "lake on " if r.lake else "lake off"
     rate = r.burst.committed_per_s
     print(f"[{tag}] (b) end to end, committed:  {rate:,.0f} events/s ({r.burst.committed} of {expected})")
@@ -203,6 +220,11 @@ def report(r: ModeResult, ingest: float, paced_rate: float, expected: int) -> No
     print(
         f"[{tag}]     transactions: {r.transactions}, events/transaction {r.per_transaction:.1f}"
         f" (burst {r.burst_per_transaction:.1f}, paced {r.paced_per_transaction:.1f})"
+    )
+    pg = f"{r.pg_cpu_us:.0f} µs" if r.pg_cpu_us is not None else "n/a"
+    print(
+        f"[{tag}]     CPU per event in the burst: app process {r.app_cpu_us:.0f} µs (ingest alone {ingest_cpu:.0f} µs,"
+        f" ratio {ingest_cpu / max(r.app_cpu_us, 1e-9):.3f}), PostgreSQL {pg}"
     )
     tables = ", ".join(f"{t} {n / max(r.journaled, 1):.1f}" for t, n in sorted(r.index_entries.items()) if n)
     print(f"[{tag}]     index entries per message: {r.index_per_message:.1f} ({tables})")
@@ -232,13 +254,19 @@ async def main() -> None:
 async def run(args: argparse.Namespace, expected: int, modes: list[bool], server_url: str) -> None:
     sim, info = await start_simulator(args.workload)
     try:
-        ingest, _cpu = await run_phase(info, normalize=False, expected=expected)  # the same client, no-op listener
+        # The same client with a no-op listener, under the heap policy the runtime applies at startup (a frozen
+        # heap, obs/heap.py), so that the ratio compares the pipeline's work and not two garbage collectors.
+        settle_heap()
+        try:
+            ingest, ingest_cpu = await run_phase(info, normalize=False, expected=expected)
+        finally:
+            release_heap()
         results = [await measure(server_url, info, args, expected, lake=lake, round_=i) for i, lake in enumerate(modes)]
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"workload:                      {expected} messages, {args.workload.name}")
         print(f"(a) ingest only (no-op):       {ingest:,.0f} events/s")
         for r in results:
-            report(r, ingest, args.paced_rate, expected)
+            report(r, ingest, ingest_cpu, args.paced_rate, expected)
         print(f"(e) peak RSS (app process):    {rss_mb:.0f} MB")
         by_mode = {r.lake: r for r in results}
         if True in by_mode and False in by_mode:
@@ -257,6 +285,8 @@ async def run(args: argparse.Namespace, expected: int, modes: list[bool], server
                 f" rss_mb={rss_mb:.1f} lost={r.lost} duplicated={r.duplicated}"
                 f" index_entries_per_message={r.index_per_message:.1f} db_wait_us={r.pipelined_us:.0f}"
                 f" burst_batch={r.burst_per_transaction:.1f} paced_batch={r.paced_per_transaction:.1f}"
+                f" ingest_cpu_us={ingest_cpu:.0f} app_cpu_us={r.app_cpu_us:.0f}"
+                f" pg_cpu_us={r.pg_cpu_us if r.pg_cpu_us is None else round(r.pg_cpu_us)}"
             )
     finally:
         sim.terminate()

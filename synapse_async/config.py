@@ -122,6 +122,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PIPELINE_BUFFER_EVENTS", "50000", "Outage buffer: most events kept"),
     Variable("PIPELINE_BUFFER_MAX_AGE_SECONDS", "300", "Outage buffer: oldest event age kept"),
     Variable("PIPELINE_RETRY_MAX_SECONDS", "30", "Cap of the lanes' retry backoff (from 0.5 s doubling), 0.5–300"),
+    Variable(
+        "PIPELINE_IDLE_RELEASE_SECONDS",
+        "1",
+        "A lane's connection goes back to the pool after this long without events, 0.01–60",
+    ),
     Variable("COOLDOWN_CACHE_MAX", "200000", "Cooldown cache capacity"),
     Variable("MESSAGE_AUTHOR_CACHE_MAX", "100000", "Message-author LRU capacity"),
     Variable("LISTEN_PING_SECONDS", "15", "Listener liveness ping interval"),
@@ -213,6 +218,7 @@ class Config:
     pipeline_buffer_events: int = 50000
     pipeline_buffer_max_age_seconds: float = 300.0
     pipeline_retry_max_seconds: float = 30.0
+    pipeline_idle_release_seconds: float = 1.0
     cooldown_cache_max: int = 200000
     message_author_cache_max: int = 100000
     listen_ping_seconds: float = 15.0
@@ -513,6 +519,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         pipeline_buffer_events=r.integer("PIPELINE_BUFFER_EVENTS", 50000, 1, 10_000_000),
         pipeline_buffer_max_age_seconds=r.number("PIPELINE_BUFFER_MAX_AGE_SECONDS", 300.0, 1, 86400),
         pipeline_retry_max_seconds=r.number("PIPELINE_RETRY_MAX_SECONDS", 30.0, 0.5, 300),
+        pipeline_idle_release_seconds=r.number("PIPELINE_IDLE_RELEASE_SECONDS", 1.0, 0.01, 60),
         cooldown_cache_max=r.integer("COOLDOWN_CACHE_MAX", 200000, 100, 100_000_000),
         message_author_cache_max=r.integer("MESSAGE_AUTHOR_CACHE_MAX", 100000, 100, 100_000_000),
         listen_ping_seconds=r.number("LISTEN_PING_SECONDS", 15.0, 0.05, 3600),

@@ -37,6 +37,7 @@ from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.domain.snowflakes import shard_of
 from synapse_async.handover import Handover, split_effects
 from synapse_async.ledger import Effects, LevelEngine
+from synapse_async.obs.heap import release_heap, settle_heap
 from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.cooldowns import CooldownCache
 from synapse_async.pipeline.lanes import Pipeline
@@ -140,6 +141,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._first_signal_at: float | None = None
         self._shutdown_done = False
+        self.frozen_objects = 0  # what startup left on the heap, kept out of later collections (obs/heap.py)
 
     # --- startup -----------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -191,6 +193,7 @@ class Runtime:
             buffer_events=cfg.pipeline_buffer_events,
             buffer_max_age_seconds=cfg.pipeline_buffer_max_age_seconds,
             retry_max=cfg.pipeline_retry_max_seconds,
+            idle_release_seconds=cfg.pipeline_idle_release_seconds,
             on_commit=self._after_commit,
             resolve_authors=self.authors.resolve,
         )
@@ -232,6 +235,8 @@ class Runtime:
         if self.gateway is None:
             self.gateway = await self._build_gateway(db, cache)
         self.components.gateway = self.gateway
+        # Before the first gateway event: what startup built stays out of every later collection (obs/heap.py).
+        self.frozen_objects = settle_heap()
         await self.gateway.start()
         self._wire_api(cache)
 
@@ -558,4 +563,7 @@ class Runtime:
                 await self.components.db.dispose()
             if self.embedded is not None:
                 await self.embedded.stop()
+            if self.frozen_objects:
+                release_heap()
+                self.frozen_objects = 0
             log.info("shutdown_complete")

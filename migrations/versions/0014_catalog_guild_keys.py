@@ -1,8 +1,8 @@
-"""The achievement catalog and the event lake become guild-first, so no table is left out of distribution by
-guild_id (issue 27, docs/scale.md); `tools/check_distributable.py` then has no known exceptions.
+"""The achievement catalog becomes guild-first, so no table is left out of distribution by guild_id (issue 27,
+docs/scale.md); with the event lake's key (migration 0012) `tools/check_distributable.py` has no known exceptions.
 
 Revision ID: 0014_catalog_guild_keys
-Revises: 0010_guild_keys
+Revises: 0012_lean_hot_path
 Create Date: 2026-12-06 22:50:00+00:00
 
 - `achievement_categories`, `achievement_rarities`, `achievement_series`: the primary key becomes (guild_id, id);
@@ -21,12 +21,9 @@ Create Date: 2026-12-06 22:50:00+00:00
   category, rarity or series loses that reference before the composite foreign key is created: to its own guild
   such a row is as absent as a deleted one, and the deletion rule is what the spec says happens then. No row is
   removed.
-- `event_lake`: primary key (guild_id, occurred_at, id) instead of (id, occurred_at). Guild first for
-  distribution; then `occurred_at`, because every lake read is "one guild, by time": the admin event listing is
-  `WHERE guild_id = ? ORDER BY occurred_at DESC, id DESC` (a backward scan of this index gives it in order, with
-  `id` as the tie-breaker it sorts by), retention walks `guild_id = ? AND occurred_at < ?` oldest first, and the
-  partition key `occurred_at` must be in the key anyway. Nothing reads a lake row by id alone (the exactly-once
-  gate is `event_lake_keys`). ALTER on the partitioned parent applies to every partition.
+- `event_lake`: its primary key became (guild_id, occurred_at, id) in 0012 (the hot path's one lake index):
+  every lake read is "one guild, by time" (the admin listing newest first is a backward scan of it, retention walks
+  `guild_id = ? AND occurred_at < ?` oldest first), and the partition key must be in the key anyway.
 
 Frozen in time like 0001: no import of the models; the trigger SQL is a copy of the models' `CATALOG_CLEAR_DDL`.
 """
@@ -38,7 +35,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014_catalog_guild_keys"
-down_revision: str | Sequence[str] | None = "0010_guild_keys"
+down_revision: str | Sequence[str] | None = "0012_lean_hot_path"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -92,11 +89,9 @@ def upgrade() -> None:
         )
         op.execute(_function(table, column))
         op.execute(_trigger(table))
-    _rekey("event_lake", ["guild_id", "occurred_at", "id"])
 
 
 def downgrade() -> None:
-    _rekey("event_lake", ["id", "occurred_at"])
     for table, column in reversed(_REFERENCES):
         op.execute(f"DROP TRIGGER {table}_clear_templates ON {table}")
         op.execute(f"DROP FUNCTION {table}_clear_templates()")

@@ -439,6 +439,9 @@ class Member(Base):
             "github_username ~ '^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$'",
             name="github_username_format",
         ),
+        # Room on each page for the new version of an updated row: with no indexed column changed (a message within
+        # its cooldown moves counters and `last_active_at` only), the update is HOT and writes no index entry.
+        {"postgresql_with": {"fillfactor": "85"}},
     )
 
 
@@ -454,7 +457,6 @@ for _column in (Member.xp, Member.gold, Member.lifetime_stars):
         Member.user_id,
         postgresql_where=Member.left_at.is_(None),
     )
-Index("ix_members_guild_id_last_active_at", Member.guild_id, Member.last_active_at)
 # Members who left (a small set): season rankings exclude them with an anti-join on this index (SPEC §17.1).
 Index(
     "ix_members_guild_id_user_id_left",
@@ -643,11 +645,16 @@ Index(
     RewardJournal.occurred_at.desc(),
 )
 # Ordered like the public activity list, so its pages (and keyset continuations) are index scans (migration 0008).
+# Partial on what that list and its daily counts read (migration 0012): unpaid messages, most of them, get no entry.
+PUBLIC_JOURNAL_ROWS = (
+    "event_type IN ('level_change', 'achievement') OR (zero_reason IS NULL AND (xp_delta > 0 OR star_delta > 0))"
+)
 Index(
     "ix_reward_journal_guild_id_occurred_at_id",
     RewardJournal.guild_id,
     RewardJournal.occurred_at.desc(),
     RewardJournal.id.desc(),
+    postgresql_where=text(PUBLIC_JOURNAL_ROWS),
 )
 # The public activity's "new peak level" test reads earlier level changes of one member only (migration 0008).
 Index(
@@ -736,7 +743,6 @@ class EventLake(Base):
     )
 
 
-Index("ix_event_lake_guild_id_occurred_at", EventLake.guild_id, EventLake.occurred_at.desc())
 event.listen(
     EventLake.__table__,
     "after_create",

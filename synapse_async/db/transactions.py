@@ -50,15 +50,21 @@ class HeldConnection:
 
     Every checkout from the pool pings the server first (`pool_pre_ping`) and goes through SQLAlchemy's pool
     machinery: measured in bench/pipeline.py, about as long as a small micro-batch's COMMIT. A lane that commits
-    batch after batch checks out once and keeps the connection until its queue is empty (`release`). A connection
-    lost in between is noticed by the next transaction (`ConnectionLost`, retried like any transient fault) and
-    replaced by a fresh checkout; so is one left in an unknown state by a cancellation.
+    batch after batch checks out once and keeps the connection until no event came for a while (`release`, see
+    `Pipeline._next_guild`). A connection lost in between is noticed by the next transaction (`ConnectionLost`,
+    retried like any transient fault) and replaced by a fresh checkout; so is one left in an unknown state by a
+    cancellation.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sa: AsyncConnection | None = None
         self._conn: asyncpg.Connection | None = None
+
+    @property
+    def holding(self) -> bool:
+        """Whether a pooled connection is checked out now."""
+        return self._sa is not None
 
     async def connection(self) -> asyncpg.Connection:
         """The held asyncpg connection, checked out now if none is held (or the held one is closed)."""

@@ -5,8 +5,8 @@ pipeline's inserts are never starved, and the run stops when its time budget is 
 again by the same predicate on the next run, so no cursor has to be stored. `lifetime` and `season:` counters are
 never touched (SPEC §27 item 10): the counter statement can only match periods in the `day:` range.
 
-Rows are chosen by `recorded_at` (the spec's retention clock), but walked through the `(guild_id, occurred_at)`
-index: an event's time never lies after the moment it was recorded except by clock skew, so every row recorded
+Rows are chosen by `recorded_at` (the spec's retention clock), but walked through the `(guild_id, occurred_at, id)`
+primary key: an event's time never lies after the moment it was recorded except by clock skew, so every row recorded
 before the cutoff has `occurred_at` before the cutoff plus `OCCURRED_MARGIN`. That bounds the scan without an
 extra index on the lake's hot insert path (docs/decisions.md). The DELETE then matches the chosen rows on the whole
 primary key `(guild_id, occurred_at, id)` (migration 0014), bounded by time so only the partitions before the bound

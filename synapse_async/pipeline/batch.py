@@ -16,11 +16,12 @@ Members and seasons are sent sorted by (guild, user): rows of several members ar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from synapse_async.domain.events import MessageCreated
 from synapse_async.pipeline.lake import LakeRow
@@ -28,6 +29,18 @@ from synapse_async.rewards.formula import Reward
 
 MemberKey = tuple[int, int]
 """(guild_id, user_id)."""
+
+MESSAGE_FIELDS = (
+    "guild_id, user_id, channel_id, message_id, reward_key, season_id, xp, stars, zero_reason, details, occurred_at,"
+    " lake source_key, lake target_id, lake payload"
+)
+"""One message of `MessageBatch.arguments()[0]`, positionally (the lake's three are null without a lake row)."""
+
+
+def json_text(value: object) -> str:
+    """JSON text for a jsonb parameter, by orjson (ten times json.dumps' speed on a lake payload). A value JSON has
+    no type for becomes its text and a non-text key its text, as the journal's `json.dumps(default=str)` did."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +103,38 @@ class MessageBatch:
         """How many lake rows the statement must insert for every event of the run to be new."""
         return sum(1 for p in self.plans if p.lake is not None)
 
-    def arguments(self) -> tuple[list[Any], ...]:
-        """The 36 parameters of `sql.MESSAGE_BATCH`: lake rows, counters, journal rows, members, season stats."""
-        lakes = [(p.event.guild_id, p.lake) for p in self.plans if p.lake is not None]
+    def arguments(self) -> tuple[str, str, str, str]:
+        """The 4 parameters of `sql.MESSAGE_BATCH`, each ONE JSON array of positional rows (`MESSAGE_FIELDS`, …).
+
+        One JSON document per table instead of one array per column: asyncpg encodes a Python list element by
+        element (type checks, a datetime's arithmetic, a json.dumps for each payload), which cost more of the event
+        loop than everything else of the run; orjson writes the whole run at C speed (payloads and details as
+        nested objects, times as RFC 3339 with their offset), and PostgreSQL reads it with fewer cycles than the
+        arrays too (measured in docs/decisions.md, "Lean hot path"). Snowflakes stay exact: JSON numbers are
+        read back as `numeric` and cast to bigint.
+        """
+        messages = [
+            (
+                p.event.guild_id,
+                p.event.author.user_id,
+                p.event.channel_id,
+                p.event.message_id,
+                p.event.reward_key,
+                p.season_id,
+                p.reward.xp,
+                p.reward.stars,
+                p.reward.zero_reason,
+                p.reward.details,
+                p.event.occurred_at,
+                *((p.lake.source_key, p.lake.target_id, p.lake.payload) if p.lake is not None else (None, None, None)),
+            )
+            for p in self.plans
+        ]
         counts: dict[tuple[int, int, str], int] = {}
+        seasons: dict[tuple[int, int, int], _SeasonSum] = {}
         for plan in self.plans:
             for period in plan.periods:
                 counts[(*plan.member, period)] = counts.get((*plan.member, period), 0) + 1
-        seasons: dict[tuple[int, int, int], _SeasonSum] = {}
-        for plan in self.plans:
             if plan.season_id is not None:
                 season = seasons.setdefault(
                     (plan.event.guild_id, plan.event.author.user_id, plan.season_id), _SeasonSum()
@@ -106,51 +142,17 @@ class MessageBatch:
                 season.xp += plan.reward.xp
                 season.stars += plan.reward.stars
                 season.messages += 1
-        members = sorted(self._members.items())
-        counters = sorted(counts.items())
-        season_rows = sorted(seasons.items())
+        counters = [(g, u, period, n) for (g, u, period), n in sorted(counts.items())]
+        members = [
+            (g, u, m.display_name, m.avatar_hash, m.xp, m.stars, m.messages, m.last_active)
+            for (g, u), m in sorted(self._members.items())
+        ]
+        season_rows = [(s, u, g, t.stars, t.xp, t.messages) for (g, u, s), t in sorted(seasons.items())]
         return (
-            # lake: guild, user, channel, target, source key, payload, occurred_at
-            [g for g, _ in lakes],
-            [row.user_id for _, row in lakes],
-            [row.channel_id for _, row in lakes],
-            [row.target_id for _, row in lakes],
-            [row.source_key for _, row in lakes],
-            [json.dumps(row.payload) for _, row in lakes],
-            [row.occurred_at for _, row in lakes],
-            # counters: guild, user, period, count
-            [g for (g, _, _), _ in counters],
-            [u for (_, u, _), _ in counters],
-            [p for (_, _, p), _ in counters],
-            [n for _, n in counters],
-            # journal: guild, user, key, season, channel, ref, xp, stars, zero reason, details, occurred_at
-            [p.event.guild_id for p in self.plans],
-            [p.event.author.user_id for p in self.plans],
-            [p.event.reward_key for p in self.plans],
-            [p.season_id for p in self.plans],
-            [p.event.channel_id for p in self.plans],
-            [p.event.message_id for p in self.plans],
-            [p.reward.xp for p in self.plans],
-            [p.reward.stars for p in self.plans],
-            [p.reward.zero_reason for p in self.plans],
-            [json.dumps(p.reward.details, default=str) for p in self.plans],
-            [p.event.occurred_at for p in self.plans],
-            # members: guild, user, name, avatar, xp, stars, messages, last active
-            [g for (g, _), _ in members],
-            [u for (_, u), _ in members],
-            [m.display_name for _, m in members],
-            [m.avatar_hash for _, m in members],
-            [m.xp for _, m in members],
-            [m.stars for _, m in members],
-            [m.messages for _, m in members],
-            [m.last_active for _, m in members],
-            # season stats: season, user, guild, stars, xp, messages
-            [s for (_, _, s), _ in season_rows],
-            [u for (_, u, _), _ in season_rows],
-            [g for (g, _, _), _ in season_rows],
-            [t.stars for _, t in season_rows],
-            [t.xp for _, t in season_rows],
-            [t.messages for _, t in season_rows],
+            json_text(messages),
+            json_text(counters),
+            json_text(members),
+            json_text(season_rows),
         )
 
     def rows(self, finals: Mapping[MemberKey, Mapping[str, Any]]) -> list[dict[str, Any]]:

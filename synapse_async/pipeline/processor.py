@@ -13,7 +13,6 @@ transaction, where achievements are applied in place.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -35,7 +34,7 @@ from synapse_async.domain.events import (
 from synapse_async.domain.snowflakes import snowflake_time
 from synapse_async.ledger import Cause, CooldownKey, Effects, LevelEngine, NeedsSingles, Tx
 from synapse_async.pipeline import sql
-from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
+from synapse_async.pipeline.batch import MessageBatch, PlannedMessage, json_text
 from synapse_async.pipeline.cooldowns import CooldownCache, latest
 from synapse_async.pipeline.lake import lake_row, periods
 from synapse_async.rewards.config import GuildConfig, season_at
@@ -163,12 +162,19 @@ class Processor:
             raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
         by_member = {(int(r["guild_id"]), int(r["user_id"])): r for r in finals}
         last: dict[tuple[int, int], tuple[GuildConfig, Mapping[str, Any], Cause]] = {}
+        decided_at: dict[tuple[int, int], int] = {}  # member -> the XP its level was last decided at in this run
         for plan, guild, row in zip(plans, guilds, batch.rows(by_member), strict=True):
             event = plan.event
             tx.effects.processed += 1
             tx.effects.committed_ns.append(event.received_ns)
             cause = Cause(event.guild_id, event.occurred_at, event.reward_key, plan.season_id, event.channel_id)
-            await self.engine.after_xp_change(tx, guild, event.author.user_id, row, cause, achievements=False)
+            xp = int(row["xp"])
+            if decided_at.get(plan.member) != xp:
+                # A level is decided by XP alone (same curve for the whole run): at the XP this member's previous
+                # message of the run was decided at, one by one would find no change either — most messages of a
+                # burst pay nothing (cooldown), so most are skipped.
+                await self.engine.after_xp_change(tx, guild, event.author.user_id, row, cause, achievements=False)
+                decided_at[plan.member] = xp
             last[plan.member] = (guild, row, cause)
         # Achievement inputs only grow along the event path, so if a member's FINAL state in this run earns
         # nothing, no intermediate state did either: one evaluation per member instead of one per message. If
@@ -195,7 +201,7 @@ class Processor:
                     row.channel_id,
                     row.target_id,
                     row.source_key,
-                    json.dumps(row.payload),
+                    json_text(row.payload),
                     row.occurred_at,
                     periods(guild, row.occurred_at),
                 )
@@ -389,7 +395,7 @@ class Processor:
             reward.xp,
             reward.stars,
             reward.zero_reason,
-            json.dumps(reward.details, default=str),
+            json_text(reward.details),
             event.occurred_at,
             earner.display_name[:100],
             earner.avatar_hash,

@@ -4,9 +4,9 @@ Each reward item is ONE statement: the journal insert (ON CONFLICT DO NOTHING �
 it inserted, the member upsert-increment and the season-stats upsert-increment, returning the member's state after
 the change. Each lake row is one statement: the key insert into `event_lake_keys` (the whole-event duplicate gate,
 kept outside the partitioned lake, docs/decisions.md), the row only if the key was new, plus its counters. A run
-of messages in a micro-batch is one set-based statement for all of them (`MESSAGE_BATCH`). Statements are run
-through asyncpg, which prepares and caches them. What follows a reward item (level change, achievements, gold)
-is the ledger engine's, with its SQL in `ledger/sql.py`.
+of messages in a micro-batch is one set-based statement for all of them (`MESSAGE_BATCH`, its rows sent as JSON).
+Statements are run through asyncpg, which prepares and caches them. What follows a reward item (level change,
+achievements, gold) is the ledger engine's, with its SQL in `ledger/sql.py`.
 """
 
 from __future__ import annotations
@@ -44,18 +44,22 @@ STAT_COLUMNS = {
 }
 
 
-# A run of messages as ONE set-based statement (SPEC §8.1): every table is written once per batch from arrays.
-# The lake keys (only those of guilds with the source on; a row follows each new key, once per key) and the
-# journal rows are multi-row inserts whose ON CONFLICT DO NOTHING stays the duplicate gate: the counts they return
-# tell the caller whether every event was new (if not, it rolls back and replays the batch one event per
-# transaction). Members, season stats and counters arrive already summed per member / per (season, member) / per
-# counter, sorted by (guild, user), so each row is updated once, in ascending user order. Data-modifying CTEs
-# always run to completion, read or not.
+# A run of messages as ONE set-based statement (SPEC §8.1): every table is written once per batch. The rows arrive
+# as four JSON arrays of positional rows (`MessageBatch.arguments`: messages in event order, then counters, members
+# and season stats), read with `jsonb_array_elements`. The lake keys (only those of guilds with the source on; a
+# row follows each new key, once per key) and the journal rows are multi-row inserts whose ON CONFLICT DO NOTHING
+# stays the duplicate gate: the counts they return tell the caller whether every event was new (if not, it rolls
+# back and replays the batch one event per transaction). Members, season stats and counters arrive already summed
+# per member / per (season, member) / per counter, sorted by (guild, user), so each row is updated once, in
+# ascending user order. Data-modifying CTEs always run to completion, read or not.
 MESSAGE_BATCH = f"""
-WITH rows AS (
-    SELECT g, u, c, t, k, p, o, n
-      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                  $7::timestamptz[]) WITH ORDINALITY AS l(g, u, c, t, k, p, o, n)
+WITH msg AS (
+    SELECT (e->>0)::bigint AS g, (e->>1)::bigint AS u, (e->>2)::bigint AS c, (e->>3)::bigint AS r, e->>4 AS k,
+           (e->>5)::bigint AS s, (e->>6)::bigint AS x, (e->>7)::bigint AS st, e->>8 AS z, e->9 AS d,
+           (e->>10)::timestamptz AS o, e->>11 AS lk, (e->>12)::bigint AS t, e->13 AS p, n
+      FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(e, n)
+), rows AS (
+    SELECT g, u, c, t, lk AS k, p, o, n FROM msg WHERE lk IS NOT NULL
 ), gate AS (
     INSERT INTO event_lake_keys (guild_id, source_key, user_id, occurred_at)
     SELECT g, k, u, o FROM rows ORDER BY n
@@ -63,34 +67,30 @@ WITH rows AS (
     RETURNING guild_id, source_key
 ), lake AS (
     INSERT INTO event_lake (guild_id, user_id, event_type, channel_id, target_id, source_key, payload, occurred_at)
-    SELECT r.g, r.u, 'message_create', r.c, r.t, r.k, r.p::jsonb, r.o
+    SELECT r.g, r.u, 'message_create', r.c, r.t, r.k, r.p, r.o
       FROM (SELECT DISTINCT ON (g, k) * FROM rows ORDER BY g, k, n) AS r
       JOIN gate ON gate.guild_id = r.g AND gate.source_key = r.k
      ORDER BY r.n
     RETURNING 1
 ), counters AS (
     INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)
-    SELECT g, u, 'message_create', p, n
-      FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::bigint[]) AS t(g, u, p, n)
+    SELECT (e->>0)::bigint, (e->>1)::bigint, 'message_create', e->>2, (e->>3)::bigint
+      FROM jsonb_array_elements($2::jsonb) AS e
     ON CONFLICT (guild_id, user_id, event_type, period)
     DO UPDATE SET count = ec.count + EXCLUDED.count, updated_at = now()
     RETURNING 1
 ), j AS (
     INSERT INTO reward_journal (guild_id, user_id, event_type, idempotency_key, season_id, channel_id,
                                 counterpart_id, ref_id, xp_delta, star_delta, zero_reason, details, occurred_at)
-    SELECT g, u, 'message', k, s, c, NULL, r, x, st, z, d::jsonb, o
-      FROM unnest($12::bigint[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[],
-                  $18::bigint[], $19::bigint[], $20::text[], $21::text[], $22::timestamptz[])
-           WITH ORDINALITY AS t(g, u, k, s, c, r, x, st, z, d, o, n)
-     ORDER BY n
+    SELECT g, u, 'message', k, s, c, NULL, r, x, st, z, d, o FROM msg ORDER BY n
     ON CONFLICT (guild_id, idempotency_key) DO NOTHING
     RETURNING 1
 ), m AS (
     INSERT INTO members AS mm (guild_id, user_id, display_name, avatar_hash, xp, lifetime_stars, messages_sent,
                                last_active_at)
-    SELECT g, u, dn, av, x, st, n, o
-      FROM unnest($23::bigint[], $24::bigint[], $25::text[], $26::text[], $27::bigint[], $28::bigint[],
-                  $29::bigint[], $30::timestamptz[]) WITH ORDINALITY AS t(g, u, dn, av, x, st, n, o, i)
+    SELECT (e->>0)::bigint, (e->>1)::bigint, e->>2, e->>3, (e->>4)::bigint, (e->>5)::bigint, (e->>6)::bigint,
+           (e->>7)::timestamptz
+      FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS a(e, i)
      ORDER BY i
     ON CONFLICT (guild_id, user_id) DO UPDATE SET
         xp = mm.xp + EXCLUDED.xp,
@@ -104,9 +104,8 @@ WITH rows AS (
     RETURNING guild_id, user_id, {MEMBER_COLUMNS}
 ), s AS (
     INSERT INTO season_stats AS ss (season_id, user_id, guild_id, stars, xp, messages_sent)
-    SELECT s, u, g, st, x, n
-      FROM unnest($31::bigint[], $32::bigint[], $33::bigint[], $34::bigint[], $35::bigint[], $36::bigint[])
-           WITH ORDINALITY AS t(s, u, g, st, x, n, i)
+    SELECT (e->>0)::bigint, (e->>1)::bigint, (e->>2)::bigint, (e->>3)::bigint, (e->>4)::bigint, (e->>5)::bigint
+      FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS a(e, i)
      ORDER BY i
     ON CONFLICT (guild_id, season_id, user_id) DO UPDATE SET
         stars = ss.stars + EXCLUDED.stars,

@@ -8,6 +8,7 @@ the normalizer produced.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -283,9 +284,13 @@ async def test_sandbox_endpoints_inject_activity(sandbox: tuple[Runtime, Discord
 async def test_shutdown_closes_the_gateway_cleanly(fresh_database: str) -> None:
     rt = make_runtime(fresh_database)
     await rt.start()
+    # Startup froze its heap before the gateway's first event (obs/heap.py); shutdown gives it back.
+    assert rt.frozen_objects > 0
+    assert gc.get_freeze_count() > 0  # (less than frozen_objects once some are freed by reference counting)
     sim = rt.simulator
     assert sim is not None
     await rt.shutdown()
+    assert gc.get_freeze_count() == 0
     codes = [c.code for c in sim.close_codes]  # the simulator keeps its records after it stopped
     assert codes
     assert set(codes) <= {1000, 1001}

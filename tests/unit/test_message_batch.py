@@ -1,4 +1,4 @@
-"""The arrays of a set-based message batch and the per-message member rows recovered from the final ones (no I/O).
+"""The JSON rows of a set-based message batch and the per-message member rows recovered from the final ones (no I/O).
 
 The integration test (tests/integration/test_pipeline_batching.py) proves batch = one-by-one on the database; this
 one pins down the pure parts it relies on: per-member sums, the name/avatar rules of the one-by-one upsert, rows
@@ -7,11 +7,15 @@ sorted by user, counters summed per (member, period), and the row after each mes
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from synapse_async.domain.events import MemberRef, MessageCreated
 from synapse_async.domain.metadata import derive_metadata
 from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
+from synapse_async.pipeline.lake import LakeRow
 from synapse_async.rewards.formula import Reward
 
 GUILD = 1
@@ -31,6 +35,16 @@ def _plan(i: int, user: int, name: str, avatar: str | None, xp: int, season: int
     return PlannedMessage(event, Reward(xp, 1, None, {}), season, None, ("lifetime",) if season else ())
 
 
+def _args(plans: list[PlannedMessage]) -> tuple[list[list[Any]], ...]:
+    messages, counters, members, seasons = (json.loads(a) for a in MessageBatch(plans).arguments())
+    return messages, counters, members, seasons
+
+
+def _at(seconds: int) -> str:
+    """A time as the statement receives it: RFC 3339 with its UTC offset (PostgreSQL reads it back exactly)."""
+    return (AT + timedelta(seconds=seconds)).isoformat()
+
+
 def test_members_are_summed_sorted_and_keep_the_one_by_one_name_rules() -> None:
     plans = [
         _plan(0, 20, "Bea", "a1", 10, 7),
@@ -38,22 +52,38 @@ def test_members_are_summed_sorted_and_keep_the_one_by_one_name_rules() -> None:
         _plan(2, 20, "20", None, 15, None),  # the bare id never replaces a name; no avatar keeps the last one
         _plan(3, 10, "Alan", "x9", 0, 7),
     ]
-    args = MessageBatch(plans).arguments()
-    members = list(zip(*args[22:30], strict=True))
+    messages, counters, members, seasons = _args(plans)
     assert members == [
-        (GUILD, 10, "Alan", "x9", 5, 2, 2, AT + timedelta(seconds=9)),
-        (GUILD, 20, "Bea", "a1", 25, 2, 2, AT + timedelta(seconds=10)),
+        [GUILD, 10, "Alan", "x9", 5, 2, 2, _at(9)],
+        [GUILD, 20, "Bea", "a1", 25, 2, 2, _at(10)],
     ]
-    seasons = list(zip(*args[30:36], strict=True))
-    assert seasons == [(7, 10, GUILD, 2, 5, 2), (7, 20, GUILD, 1, 10, 1)]
-    counters = list(zip(*args[7:11], strict=True))
-    assert counters == [(GUILD, 10, "lifetime", 2), (GUILD, 20, "lifetime", 1)]
-    assert args[11:14] == ([GUILD] * 4, [20, 10, 20, 10], ["msg:100", "msg:101", "msg:102", "msg:103"])
+    assert seasons == [[7, 10, GUILD, 2, 5, 2], [7, 20, GUILD, 1, 10, 1]]
+    assert counters == [[GUILD, 10, "lifetime", 2], [GUILD, 20, "lifetime", 1]]
+    # Messages in event order: guild, user, channel, message id, reward key, season, xp, stars, zero reason,
+    # details, time, then the lake's key, target and payload (none here).
+    assert [m[:5] for m in messages] == [
+        [GUILD, u, 5, 100 + i, f"msg:{100 + i}"] for i, u in enumerate([20, 10, 20, 10])
+    ]
+    assert messages[0][5:] == [7, 10, 1, None, {}, _at(10), None, None, None]
+
+
+def test_snowflakes_and_lake_rows_keep_every_digit() -> None:
+    """A 64-bit snowflake is a JSON integer, never a float; the lake row's payload is a nested object."""
+    big = 1460000000000000001
+    event = dataclasses.replace(_plan(0, big, "x", None, 1, None).event, guild_id=big, message_id=big + 2)
+    lake = LakeRow("message_create", big, 5, big + 3, "msg:x", {"message_id": str(big + 2), "length": 5}, AT)
+    plan = PlannedMessage(event, Reward(1, 0, None, {"quality": 1.25}), None, lake, ("lifetime",))
+    messages, counters, _members, _seasons = _args([plan])
+    assert messages == [
+        [big, big, 5, big + 2, f"msg:{big + 2}", None, 1, 0, None, {"quality": 1.25}, _at(10), "msg:x", big + 3,
+         {"message_id": str(big + 2), "length": 5}],
+    ]  # fmt: skip
+    assert counters == [[big, big, "lifetime", 1]]
 
 
 def test_a_member_never_seen_keeps_the_bare_id() -> None:
-    args = MessageBatch([_plan(0, 30, "30", None, 1, None)]).arguments()
-    assert args[24] == ["30"] and args[25] == [None]
+    _messages, _counters, members, _seasons = _args([_plan(0, 30, "30", None, 1, None)])
+    assert members[0][2:4] == ["30", None]
 
 
 def test_the_row_after_each_message_is_the_final_row_minus_what_came_later() -> None:
