@@ -22,7 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
-from synapse_async.services.ranks import Currency, RankBoard, page_ranks, rank_of, ranked_count, top
+from synapse_async.services.ranks import (
+    Currency,
+    RankBoard,
+    page_ranks,
+    rank_from_higher,
+    rank_of,
+    top,
+    xp_higher_sql,
+    xp_ranked_sql,
+)
 
 Scope = Literal["season", "lifetime"]
 
@@ -103,6 +112,14 @@ _MEMBER = text(
       FROM members WHERE guild_id = :g AND user_id = :u
     """
 )
+# The member with their lifetime XP rank and `of`, in one statement (`services.ranks`: one snapshot, no count).
+_PROFILE_MEMBER = text(
+    f"""
+    SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.level, m.gold, m.lifetime_stars, m.github_username,
+           m.left_at, {xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {xp_ranked_sql("m.guild_id")} AS xp_ranked
+      FROM members m WHERE m.guild_id = :g AND m.user_id = :u
+    """
+)
 _SEASON_STATS = text(
     """
     SELECT stars, xp, messages_sent, reactions_given, reactions_received, voice_minutes
@@ -155,12 +172,11 @@ class Standings:
         """The member's card as `viewer_id` may see it, or None when the member has no row (never earned anything)."""
 
         async def query(conn: AsyncConnection) -> Profile | None:
-            row = (await conn.execute(_MEMBER, {"g": guild_id, "u": user_id})).first()
+            row = (await conn.execute(_PROFILE_MEMBER, {"g": guild_id, "u": user_id})).first()
             if row is None:
                 return None
-            board = RankBoard(guild_id, "xp")
-            rank = await rank_of(conn, board, int(row.xp) if row.left_at is None else 0)
-            ranked = await ranked_count(conn, board)
+            rank = rank_from_higher(int(row.xp_higher), int(row.xp)) if row.left_at is None else None
+            ranked = int(row.xp_ranked)
             line: SeasonLine | None = None
             if season is not None:
                 stats = (await conn.execute(_SEASON_STATS, {"s": season.season_id, "u": user_id})).first()

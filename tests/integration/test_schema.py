@@ -32,7 +32,7 @@ from tests.support import run_alembic
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0010_guild_keys"
+HEAD = "0011_rank_buckets"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
@@ -196,7 +196,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
     await _upgrade(scratch_database)
 
     assert await _tables(scratch_database) == set(Base.metadata.tables) | {"alembic_version"}
-    assert len(Base.metadata.tables) == 31
+    assert len(Base.metadata.tables) == 32
     assert "event_lake_default" in await _partitions(scratch_database)
     assert await _version(scratch_database) == [HEAD]
     extensions = {r["extname"] for r in await _fetch(scratch_database, "SELECT extname FROM pg_extension")}
@@ -209,6 +209,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
         ("audit_log", "audit_log_no_truncate"),
         ("achievement_templates", "achievement_templates_clear_series_order"),
         ("jobs", "jobs_drop_payload"),
+        *(("members", f"members_xp_rank_counts_{op}") for op in ("insert", "update", "delete", "truncate")),
     }
 
 
