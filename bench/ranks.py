@@ -146,11 +146,13 @@ async def measure(args: argparse.Namespace, url: str) -> None:
     await conn.close()
     m, c, t, p = (results[k] for k in ("member", "count", "tree", "profile_command"))
     print(
-        f"RESULT members={args.members} seed_s={seed_s:.1f} nodes={nodes} member_rps={m['rps']} member_p95_ms={m['p95']}"
+        f"RESULT members={args.members} seed_s={seed_s:.1f} nodes={nodes}"
+        f" member_rps={m['rps']} member_p95_ms={m['p95']}"
         f" count_rps={c['rps']} count_p95_ms={c['p95']} count_p99_ms={c['p99']}"
         f" tree_rps={t['rps']} tree_p95_ms={t['p95']} tree_p99_ms={t['p99']}"
         f" profile_command_rps={p['rps']} profile_command_p95_ms={p['p95']} profile_command_p99_ms={p['p99']}"
-        f" tree_vs_member={round(t['rps'] / max(m['rps'], 0.1), 2)} tree_vs_count={round(t['rps'] / max(c['rps'], 0.1), 1)}"
+        f" tree_vs_member={round(t['rps'] / max(m['rps'], 0.1), 2)}"
+        f" tree_vs_count={round(t['rps'] / max(c['rps'], 0.1), 1)}"
         f" mismatches={mismatches} batch_ms_with_counts={with_triggers:.2f} batch_ms_without={without:.2f}"
         f" write_cost={with_triggers / max(without, 0.001):.2f}"
     )

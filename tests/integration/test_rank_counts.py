@@ -37,6 +37,7 @@ from synapse_async.services.seasons import Seasons
 from synapse_async.services.standings import Standings
 
 ADMIN = Actor("100000000000000777", "user", "api", request_id="req-ranks")
+_MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0011_rank_buckets.py"
 BASE = 410000000000000000
 
 
@@ -340,8 +341,7 @@ async def test_another_process_serves_the_committed_rank_at_once(env: Env) -> No
 async def test_the_migration_fills_the_counts_of_existing_members(env: Env) -> None:
     """Migration 0011 on a database with members: its fill equals a recount (here: emptied, then refilled with the
     migration's own statement, against members written before, including ties, 0 XP and members who left)."""
-    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0011_rank_buckets.py"
-    spec = spec_from_file_location("rank_buckets_migration", path)
+    spec = spec_from_file_location("rank_buckets_migration", _MIGRATION)
     assert spec is not None and spec.loader is not None
     migration = module_from_spec(spec)
     spec.loader.exec_module(migration)
