@@ -1,10 +1,11 @@
 """Read models for members: the `/profile` card and the leaderboards (SPEC §17.1, §17.2).
 
-Ranks come from `services.ranks`, the one §17.1 definition. Every query is an index scan: ranks are `1 +
-count(strictly higher)` answered from the (guild, value DESC, user_id) indexes of `members` and (season, value
-DESC, user_id) of `season_stats`, so the cost grows with the member's rank, never with the guild's size as a
-whole (`tests/integration/test_member_commands.py` checks the plans with EXPLAIN on 100,000 rows). Members who
-left, and members whose value is 0, are not ranked (§17.1).
+Ranks come from `services.ranks`, the one §17.1 definition. The profile's lifetime-XP rank and `of` are read in
+the member's own statement from `xp_rank_counts` (a few hundred count nodes at most, whatever the guild's size).
+Leaderboards are index scans: `1 + count(strictly higher)` from the (guild, value DESC, user_id) indexes of
+`members` and (season, value DESC, user_id) of `season_stats`, so their cost grows with the viewer's rank
+(`tests/integration/test_standings_plans.py` checks the plans with EXPLAIN on 100,000 rows). Members who left,
+and members whose value is 0, are not ranked (§17.1).
 
 Reads are retried on transient faults like writes are (they change nothing, so retrying is always safe); a
 database that stays away surfaces as `DatabaseUnavailable`, which the command layer answers with the busy reply.
