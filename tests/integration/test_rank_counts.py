@@ -30,11 +30,15 @@ from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.imports.service import _CREATE_MEMBERS, _SET_MEMBER
 from synapse_async.ledger import LevelEngine
 from synapse_async.pipeline.sql import MEMBER_JOIN, MEMBER_LEAVE, reward_item
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox import DiscordSimulator
 from synapse_async.services import ranks
 from synapse_async.services.audit import Actor
 from synapse_async.services.economy import Economy
 from synapse_async.services.seasons import Seasons
 from synapse_async.services.standings import Standings
+from tests.pipeline_support import GUILD, MEMBERS_30, PLAIN, settle, wait_key
+from tests.support import get_json
 
 ADMIN = Actor("100000000000000777", "user", "api", request_id="req-ranks")
 _MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0011_rank_buckets.py"
@@ -292,7 +296,11 @@ async def test_exact_at_every_moment_under_concurrent_writers(env: Env) -> None:
 _OTHER_PROCESS = """
 import asyncio, json, sys
 from synapse_async.db.engine import Database
+from synapse_async.runtime import Runtime
+from synapse_async.sandbox import DiscordSimulator
 from synapse_async.services.standings import Standings
+from tests.pipeline_support import GUILD, MEMBERS_30, PLAIN, settle, wait_key
+from tests.support import get_json
 
 async def main():
     url, guild, user_ids = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
@@ -356,3 +364,44 @@ async def test_the_migration_fills_the_counts_of_existing_members(env: Env) -> N
         await assert_exact(env, guild)
     finally:
         await conn.close()
+
+
+async def test_the_running_pipeline_keeps_ranks_exact(plain_sandbox: tuple[Runtime, DiscordSimulator, int]) -> None:
+    """The real path: simulator → hikari → pipeline batches (one INSERT … ON CONFLICT per batch) → the counts; a
+    member leaving and coming back through the gateway. The public profile (HTTP) and `/profile` both answer the
+    brute-force rank."""
+    rt, sim, plain = plain_sandbox
+    db = rt.components.require_db()
+    standings = Standings(db)
+    senders = MEMBERS_30[:12]
+
+    async def check(*, http: bool) -> dict[int, tuple[int | None, int]]:
+        async with db.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            expected = definition(await raw.fetch(_BRUTE, GUILD))
+        for user, want in expected.items():
+            profile = await standings.profile(guild_id=GUILD, user_id=user, viewer_id=user, season=None)
+            assert profile is not None and (profile.rank, profile.ranked) == want
+            if http:
+                status, body = await get_json(rt.http_port, f"/api/guilds/{GUILD}/members/{user}")
+                assert (status, body.get("rank")) == (
+                    (404, None) if want[0] is None else (200, {"xp": want[0], "of": want[1]})
+                )
+        return expected
+
+    async def drain(user: int) -> None:
+        marker = int(await sim.message(user, plain, PLAIN))  # lanes keep order: after it, everything is committed
+        await wait_key(rt, f"msg:{marker}")
+        await settle(rt)
+
+    for _round in range(3):
+        for i, user in enumerate(senders):
+            for _ in range(1 + i % 4):  # 3, 6, 9 or 12 messages: four values, each a tie of three
+                await sim.message(user, plain, PLAIN)
+    await sim.leave(senders[0])
+    await drain(senders[5])
+    seen = await check(http=True)
+    assert seen[senders[0]][0] is None and len({rank for rank, _ in seen.values() if rank is not None}) > 3
+    await sim.join(senders[0])
+    await drain(senders[6])
+    assert (await check(http=False))[senders[0]][0] is not None
