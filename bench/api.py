@@ -10,6 +10,10 @@ pages (SPEC §28) measured beside their JSON twins in the same run; `*_cost` = a
 (target ≤ 1.5): the leaderboard page against the JSON leaderboard with `page_size=50`, the profile page against
 its two twins of §28.2 added up (the member profile and the member's 30-day daily activity);
 `profile_page_cost_vs_member` compares it with the member profile alone.
+
+`--members 1000000` seeds a million (the same single statement). `--distinct-profiles N` spreads the profile runs
+over N members (default 1,000, mostly answered by the 5-second micro-cache; as many as requests sent: every
+profile and its rank is computed). `--only profile,baseline` runs only those and prints one `RESULT` line of them.
 """
 
 from __future__ import annotations
