@@ -10,6 +10,10 @@ pages (SPEC §28) measured beside their JSON twins in the same run; `*_cost` = a
 (target ≤ 1.5): the leaderboard page against the JSON leaderboard with `page_size=50`, the profile page against
 its two twins of §28.2 added up (the member profile and the member's 30-day daily activity);
 `profile_page_cost_vs_member` compares it with the member profile alone.
+
+`--members 1000000` seeds a million (the same single statement). `--distinct-profiles N` spreads the profile runs
+over N members (default 1,000, mostly answered by the 5-second micro-cache; as many as requests sent: every
+profile and its rank is computed). `--only profile,baseline` runs only those and prints one `RESULT` line of them.
 """
 
 from __future__ import annotations
@@ -142,12 +146,15 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
         conn = await asyncpg.connect(env["DATABASE_URL"])
         await conn.execute(SEED_SQL, SANDBOX_GUILD_ID, FIRST_USER, args.members)
         await conn.execute("ANALYZE members")
+        await conn.execute("ANALYZE xp_rank_counts")  # filled by the seed's own statement (the triggers)
         await conn.close()
         api = f"http://127.0.0.1:{rt.http_port}"
         prefix = f"{api}/api/guilds/{SANDBOX_GUILD_ID}"
         assert baseline.stdout is not None
         port = json.loads(await baseline.stdout.readline())["port"]
-        step = max(args.members // 1000, 1)
+        # `--distinct-profiles`: how many members the profile runs cycle through; with the default 1,000 most answers
+        # come from the 5-second micro-cache, with as many as requests sent every profile is computed (its rank too).
+        step = max(args.members // args.distinct_profiles, 1)
         pages = f"{api}/g/{SANDBOX_GUILD_ID}"
         profiles = range(1, args.members + 1, step)
         runs = {
@@ -165,10 +172,23 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
             "health": [f"{api}/health"],
             "baseline": [f"http://127.0.0.1:{port}/constant"],
         }
+        if args.only:
+            wanted = set(args.only.split(","))
+            runs = {name: urls for name, urls in runs.items() if name in wanted}
         results = {}
         for name, urls in runs.items():
             results[name] = await run_load(urls, args.seconds, args.connections)
             print(f"{name}: {json.dumps(results[name])}", flush=True)
+        if args.only:
+            # A partial run (`--only profile,baseline`): one line per endpoint measured, no derived ratios.
+            print(
+                "RESULT "
+                + " ".join(
+                    f"{n}_rps={r['rps']} {n}_p95_ms={r['p95']} {n}_p99_ms={r['p99']}" for n, r in results.items()
+                )
+                + f" members={args.members}"
+            )
+            return
         lb, pr = results["leaderboard"], results["profile"]
         lb50, lbp, prp = results["leaderboard_json50"], results["leaderboard_page"], results["profile_page"]
         # A profile page shows what two JSON twins answer (the member and their 30 days): its cost is its time per
@@ -200,6 +220,8 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--distinct-profiles", type=int, default=1000)
+    parser.add_argument("--only", default="", help="comma-separated endpoints to measure (default: all)")
     cli = parser.parse_args()
     if cli.role == "load":
         print(json.dumps(asyncio.run(load(json.loads(sys.stdin.read()), cli.seconds, cli.connections))))

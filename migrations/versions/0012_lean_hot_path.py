@@ -1,7 +1,7 @@
 """Fewer index entries per message on the hot tables, and room for HOT updates of members (issue 27).
 
 Revision ID: 0012_lean_hot_path
-Revises: 0010_guild_keys
+Revises: 0011_rank_buckets
 Create Date: 2026-12-06 23:00:00+00:00
 
 Every message writes a journal row, a lake row, a lake key and a member upsert. Per index, what it costs and who
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_lean_hot_path"
-down_revision: str | Sequence[str] | None = "0010_guild_keys"
+down_revision: str | Sequence[str] | None = "0011_rank_buckets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -31,7 +31,6 @@ from synapse_async.imports.slots import ImportSlots
 from synapse_async.levelroles.grants import MemberRow, RewardConfig
 from synapse_async.rewards.roles import RolePreview, RoleRefusal
 from synapse_async.services.card import CardService
-from synapse_async.services.ranks import RankIndex
 
 
 class AdminDirectory(Protocol):
@@ -111,7 +110,6 @@ class ApiPlatform:
         # cache (bounded; an entry is useless once the token has expired anyway).
         self._revoked_here: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=config.jwt_ttl_seconds + 60)
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self.ranks = RankIndex(MICRO_CACHE_SECONDS)
         # Anonymous reads (§19): their own pool and bound, never the admin API's share of `gate`.
         self.public_gate = PublicReadGate(config.public_db_concurrency, config.http_db_wait_seconds)
         # Public page totals by what they depend on (never `page`/`page_size`), shared by concurrent misses.

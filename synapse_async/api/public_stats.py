@@ -414,11 +414,13 @@ class Profile(ResponseModel):
     achievements: list[EarnedBadge]
 
 
+# The rank is read in the member's own statement (`services.ranks`: one snapshot, no count of rows).
 _PROFILE = text(
     f"""
     SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars, {_VISIBLE},
            coalesce((SELECT ss.stars FROM season_stats ss WHERE ss.season_id = :s AND ss.user_id = m.user_id), 0)
-               AS season_stars
+               AS season_stars,
+           {ranks.xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {ranks.xp_ranked_sql("m.guild_id")} AS xp_ranked
       FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
     """
 )
@@ -439,7 +441,7 @@ _BADGES = text(
     access=Access.PUBLIC, path_model=MemberPath, guard=public_guild, response=Profile,
 )  # fmt: skip
 async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
-    """Level, progress, gold, stars, rank by XP (ties share a rank; at most a few seconds old) and non-hidden
+    """Level, progress, gold, stars, rank by XP (ties share a rank) and non-hidden
     achievements; 404 for unknown members, members who left and members whose profile is not public."""
     guild = public_guild(call)
     season = guild.active_season
@@ -450,13 +452,7 @@ async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
             raise ApiError.not_found("Unknown member.")
         badges = (await conn.execute(_BADGES, params)).all()
 
-    board = ranks.RankBoard(guild.guild_id, "xp")
-
-    async def xp_values() -> list[int]:
-        async with public_read(call) as conn:
-            return await ranks.ranked_values(conn, board)
-
-    rank, members = await call.platform.ranks.rank(board, int(row.xp), xp_values)
+    rank, members = ranks.rank_from_higher(int(row.xp_higher), int(row.xp)), int(row.xp_ranked)
     settings = guild.settings
     curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
     level, into, span = curve.progress(int(row.xp))

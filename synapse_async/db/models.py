@@ -52,6 +52,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -464,6 +465,23 @@ Index(
     Member.user_id,
     postgresql_where=Member.left_at.isnot(None),
 )
+
+
+class XpRankCount(Base):
+    """How many ranked members (present, XP > 0) sit under one node of a guild's lifetime-XP radix tree.
+
+    Level 0 counts each exact XP value, level k the values with the same `xp >> 8k` (`services.ranks`). Written
+    only by the triggers of `XP_RANK_COUNTS_DDL` on `members`, in the transaction that changes a member, so a
+    rank read from it is exact at every commit and in every process (issue 27: no count of rows per request).
+    Nodes that fall to 0 members are deleted. No foreign key: the rows follow the members, whose deletion (guild
+    removal included) decrements them."""
+
+    __tablename__ = "xp_rank_counts"
+
+    guild_id: Mapped[int] = _snowflake(primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    members: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class MemberPreference(Base):
@@ -1239,6 +1257,70 @@ $$
 )
 
 
+# Migration 0011 holds a frozen copy. Statement-level, with transition tables: one aggregated upsert per statement
+# (a batch of the pipeline is one UPDATE), its keys in order so concurrent statements lock nodes in the same order.
+XP_RANK_COUNTS_DDL: Final = (
+    """
+CREATE FUNCTION members_xp_rank_counts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    guild_ids bigint[] := '{}';
+    xps bigint[] := '{}';
+    signs integer[] := '{}';
+    gone_guilds bigint[];
+    gone_levels smallint[];
+    gone_keys bigint[];
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM xp_rank_counts;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT guild_ids || array_agg(r.guild_id), xps || array_agg(r.xp), signs || array_agg(1)
+          INTO guild_ids, xps, signs
+          FROM new_rows r WHERE r.left_at IS NULL AND r.xp > 0;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        SELECT guild_ids || array_agg(r.guild_id), xps || array_agg(r.xp), signs || array_agg(-1)
+          INTO guild_ids, xps, signs
+          FROM old_rows r WHERE r.left_at IS NULL AND r.xp > 0;
+    END IF;
+    IF cardinality(guild_ids) = 0 THEN
+        RETURN NULL;
+    END IF;
+    WITH delta AS (
+        SELECT d.guild_id, l.level, d.xp >> (8 * l.level) AS key, sum(d.n) AS n
+          FROM unnest(guild_ids, xps, signs) AS d(guild_id, xp, n) CROSS JOIN generate_series(0, 3) AS l(level)
+         GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0
+    ), changed AS (
+        INSERT INTO xp_rank_counts AS c (guild_id, level, key, members)
+        SELECT delta.guild_id, delta.level, delta.key, delta.n FROM delta ORDER BY 1, 2, 3
+        ON CONFLICT (guild_id, level, key) DO UPDATE SET members = c.members + excluded.members
+        RETURNING c.guild_id, c.level, c.key, c.members
+    )
+    SELECT array_agg(changed.guild_id), array_agg(changed.level), array_agg(changed.key)
+      INTO gone_guilds, gone_levels, gone_keys
+      FROM changed WHERE changed.members = 0;
+    IF gone_guilds IS NOT NULL THEN
+        DELETE FROM xp_rank_counts c USING unnest(gone_guilds, gone_levels, gone_keys) AS z(guild_id, level, key)
+         WHERE c.guild_id = z.guild_id AND c.level = z.level AND c.key = z.key AND c.members = 0;
+    END IF;
+    RETURN NULL;
+END
+$$
+""".strip(),
+    "CREATE TRIGGER members_xp_rank_counts_insert AFTER INSERT ON members REFERENCING NEW TABLE AS new_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION members_xp_rank_counts()",
+    "CREATE TRIGGER members_xp_rank_counts_update AFTER UPDATE ON members"
+    " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION members_xp_rank_counts()",
+    "CREATE TRIGGER members_xp_rank_counts_delete AFTER DELETE ON members REFERENCING OLD TABLE AS old_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION members_xp_rank_counts()",
+    "CREATE TRIGGER members_xp_rank_counts_truncate AFTER TRUNCATE ON members"
+    " FOR EACH STATEMENT EXECUTE FUNCTION members_xp_rank_counts()",
+)
+
+
 def _attach_ddl(table: Any, statements: Iterable[str], function: str) -> None:
     for statement in statements:
         event.listen(table, "after_create", DDL(statement))  # type: ignore[no-untyped-call]
@@ -1263,3 +1345,11 @@ _attach_ddl(AchievementTemplate.__table__, TEMPLATE_SERIES_DDL, "achievement_tem
 for _model in (AchievementCategory, AchievementRarity, AchievementSeries):
     _attach_ddl(_model.__table__, CATALOG_CLEAR_DDL[_model.__tablename__], f"{_model.__tablename__}_clear_templates")
 _attach_ddl(Job.__table__, JOB_PAYLOAD_DDL, "jobs_drop_payload")  # migration 0007: a payload ends with its job
+# The XP rank counts' triggers are on `members` but write `xp_rank_counts`: created once both tables exist.
+for _statement in XP_RANK_COUNTS_DDL:
+    event.listen(Base.metadata, "after_create", DDL(_statement))  # type: ignore[no-untyped-call]
+event.listen(
+    Base.metadata,
+    "after_drop",
+    DDL("DROP FUNCTION IF EXISTS members_xp_rank_counts()"),  # type: ignore[no-untyped-call]
+)

@@ -11,19 +11,21 @@ shows the tie's rank (see `page_ranks`).
 
 Issue 22 found three readings of this rule in three places (the public leaderboard numbered positions, the public
 profile counted 0-XP members in `of`, percentages counted members who left). Everything that shows a rank now
-goes through this module: the SQL helpers (`higher_count`, `ranked_count`, `top`) for exact answers on an index
-scan, and `RankIndex`, the same rule over a cached sorted array for reads that must be cheap at 100,000 members
-(the public profile, §25).
+goes through this module: the SQL helpers (`higher_count`, `ranked_count`, `top`, and `xp_higher_sql` /
+`xp_ranked_sql` for a rank read in the same statement as the member's row).
+
+Lifetime XP, the board of every profile (API, pages, `/profile`, `/rank`, the card), is not counted per request
+(issue 27: a count is a scan of up to the whole guild, 1,000,000 index entries at a million members). The table
+`xp_rank_counts` holds, per guild, how many ranked members sit under each node of a fixed 4-level radix tree over
+the XP value (`RANK_BITS` bits per level): level 0 counts each exact value, level k counts `xp >> 8k`. Triggers on
+`members` (migration 0011) keep it in the transaction that changes a member, so it is exact at every commit and
+in every process. "Members strictly above v" is then the sum of at most 255 sibling nodes per level
+(`higher_ranges`): a few hundred index entries at most, whatever the guild's size.
 """
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import time
-from array import array
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,6 +64,71 @@ class RankedRow:
 def rank_from_higher(higher: int, value: int) -> int | None:
     """§17.1 from the count of ranked members strictly above: None when the value itself is not ranked."""
     return higher + 1 if value > 0 else None
+
+
+# --------------------------------------------------------------------------------------------------- XP counts
+
+RANK_BITS = 8
+"""Bits of the XP value per level of `xp_rank_counts`: 256 children per node (migration 0011 holds a copy)."""
+RANK_LEVELS = 4
+"""Levels 0..3; the top level (`xp >> 24`) is open-ended, so any bigint value has a node on every level."""
+_FANOUT = (1 << RANK_BITS) - 1
+
+
+def node_keys(value: int) -> list[tuple[int, int]]:
+    """The (level, key) nodes a ranked member with `value` is counted under, one per level."""
+    return [(level, value >> (RANK_BITS * level)) for level in range(RANK_LEVELS)]
+
+
+def higher_ranges(value: int) -> list[tuple[int, int, int | None]]:
+    """(level, key above, last key or None) per level: the nodes whose members all have a value > `value`.
+
+    A higher value x differs from `value` first (from the top) on some level k: x's key there is above value's and
+    both share the key of level k + 1, so x is counted once, by a right sibling of value's node on level k (the top
+    level has no parent: every key above). Each range holds at most 255 keys, so a rank reads at most
+    255 × 3 + the top level's few keys. `xp_higher_sql` is the same ranges in SQL."""
+    ranges: list[tuple[int, int, int | None]] = []
+    for level in range(RANK_LEVELS):
+        key = value >> (RANK_BITS * level)
+        ranges.append((level, key, key | _FANOUT if level < RANK_LEVELS - 1 else None))
+    return ranges
+
+
+def xp_higher_sql(guild: str, value: str) -> str:
+    """A scalar subquery: ranked members of guild `guild` with lifetime XP strictly above `value` (SQL expressions,
+    e.g. `m.guild_id`, `m.xp` or bound parameters), summed from `xp_rank_counts` over `higher_ranges`.
+
+    Used inside the statement that reads the member, so the value and the counts are of one snapshot: a rank
+    never mixes a member's old XP with counts that already hold the new one."""
+    arms = []
+    for level in range(RANK_LEVELS):
+        key = f"(CAST({value} AS bigint) >> {RANK_BITS * level})"
+        upper = f" AND c.key <= ({key} | {_FANOUT})" if level < RANK_LEVELS - 1 else ""
+        arms.append(
+            f"SELECT c.members FROM xp_rank_counts c"
+            f" WHERE c.guild_id = {guild} AND c.level = {level} AND c.key > {key}{upper}"
+        )
+    return f"(SELECT coalesce(sum(h.members), 0) FROM ({' UNION ALL '.join(arms)}) AS h)"
+
+
+def xp_ranked_sql(guild: str) -> str:
+    """A scalar subquery: `of` of the lifetime XP board (members still in the guild with XP > 0) = the sum of
+    the top level's few nodes."""
+    return (
+        f"(SELECT coalesce(sum(c.members), 0) FROM xp_rank_counts c"
+        f" WHERE c.guild_id = {guild} AND c.level = {RANK_LEVELS - 1})"
+    )
+
+
+_XP_HIGHER = text(f"SELECT {xp_higher_sql(':g', ':v')}")
+_XP_RANKED = text(f"SELECT {xp_ranked_sql(':g')}")
+_XP_ROW = text(
+    f"""
+    SELECT m.user_id, m.display_name, m.avatar_hash, m.level, m.xp, m.xp AS value,
+           {xp_higher_sql("m.guild_id", "m.xp")} AS higher
+      FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL AND m.xp > 0
+    """
+)
 
 
 def page_ranks(values: Sequence[int], *, offset: int, first_rank: int) -> list[int]:
@@ -122,22 +189,20 @@ def _top_sql(board: RankBoard, *, one: bool = False) -> TextClause:
     )
 
 
-def _values_sql(board: RankBoard) -> TextClause:
-    if board.season_id is None:
-        column = _LIFETIME_COLUMN[board.currency]
-        return text(f"SELECT {column} FROM members WHERE guild_id = :g AND left_at IS NULL AND {column} > 0")
-    column = _SEASON_COLUMN[board.currency]
-    return text(
-        f"SELECT s.{column} FROM season_stats s WHERE s.season_id = :s AND s.{column} > 0 AND NOT EXISTS ({_LEFT})"
-    )
-
-
 def _params(board: RankBoard, **more: int) -> dict[str, int | None]:
     return {"g": board.guild_id, "s": board.season_id, **more}
 
 
+def _is_lifetime_xp(board: RankBoard) -> bool:
+    return board.season_id is None and board.currency == "xp"
+
+
 async def higher_count(conn: AsyncConnection, board: RankBoard, value: int) -> int:
-    """Ranked members with a value strictly above `value` (an index-only scan that stops at `value`)."""
+    """Ranked members with a value strictly above `value`: from `xp_rank_counts` for lifetime XP, else an
+    index-only scan that stops at `value`."""
+    if _is_lifetime_xp(board):
+        sql = _XP_RANKED if value <= 0 else _XP_HIGHER
+        return int((await conn.execute(sql, {"g": board.guild_id, "v": value})).scalar_one())
     return int((await conn.execute(_higher_sql(board), _params(board, v=value))).scalar_one())
 
 
@@ -166,6 +231,10 @@ async def top(conn: AsyncConnection, board: RankBoard, *, limit: int, offset: in
 async def row_of(conn: AsyncConnection, board: RankBoard, user_id: int) -> RankedRow | None:
     """One member's row of the ranked list with its §17.1 rank (a tie shares it); None when the member is not
     ranked on this board (left, or value 0). The leaderboard's pinned "your row" reads this."""
+    if _is_lifetime_xp(board):
+        # The row and the members above it in one statement (one snapshot).
+        row = (await conn.execute(_XP_ROW, {"g": board.guild_id, "u": user_id})).first()
+        return None if row is None else _row(1 + int(row.higher), row)
     row = (await conn.execute(_top_sql(board, one=True), _params(board, u=user_id, n=1, o=0))).first()
     if row is None:
         return None
@@ -174,56 +243,3 @@ async def row_of(conn: AsyncConnection, board: RankBoard, user_id: int) -> Ranke
 
 def _row(rank: int, r: Any) -> RankedRow:
     return RankedRow(rank, int(r.user_id), r.display_name, r.avatar_hash, int(r.value), int(r.level), int(r.xp))
-
-
-async def ranked_values(conn: AsyncConnection, board: RankBoard) -> list[int]:
-    """Every ranked value of the board (for `RankIndex`)."""
-    return [int(v) for v in (await conn.execute(_values_sql(board), _params(board))).scalars()]
-
-
-# --------------------------------------------------------------------------------------------------- cached
-
-
-@dataclass(slots=True)
-class _Entry:
-    values: array[int]
-    loaded_at: float
-
-
-class RankIndex:
-    """§17.1 over a sorted array of a board's ranked values, reloaded at most once per `ttl` seconds.
-
-    Counting the members above one member is a scan of up to the whole guild; at 100,000 members that made every
-    public profile cost tens of milliseconds. Here a rank is a binary search. The arrays are bounded (an LRU of
-    `max_boards`), a reload runs once however many requests wait for it, and a rank is at most `ttl` seconds old
-    (within the public `max-age` anyway)."""
-
-    def __init__(self, ttl: float, *, max_boards: int = 16, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl
-        self._max = max_boards
-        self._clock = clock
-        self._entries: OrderedDict[RankBoard, _Entry] = OrderedDict()
-        self._locks: dict[RankBoard, asyncio.Lock] = {}
-        self.loads = 0
-
-    async def rank(
-        self, board: RankBoard, value: int, load: Callable[[], Awaitable[Iterable[int]]]
-    ) -> tuple[int | None, int]:
-        """(rank or None, of) of a member with `value`; `load` returns the board's ranked values (> 0, present)."""
-        entry = self._entries.get(board)
-        if entry is None or self._clock() - entry.loaded_at > self._ttl:
-            lock = self._locks.setdefault(board, asyncio.Lock())
-            async with lock:
-                entry = self._entries.get(board)
-                if entry is None or self._clock() - entry.loaded_at > self._ttl:
-                    self.loads += 1
-                    values = array("q", sorted(v for v in await load() if v > 0))
-                    entry = _Entry(values, self._clock())
-                    self._entries[board] = entry
-                    if len(self._entries) > self._max:
-                        evicted, _ = self._entries.popitem(last=False)
-                        self._locks.pop(evicted, None)
-        self._entries.move_to_end(board)
-        values = entry.values
-        higher = len(values) - bisect.bisect_right(values, value)
-        return rank_from_higher(higher, value), len(values)

@@ -1,10 +1,11 @@
 """Read models for members: the `/profile` card and the leaderboards (SPEC §17.1, §17.2).
 
-Ranks come from `services.ranks`, the one §17.1 definition. Every query is an index scan: ranks are `1 +
-count(strictly higher)` answered from the (guild, value DESC, user_id) indexes of `members` and (season, value
-DESC, user_id) of `season_stats`, so the cost grows with the member's rank, never with the guild's size as a
-whole (`tests/integration/test_member_commands.py` checks the plans with EXPLAIN on 100,000 rows). Members who
-left, and members whose value is 0, are not ranked (§17.1).
+Ranks come from `services.ranks`, the one §17.1 definition. The profile's lifetime-XP rank and `of` are read in
+the member's own statement from `xp_rank_counts` (a few hundred count nodes at most, whatever the guild's size).
+Leaderboards are index scans: `1 + count(strictly higher)` from the (guild, value DESC, user_id) indexes of
+`members` and (season, value DESC, user_id) of `season_stats`, so their cost grows with the viewer's rank
+(`tests/integration/test_standings_plans.py` checks the plans with EXPLAIN on 100,000 rows). Members who left,
+and members whose value is 0, are not ranked (§17.1).
 
 Reads are retried on transient faults like writes are (they change nothing, so retrying is always safe); a
 database that stays away surfaces as `DatabaseUnavailable`, which the command layer answers with the busy reply.
@@ -22,7 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synapse_async.db.engine import Database
 from synapse_async.db.faults import INTERACTIVE, log_retries, retry_transient
-from synapse_async.services.ranks import Currency, RankBoard, page_ranks, rank_of, ranked_count, top
+from synapse_async.services.ranks import (
+    Currency,
+    RankBoard,
+    page_ranks,
+    rank_from_higher,
+    rank_of,
+    top,
+    xp_higher_sql,
+    xp_ranked_sql,
+)
 
 Scope = Literal["season", "lifetime"]
 
@@ -103,6 +113,14 @@ _MEMBER = text(
       FROM members WHERE guild_id = :g AND user_id = :u
     """
 )
+# The member with their lifetime XP rank and `of`, in one statement (`services.ranks`: one snapshot, no count).
+_PROFILE_MEMBER = text(
+    f"""
+    SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.level, m.gold, m.lifetime_stars, m.github_username,
+           m.left_at, {xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {xp_ranked_sql("m.guild_id")} AS xp_ranked
+      FROM members m WHERE m.guild_id = :g AND m.user_id = :u
+    """
+)
 _SEASON_STATS = text(
     """
     SELECT stars, xp, messages_sent, reactions_given, reactions_received, voice_minutes
@@ -155,12 +173,11 @@ class Standings:
         """The member's card as `viewer_id` may see it, or None when the member has no row (never earned anything)."""
 
         async def query(conn: AsyncConnection) -> Profile | None:
-            row = (await conn.execute(_MEMBER, {"g": guild_id, "u": user_id})).first()
+            row = (await conn.execute(_PROFILE_MEMBER, {"g": guild_id, "u": user_id})).first()
             if row is None:
                 return None
-            board = RankBoard(guild_id, "xp")
-            rank = await rank_of(conn, board, int(row.xp) if row.left_at is None else 0)
-            ranked = await ranked_count(conn, board)
+            rank = rank_from_higher(int(row.xp_higher), int(row.xp)) if row.left_at is None else None
+            ranked = int(row.xp_ranked)
             line: SeasonLine | None = None
             if season is not None:
                 stats = (await conn.execute(_SEASON_STATS, {"s": season.season_id, "u": user_id})).first()

@@ -196,7 +196,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
     await _upgrade(scratch_database)
 
     assert await _tables(scratch_database) == set(Base.metadata.tables) | {"alembic_version"}
-    assert len(Base.metadata.tables) == 31
+    assert len(Base.metadata.tables) == 32
     assert "event_lake_default" in await _partitions(scratch_database)
     assert await _version(scratch_database) == [HEAD]
     extensions = {r["extname"] for r in await _fetch(scratch_database, "SELECT extname FROM pg_extension")}
@@ -212,6 +212,7 @@ async def test_upgrade_from_empty_creates_every_table(scratch_database: str) -> 
         ("achievement_rarities", "achievement_rarities_clear_templates"),
         ("achievement_series", "achievement_series_clear_templates"),
         ("jobs", "jobs_drop_payload"),
+        *(("members", f"members_xp_rank_counts_{op}") for op in ("insert", "update", "delete", "truncate")),
     }
 
 

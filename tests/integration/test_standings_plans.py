@@ -1,15 +1,17 @@
 """The `/profile` and `/leaderboard` queries use indexes: no sequential scan of members or season stats at
-100,000 members (checked with EXPLAIN on real PostgreSQL after ANALYZE)."""
+100,000 members (checked with EXPLAIN on real PostgreSQL after ANALYZE), and a profile's rank counts no rows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from synapse_async.api import public_stats
 from synapse_async.db.urls import to_sqlalchemy_url
 from synapse_async.services import ranks as r
 from synapse_async.services import standings as q
@@ -58,6 +60,7 @@ async def engine(migrated_database: str) -> AsyncIterator[tuple[AsyncEngine, int
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("VACUUM ANALYZE members"))  # what autovacuum does to a table this size
         await conn.execute(text("VACUUM ANALYZE season_stats"))
+        await conn.execute(text("VACUUM ANALYZE xp_rank_counts"))
     yield eng, int(season_id)
     await eng.dispose()
 
@@ -106,3 +109,40 @@ async def test_profile_queries_use_indexes(engine: tuple[AsyncEngine, int]) -> N
         (q._RECENT_BADGES, {**user, "n": 5}),
     ):
         _no_seq_scans(await plan(eng, statement, params))
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+@pytest.mark.parametrize("statement", [q._PROFILE_MEMBER, public_stats._PROFILE], ids=["command", "public"])
+async def test_a_profiles_rank_reads_a_bounded_number_of_count_nodes(
+    engine: tuple[AsyncEngine, int], statement: TextClause
+) -> None:
+    """Issue 27: the member with the lowest XP (where a count of the members above reads nearly the whole guild)
+    gets rank and `of` from at most 255 nodes per level below the top, plus the top level's few; members are
+    read by their primary key only (one row), never by the XP index."""
+    eng, season_id = engine
+    async with eng.connect() as conn:
+        low = (
+            await conn.execute(
+                text(
+                    "SELECT user_id FROM members WHERE guild_id = :g AND left_at IS NULL AND xp > 0"
+                    " ORDER BY xp, user_id LIMIT 1"
+                ),
+                {"g": GUILD},
+            )
+        ).scalar_one()
+        params = {"g": GUILD, "u": low, "s": season_id}
+        rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text), params)
+        explained = rows.scalar_one()
+    tree = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+    scans = [n for n in _nodes(tree) if "Relation Name" in n]
+    counts = sum(n["Actual Rows"] * n["Actual Loops"] for n in scans if n["Relation Name"] == "xp_rank_counts")
+    members = [n for n in scans if n["Relation Name"] == "members"]
+    assert 0 < counts <= 3 * 255 + 64, counts
+    assert [(n["Node Type"], n.get("Index Name"), n["Actual Rows"]) for n in members] == [
+        ("Index Scan", "pk_members", 1)
+    ]

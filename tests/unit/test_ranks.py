@@ -1,4 +1,5 @@
-"""The one §17.1 rank definition (services/ranks.py), without I/O: pages of a ranked list and the cached index.
+"""The one §17.1 rank definition (services/ranks.py), without I/O: pages of a ranked list and the lifetime-XP count
+tree (`xp_rank_counts`: what its nodes hold and which of them a rank sums).
 
 rank = 1 + ranked members with a strictly higher value; ties share a rank; value 0 (and members who left, which
 the loaders never return) are not ranked and not counted in `of`.
@@ -6,10 +7,20 @@ the loaders never return) are not ranked and not counted in `of`.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synapse_async.services.ranks import RankBoard, RankIndex, page_ranks, rank_from_higher
+from synapse_async.services.ranks import (
+    RANK_BITS,
+    RANK_LEVELS,
+    higher_ranges,
+    node_keys,
+    page_ranks,
+    rank_from_higher,
+    xp_higher_sql,
+)
 
 
 def _reference(values: list[int], value: int) -> int | None:
@@ -40,30 +51,50 @@ def test_value_zero_has_no_rank() -> None:
     assert rank_from_higher(0, 0) is None and rank_from_higher(3, 7) == 4
 
 
-async def test_the_index_shares_ties_ignores_zero_values_reloads_after_the_ttl_and_stays_bounded() -> None:
-    now = [0.0]
-    loads: list[int] = []
-    values = {1: [0, 0, 10, 50, 50, 90], 2: [5], 3: [7]}
+def _counts(values: list[int]) -> Counter[tuple[int, int]]:
+    """What `xp_rank_counts` holds for a guild whose ranked members have `values` (the triggers' rule)."""
+    return Counter(node for v in values if v > 0 for node in node_keys(v))
 
-    def loader(guild: int):  # type: ignore[no-untyped-def]
-        async def load() -> list[int]:
-            loads.append(guild)
-            return values[guild]
 
-        return load
+def _higher_from_counts(counts: Counter[tuple[int, int]], value: int) -> int:
+    """The sum `xp_higher_sql` computes: the nodes of `higher_ranges(value)`."""
+    total = 0
+    for level, above, last in higher_ranges(value):
+        total += sum(
+            n for (lv, key), n in counts.items() if lv == level and key > above and (last is None or key <= last)
+        )
+    return total
 
-    ranks = RankIndex(5.0, max_boards=2, clock=lambda: now[0])
-    board = RankBoard(1)
-    assert await ranks.rank(board, 90, loader(1)) == (1, 4)  # `of` leaves the two 0-XP members out
-    assert await ranks.rank(board, 50, loader(1)) == (2, 4)  # ties share the rank
-    assert await ranks.rank(board, 10, loader(1)) == (4, 4)
-    assert await ranks.rank(board, 0, loader(1)) == (None, 4)  # a 0-XP member is not ranked
-    assert loads == [1]  # one load serves every rank within the TTL
-    values[1] = [10, 50, 50, 90, 95]
-    now[0] = 6.0
-    assert await ranks.rank(board, 90, loader(1)) == (2, 5) and loads == [1, 1]
-    await ranks.rank(RankBoard(2), 5, loader(2))
-    await ranks.rank(RankBoard(3), 7, loader(3))  # a third board evicts the least recently used one
-    await ranks.rank(board, 90, loader(1))
-    assert loads == [1, 1, 2, 3, 1]
-    assert await ranks.rank(RankBoard(1, "gold"), 1, loader(3)) == (2, 1)  # another currency is another board
+
+_EDGES = [1, 254, 255, 256, 257, 65_535, 65_536, 65_537, (1 << 24) - 1, 1 << 24, (1 << 24) + 1, 1 << 40, (1 << 62)]
+_VALUES = st.one_of(
+    st.integers(0, 600), st.integers(0, 1 << 26), st.sampled_from(_EDGES), st.integers(0, (1 << 63) - 1)
+)
+
+
+@given(st.lists(_VALUES, max_size=60), _VALUES)
+def test_counting_the_tree_nodes_gives_the_definition(values: list[int], value: int) -> None:
+    """Members strictly above, from the counts of at most 255 sibling nodes per level, equal the brute-force count,
+    on level boundaries too (255/256, 2^16, 2^24, the open-ended top level)."""
+    counts = _counts(values)
+    assert _higher_from_counts(counts, value) == sum(1 for v in values if v > value)
+    # `of` is the sum of the top level's nodes.
+    assert sum(n for (level, _), n in counts.items() if level == RANK_LEVELS - 1) == sum(1 for v in values if v > 0)
+
+
+@given(_VALUES)
+def test_a_rank_reads_a_bounded_number_of_nodes(value: int) -> None:
+    """Every range but the top one spans at most 255 keys: the cost of a rank does not grow with the guild."""
+    ranges = higher_ranges(value)
+    assert [level for level, _, _ in ranges] == list(range(RANK_LEVELS))
+    for _, above, last in ranges[:-1]:
+        assert last is not None and 0 <= last - above <= (1 << RANK_BITS) - 1
+    assert ranges[-1][2] is None
+
+
+def test_the_sql_reads_the_same_ranges() -> None:
+    """`xp_higher_sql` spells out `higher_ranges`: one index range per level, the top one open-ended."""
+    sql = xp_higher_sql(":g", ":v")
+    for level in range(RANK_LEVELS):
+        assert f"c.level = {level} AND c.key > (CAST(:v AS bigint) >> {RANK_BITS * level})" in sql
+    assert sql.count("c.key <= ") == RANK_LEVELS - 1
