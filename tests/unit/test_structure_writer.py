@@ -44,7 +44,14 @@ async def test_never_more_writes_at_once_than_workers_and_all_of_them_written() 
     assert await writer.drain(5)
     assert rec.most_at_once == 3
     assert sorted(g for g, _ in rec.order) == list(range(200))
-    assert writer.snapshot() == {"backlog": 0, "written": 200, "superseded": 0, "failed": 0}
+    assert writer.snapshot() == {
+        "backlog": 0,
+        "written": 200,
+        "superseded": 0,
+        "failed": 0,
+        "batches": 0,
+        "batch_failures": 0,
+    }
     await writer.close(0)
 
 
