@@ -263,6 +263,7 @@ class ConfigCache:
         self.loaded = False
         self.full_reloads = 0
         self.reloads: Counter[str] = Counter()  # "<table>:<guild_id or *>" -> count, observable by tests
+        self.reload_queries = 0  # targeted reloads run (one query each, for one guild or a batch of guilds)
         self.last_full_reload_at: datetime | None = None
         self.last_reload_at: datetime | None = None
         # Full and targeted reloads are serialized: a targeted reload that read newer data must never be
@@ -322,6 +323,7 @@ class ConfigCache:
                 await self._reload(table, tuple(sorted(guild_ids)))
 
     async def _reload(self, table: str, guild_id: Guilds) -> None:
+        self.reload_queries += 1
         if table in GLOBAL_TABLES:
             async with self._engine.connect() as conn:
                 self._revoked = await self._load_revoked(conn)
