@@ -14,7 +14,8 @@ process and a fresh database, running the real app (hikari with the app's cache 
   (SPEC §25 target: ≤ 10 s after it), and the RSS then.
 RSS is the CURRENT resident set (/proc), not the peak. The last line is machine-readable (`--only` prints the
 scenario's keys alone): `RESULT baseline_mb=… members_mb=… sustained_first_mb=… sustained_last_mb=…
-sustained_max_mb=… guilds_mb=… guilds_ready_s=… guilds_after_last_create_s=…`.
+sustained_max_mb=… sustained_second_half_growth_mb=… guilds_mb=… guilds_ready_s=… guilds_after_last_create_s=…`
+(flat: the growth over the second half of the sustained load, last sample minus the one at half time).
 """
 
 from __future__ import annotations
@@ -194,12 +195,16 @@ async def main() -> None:
             print(f"    t={at:6.0f} s  {mb:6.1f} MB")
         # Printed before the guilds scenario starts: a slow sync must not cost the figures above.
         sys.stdout.flush()
+        # Flat = the second half of the load added (almost) nothing: the bounded caches were full by then.
+        half = m["samples"][-1][0] / 2
+        middle = next(mb for at, mb in m["samples"] if at >= half)
         figures |= {
             "baseline_mb": m["baseline_mb"],
             "members_mb": m["members_mb"],
             "sustained_first_mb": samples[0],
             "sustained_last_mb": samples[-1],
             "sustained_max_mb": max(samples),
+            "sustained_second_half_growth_mb": samples[-1] - middle,
         }
     if args.only in (None, "guilds"):
         g = await run_child(args, "guilds")
