@@ -56,7 +56,7 @@ async def test_probes_report_ready_with_pool_and_listener_state(runtime: Runtime
     assert health["status"] == "ok"
     assert health["db"]["pool"]["size"] == 10 and health["db"]["last_probe_ok"] is True
     assert health["cache_listener"]["state"] == "connected" and health["cache_listener"]["mode"] == "listen"
-    assert {"db_probe", "cache_listener", "pipeline", "announcer", "voice_ticker", "season_rollover"} <= {
+    assert {"db_probe", "heap_trim", "cache_listener", "pipeline", "announcer", "voice_ticker", "season_rollover"} <= {
         t["name"] for t in health["tasks"]
     }
 
