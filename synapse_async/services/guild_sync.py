@@ -197,8 +197,8 @@ async def sync_guilds(
 
     Each guild ends exactly as its snapshot says (changed rows updated, missing ones soft-deleted, returning ones
     undeleted), as if synced alone. A guild must appear once (the structure writer never batches two writes of
-    one guild); if it appears twice the later snapshot wins. Rows are sent in key order, so two batches that
-    overlap lock rows in the same order."""
+    one guild); if it appears twice the later snapshot wins. Guilds are written in id order, so two processes
+    syncing overlapping batches (a re-shard) lock their rows in the same order."""
     by_guild = {s.guild_id: s for s in snaps}
     ordered = [by_guild[g] for g in sorted(by_guild)]
     guilds = [s.guild_id for s in ordered]
