@@ -12,13 +12,13 @@ any other event and keeps its place in the guild's order.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import hikari
 from cachetools import TTLCache
 
+from synapse_async.bot.author_table import AuthorTable
 from synapse_async.domain.events import MessageDeleted, PipelineEvent, ReactionAdded, ReactionRemoved
 from synapse_async.obs.logging import get_logger
 
@@ -28,25 +28,6 @@ MISS_TTL_SECONDS = 600.0
 # The lake's key table holds each row's author: one primary-key probe per key, whatever the lake's partitions.
 _LAKE_AUTHORS = "SELECT source_key, user_id FROM event_lake_keys WHERE guild_id = $1 AND source_key = ANY($2::text[])"
 
-# message id -> (author_id, is_bot, channel_id) packed into ONE int: author in bits 0-63, channel in 64-127, the bot
-# flag in bit 128. A full LRU of 100,000 entries was ≈ 30 MB as a cachetools LRUCache (a dict and an OrderedDict)
-# of tuples of three ints, a third of the app's resident growth under load (issue 27); one OrderedDict of packed
-# ints holds the same in about half. Entries of one author in one channel share one value object (`_shared`).
-_ID_BITS = 64
-_SHARED_MAX = 20_000  # distinct (author, channel) values shared at once; beyond it the table starts afresh
-_ID_MASK = (1 << _ID_BITS) - 1
-_BOT_BIT = 1 << (2 * _ID_BITS)
-
-
-def pack_author(author_id: int, is_bot: bool, channel_id: int) -> int:
-    return author_id | (channel_id << _ID_BITS) | (_BOT_BIT if is_bot else 0)
-
-
-def unpack_author(entry: int) -> tuple[int, bool, int]:
-    """(author_id, is_bot, channel_id) of a packed entry."""
-    return entry & _ID_MASK, bool(entry & _BOT_BIT), (entry >> _ID_BITS) & _ID_MASK
-
-
 FetchMessage = Callable[[int, int], Awaitable[hikari.Message]]
 _Pending = MessageDeleted | ReactionAdded | ReactionRemoved
 
@@ -55,13 +36,8 @@ class AuthorIndex:
     """The bounded author caches and the I/O steps of §7.4; shared by the normalizer and the pipeline lanes."""
 
     def __init__(self, maxsize: int) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        self._maxsize = maxsize
-        self._entries: OrderedDict[int, int] = OrderedDict()  # least recently used first
-        # One object per distinct packed value, so a busy author's thousand messages hold one value, not a thousand
-        # (equal ints are interchangeable: sharing changes nothing but memory). Bounded: cleared when full.
-        self._shared: dict[int, int] = {}
+        # Step 1: message id -> (author, bot, channel), flat arrays allocated once (bot/author_table.py).
+        self._entries = AuthorTable(maxsize)
         self._rest_misses: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=MISS_TTL_SECONDS)
         self._fetch: FetchMessage | None = None
         self.lake_hits = 0
@@ -75,27 +51,15 @@ class AuthorIndex:
         return len(self._entries)
 
     def remember(self, message_id: int, author_id: int, is_bot: bool, channel_id: int) -> None:
-        entries, shared = self._entries, self._shared
-        packed = pack_author(author_id, is_bot, channel_id)
-        if len(shared) >= _SHARED_MAX and packed not in shared:
-            shared.clear()
-        entries[message_id] = shared.setdefault(packed, packed)
-        entries.move_to_end(message_id)
-        if len(entries) > self._maxsize:
-            entries.popitem(last=False)
+        self._entries.put(message_id, author_id, is_bot, channel_id)
 
     def known(self, message_id: int) -> tuple[int, bool] | None:
-        entry = self._entries.get(message_id)
-        if entry is None:
-            return None
-        self._entries.move_to_end(message_id)  # a message still reacted to stays
-        author_id, is_bot, _ = unpack_author(entry)
-        return author_id, is_bot
+        entry = self._entries.get(message_id)  # a hit keeps the message longer (CLOCK's `used` bit)
+        return (entry[0], entry[1]) if entry is not None else None
 
     def forget_all(self) -> None:
         """Drop every remembered author (as after a restart)."""
         self._entries.clear()
-        self._shared.clear()
 
     async def resolve(self, conn: asyncpg.Connection, events: Sequence[PipelineEvent]) -> list[PipelineEvent]:
         """Return `events` with every pending author resolved (or definitely unknown); order unchanged.
