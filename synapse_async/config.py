@@ -123,7 +123,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PIPELINE_BUFFER_MAX_AGE_SECONDS", "300", "Outage buffer: oldest event age kept"),
     Variable("PIPELINE_RETRY_MAX_SECONDS", "30", "Cap of the lanes' retry backoff (from 0.5 s doubling), 0.5–300"),
     Variable("COOLDOWN_CACHE_MAX", "200000", "Cooldown cache capacity"),
-    Variable("MESSAGE_AUTHOR_CACHE_MAX", "100000", "Message-author LRU capacity"),
+    Variable("MESSAGE_AUTHOR_CACHE_MAX", "100000", "Message-author cache capacity (LRU-like, CLOCK)"),
     Variable("LISTEN_PING_SECONDS", "15", "Listener liveness ping interval"),
     Variable("LISTEN_MAX_FAILURES", "10", "Consecutive listener failures before the circuit opens"),
     Variable("LISTEN_BACKOFF_MAX_SECONDS", "60", "Listener reconnect backoff cap"),
