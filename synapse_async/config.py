@@ -128,7 +128,7 @@ VARIABLES: tuple[Variable, ...] = (
         "A lane's connection goes back to the pool after this long without events, 0.01–60",
     ),
     Variable("COOLDOWN_CACHE_MAX", "200000", "Cooldown cache capacity"),
-    Variable("MESSAGE_AUTHOR_CACHE_MAX", "100000", "Message-author LRU capacity"),
+    Variable("MESSAGE_AUTHOR_CACHE_MAX", "100000", "Message-author cache capacity (LRU-like, CLOCK)"),
     Variable("LISTEN_PING_SECONDS", "15", "Listener liveness ping interval"),
     Variable("LISTEN_MAX_FAILURES", "10", "Consecutive listener failures before the circuit opens"),
     Variable("LISTEN_BACKOFF_MAX_SECONDS", "60", "Listener reconnect backoff cap"),

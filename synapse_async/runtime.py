@@ -37,6 +37,7 @@ from synapse_async.db.migrate import is_at_head, migrate
 from synapse_async.domain.snowflakes import shard_of
 from synapse_async.handover import Handover, split_effects
 from synapse_async.ledger import Effects, LevelEngine
+from synapse_async.obs import malloc
 from synapse_async.obs.heap import release_heap, settle_heap
 from synapse_async.obs.logging import get_logger
 from synapse_async.pipeline.cooldowns import CooldownCache
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 LISTENER_TASK = "cache_listener"
+HEAP_TRIM_TASK = "heap_trim"
 PIPELINE_TASK = "pipeline"
 ANNOUNCER_TASK = "announcer"
 ROLE_SYNC_TASK = "level_roles"
@@ -148,6 +150,8 @@ class Runtime:
         cfg = self.config
         if problems := run_problems(cfg):
             raise StartupError(2, "; ".join(p.render() for p in problems))
+        # Before the big buffers come (member chunks): they then never fragment the heap (obs/malloc.py, issue 27).
+        malloc.fix_mmap_threshold()
         url = cfg.database_url
         if url is None:
             self.embedded = EmbeddedPostgres(cfg.embedded_pg_dir)
@@ -178,6 +182,7 @@ class Runtime:
                 2, f"database unreachable after {cfg.db_connect_retry_seconds:g}s ({exc}): check DATABASE_URL"
             ) from exc
         self.supervisor.every("db_probe", cfg.db_probe_seconds, db.run_probe)
+        self.supervisor.every(HEAP_TRIM_TASK, malloc.TRIM_SECONDS, malloc.trim_job, first_delay=malloc.TRIM_SECONDS)
 
         await self._ensure_schema(db)
         self.supervisor.every("pruner", PRUNE_INTERVAL_SECONDS, lambda: self._prune(db))  # needs the schema

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import hikari
-from cachetools import LRUCache, TTLCache
+from cachetools import TTLCache
 
+from synapse_async.bot.author_table import AuthorTable
 from synapse_async.domain.events import MessageDeleted, PipelineEvent, ReactionAdded, ReactionRemoved
 from synapse_async.obs.logging import get_logger
 
@@ -27,8 +28,6 @@ MISS_TTL_SECONDS = 600.0
 # The lake's key table holds each row's author: one primary-key probe per key, whatever the lake's partitions.
 _LAKE_AUTHORS = "SELECT source_key, user_id FROM event_lake_keys WHERE guild_id = $1 AND source_key = ANY($2::text[])"
 
-# message id -> (author_id, is_bot, channel_id): a plain tuple keeps 100,000 LRU entries compact.
-AuthorEntry = tuple[int, bool, int]
 FetchMessage = Callable[[int, int], Awaitable[hikari.Message]]
 _Pending = MessageDeleted | ReactionAdded | ReactionRemoved
 
@@ -37,7 +36,8 @@ class AuthorIndex:
     """The bounded author caches and the I/O steps of §7.4; shared by the normalizer and the pipeline lanes."""
 
     def __init__(self, maxsize: int) -> None:
-        self._entries: LRUCache[int, AuthorEntry] = LRUCache(maxsize=maxsize)
+        # Step 1: message id -> (author, bot, channel), flat arrays allocated once (bot/author_table.py).
+        self._entries = AuthorTable(maxsize)
         self._rest_misses: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=MISS_TTL_SECONDS)
         self._fetch: FetchMessage | None = None
         self.lake_hits = 0
@@ -47,11 +47,14 @@ class AuthorIndex:
         """Give the index the REST call of the running hikari client (set once by the normalizer's bind)."""
         self._fetch = fetch
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def remember(self, message_id: int, author_id: int, is_bot: bool, channel_id: int) -> None:
-        self._entries[message_id] = (author_id, is_bot, channel_id)
+        self._entries.put(message_id, author_id, is_bot, channel_id)
 
     def known(self, message_id: int) -> tuple[int, bool] | None:
-        entry = self._entries.get(message_id)
+        entry = self._entries.get(message_id)  # a hit keeps the message longer (CLOCK's `used` bit)
         return (entry[0], entry[1]) if entry is not None else None
 
     def forget_all(self) -> None:

@@ -10,6 +10,7 @@ pooled connection at once), activity goes through the `Normalizer` to the pipeli
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ from synapse_async.services.guild_sync import (
     delete_role,
     mark_guild_left,
     sync_guild,
+    sync_guilds,
     upsert_channel,
     upsert_role,
 )
@@ -41,6 +43,9 @@ log = get_logger(__name__)
 T = TypeVar("T")
 # Shutdown gives queued structure writes this long (bounded by the runtime's own shutdown deadline).
 _STRUCTURE_DRAIN_SECONDS = 5.0
+# Guilds per batched sync (one transaction, seven statements): big enough that 10,000 GUILD_CREATEs make a few
+# dozen transactions, small enough that a batch stays a fraction of a second and a failed one is cheap to redo.
+_SYNC_BATCH_MAX = 250
 
 INTENTS = (
     hikari.Intents.GUILDS
@@ -161,7 +166,13 @@ class DiscordGateway:
         self._shard_ids = list(shard_ids) if shard_ids is not None else None
         self._shard_count = shard_count
         self.guild_syncs = 0
-        self.structure = StructureWriter(structure_workers)
+        # GUILD_CREATEs received and when (monotonic): the start-up benchmark times readiness from the last one.
+        self.guild_creates = 0
+        self.first_guild_create_at = 0.0
+        self.last_guild_create_at = 0.0
+        self.structure: StructureWriter[GuildSnapshot] = StructureWriter(
+            structure_workers, batch=self._sync_batch, batch_max=_SYNC_BATCH_MAX
+        )
         self._subscribe()
 
     def _subscribe(self) -> None:
@@ -238,6 +249,10 @@ class DiscordGateway:
 
     # --- guild structure ---------------------------------------------------------------------------------------
     async def _on_guild_visible(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
+        self.last_guild_create_at = time.monotonic()
+        if not self.guild_creates:
+            self.first_guild_create_at = self.last_guild_create_at
+        self.guild_creates += 1
         # The voice tracker is rebuilt before the first await: a voice update dispatched after this GUILD_CREATE
         # runs after this line, so the older snapshot can never overwrite it (as it did when the rebuild came
         # after a guild sync that was retrying), and a failed sync cannot skip the rebuild (SPEC §7.3).
@@ -257,7 +272,7 @@ class DiscordGateway:
         )
         snap = guild_snapshot(event.guild, list(event.channels.values()), list(event.roles.values()))
         self.structure.submit(
-            snap.guild_id, "guild_sync", lambda: self._sync(snap, "guild_sync"), replaces_pending=True
+            snap.guild_id, "guild_sync", lambda: self._sync(snap, "guild_sync"), replaces_pending=True, snapshot=snap
         )
 
     async def _sync(self, snap: GuildSnapshot, what: str) -> None:
@@ -273,12 +288,40 @@ class DiscordGateway:
             roles_changed=result.roles_changed,
         )
 
+    async def _sync_batch(self, snaps: list[GuildSnapshot]) -> None:
+        """Full syncs of the guilds whose snapshots the structure writer batched (start-up: many at once)."""
+        try:
+            results = await retry_transient(
+                lambda: sync_guilds(self._sessions, snaps),
+                policy=BACKGROUND,
+                on_retry=log_retries("guild_sync", guilds=len(snaps)),
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise  # the structure writer retries the guilds one by one
+            # As for one guild (`_write`): the database stayed down; the next GUILD_CREATE syncs them again.
+            log.error("guild_sync_failed", guilds=len(snaps), error=type(exc).__name__)
+            return
+        for snap in snaps:
+            result = results[snap.guild_id]
+            self.guild_syncs += 1
+            log.info(
+                "guild_synced",
+                guild_id=snap.guild_id,
+                channels_changed=result.channels_changed,
+                roles_changed=result.roles_changed,
+            )
+
     async def _on_guild_update(self, event: hikari.GuildUpdateEvent) -> None:
         guild = event.guild
         channels = list(self.bot.cache.get_guild_channels_view_for_guild(guild.id).values())
         snap = guild_snapshot(guild, channels, list(event.roles.values()))
         self.structure.submit(
-            snap.guild_id, "guild_update", lambda: self._sync(snap, "guild_update"), replaces_pending=True
+            snap.guild_id,
+            "guild_update",
+            lambda: self._sync(snap, "guild_update"),
+            replaces_pending=True,
+            snapshot=snap,
         )
 
     async def _on_guild_leave(self, event: hikari.GuildLeaveEvent) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,17 +42,26 @@ log = get_logger(__name__)
 
 # --- loaders: one per notifiable table; each returns {guild_id: value for that GuildConfig field} -------------
 
-Loader = Callable[[AsyncConnection, int | None], Awaitable[dict[int, Any]]]
+# Which guilds a loader reads: one, several (a batch of targeted reloads, issue 27), or None for all of them.
+Guilds = int | tuple[int, ...] | None
+Loader = Callable[[AsyncConnection, Guilds], Awaitable[dict[int, Any]]]
 
 
 async def _rows(
-    conn: AsyncConnection, sql: str, guild_id: int | None, *, where: str = "TRUE", order: str = "", **types: Any
+    conn: AsyncConnection, sql: str, guild_id: Guilds, *, where: str = "TRUE", order: str = "", **types: Any
 ) -> list[Any]:
-    """Run `sql WHERE where [AND guild_id = :g] [ORDER BY order]`; typed columns decode JSONB deterministically."""
-    stmt_sql = f"{sql} WHERE {where}" + (" AND guild_id = :g" if guild_id is not None else "")
+    """Run `sql WHERE where [AND guild_id = :g | = ANY(:g)] [ORDER BY order]`; typed columns decode JSONB
+    deterministically."""
+    params: dict[str, object]
+    if guild_id is None:
+        stmt_sql, params = f"{sql} WHERE {where}", {}
+    elif isinstance(guild_id, tuple):
+        stmt_sql, params = f"{sql} WHERE {where} AND guild_id = ANY(CAST(:g AS bigint[]))", {"g": list(guild_id)}
+    else:
+        stmt_sql, params = f"{sql} WHERE {where} AND guild_id = :g", {"g": guild_id}
     stmt = text(stmt_sql + (f" ORDER BY {order}" if order else ""))
     query: Any = stmt.columns(**types) if types else stmt
-    result = await conn.execute(query, {"g": guild_id} if guild_id is not None else {})
+    result = await conn.execute(query, params)
     return list(result.all())
 
 
@@ -63,7 +72,7 @@ def _group(rows: list[Any], build: Callable[[list[Any]], Any]) -> dict[int, Any]
     return {g: build(rs) for g, rs in grouped.items()}
 
 
-async def _load_settings(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_settings(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(conn, "SELECT guild_id, key, value FROM settings", guild_id, value=JSONB)
 
     def build(rs: list[Any]) -> ResolvedSettings:
@@ -91,7 +100,7 @@ async def load_guild_settings(conn: AsyncConnection, guild_id: int) -> ResolvedS
     return settings
 
 
-async def _load_guilds(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_guilds(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn, "SELECT guild_id, name, owner_id, afk_channel_id, icon_hash, left_at FROM guilds", guild_id
     )
@@ -103,7 +112,7 @@ async def _load_guilds(conn: AsyncConnection, guild_id: int | None) -> dict[int,
     }
 
 
-async def _load_channels(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_channels(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn, "SELECT guild_id, channel_id, name, type, parent_id, deleted_at FROM guild_channels", guild_id
     )
@@ -116,7 +125,7 @@ async def _load_channels(conn: AsyncConnection, guild_id: int | None) -> dict[in
     )
 
 
-async def _load_type_defaults(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_type_defaults(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn,
         "SELECT guild_id, channel_type, event_type, xp_multiplier, star_multiplier FROM channel_type_defaults",
@@ -130,7 +139,7 @@ async def _load_type_defaults(conn: AsyncConnection, guild_id: int | None) -> di
     )
 
 
-async def _load_overrides(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_overrides(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn,
         "SELECT guild_id, channel_id, event_type, xp_multiplier, star_multiplier FROM channel_overrides",
@@ -144,14 +153,14 @@ async def _load_overrides(conn: AsyncConnection, guild_id: int | None) -> dict[i
     )
 
 
-async def _load_role_multipliers(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_role_multipliers(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(conn, "SELECT guild_id, role_id, xp_multiplier, star_multiplier FROM role_multipliers", guild_id)
     return _group(
         rows, lambda rs: {int(r.role_id): Multiplier(float(r.xp_multiplier), float(r.star_multiplier)) for r in rs}
     )
 
 
-async def _load_no_xp(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_no_xp(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(conn, "SELECT guild_id, target_type, target_id FROM no_xp_targets", guild_id)
     return _group(
         rows,
@@ -162,14 +171,14 @@ async def _load_no_xp(conn: AsyncConnection, guild_id: int | None) -> dict[int, 
     )
 
 
-async def _load_level_roles(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_level_roles(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn, "SELECT guild_id, role_id, level FROM level_role_rewards", guild_id, order="level, role_id"
     )
     return _group(rows, lambda rs: tuple((int(r.level), int(r.role_id)) for r in rs))
 
 
-async def _load_templates(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_templates(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn,
         "SELECT guild_id, id, name, description, category_id, rarity_id, series_id, series_order, trigger_type,"
@@ -186,19 +195,19 @@ async def _load_templates(conn: AsyncConnection, guild_id: int | None) -> dict[i
     )
 
 
-async def _load_categories(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_categories(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(conn, "SELECT guild_id, id, name, icon, sort_order FROM achievement_categories", guild_id)
     return _group(rows, lambda rs: {int(r.id): CategoryInfo(int(r.id), r.name, r.icon, r.sort_order) for r in rs})
 
 
-async def _load_rarities(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_rarities(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(conn, "SELECT guild_id, id, name, color, emoji, sort_order FROM achievement_rarities", guild_id)
     return _group(
         rows, lambda rs: {int(r.id): RarityInfo(int(r.id), r.name, r.color, r.emoji, r.sort_order) for r in rs}
     )
 
 
-async def _load_series(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_series(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(conn, "SELECT guild_id, id, name, description FROM achievement_series", guild_id)
     return _group(rows, lambda rs: {int(r.id): SeriesInfo(int(r.id), r.name, r.description) for r in rs})
 
@@ -208,7 +217,7 @@ RECENT_SEASON_DAYS = 7
 `PIPELINE_BUFFER_MAX_AGE_SECONDS`), so every event still buffered finds its season without a query."""
 
 
-async def _load_seasons(conn: AsyncConnection, guild_id: int | None) -> dict[int, Any]:
+async def _load_seasons(conn: AsyncConnection, guild_id: Guilds) -> dict[int, Any]:
     rows = await _rows(
         conn,
         "SELECT guild_id, season_id, name, starts_at, ends_at, ended_at, status FROM seasons",
@@ -254,6 +263,7 @@ class ConfigCache:
         self.loaded = False
         self.full_reloads = 0
         self.reloads: Counter[str] = Counter()  # "<table>:<guild_id or *>" -> count, observable by tests
+        self.reload_queries = 0  # targeted reloads run (one query each, for one guild or a batch of guilds)
         self.last_full_reload_at: datetime | None = None
         self.last_reload_at: datetime | None = None
         # Full and targeted reloads are serialized: a targeted reload that read newer data must never be
@@ -305,7 +315,15 @@ class ConfigCache:
         async with self._lock:
             await self._reload(table, guild_id)
 
-    async def _reload(self, table: str, guild_id: int | None) -> None:
+    async def reload_guilds(self, table: str, guild_ids: Collection[int]) -> None:
+        """Reload one table for several guilds with one query: after a batched guild sync hundreds of guilds
+        notify at once, and a query each made the start in 10,000 guilds wait for 30,000 reloads (issue 27)."""
+        if guild_ids:
+            async with self._lock:
+                await self._reload(table, tuple(sorted(guild_ids)))
+
+    async def _reload(self, table: str, guild_id: Guilds) -> None:
+        self.reload_queries += 1
         if table in GLOBAL_TABLES:
             async with self._engine.connect() as conn:
                 self._revoked = await self._load_revoked(conn)
@@ -313,16 +331,23 @@ class ConfigCache:
             fld, loader, empty = _GUILD_TABLES[table]
             async with self._engine.connect() as conn:
                 values = await loader(conn, guild_id)
-            targets = {guild_id} if guild_id is not None else set(self._guilds) | set(values)
+            if guild_id is None:
+                targets: Collection[int] = set(self._guilds) | set(values)
+            else:
+                targets = guild_id if isinstance(guild_id, tuple) else (guild_id,)
             for gid in targets:
                 old = self._guilds.get(gid) or GuildConfig(gid)
                 changes: dict[str, Any] = {fld: values.get(gid, empty())}
                 if fld == "templates":
                     changes["templates_version"] = next(_TEMPLATE_VERSIONS)
                 self._guilds[gid] = dataclasses.replace(old, **changes)
-        self.reloads[f"{table}:{guild_id if guild_id is not None else '*'}"] += 1
         self.last_reload_at = datetime.now(UTC)
-        log.debug("config_cache_reload", table=table, guild_id=guild_id)
+        if isinstance(guild_id, tuple):
+            self.reloads.update(f"{table}:{gid}" for gid in guild_id)
+            log.debug("config_cache_reload", table=table, guilds=len(guild_id))
+        else:
+            self.reloads[f"{table}:{guild_id if guild_id is not None else '*'}"] += 1
+            log.debug("config_cache_reload", table=table, guild_id=guild_id)
 
     @staticmethod
     async def _load_revoked(conn: AsyncConnection) -> frozenset[str]:

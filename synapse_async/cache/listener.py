@@ -68,8 +68,11 @@ class ListenerSettings:
     poll_seconds: float = 30.0
     ping_timeout_seconds: float = 5.0
     connect_timeout_seconds: float = 5.0
-    # Distinct pending (table, guild) reloads kept; beyond it they collapse into one full reload (SPEC §25).
-    reload_queue_max: int = 1000
+    # Distinct pending (table, guild) reloads kept; beyond it they collapse into one full reload (SPEC §25). A
+    # batched start-up sync notifies up to three tables of hundreds of guilds per commit, and the worker reloads
+    # whatever is queued one query per table, so a few batches' worth must fit: at 1,000, a 10,000-guild start
+    # overflowed fourteen times into full reloads of every guild (issue 27). 20,000 entries are about 2 MB.
+    reload_queue_max: int = 20_000
 
 
 # Queued in place of many targeted reloads once the queue is full: one full reload covers them all.
@@ -103,6 +106,7 @@ class ConfigListener:
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.TimerHandle] = set()
         self.reload_failures = 0  # consecutive failed targeted reloads; sets the retry backoff
+        self.reloads_in_flight = 0  # changes the worker is reloading now (taken off the queue together)
         self._conn: asyncpg.Connection | None = None
         self.state = ListenerState.RECONNECTING
         self.consecutive_failures = 0
@@ -298,27 +302,52 @@ class ConfigListener:
     async def _reload_worker(self) -> None:
         while True:
             change = await self._queue.get()
-            self._pending.discard(change)
+            # Everything else already queued is reloaded with it, one query per table (issue 27): a batched
+            # guild sync notifies hundreds of guilds at once. Taken before reloading, so a change that arrives
+            # during the reload is queued again after it.
+            batch = [change]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._pending.difference_update(batch)
+            self.reloads_in_flight = len(batch)
             try:
-                if change is _FULL_RELOAD:
-                    # Cleared before reloading: a change that arrives during the reload is queued again after it.
-                    self._full_reload_queued = False
+                await self._reload_batch(batch)
+            finally:
+                self.reloads_in_flight = 0
+
+    async def _reload_batch(self, batch: list[ConfigChange]) -> None:
+        if _FULL_RELOAD in batch:
+            # Cleared before reloading: a change that arrives during the reload is queued again after it.
+            self._full_reload_queued = False
+            groups: dict[str, list[ConfigChange]] = {_FULL_RELOAD.table: batch}
+        else:
+            groups = {}
+            for change in batch:
+                groups.setdefault(change.table, []).append(change)
+        for table, changes in groups.items():
+            try:
+                if table == _FULL_RELOAD.table:
                     await self._cache.full_reload()
+                elif any(c.guild_id is None for c in changes):
+                    await self._cache.reload(table, None)  # the whole table covers its guilds too
+                elif len(changes) == 1:
+                    await self._cache.reload(table, changes[0].guild_id)
                 else:
-                    await self._cache.reload(change.table, change.guild_id)
+                    await self._cache.reload_guilds(table, {c.guild_id for c in changes if c.guild_id is not None})
             except _CONNECTION_ERRORS as exc:
-                self._retry_later(change, exc)
+                self._retry_later(changes, exc)
             else:
                 self.reload_failures = 0
 
-    def _retry_later(self, change: ConfigChange, exc: BaseException) -> None:
-        """Queue the change again after a backoff: the listener may be fine, so no full reload would cover it."""
+    def _retry_later(self, changes: list[ConfigChange], exc: BaseException) -> None:
+        """Queue the changes again after a backoff: the listener may be fine, so no full reload would cover them."""
         self.reload_failures += 1
         delay = self.backoff_seconds(self.reload_failures)
         log.warning(
             "config_reload_failed",
-            table=change.table,
-            guild_id=change.guild_id,
+            table=changes[0].table,
+            guild_id=changes[0].guild_id if len(changes) == 1 else None,
+            guilds=len(changes),
             error=f"{type(exc).__name__}: {exc}"[:200],
             retry_in_s=round(delay, 2),
         )
@@ -326,7 +355,8 @@ class ConfigListener:
 
         def fire() -> None:
             self._retries.discard(handle)
-            self._enqueue(change)
+            for change in changes:
+                self._enqueue(change)
 
         handle = asyncio.get_running_loop().call_later(delay, fire)
         self._retries.add(handle)

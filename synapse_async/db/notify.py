@@ -9,7 +9,7 @@ never after a ROLLBACK. Only allowlisted tables may be named, so a typo cannot s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -58,10 +58,11 @@ async def notify_config(db: AsyncSession | AsyncConnection, table: str, guild_id
 _NOTIFY_MANY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
 
 
-async def notify_configs(db: AsyncSession | AsyncConnection, tables: list[str], guild_id: int | None = None) -> None:
-    """`notify_config` for several tables of one guild in ONE round trip (a guild sync may change three)."""
-    if tables:
-        payloads = [_config_payload(t, guild_id) for t in tables]
+async def notify_config_changes(db: AsyncSession | AsyncConnection, changes: Sequence[tuple[str, int]]) -> None:
+    """`notify_config` for many (table, guild) pairs in ONE round trip: a batched guild sync may change three
+    tables in each of hundreds of guilds."""
+    if changes:
+        payloads = [_config_payload(table, guild_id) for table, guild_id in changes]
         await db.execute(_NOTIFY_MANY, {"channel": CONFIG_CHANNEL, "payloads": payloads})
 
 

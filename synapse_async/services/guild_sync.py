@@ -1,20 +1,23 @@
 """Guild structure synchronisation (SPEC §3.2 step 9, §7.1): guilds, channels and roles mirrored into tables.
 
 Input is a plain `GuildSnapshot` built by the gateway adapter, so this service knows nothing about hikari and the
-sync is testable with plain data. One transaction per guild: upsert the guild, upsert every channel and role,
-soft-delete those that disappeared, seed default rarities once, and NOTIFY only the tables whose rows really
-changed — READY and guild-available repeat after every reconnect, and a no-op sync must stay a no-op.
+sync is testable with plain data. One transaction per batch of guilds (one guild is a batch of one), each table
+written by set: upsert the guilds, upsert every channel and role, soft-delete those that disappeared, seed
+default rarities once, and NOTIFY only the tables whose rows really changed — READY and guild-available repeat
+after every reconnect, and a no-op sync must stay a no-op.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from synapse_async.db.notify import notify_config, notify_configs
+from synapse_async.db.notify import notify_config, notify_config_changes
 
 # SPEC §12.1: seeded once per guild while `defaults_seeded_at` is NULL (an admin who deletes them is not overruled).
 DEFAULT_RARITIES: tuple[tuple[str, str, str, int], ...] = (
@@ -24,6 +27,9 @@ DEFAULT_RARITIES: tuple[tuple[str, str, str, int], ...] = (
     ("Epic", "#9C27B0", "🟣", 3),
     ("Legendary", "#FFC107", "🟡", 4),
 )
+
+
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +70,16 @@ class SyncResult:
 
 
 # The statements are constant text, so SQLAlchemy compiles nothing per call and asyncpg reuses one prepared
-# statement each; rows travel as arrays (`unnest`). Built as Core constructs with multi-row VALUES they were
-# compiled anew on every sync (the row count is part of the statement): at start-up in 10,000 guilds that
-# compilation was a third of the event loop's time (bench/memory.py --guilds).
-_UPSERT_GUILD = text(
+# statement each; rows travel as arrays (`unnest`), for one guild or for a batch of guilds alike. Built as Core
+# constructs with multi-row VALUES they were compiled anew on every sync (the row count is part of the statement):
+# at start-up in 10,000 guilds that compilation was a third of the event loop's time (bench/memory.py --guilds).
+# A batch of guilds costs the same seven statements as one guild (issue 27): per-guild statements made a
+# 10,000-guild start take 26 s after the last GUILD_CREATE, mostly round trips.
+_UPSERT_GUILDS = text(
     """
     INSERT INTO guilds AS g (guild_id, name, owner_id, afk_channel_id, icon_hash)
-    VALUES (:guild_id, :name, :owner_id, :afk_channel_id, :icon_hash)
+    SELECT * FROM unnest(CAST(:guild_id AS bigint[]), CAST(:name AS text[]), CAST(:owner_id AS bigint[]),
+        CAST(:afk_channel_id AS bigint[]), CAST(:icon_hash AS text[]))
     ON CONFLICT (guild_id) DO UPDATE SET name = EXCLUDED.name, owner_id = EXCLUDED.owner_id,
         afk_channel_id = EXCLUDED.afk_channel_id, icon_hash = EXCLUDED.icon_hash, left_at = NULL, updated_at = now()
     WHERE (g.name, g.owner_id, g.afk_channel_id, g.icon_hash, g.left_at)
@@ -89,24 +98,33 @@ class _Mirror:
     columns: tuple[tuple[str, str], ...]  # (column, PostgreSQL type) after the key
 
     def upsert(self) -> TextClause:
-        """Insert or update from arrays, touching only rows that really change; RETURNING those."""
+        """Insert or update rows of any number of guilds from arrays, touching only rows that really change;
+        RETURNING the guild of each changed row."""
         cols = [c for c, _ in self.columns]
-        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in ((self.key, "bigint"), *self.columns))
+        arrays = ", ".join(
+            f"CAST(:{c} AS {t}[])" for c, t in (("guild_id", "bigint"), (self.key, "bigint"), *self.columns)
+        )
         return text(
             f"INSERT INTO {self.table} AS t (guild_id, {self.key}, {', '.join(cols)})"
-            f" SELECT :guild_id, * FROM unnest({arrays})"
+            f" SELECT * FROM unnest({arrays})"
             f" ON CONFLICT (guild_id, {self.key}) DO UPDATE SET"
             f" {', '.join(f'{c} = EXCLUDED.{c}' for c in cols)}, deleted_at = NULL, synced_at = now()"
             f" WHERE ({', '.join(f't.{c}' for c in cols)}, t.deleted_at)"
             f" IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in cols)}, NULL)"
-            f" RETURNING t.{self.key}"
+            f" RETURNING t.guild_id"
         )
 
     def delete_missing(self) -> TextClause:
-        """Soft-delete the guild's live rows absent from a full snapshot (rules naming them stay, flagged, §6.1)."""
+        """Soft-delete the live rows of the snapshots' guilds that their full snapshots no longer hold (rules
+        naming them stay, flagged, §6.1). `kept_guild`/`kept_id` pair up the rows the snapshots do hold; EXCEPT
+        is a hashed set difference, so the cost stays linear in the batch's rows."""
         return text(
-            f"UPDATE {self.table} SET deleted_at = now(), synced_at = now() WHERE guild_id = :guild_id"
-            f" AND deleted_at IS NULL AND {self.key} <> ALL(CAST(:kept AS bigint[])) RETURNING {self.key}"
+            f"UPDATE {self.table} AS t SET deleted_at = now(), synced_at = now()"
+            f" FROM (SELECT guild_id, {self.key} FROM {self.table}"
+            f" WHERE guild_id = ANY(CAST(:guilds AS bigint[])) AND deleted_at IS NULL"
+            f" EXCEPT SELECT * FROM unnest(CAST(:kept_guild AS bigint[]), CAST(:kept_id AS bigint[]))) AS gone"
+            f" WHERE t.guild_id = gone.guild_id AND t.{self.key} = gone.{self.key}"
+            f" RETURNING t.guild_id"
         )
 
     def delete_one(self) -> TextClause:
@@ -115,9 +133,10 @@ class _Mirror:
             f" AND {self.key} = :id AND deleted_at IS NULL RETURNING {self.key}"
         )
 
-    def params(self, guild_id: int, rows: Sequence[object]) -> dict[str, object]:
+    def params(self, rows: Sequence[tuple[int, object]]) -> dict[str, object]:
+        """Column arrays for `upsert` from (guild_id, snapshot) pairs."""
         names = (self.key, *(c for c, _ in self.columns))
-        return {"guild_id": guild_id, **{n: [getattr(r, n) for r in rows] for n in names}}
+        return {"guild_id": [g for g, _ in rows], **{n: [getattr(r, n) for _, r in rows] for n in names}}
 
 
 _CHANNEL_TABLE = _Mirror(
@@ -141,17 +160,21 @@ _UPSERT_ROLES, _DELETE_MISSING_ROLES, _DELETE_ROLE = (
     _ROLE_TABLE.delete_one(),
 )
 _MARK_LEFT = text("UPDATE guilds SET left_at = now(), updated_at = now() WHERE guild_id = :guild_id")
-# Claims the one-time seeding (the row lock serializes two processes syncing the same guild at once).
-_CLAIM_SEEDING = text(
-    "UPDATE guilds SET defaults_seeded_at = now() WHERE guild_id = :guild_id AND defaults_seeded_at IS NULL"
-    " RETURNING guild_id"
-)
+# Claims the one-time seeding of every batch guild not yet seeded and seeds them in the same statement (the row
+# lock serializes two processes syncing the same guild at once).
 _SEED_RARITIES = text(
     """
-    INSERT INTO achievement_rarities (guild_id, name, color, emoji, sort_order)
-    SELECT :guild_id, * FROM unnest(
-        CAST(:names AS text[]), CAST(:colors AS text[]), CAST(:emojis AS text[]), CAST(:orders AS integer[]))
-    ON CONFLICT DO NOTHING
+    WITH claimed AS (
+        UPDATE guilds SET defaults_seeded_at = now()
+        WHERE guild_id = ANY(CAST(:guilds AS bigint[])) AND defaults_seeded_at IS NULL
+        RETURNING guild_id
+    ), seeded AS (
+        INSERT INTO achievement_rarities (guild_id, name, color, emoji, sort_order)
+        SELECT c.guild_id, r.* FROM claimed AS c CROSS JOIN unnest(
+            CAST(:names AS text[]), CAST(:colors AS text[]), CAST(:emojis AS text[]), CAST(:orders AS integer[])) AS r
+        ON CONFLICT DO NOTHING
+    )
+    SELECT guild_id FROM claimed
     """
 )
 _RARITY_COLUMNS = {
@@ -163,47 +186,85 @@ _RARITY_COLUMNS = {
 
 
 async def sync_guild(sessions: async_sessionmaker[AsyncSession], snap: GuildSnapshot) -> SyncResult:
-    async with sessions.begin() as s:
-        guild_changed = (
-            await s.execute(
-                _UPSERT_GUILD,
-                {
-                    "guild_id": snap.guild_id,
-                    "name": snap.name,
-                    "owner_id": snap.owner_id,
-                    "afk_channel_id": snap.afk_channel_id,
-                    "icon_hash": snap.icon_hash,
-                },
-            )
-        ).first() is not None
-        kept = {"guild_id": snap.guild_id}
-        channels_changed = await _upsert_channels(s, snap.guild_id, snap.channels) + len(
-            (await s.execute(_DELETE_MISSING_CHANNELS, {**kept, "kept": [c.channel_id for c in snap.channels]})).all()
-        )
-        roles_changed = await _upsert_roles(s, snap.guild_id, snap.roles) + len(
-            (await s.execute(_DELETE_MISSING_ROLES, {**kept, "kept": [r.role_id for r in snap.roles]})).all()
-        )
-        seeded = (await s.execute(_CLAIM_SEEDING, kept)).first() is not None
-        if seeded:
-            await s.execute(_SEED_RARITIES, {**kept, **_RARITY_COLUMNS})
+    """One guild's full sync: `sync_guilds` with a batch of one (the same statements)."""
+    return (await sync_guilds(sessions, [snap]))[snap.guild_id]
 
-        changed = {"guilds": guild_changed, "guild_channels": channels_changed > 0, "achievement_rarities": seeded}
-        await notify_configs(s, [table for table, yes in changed.items() if yes], snap.guild_id)
-    return SyncResult(guild_changed, channels_changed, roles_changed, seeded)
+
+async def sync_guilds(
+    sessions: async_sessionmaker[AsyncSession], snaps: Sequence[GuildSnapshot]
+) -> dict[int, SyncResult]:
+    """Full syncs of several guilds in one transaction, seven statements whatever their number.
+
+    Each guild ends exactly as its snapshot says (changed rows updated, missing ones soft-deleted, returning ones
+    undeleted), as if synced alone. A guild must appear once (the structure writer never batches two writes of
+    one guild); if it appears twice the later snapshot wins. Guilds are written in id order, so two processes
+    syncing overlapping batches (a re-shard) lock their rows in the same order."""
+    by_guild = {s.guild_id: s for s in snaps}
+    ordered = [by_guild[g] for g in sorted(by_guild)]
+    guilds = [s.guild_id for s in ordered]
+    channels = [(s.guild_id, c) for s in ordered for c in _unique(s.channels, "channel_id")]
+    roles = [(s.guild_id, r) for s in ordered for r in _unique(s.roles, "role_id")]
+    async with sessions.begin() as s:
+        guild_rows = await s.execute(
+            _UPSERT_GUILDS,
+            {
+                "guild_id": guilds,
+                "name": [g.name for g in ordered],
+                "owner_id": [g.owner_id for g in ordered],
+                "afk_channel_id": [g.afk_channel_id for g in ordered],
+                "icon_hash": [g.icon_hash for g in ordered],
+            },
+        )
+        guilds_changed = {int(r[0]) for r in guild_rows}
+        channels_changed = await _changed(
+            s, _UPSERT_CHANNELS, _DELETE_MISSING_CHANNELS, _CHANNEL_TABLE, guilds, channels
+        )
+        roles_changed = await _changed(s, _UPSERT_ROLES, _DELETE_MISSING_ROLES, _ROLE_TABLE, guilds, roles)
+        seeded = {int(r[0]) for r in await s.execute(_SEED_RARITIES, {"guilds": guilds, **_RARITY_COLUMNS})}
+        await notify_config_changes(
+            s,
+            [("guilds", g) for g in sorted(guilds_changed)]
+            + [("guild_channels", g) for g in sorted(channels_changed) if channels_changed[g]]
+            + [("achievement_rarities", g) for g in sorted(seeded)],
+        )
+    return {g: SyncResult(g in guilds_changed, channels_changed[g], roles_changed[g], g in seeded) for g in guilds}
+
+
+def _unique(rows: Sequence[_Row], key: str) -> list[_Row]:
+    """One row per id (the last wins): ON CONFLICT DO UPDATE may not touch one row twice in a statement."""
+    return list({getattr(r, key): r for r in rows}.values())
+
+
+async def _changed(
+    s: AsyncSession,
+    upsert: TextClause,
+    delete_missing: TextClause,
+    table: _Mirror,
+    guilds: list[int],
+    rows: list[tuple[int, Any]],
+) -> Counter[int]:
+    """Upsert the batch's rows of one mirrored table and soft-delete the rest of its guilds' live rows; how
+    many rows changed per guild (unchanged rows are not touched)."""
+    changed: Counter[int] = Counter({g: 0 for g in guilds})
+    if rows:
+        changed.update(int(r[0]) for r in await s.execute(upsert, table.params(rows)))
+    kept = {"guilds": guilds, "kept_guild": [g for g, _ in rows], "kept_id": [getattr(r, table.key) for _, r in rows]}
+    changed.update(int(r[0]) for r in await s.execute(delete_missing, kept))
+    return changed
 
 
 async def _upsert_channels(s: AsyncSession, guild_id: int, channels: Sequence[ChannelSnapshot]) -> int:
     """Insert or update channels; return how many rows really changed (unchanged rows are not touched)."""
     if not channels:
         return 0
-    return len((await s.execute(_UPSERT_CHANNELS, _CHANNEL_TABLE.params(guild_id, channels))).all())
+    return len((await s.execute(_UPSERT_CHANNELS, _CHANNEL_TABLE.params([(guild_id, c) for c in channels]))).all())
 
 
 async def _upsert_roles(s: AsyncSession, guild_id: int, roles: Sequence[RoleSnapshot]) -> int:
     """Insert or update roles; return how many rows really changed (unchanged rows are not touched)."""
     if not roles:
         return 0
-    return len((await s.execute(_UPSERT_ROLES, _ROLE_TABLE.params(guild_id, roles))).all())
+    return len((await s.execute(_UPSERT_ROLES, _ROLE_TABLE.params([(guild_id, r) for r in roles]))).all())
 
 
 async def upsert_channel(sessions: async_sessionmaker[AsyncSession], guild_id: int, channel: ChannelSnapshot) -> None:

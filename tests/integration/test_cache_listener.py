@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from synapse_async.cache.config_cache import ConfigCache
 from synapse_async.cache.listener import ConfigListener, ListenerSettings, ListenerState
-from synapse_async.db.notify import notify_config
+from synapse_async.db.notify import notify_config, notify_config_changes
 from synapse_async.db.urls import to_asyncpg_dsn
 from synapse_async.runtime import Runtime
 from synapse_async.services.audit import Actor
@@ -56,7 +56,7 @@ async def test_probes_report_ready_with_pool_and_listener_state(runtime: Runtime
     assert health["status"] == "ok"
     assert health["db"]["pool"]["size"] == 10 and health["db"]["last_probe_ok"] is True
     assert health["cache_listener"]["state"] == "connected" and health["cache_listener"]["mode"] == "listen"
-    assert {"db_probe", "cache_listener", "pipeline", "announcer", "voice_ticker", "season_rollover"} <= {
+    assert {"db_probe", "heap_trim", "cache_listener", "pipeline", "announcer", "voice_ticker", "season_rollover"} <= {
         t["name"] for t in health["tasks"]
     }
 
@@ -260,3 +260,34 @@ async def test_a_failed_targeted_reload_is_retried_while_the_listener_stays_conn
         await locker.close()
         await rt.shutdown()
         await drop_database(pg_server_url, url)
+
+
+async def test_a_batched_guild_sync_is_reloaded_with_one_query_per_table(runtime: Runtime) -> None:
+    """A batched start-up sync commits NOTIFYs of hundreds of guilds at once (issue 27): the listener reloads
+    them together, one query per table, instead of one per (table, guild), and the cache holds every guild."""
+    cache = _cache(runtime)
+    db = runtime.components.db
+    assert db is not None and runtime.components.listener is not None
+    guilds = [910000000000000000 + i for i in range(300)]
+    queries = cache.reload_queries
+    async with db.sessions.begin() as s:
+        await s.execute(
+            text(
+                "INSERT INTO guilds (guild_id, name, owner_id)"
+                " SELECT g, 'batch ' || g, 1 FROM unnest(CAST(:g AS bigint[])) g"
+            ),
+            {"g": guilds},
+        )
+        await s.execute(
+            text(
+                "INSERT INTO guild_channels (guild_id, channel_id, name, type)"
+                " SELECT g, g + 1, 'general', 'text' FROM unnest(CAST(:g AS bigint[])) g"
+            ),
+            {"g": guilds},
+        )
+        await notify_config_changes(s, [(t, g) for g in guilds for t in ("guilds", "guild_channels")])
+    await wait_for(lambda: set(guilds) <= cache.known_guild_ids())
+    await wait_for(lambda: all(g + 1 in cache.guild(g).channels for g in guilds))
+    assert all(cache.reloads[f"guild_channels:{g}"] == 1 for g in guilds)
+    assert cache.reload_queries - queries <= 10  # 600 notifications; one query each would be 600
+    assert runtime.components.listener.reload_overflows == 0

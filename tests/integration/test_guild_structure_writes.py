@@ -2,6 +2,7 @@
 each at once. Before the structure writer, 10,000 guilds meant 10,000 syncs waiting for a pooled connection
 together: they timed out, retried together and were mostly given up, and the pipeline and the job runner were
 starved meanwhile. Here a small pool with a short checkout timeout makes the old behaviour fail at 300 guilds.
+The GUILD_CREATEs that arrive together are synced in batches, one transaction each (issue 27).
 """
 
 from __future__ import annotations
@@ -55,6 +56,21 @@ async def test_hundreds_of_guild_syncs_share_a_small_pool_without_timeouts(fresh
         assert gateway.guild_syncs == GUILDS + 1
         writes = gateway.structure_writes()
         assert writes["written"] == GUILDS + 1 and writes["failed"] == 0
+        # GUILD_CREATEs that arrive together are synced by set (issue 27), and each guild is what Discord sent:
+        # `#general`, @everyone and the bot's role.
+        assert writes["batches"] >= 1 and writes["batch_failures"] == 0
+        async with db.engine.connect() as conn:
+            per_guild = (
+                await conn.execute(
+                    text(
+                        "SELECT g.guild_id, (SELECT array_agg(name) FROM guild_channels c WHERE c.guild_id = g.guild_id"
+                        " AND deleted_at IS NULL), (SELECT count(*) FROM guild_roles r WHERE r.guild_id = g.guild_id"
+                        " AND deleted_at IS NULL) FROM guilds g WHERE g.guild_id = ANY(:ids)"
+                    ),
+                    {"ids": extra},
+                )
+            ).all()
+        assert sorted((int(g), c, r) for g, c, r in per_guild) == sorted((g, ["general"], 2) for g in extra)
         # No sync ever waited past the pool timeout: nothing was retried, nothing given up.
         assert [e for e in logs if e["event"] in ("db_retry", "guild_sync_failed")] == []
         assert rt.http_port is not None
