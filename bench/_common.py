@@ -9,9 +9,9 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -21,6 +21,20 @@ from synapse_async.db.urls import to_asyncpg_dsn, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKLOAD = ROOT.parent / "shared" / "bench" / "workload-5000.jsonl"
+
+
+T = TypeVar("T")
+
+
+def run_on_app_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on the loop the app itself runs on (uvloop when installed, see `synapse_async.__main__`), so a
+    benchmark measures what ships; the default asyncio loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def count_rows(workload: Path) -> int:

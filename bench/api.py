@@ -31,11 +31,12 @@ import asyncpg
 from aiohttp import web
 
 from synapse_async.config import load_config
+from synapse_async.obs.logging import configure_logging
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox import SANDBOX_GUILD_ID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fresh_database
+from _common import fresh_database, run_on_app_loop
 
 FIRST_USER = 200_000_000_000_000_000
 SEED_SQL = """
@@ -54,6 +55,7 @@ async def load(urls: list[str], seconds: float, connections: int) -> dict[str, A
     """Keep `connections` requests in flight for `seconds`; requests/s and latency percentiles (ms)."""
     latencies: list[float] = []
     errors = 0
+    statuses: dict[int, int] = {}  # the non-200 answers by status (why `errors` is not 0)
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -69,6 +71,9 @@ async def load(urls: list[str], seconds: float, connections: int) -> dict[str, A
                     await resp.read()
                     if resp.status != 200:
                         errors += 1
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                        if statuses[resp.status] == 1:
+                            print(resp.status, (await resp.read())[:300], file=sys.stderr)
                 latencies.append((time.perf_counter() - started) * 1000)
 
         began = time.perf_counter()
@@ -85,6 +90,7 @@ async def load(urls: list[str], seconds: float, connections: int) -> dict[str, A
         "p95": pct(0.95),
         "p99": pct(0.99),
         "errors": errors,
+        "statuses": statuses,
     }
 
 
@@ -123,6 +129,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def measure(args: argparse.Namespace, database_url: str) -> None:
+    configure_logging(level="WARNING")  # as the other benchmarks: the app's own logging, not structlog's default
     env = {
         "DATABASE_URL": database_url,
         "HTTP_HOST": "127.0.0.1",
@@ -133,6 +140,7 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
         "HTTP_MAX_CONNECTIONS_PER_IP": str(max(64, 2 * args.connections)),
         "SANDBOX_ALLOW_EXTERNAL_DATABASE": "true",
         "SANDBOX_MEMBERS": "5",
+        **{k[len("BENCHX_") :]: v for k, v in __import__("os").environ.items() if k.startswith("BENCHX_")},
     }
     rt = Runtime(load_config(env))
     baseline = await asyncio.create_subprocess_exec(
@@ -223,9 +231,10 @@ if __name__ == "__main__":
     parser.add_argument("--distinct-profiles", type=int, default=1000)
     parser.add_argument("--only", default="", help="comma-separated endpoints to measure (default: all)")
     cli = parser.parse_args()
+    # Every role on the app's own loop: the app as it ships, the baseline server on the same loop, the same client.
     if cli.role == "load":
-        print(json.dumps(asyncio.run(load(json.loads(sys.stdin.read()), cli.seconds, cli.connections))))
+        print(json.dumps(run_on_app_loop(load(json.loads(sys.stdin.read()), cli.seconds, cli.connections))))
     elif cli.role == "baseline":
-        asyncio.run(baseline_server())
+        run_on_app_loop(baseline_server())
     else:
-        asyncio.run(main(cli))
+        run_on_app_loop(main(cli))

@@ -57,6 +57,7 @@ from _common import (
     index_entries,
     postgres_cpu_seconds,
     replay,
+    run_on_app_loop,
     start_simulator,
 )
 from _stats import Phase, summarize
@@ -294,10 +295,4 @@ async def run(args: argparse.Namespace, expected: int, modes: list[bool], server
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop  # the loop the app itself runs on (see __main__._run_async)
-    except ImportError:
-        asyncio.run(main())
-    else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
+    run_on_app_loop(main())

@@ -100,7 +100,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ADMIN_RATE_LIMIT_PER_MINUTE", "30", "Admin mutations per principal per minute"),
     Variable("PUBLIC_RATE_LIMIT_PER_MINUTE", "120", "Public requests per client IP per minute; 0 = off"),
     Variable("PUBLIC_QUERY_TIMEOUT_MS", "1500", "Longest public or page query, 100–60000 (then HTTP 503)"),
-    Variable("PUBLIC_DB_CONCURRENCY", "2", "Connections all public and page reads share, 1–32 (their own pool)"),
+    Variable("PUBLIC_DB_CONCURRENCY", "4", "Connections all public and page reads share, 1–32 (their own pool)"),
     Variable("CARD_RENDER_CONCURRENCY", "2", "Rank cards rendered at once (worker processes, off the event loop)"),
     Variable("CARD_RENDER_QUEUE", "32", "Rank cards waiting for a render worker; past it the card answers 503"),
     Variable(
@@ -507,7 +507,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         admin_rate_limit_per_minute=r.integer("ADMIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100000),
         public_rate_limit_per_minute=r.integer("PUBLIC_RATE_LIMIT_PER_MINUTE", 120, 0, 1000000),
         public_query_timeout_ms=r.integer("PUBLIC_QUERY_TIMEOUT_MS", 1500, 100, 60000),
-        public_db_concurrency=r.integer("PUBLIC_DB_CONCURRENCY", 2, 1, 32),
+        public_db_concurrency=r.integer("PUBLIC_DB_CONCURRENCY", 4, 1, 32),
         card_render_concurrency=r.integer("CARD_RENDER_CONCURRENCY", 2, 1, 32),
         card_render_queue=r.integer("CARD_RENDER_QUEUE", 32, 0, 100000),
         card_font_dirs=tuple(d for d in (r.raw("CARD_FONT_DIRS") or "").split(":") if d.strip()),

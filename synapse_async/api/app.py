@@ -30,7 +30,13 @@ def build_app(config: Config, components: Components, db_gate: HttpDatabaseGate)
     app[CONFIG] = config
     app[COMPONENTS] = components
     app[DB_GATE] = db_gate
-    app[PLATFORM] = ApiPlatform(config, components, db_gate)
+    platform = ApiPlatform(config, components, db_gate)
+    app[PLATFORM] = platform
+
+    async def stop_refreshes(_app: web.Application) -> None:
+        await platform.close()
+
+    app.on_cleanup.append(stop_refreshes)
     app.add_routes(probes.routes)
     API.install(app)
     if config.sandbox:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
+from synapse_async.api.platform import CachedAnswer
 from synapse_async.api.public import public_guild
 from synapse_async.api.public_stats import MemberPath, Profile, public_member
 from synapse_async.api.schema import StrictModel
@@ -56,7 +57,8 @@ async def member_card(call: Call[MemberPath, CardQuery, None]) -> web.StreamResp
     # between 304 and the bytes.
     platform = call.platform
     key = "card:" + call.request.path_qs
-    hit: tuple[bytes | None, dict[str, str]] | None = platform.micro_cache.get(key)
+    cached = platform.micro_cache.get(key)
+    hit = (cached.body, cached.headers) if cached is not None else None
     if hit is None and (pending := platform.card_inflight.get(key)) is not None:
         shared = await asyncio.shield(pending)
         hit = shared if shared[0] is not None else None  # it ended otherwise: compute this one alone
@@ -77,7 +79,7 @@ async def member_card(call: Call[MemberPath, CardQuery, None]) -> web.StreamResp
         headers["ETag"] = card.etag
         if card.etag == state.etag:  # not drawn with a stand-in avatar
             entry = (card.png, headers)
-            platform.micro_cache[key] = (card.png, headers)
+            platform.micro_cache[key] = CachedAnswer(card.png, headers, asyncio.get_running_loop().time())
         return web.Response(body=card.png, content_type="image/png", headers=headers)
     finally:
         platform.card_inflight.pop(key, None)

@@ -41,7 +41,7 @@ from synapse_async.api.authn import MUTATIONS, Principal, authenticate
 from synapse_async.api.body import read_json_raw, whole_numbers
 from synapse_async.api.errors import ApiError, error_response
 from synapse_async.api.middleware import CLIENT_IP, PRINCIPAL, REQUEST_ID, fixed_route_methods
-from synapse_async.api.platform import ApiPlatform
+from synapse_async.api.platform import ApiPlatform, CachedAnswer
 from synapse_async.api.ratelimit import Decision
 from synapse_async.api.schema import GuildPath, NoParams, integer_literal_problems, problems_of
 from synapse_async.obs.logging import get_logger
@@ -366,7 +366,8 @@ async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamRespons
     expiring entry under load costs one query, not one per waiting request (which would exhaust the pool).
 
     The waiters get what the computation got, a failure included (the same 503): retrying it each on its own
-    would turn one slow query into a queue of them behind the public gate."""
+    would turn one slow query into a queue of them behind the public gate. An entry read in the last second of
+    its life is recomputed in the background while it is still served (`ApiPlatform.refresh_after`)."""
     assert op.guard is not None
     op.guard(call)
     platform = call.platform
@@ -374,18 +375,27 @@ async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamRespons
     # query at all are one entry, so reordering or spelling out defaults cannot bypass the cache.
     query = call.query.model_dump_json() if isinstance(call.query, BaseModel) else ""
     key = f"{call.request.path}?{query}"
-    hit: tuple[bytes, dict[str, str]] | None = platform.micro_cache.get(key)
-    if hit is None:
-        pending = platform.inflight.get(key)
-        if pending is not None:
-            status, body, headers = await asyncio.shield(pending)
-            replay = web.Response(status=status, body=body, content_type="application/json")
-            replay.headers.update(headers)
-            return replay
+    hit: CachedAnswer | None = platform.micro_cache.get(key)
+    pending = platform.inflight.get(key)
     if hit is not None:
-        replay = web.Response(body=hit[0], content_type="application/json")
-        replay.headers.update(hit[1])
-        return replay
+        if pending is None and asyncio.get_running_loop().time() - hit.at >= platform.refresh_after:
+            platform.refresh_ahead(key, lambda: _compute(op, call, key))
+        return _replay(200, hit.body, hit.headers)
+    if pending is not None:
+        return _replay(*await asyncio.shield(pending))
+    return await _compute(op, call, key)
+
+
+def _replay(status: int, body: bytes | None, headers: dict[str, str]) -> web.Response:
+    replay = web.Response(status=status, body=body, content_type="application/json")
+    replay.headers.update(headers)
+    return replay
+
+
+async def _compute(op: Operation, call: Call[Any, Any, Any], key: str) -> web.StreamResponse:
+    """Answer `call` from its handler and keep a 200 in the micro-cache; requests for `key` arriving meanwhile
+    wait for this answer (`inflight`)."""
+    platform = call.platform
     future: asyncio.Future[tuple[int, bytes | None, dict[str, str]]] = asyncio.get_running_loop().create_future()
     platform.inflight[key] = future
     try:
@@ -402,7 +412,7 @@ async def _cached(op: Operation, call: Call[Any, Any, Any]) -> web.StreamRespons
     body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else None
     headers = {k: v for k, v in response.headers.items() if k == "Cache-Control"}
     if response.status == 200 and body is not None:
-        platform.micro_cache[key] = (body, headers)
+        platform.micro_cache[key] = CachedAnswer(body, headers, asyncio.get_running_loop().time())
     future.set_result((response.status, body, headers))
     return response
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +29,7 @@ from synapse_async.components import Components
 from synapse_async.config import Config
 from synapse_async.imports.slots import ImportSlots
 from synapse_async.levelroles.grants import MemberRow, RewardConfig
+from synapse_async.obs.logging import get_logger
 from synapse_async.rewards.roles import RolePreview, RoleRefusal
 from synapse_async.services.card import CardService
 
@@ -77,6 +78,27 @@ class OAuthClient:
 MICRO_CACHE_SECONDS = 5.0
 """Within the `Cache-Control: max-age=10` the public responses promise anyway (SPEC §19)."""
 MICRO_CACHE_BYTES = 32 * 1024 * 1024
+MICRO_CACHE_REFRESH_AFTER = 4.0
+"""A cached public answer read when it is older than this is recomputed in the background while it is still
+served (refresh ahead, `ApiPlatform.refresh_ahead`): a URL that keeps being read never expires under its readers,
+so none of them waits behind its query, and no answer served is older than `MICRO_CACHE_SECONDS`. Before, every
+entry of a busy page expired together 5 s after the first burst filled them and the whole burst of misses
+repeated, queued behind the public pool (issue 27, `bench/api.py`)."""
+
+MICRO_CACHE_REFRESHES_AT_ONCE = 2
+"""Background refreshes running at once (each holds one public connection while it reads)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """One micro-cached answer: its body, the headers replayed with it, and when it was computed (loop time)."""
+
+    body: bytes | None
+    headers: dict[str, str]
+    at: float
+
+
+log = get_logger(__name__)
 
 _IS_REVOKED = text("SELECT 1 FROM revoked_tokens WHERE jti = CAST(:jti AS uuid)")
 
@@ -121,9 +143,44 @@ class ApiPlatform:
         # Rank cards computed right now, by URL: concurrent misses of one card share one render (api/card.py).
         self.card_inflight: dict[str, asyncio.Future[tuple[bytes | None, dict[str, str]]]] = {}
         # Public reads answered within the last few seconds, by path and query (bounded by bytes held).
-        self.micro_cache: TTLCache[str, tuple[bytes, dict[str, str]]] = TTLCache(
-            maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry[0]) + 200
+        self.micro_cache: TTLCache[str, CachedAnswer] = TTLCache(
+            maxsize=MICRO_CACHE_BYTES, ttl=MICRO_CACHE_SECONDS, getsizeof=lambda entry: len(entry.body or b"") + 200
         )
+        self.refresh_after = MICRO_CACHE_REFRESH_AFTER
+        self._refreshes: set[asyncio.Task[None]] = set()
+
+    def refreshes_running(self) -> tuple[asyncio.Task[None], ...]:
+        """The background refreshes in progress (awaited by `close`, and by tests that read what they stored)."""
+        return tuple(self._refreshes)
+
+    def refresh_ahead(self, key: str, compute: Callable[[], Awaitable[object]]) -> None:
+        """Recompute micro-cache entry `key` in the background (once at a time per key: the caller checks
+        `inflight`). A failed refresh changes nothing: the entry it would have replaced expires on its own.
+
+        At most `MICRO_CACHE_REFRESHES_AT_ONCE` run at a time; past that the read is not refreshed (the entry is
+        refreshed by a later read or expires). Without the bound, a thousand entries filled by one burst all came
+        due together and a thousand refreshes queued at the public gate ahead of real requests, which then waited
+        past `HTTP_DB_WAIT_SECONDS` (503)."""
+        if len(self._refreshes) >= MICRO_CACHE_REFRESHES_AT_ONCE:
+            return
+
+        async def run() -> None:
+            try:
+                await compute()
+            except Exception as exc:
+                # An answer that is now an error (a 404 for a member who left) is not cached either: no log.
+                if not isinstance(exc, ApiError):
+                    log.warning("micro_cache_refresh_failed", key=key, error=type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def close(self) -> None:
+        """Stop the background refreshes (the app's cleanup: before the database pools are disposed)."""
+        for task in list(self._refreshes):
+            task.cancel()
+        await asyncio.gather(*self._refreshes, return_exceptions=True)
 
     def now(self) -> int:
         return int(time.time())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
+import asyncpg
 from pydantic import BaseModel, Field, create_model
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,6 +41,19 @@ def public_guild(call: Call[Any, Any, Any]) -> GuildConfig:
 def public_read(call: Call[Any, Any, Any]) -> AbstractAsyncContextManager[AsyncConnection]:
     """The only way a public handler reads: the public pool and gate, on behalf of the request's client IP."""
     return call.platform.public_read(call.request.get(CLIENT_IP) or "unknown")
+
+
+@asynccontextmanager
+async def public_driver(call: Call[Any, Any, Any]) -> AsyncIterator[asyncpg.Connection]:
+    """`public_read`'s connection as the asyncpg driver's own, for a hot read that is one statement.
+
+    A statement run here is prepared once per connection and runs outside any transaction (a single statement is
+    its own snapshot): no `BEGIN`/`ROLLBACK` round trips and no SQLAlchemy compile and result layers. On the
+    public profile's cache-miss path those were most of its cost (issue 27, `bench/api.py`)."""
+    async with public_read(call) as conn:
+        raw = await conn.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        yield driver
 
 
 def public_reply(body: BaseModel) -> Reply:

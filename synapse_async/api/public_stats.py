@@ -22,7 +22,7 @@ from sqlalchemy import TextClause, text
 
 from synapse_async.api.contract import Access, Api, Call, Reply
 from synapse_async.api.errors import ApiError
-from synapse_async.api.public import SeasonRef, public_guild, public_read, public_reply, season_ref
+from synapse_async.api.public import SeasonRef, public_driver, public_guild, public_read, public_reply, season_ref
 from synapse_async.api.schema import (
     GuildPath,
     Items,
@@ -414,26 +414,26 @@ class Profile(ResponseModel):
     achievements: list[EarnedBadge]
 
 
-# The rank is read in the member's own statement (`services.ranks`: one snapshot, no count of rows).
-_PROFILE = text(
-    f"""
+# One statement (one snapshot, one round trip): the member, their season stars, the rank read from the count tree
+# (`services.ranks`, no count of rows) and their non-hidden achievements, newest first, as parallel arrays.
+_PROFILE: Final = f"""
     SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.gold, m.lifetime_stars, {_VISIBLE},
-           coalesce((SELECT ss.stars FROM season_stats ss WHERE ss.season_id = :s AND ss.user_id = m.user_id), 0)
+           coalesce((SELECT ss.stars FROM season_stats ss WHERE ss.season_id = $3 AND ss.user_id = m.user_id), 0)
                AS season_stars,
-           {ranks.xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {ranks.xp_ranked_sql("m.guild_id")} AS xp_ranked
-      FROM members m WHERE m.guild_id = :g AND m.user_id = :u AND m.left_at IS NULL
+           {ranks.xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {ranks.xp_ranked_sql("m.guild_id")} AS xp_ranked,
+           b.ids, b.names, b.rarities, b.earned
+      FROM members m
+     CROSS JOIN LATERAL (
+           SELECT array_agg(t.id ORDER BY ma.earned_at DESC, t.id) AS ids,
+                  array_agg(t.name ORDER BY ma.earned_at DESC, t.id) AS names,
+                  array_agg(r.name ORDER BY ma.earned_at DESC, t.id) AS rarities,
+                  array_agg(ma.earned_at ORDER BY ma.earned_at DESC, t.id) AS earned
+             FROM member_achievements ma
+             JOIN achievement_templates t ON t.guild_id = ma.guild_id AND t.id = ma.template_id
+             LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
+            WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id AND NOT t.is_hidden) AS b
+     WHERE m.guild_id = $1 AND m.user_id = $2 AND m.left_at IS NULL
     """
-)
-_BADGES = text(
-    """
-    SELECT t.id, t.name, r.name AS rarity, ma.earned_at
-      FROM member_achievements ma
-      JOIN achievement_templates t ON t.guild_id = ma.guild_id AND t.id = ma.template_id
-      LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
-     WHERE ma.guild_id = :g AND ma.user_id = :u AND NOT t.is_hidden
-     ORDER BY ma.earned_at DESC, t.id
-    """
-)
 
 
 @api.route(
@@ -445,30 +445,28 @@ async def public_member(call: Call[MemberPath, NoParams, None]) -> Reply:
     achievements; 404 for unknown members, members who left and members whose profile is not public."""
     guild = public_guild(call)
     season = guild.active_season
-    params = {"g": guild.guild_id, "u": call.path.user_id, "s": season.season_id if season else None}
-    async with public_read(call) as conn:
-        row = (await conn.execute(_PROFILE, params)).first()
-        if row is None or not row.visible:
-            raise ApiError.not_found("Unknown member.")
-        badges = (await conn.execute(_BADGES, params)).all()
-
-    rank, members = ranks.rank_from_higher(int(row.xp_higher), int(row.xp)), int(row.xp_ranked)
+    async with public_driver(call) as conn:
+        row = await conn.fetchrow(_PROFILE, guild.guild_id, call.path.user_id, season.season_id if season else None)
+    if row is None or not row["visible"]:
+        raise ApiError.not_found("Unknown member.")
+    rank, members = ranks.rank_from_higher(int(row["xp_higher"]), int(row["xp"])), int(row["xp_ranked"])
+    badges = zip(row["ids"] or (), row["names"] or (), row["rarities"] or (), row["earned"] or (), strict=True)
     settings = guild.settings
     curve = curve_for(settings.int("leveling.level_base"), settings.float("leveling.level_factor"))
-    level, into, span = curve.progress(int(row.xp))
+    level, into, span = curve.progress(int(row["xp"]))
     return public_reply(
         Profile(
-            user_id=row.user_id,
-            display_name=row.display_name,
-            avatar_url=avatar_url(_cdn(call), row.user_id, row.avatar_hash),
+            user_id=row["user_id"],
+            display_name=row["display_name"],
+            avatar_url=avatar_url(_cdn(call), row["user_id"], row["avatar_hash"]),
             level=level,
-            xp=row.xp,
+            xp=row["xp"],
             xp_into_level=into,
             xp_for_next_level=span,
-            gold=row.gold,
-            stars=Stars(season=row.season_stars, lifetime=row.lifetime_stars),
+            gold=row["gold"],
+            stars=Stars(season=row["season_stars"], lifetime=row["lifetime_stars"]),
             rank=Rank(xp=rank, of=members),
-            achievements=[EarnedBadge(id=b.id, name=b.name, rarity=b.rarity, earned_at=b.earned_at) for b in badges],
+            achievements=[EarnedBadge(id=i, name=n, rarity=r, earned_at=e) for i, n, r, e in badges],
         )
     )
 

@@ -54,9 +54,12 @@ class Database:
     ) -> None:
         self.url = url
 
-        def engine(size: int, overflow: int, name: str, timeout_ms: int = statement_timeout_ms) -> AsyncEngine:
+        def engine(
+            size: int, overflow: int, name: str, timeout_ms: int = statement_timeout_ms, isolation: str | None = None
+        ) -> AsyncEngine:
             return create_async_engine(
                 to_sqlalchemy_url(url),
+                **({"isolation_level": isolation} if isolation else {}),
                 pool_size=size,
                 max_overflow=overflow,
                 pool_timeout=pool_timeout,
@@ -75,9 +78,11 @@ class Database:
         self.http_engine: AsyncEngine = engine(http_pool_size, 0, f"{application_name}-http")
         # Anonymous reads (public API, public pages) get their own, smallest pool, every statement bounded by
         # `PUBLIC_QUERY_TIMEOUT_MS` on the server: a flood of them can neither take the admin API's connections nor
-        # hold one for long (SPEC §19; `api.dbgate.PublicReadGate` admits the requests).
+        # hold one for long (SPEC §19; `api.dbgate.PublicReadGate` admits the requests). Its reads are single
+        # statements outside any transaction (AUTOCOMMIT): a checkout's liveness ping is one round trip instead of
+        # BEGIN, ping, ROLLBACK, and a read needs no BEGIN/ROLLBACK around it (issue 27; docs/decisions.md).
         self.public_engine: AsyncEngine = engine(
-            public_pool_size, 0, f"{application_name}-public", public_statement_timeout_ms
+            public_pool_size, 0, f"{application_name}-public", public_statement_timeout_ms, "AUTOCOMMIT"
         )
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
         self.probe_state = ProbeState()

@@ -7,6 +7,7 @@ see: no journal details, counterparts or channel ids, no hidden achievement data
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from synapse_async.api.platform import MICRO_CACHE_REFRESH_AFTER, MICRO_CACHE_REFRESHES_AT_ONCE
 from synapse_async.api.public_stats import SECRET_NAME, avatar_url, earn_pct
 from synapse_async.runtime import Runtime
 from synapse_async.services.standings import Standings
@@ -352,3 +354,100 @@ async def test_public_reads_are_micro_cached_per_path_and_query(world: World) ->
             await conn.execute(text(sql), {"n": first["items"][1]["display_name"], "g": GUILD, "u": BOB})
     assert again == first
     assert fresh["items"][1]["display_name"] == "Renamed"
+
+
+async def test_a_profile_lists_its_badges_newest_first_with_their_rarity(world: World) -> None:
+    """The profile's one statement aggregates the badges: newest first, each with its rarity's name (or null),
+    hidden ones left out; a member without any has an empty list; the rewards are 0, so Dave stays unranked."""
+    rt = world.rt
+    assert rt.api is not None
+    rt.api.micro_cache.clear()
+    assert (await _get(world, f"/members/{DAVE}"))["achievements"] == []
+    await write_config(rt, "INSERT INTO achievement_rarities (guild_id, name, color) VALUES (:g, 'Prized', '#3366ff')",
+                       "achievement_rarities")  # fmt: skip
+    await write_config(
+        rt,
+        "INSERT INTO achievement_templates (guild_id, name, trigger_type, xp_reward, gold_reward, rarity_id)"
+        " VALUES (:g, 'First steps', 'manual', 0, 0, NULL), (:g, 'Shadow', 'manual', 0, 0, NULL),"
+        " (:g, 'Regular', 'manual', 0, 0,"
+        "  (SELECT id FROM achievement_rarities WHERE guild_id = :g AND name = 'Prized'))",
+        "achievement_templates",
+    )
+    await write_config(rt, "UPDATE achievement_templates SET is_hidden = true WHERE guild_id = :g AND name = 'Shadow'",
+                       "achievement_templates")  # fmt: skip
+    rows = await query(rt, "SELECT id, name FROM achievement_templates WHERE guild_id = :g")
+    ids = {r["name"]: r["id"] for r in rows}
+    try:
+        await _grant(rt, DAVE, ids["First steps"], "grant-dave-1")
+        await _grant(rt, DAVE, ids["Shadow"], "grant-dave-2")
+        await _grant(rt, DAVE, ids["Regular"], "grant-dave-3")
+        rt.api.micro_cache.clear()
+        badges = (await _get(world, f"/members/{DAVE}"))["achievements"]
+        assert [(b["name"], b["rarity"]) for b in badges] == [("Regular", "Prized"), ("First steps", None)]
+        assert badges[0]["earned_at"] >= badges[1]["earned_at"]
+    finally:
+        new = [ids["First steps"], ids["Shadow"], ids["Regular"]]
+        await _sql(rt, "DELETE FROM member_achievements WHERE guild_id = :g AND user_id = :u", u=DAVE)
+        drop = "DELETE FROM achievement_templates WHERE guild_id = :g AND id = ANY(CAST(:ids AS bigint[]))"
+        await write_config(rt, drop, "achievement_templates", ids=new)
+        await write_config(
+            rt, "DELETE FROM achievement_rarities WHERE guild_id = :g AND name = 'Prized'", "achievement_rarities"
+        )
+        rt.api.micro_cache.clear()
+
+
+async def test_a_cached_answer_read_late_is_recomputed_in_the_background(world: World) -> None:
+    """Refresh ahead: an entry read after `refresh_after` is still served as it is (nobody waits for the query),
+    and the recomputed answer replaces it before the entry's TTL runs out."""
+    rt = world.rt
+    platform = rt.api
+    assert platform is not None
+    platform.micro_cache.clear()
+    first = await _get(world, f"/members/{BOB}")
+    sql = "UPDATE members SET display_name = :n WHERE guild_id = :g AND user_id = :u"
+    platform.refresh_after = 0.0
+    try:
+        await _sql(rt, sql, n="Bob, renamed", u=BOB)
+        served = await _get(world, f"/members/{BOB}")  # from the cache; starts the refresh
+        assert served == first
+        await asyncio.gather(*platform.refreshes_running())
+        platform.refresh_after = 3600.0  # no further refresh: what follows is the refreshed entry itself
+        again = await _get(world, f"/members/{BOB}")
+        assert again["display_name"] == "Bob, renamed"
+        assert {k: v for k, v in again.items() if k != "display_name"} == {
+            k: v for k, v in first.items() if k != "display_name"
+        }
+    finally:
+        platform.refresh_after = MICRO_CACHE_REFRESH_AFTER
+        await _sql(rt, sql, n=first["display_name"], u=BOB)
+        platform.micro_cache.clear()
+
+
+async def test_background_refreshes_are_bounded(world: World) -> None:
+    """Past `MICRO_CACHE_REFRESHES_AT_ONCE` running refreshes a due entry is not refreshed (no queue forms at the
+    public gate ahead of real requests); a refresh that fails leaves nothing behind."""
+    platform = world.rt.api
+    assert platform is not None
+    release = asyncio.Event()
+    started: list[str] = []
+
+    def blocked(key: str) -> Any:
+        async def compute() -> None:
+            started.append(key)
+            await release.wait()
+
+        return compute
+
+    async def failing() -> None:
+        raise RuntimeError("the refresh broke")
+
+    for n in range(MICRO_CACHE_REFRESHES_AT_ONCE + 2):
+        platform.refresh_ahead(f"due-{n}", blocked(f"due-{n}"))
+    running = platform.refreshes_running()
+    assert len(running) == MICRO_CACHE_REFRESHES_AT_ONCE
+    release.set()
+    await asyncio.gather(*running)
+    assert started == [f"due-{n}" for n in range(MICRO_CACHE_REFRESHES_AT_ONCE)]
+    platform.refresh_ahead("broken", failing)
+    await asyncio.gather(*platform.refreshes_running())
+    assert platform.refreshes_running() == ()

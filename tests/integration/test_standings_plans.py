@@ -119,7 +119,7 @@ def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 @pytest.mark.parametrize("statement", [q._PROFILE_MEMBER, public_stats._PROFILE], ids=["command", "public"])
 async def test_a_profiles_rank_reads_a_bounded_number_of_count_nodes(
-    engine: tuple[AsyncEngine, int], statement: TextClause
+    engine: tuple[AsyncEngine, int], statement: TextClause | str
 ) -> None:
     """Issue 27: the member with the lowest XP (where a count of the members above reads nearly the whole guild)
     gets rank and `of` from at most 255 nodes per level below the top, plus the top level's few; members are
@@ -136,8 +136,13 @@ async def test_a_profiles_rank_reads_a_bounded_number_of_count_nodes(
             )
         ).scalar_one()
         params = {"g": GUILD, "u": low, "s": season_id}
-        rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text), params)
-        explained = rows.scalar_one()
+        if isinstance(statement, str):  # the public profile's asyncpg statement: $1 guild, $2 user, $3 season
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            explained = await driver.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, GUILD, low, season_id)
+        else:
+            rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text), params)
+            explained = rows.scalar_one()
     tree = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
     scans = [n for n in _nodes(tree) if "Relation Name" in n]
     counts = sum(n["Actual Rows"] * n["Actual Loops"] for n in scans if n["Relation Name"] == "xp_rank_counts")
