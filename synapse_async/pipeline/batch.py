@@ -10,7 +10,7 @@ Python and writes every row once; the result is the same because:
   never negative and rewards never are (`rewards.formula.Reward`);
 - counters: plain sums.
 What one by one would have READ in between — the member row after each message, for its level change — is
-recovered from the final row minus what the member's later messages of the batch added (`MessageBatch.rows`).
+recovered from the final row minus what the member's later messages of the batch added (`MessageBatch.afters`).
 Members and seasons are sent sorted by (guild, user): rows of several members are updated in ascending user id.
 """
 
@@ -155,21 +155,36 @@ class MessageBatch:
             json_text(season_rows),
         )
 
-    def rows(self, finals: Mapping[MemberKey, Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """The member row as it was right after each message (event order), from each member's final row."""
-        later: dict[MemberKey, list[int]] = {}  # xp, stars, messages added by the member's LATER messages
-        out: list[dict[str, Any]] = []
+    def afters(self, finals: Mapping[MemberKey, Mapping[str, Any]]) -> list[After]:
+        """Per message (event order): its member's final row and what the member's LATER messages of the batch
+        added to it; `row_after` turns one into the member row as it was right after that message. The row itself
+        is built only where it is needed (a level decision), not for every message of a burst."""
+        later: dict[MemberKey, tuple[int, int, int]] = {}  # xp, stars, messages added by the member's LATER messages
+        out: list[After] = []
         for plan in reversed(self.plans):
-            xp, stars, messages = later.setdefault(plan.member, [0, 0, 0])
-            final = finals[plan.member]
-            out.append(
-                {
-                    **final,
-                    "xp": int(final["xp"]) - xp,
-                    "lifetime_stars": int(final["lifetime_stars"]) - stars,
-                    "messages_sent": int(final["messages_sent"]) - messages,
-                }
-            )
-            later[plan.member] = [xp + plan.reward.xp, stars + plan.reward.stars, messages + 1]
+            member = plan.member
+            xp, stars, messages = later.get(member, (0, 0, 0))
+            out.append((finals[member], xp, stars, messages))
+            later[member] = (xp + plan.reward.xp, stars + plan.reward.stars, messages + 1)
         out.reverse()
         return out
+
+
+After = tuple[Mapping[str, Any], int, int, int]
+"""(final row, xp, stars, messages added by later messages of the batch): `MessageBatch.afters`."""
+
+
+def xp_after(after: After) -> int:
+    """The member's XP right after the message (what its level is decided at)."""
+    return int(after[0]["xp"]) - after[1]
+
+
+def row_after(after: After) -> dict[str, Any]:
+    """The member row as it was right after the message: the final row minus what came later."""
+    final, xp, stars, messages = after
+    return {
+        **final,
+        "xp": int(final["xp"]) - xp,
+        "lifetime_stars": int(final["lifetime_stars"]) - stars,
+        "messages_sent": int(final["messages_sent"]) - messages,
+    }

@@ -42,6 +42,12 @@ from synapse_async.pipeline.processor import Processor
 
 log = get_logger(__name__)
 T = TypeVar("T")
+BATCH_MAX = 1024
+"""Most events in one transaction. A batch is what queued while the previous one ran, so this bound matters only in
+bursts: there 1,024 (before: 256) sums more of a member's messages into one row update and one counter update each,
+and pays one BEGIN/COMMIT per 1,024 events; `bench/pipeline.py`: 0.46–0.49 → 0.51–0.54 of raw ingest. A burst's
+transaction then holds its rows for ~30 ms instead of ~12; paced traffic (1,000/s) still commits 1–2 events at a
+time."""
 # Steps 3–4 of author resolution (SPEC §7.4), run by the lane before processing (bot/authors.py).
 ResolveAuthors = Callable[[asyncpg.Connection, Sequence[PipelineEvent]], Awaitable[list[PipelineEvent]]]
 
@@ -77,7 +83,7 @@ class Pipeline:
         buffer_events: int,
         buffer_max_age_seconds: float,
         on_commit: Callable[[Effects], None],
-        batch_max: int = 256,
+        batch_max: int = BATCH_MAX,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
         suspect_attempts: int = 3,

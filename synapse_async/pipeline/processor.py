@@ -14,9 +14,8 @@ transaction, where achievements are applied in place.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
@@ -34,7 +33,7 @@ from synapse_async.domain.events import (
 from synapse_async.domain.snowflakes import snowflake_time
 from synapse_async.ledger import Cause, CooldownKey, Effects, LevelEngine, NeedsSingles, Tx
 from synapse_async.pipeline import sql
-from synapse_async.pipeline.batch import MessageBatch, PlannedMessage, json_text
+from synapse_async.pipeline.batch import After, MessageBatch, PlannedMessage, json_text, row_after, xp_after
 from synapse_async.pipeline.cooldowns import CooldownCache, latest
 from synapse_async.pipeline.lake import lake_row, periods
 from synapse_async.rewards.config import GuildConfig, season_at
@@ -46,6 +45,12 @@ MemberLookup = Callable[[int, int], MemberRef | None]
 """(guild_id, user_id) → the member as the gateway cache knows them (roles, name), or None; in memory only."""
 Renewal = Callable[[int], Awaitable[None]]
 """guild_id → end its expired season and start the renewed one now (`SeasonRollover.renew`), cache updated."""
+
+
+def _cause(plan: PlannedMessage) -> Cause:
+    """The cause of a message's XP change in a batch (built only for the messages whose level is decided)."""
+    event = plan.event
+    return Cause(event.guild_id, event.occurred_at, event.reward_key, plan.season_id, event.channel_id)
 
 
 class Processor:
@@ -161,26 +166,30 @@ class Processor:
         if int(finals[0]["journal_rows"]) != len(plans) or int(finals[0]["lake_rows"]) != batch.lake_rows:
             raise NeedsSingles()  # a duplicate: its provisional cooldown may have influenced later items
         by_member = {(int(r["guild_id"]), int(r["user_id"])): r for r in finals}
-        last: dict[tuple[int, int], tuple[GuildConfig, Mapping[str, Any], Cause]] = {}
+        effects = tx.effects
+        last: dict[tuple[int, int], tuple[GuildConfig, PlannedMessage, After]] = {}
         decided_at: dict[tuple[int, int], int] = {}  # member -> the XP its level was last decided at in this run
-        for plan, guild, row in zip(plans, guilds, batch.rows(by_member), strict=True):
+        for plan, guild, after in zip(plans, guilds, batch.afters(by_member), strict=True):
             event = plan.event
-            tx.effects.processed += 1
-            tx.effects.committed_ns.append(event.received_ns)
-            cause = Cause(event.guild_id, event.occurred_at, event.reward_key, plan.season_id, event.channel_id)
-            xp = int(row["xp"])
-            if decided_at.get(plan.member) != xp:
+            effects.processed += 1
+            effects.committed_ns.append(event.received_ns)
+            member = plan.member
+            xp = xp_after(after)
+            if decided_at.get(member) != xp:
                 # A level is decided by XP alone (same curve for the whole run): at the XP this member's previous
                 # message of the run was decided at, one by one would find no change either — most messages of a
-                # burst pay nothing (cooldown), so most are skipped.
-                await self.engine.after_xp_change(tx, guild, event.author.user_id, row, cause, achievements=False)
-                decided_at[plan.member] = xp
-            last[plan.member] = (guild, row, cause)
+                # burst pay nothing (cooldown), so most are skipped (and their row is never built).
+                row = row_after(after)
+                await self.engine.after_xp_change(
+                    tx, guild, event.author.user_id, row, _cause(plan), achievements=False
+                )
+                decided_at[member] = xp
+            last[member] = (guild, plan, after)
         # Achievement inputs only grow along the event path, so if a member's FINAL state in this run earns
         # nothing, no intermediate state did either: one evaluation per member instead of one per message. If
         # something is earned, after_xp_change raises NeedsSingles and the batch is replayed one by one.
-        for (_guild_id, user_id), (guild, final, cause) in last.items():
-            await self.engine.after_xp_change(tx, guild, user_id, final, cause)
+        for (_guild_id, user_id), (guild, plan, after) in last.items():
+            await self.engine.after_xp_change(tx, guild, user_id, row_after(after), _cause(plan))
 
     # --- one event -----------------------------------------------------------------------------------------
     async def _event(self, tx: Tx, guild: GuildConfig, event: PipelineEvent) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from synapse_async.domain.events import MemberRef, MessageCreated
 from synapse_async.domain.metadata import derive_metadata
-from synapse_async.pipeline.batch import MessageBatch, PlannedMessage
+from synapse_async.pipeline.batch import MessageBatch, PlannedMessage, row_after, xp_after
 from synapse_async.pipeline.lake import LakeRow
 from synapse_async.rewards.formula import Reward
 
@@ -92,7 +92,9 @@ def test_the_row_after_each_message_is_the_final_row_minus_what_came_later() -> 
         (GUILD, 20): {"xp": 125, "lifetime_stars": 12, "messages_sent": 7, "level": 3},
         (GUILD, 10): {"xp": 5, "lifetime_stars": 1, "messages_sent": 1, "level": 1},
     }
-    rows = MessageBatch(plans).rows(finals)
+    afters = MessageBatch(plans).afters(finals)
+    rows = [row_after(a) for a in afters]
+    assert [xp_after(a) for a in afters] == [r["xp"] for r in rows]
     assert [(r["xp"], r["lifetime_stars"], r["messages_sent"], r["level"]) for r in rows] == [
         (110, 11, 6, 3),
         (5, 1, 1, 1),
