@@ -119,21 +119,21 @@ async def test_public_gate_answers_503_quickly_when_its_slots_are_taken(runtime:
                 async with http.get(base + path, headers={"X-Forwarded-For": client}) as resp:
                     return resp.status
 
-            # two clients, two URLs no other test reads (identical requests would share one computation)
-            blocked = [
-                asyncio.create_task(status("/achievements/recent?limit=37", "192.0.2.1")),
-                asyncio.create_task(status("/achievements?page_size=41", "192.0.2.2")),
-            ]
+            # one client per public slot, URLs no other test reads (identical requests would share one computation)
             gate = api.public_gate
-            await wait_for(lambda: gate.snapshot()["in_use"] == 2)
+            blocked = [
+                asyncio.create_task(status(f"/achievements?page_size={40 - n}", f"192.0.2.{n + 1}"))
+                for n in range(gate.concurrency)
+            ]
+            await wait_for(lambda: gate.snapshot()["in_use"] == gate.concurrency)
             started = time.monotonic()
             third = base + "/achievements?page_size=42"
-            async with http.get(third, headers={"X-Forwarded-For": "192.0.2.3"}) as resp:
+            async with http.get(third, headers={"X-Forwarded-For": "192.0.2.100"}) as resp:
                 waited = time.monotonic() - started
                 assert resp.status == 503 and resp.headers["Retry-After"] == "1"
                 assert (await resp.json())["error"]["code"] == "unavailable"
             assert waited < 5.0  # refused after the 0.05 s gate wait, not after the 20 s statement timeout
             assert not any(t.done() for t in blocked)
             await locker.rollback()
-            assert await asyncio.gather(*blocked) == [200, 200]
+            assert await asyncio.gather(*blocked) == [200] * gate.concurrency
     assert gate.snapshot()["in_use"] == 0 and gate.snapshot()["rejected"] >= 1
