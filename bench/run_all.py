@@ -19,6 +19,8 @@ table then says so, and its verdicts say nothing about the targets):
 - api (`api.py`, 100,000 members): leaderboard, profile and `/health` rates and p99, the member pages' cost
   against their JSON twins;
 - api_1m (`api.py --members 1000000 --only profile,baseline`): the profile's p95 at a million members;
+- ranks, ranks_1m (`ranks.py --members 100000|1000000`): what the `/profile` command reads (member, rank, season,
+  badges), rate and p99 / p95, and the rank checked against the brute-force count;
 - card (`card.py`): cold render, loop lateness during a burst, cached card rate;
 - memory (`memory.py --only members`, `--memory-minutes` of sustained load): RSS at 100,000 cached members, its
   maximum and its growth over the second half of the load;
@@ -59,6 +61,11 @@ TARGETS: tuple[Target, ...] = (
     Target("api", "leaderboard_page_cost", "<=", 1.5, "leaderboard page ÷ its JSON twin"),
     Target("api", "profile_page_cost", "<=", 1.5, "profile page ÷ its JSON twins"),
     Target("api_1m", "profile_p95_ms", "<=", 20, "public profile at 1,000,000 members, p95", "ms"),
+    Target("ranks", "profile_command_rps", ">=", 3000, "/profile's reads at 100,000 members", "req/s"),
+    Target("ranks", "profile_command_p99_ms", "<=", 20, "/profile's reads at 100,000 members, p99", "ms"),
+    Target("ranks", "mismatches", "==", 0, "ranks differing from the brute-force count, 100,000 members"),
+    Target("ranks_1m", "profile_command_p95_ms", "<=", 20, "/profile's reads at 1,000,000 members, p95", "ms"),
+    Target("ranks_1m", "mismatches", "==", 0, "ranks differing from the brute-force count, 1,000,000 members"),
     Target("card", "render_p50_ms", "<=", 30, "cold rank card render, p50", "ms"),
     Target("card", "loop_p99_ms", "<", 5, "event-loop lateness during a card burst, p99", "ms"),
     Target("card", "cached_rps", ">=", 3000, "cached rank card", "req/s"),
@@ -79,6 +86,8 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
             "propagation": ["propagation.py", "--writes", "50"],
             "api": ["api.py", "--members", "5000", "--seconds", "2"],
             "api_1m": ["api.py", "--members", "20000", "--seconds", "2", "--only", "profile,baseline"],
+            "ranks": ["ranks.py", "--members", "5000", "--seconds", "1", "--checks", "20", "--batches", "10"],
+            "ranks_1m": ["ranks.py", "--members", "20000", "--seconds", "1", "--checks", "20", "--batches", "10"],
             "card": ["card.py", "--renders", "20", "--burst", "10", "--seconds", "2"],
             "memory": [
                 "memory.py",
@@ -100,6 +109,8 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "propagation": ["propagation.py"],
         "api": ["api.py", "--members", "100000"],
         "api_1m": ["api.py", "--members", "1000000", "--only", "profile,baseline"],
+        "ranks": ["ranks.py", "--members", "100000"],
+        "ranks_1m": ["ranks.py", "--members", "1000000"],
         "card": ["card.py"],
         "memory": ["memory.py", *w, "--only", "members", "--minutes", str(args.memory_minutes)],
         "guilds": ["memory.py", *w, "--only", "guilds", "--guilds", "10000"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -113,32 +113,35 @@ _MEMBER = text(
       FROM members WHERE guild_id = :g AND user_id = :u
     """
 )
-# The member with their lifetime XP rank and `of`, in one statement (`services.ranks`: one snapshot, no count).
-_PROFILE_MEMBER = text(
-    f"""
+# Everything `/profile` shows in ONE statement (one snapshot, one round trip), run on the driver: the member with
+# their lifetime XP rank and `of` (`services.ranks`: read from the count tree, no count of rows), the active
+# season's line ($3 null: none), how many achievements they hold and the newest `RECENT_BADGES` ($4) as parallel
+# arrays. Four statements through SQLAlchemy in a transaction before (issue 27: `bench/ranks.py`).
+_PROFILE: Final = f"""
     SELECT m.user_id, m.display_name, m.avatar_hash, m.xp, m.level, m.gold, m.lifetime_stars, m.github_username,
-           m.left_at, {xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {xp_ranked_sql("m.guild_id")} AS xp_ranked
-      FROM members m WHERE m.guild_id = :g AND m.user_id = :u
+           m.left_at, {xp_higher_sql("m.guild_id", "m.xp")} AS xp_higher, {xp_ranked_sql("m.guild_id")} AS xp_ranked,
+           ss.user_id IS NOT NULL AS has_season, ss.stars, ss.xp AS season_xp, ss.messages_sent, ss.reactions_given,
+           ss.reactions_received, ss.voice_minutes,
+           (SELECT count(*) FROM member_achievements c WHERE c.guild_id = m.guild_id AND c.user_id = m.user_id)
+               AS badge_count,
+           b.ids, b.names, b.hidden, b.emojis, b.earned
+      FROM members m
+      LEFT JOIN season_stats ss ON ss.guild_id = m.guild_id AND ss.season_id = $3 AND ss.user_id = m.user_id
+     CROSS JOIN LATERAL (
+           SELECT array_agg(x.id ORDER BY x.earned_at DESC, x.id DESC) AS ids,
+                  array_agg(x.name ORDER BY x.earned_at DESC, x.id DESC) AS names,
+                  array_agg(x.is_hidden ORDER BY x.earned_at DESC, x.id DESC) AS hidden,
+                  array_agg(x.emoji ORDER BY x.earned_at DESC, x.id DESC) AS emojis,
+                  array_agg(x.earned_at ORDER BY x.earned_at DESC, x.id DESC) AS earned
+             FROM (SELECT t.id, t.name, t.is_hidden, r.emoji, a.earned_at
+                     FROM member_achievements a
+                     JOIN achievement_templates t ON t.guild_id = a.guild_id AND t.id = a.template_id
+                     LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
+                    WHERE a.guild_id = m.guild_id AND a.user_id = m.user_id
+                    ORDER BY a.earned_at DESC, t.id DESC
+                    LIMIT $4) AS x) AS b
+     WHERE m.guild_id = $1 AND m.user_id = $2
     """
-)
-_SEASON_STATS = text(
-    """
-    SELECT stars, xp, messages_sent, reactions_given, reactions_received, voice_minutes
-      FROM season_stats WHERE season_id = :s AND user_id = :u
-    """
-)
-_BADGE_COUNT = text("SELECT count(*) FROM member_achievements WHERE guild_id = :g AND user_id = :u")
-_RECENT_BADGES = text(
-    """
-    SELECT t.id, t.name, t.is_hidden, r.emoji, a.earned_at
-      FROM member_achievements a
-      JOIN achievement_templates t ON t.guild_id = a.guild_id AND t.id = a.template_id
-      LEFT JOIN achievement_rarities r ON r.guild_id = t.guild_id AND r.id = t.rarity_id
-     WHERE a.guild_id = :g AND a.user_id = :u
-     ORDER BY a.earned_at DESC, t.id DESC
-     LIMIT :n
-    """
-)
 
 
 def rank_rows(rows: Sequence[tuple[int, str, int, int]]) -> tuple[BoardRow, ...]:
@@ -172,41 +175,50 @@ class Standings:
     async def profile(self, *, guild_id: int, user_id: int, viewer_id: int, season: SeasonRef | None) -> Profile | None:
         """The member's card as `viewer_id` may see it, or None when the member has no row (never earned anything)."""
 
-        async def query(conn: AsyncConnection) -> Profile | None:
-            row = (await conn.execute(_PROFILE_MEMBER, {"g": guild_id, "u": user_id})).first()
-            if row is None:
-                return None
-            rank = rank_from_higher(int(row.xp_higher), int(row.xp)) if row.left_at is None else None
-            ranked = int(row.xp_ranked)
-            line: SeasonLine | None = None
-            if season is not None:
-                stats = (await conn.execute(_SEASON_STATS, {"s": season.season_id, "u": user_id})).first()
-                values = tuple(stats) if stats is not None else (0, 0, 0, 0, 0, 0)
-                line = SeasonLine(season.season_id, season.name, season.ends_at, *(int(v) for v in values))
-            count = int((await conn.execute(_BADGE_COUNT, {"g": guild_id, "u": user_id})).scalar_one())
-            recent = await conn.execute(_RECENT_BADGES, {"g": guild_id, "u": user_id, "n": RECENT_BADGES})
-            badges = tuple(
-                Badge(b.id, b.name, b.emoji, b.earned_at, masked=bool(b.is_hidden) and viewer_id != user_id)
-                for b in recent
-            )
-            return Profile(
-                user_id=int(row.user_id),
-                display_name=row.display_name,
-                avatar_hash=row.avatar_hash,
-                xp=int(row.xp),
-                level=int(row.level),
-                gold=int(row.gold),
-                lifetime_stars=int(row.lifetime_stars),
-                github_username=row.github_username,
-                rank=rank,
-                ranked=ranked,
-                season=line,
-                badge_count=count,
-                recent_badges=badges,
-            )
+        async def attempt() -> Any:
+            async with self._db.engine.connect() as conn:
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                season_id = season.season_id if season is not None else None
+                return await driver.fetchrow(_PROFILE, guild_id, user_id, season_id, RECENT_BADGES)
 
-        result: Profile | None = await self._read(query)
-        return result
+        row = await retry_transient(attempt, policy=INTERACTIVE, on_retry=log_retries("standings"))
+        if row is None:
+            return None
+        line: SeasonLine | None = None
+        if season is not None:
+            values = (
+                (row["stars"], row["season_xp"], row["messages_sent"], row["reactions_given"],
+                 row["reactions_received"], row["voice_minutes"])
+                if row["has_season"] else (0, 0, 0, 0, 0, 0)
+            )  # fmt: skip
+            line = SeasonLine(season.season_id, season.name, season.ends_at, *(int(v) for v in values))
+        badges = tuple(
+            Badge(i, name, emoji, earned, masked=bool(hidden) and viewer_id != user_id)
+            for i, name, hidden, emoji, earned in zip(
+                row["ids"] or (),
+                row["names"] or (),
+                row["hidden"] or (),
+                row["emojis"] or (),
+                row["earned"] or (),
+                strict=True,
+            )
+        )
+        return Profile(
+            user_id=int(row["user_id"]),
+            display_name=row["display_name"],
+            avatar_hash=row["avatar_hash"],
+            xp=int(row["xp"]),
+            level=int(row["level"]),
+            gold=int(row["gold"]),
+            lifetime_stars=int(row["lifetime_stars"]),
+            github_username=row["github_username"],
+            rank=rank_from_higher(int(row["xp_higher"]), int(row["xp"])) if row["left_at"] is None else None,
+            ranked=int(row["xp_ranked"]),
+            season=line,
+            badge_count=int(row["badge_count"]),
+            recent_badges=badges,
+        )
 
     async def leaderboard(
         self,

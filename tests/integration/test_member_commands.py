@@ -14,6 +14,7 @@ from synapse_async.bot.commands.member import BOTS_MESSAGE, EMPTY_BOARD_MESSAGE,
 from synapse_async.runtime import Runtime
 from synapse_async.sandbox.interactions import InteractionRecord
 from synapse_async.sandbox.world import SANDBOX_BOT_ID, SANDBOX_FIRST_MEMBER_ID, SANDBOX_GUILD_ID, SANDBOX_OWNER_ID
+from synapse_async.services.standings import SeasonRef, Standings
 from tests.support import simulator_of as sim
 from tests.support import wait_for
 
@@ -162,6 +163,19 @@ async def test_season_leaderboards_start_empty_and_default_to_the_season(app: Ru
     assert len(embed["description"].splitlines()) == 1  # only CAROL has season XP
     assert embed["description"].endswith("— 50 (Lv. 1)")
     assert embed["footer"]["text"] == "Your rank: #1"
+    # `/profile` reads the season's line in the same statement as the member: CAROL's row, and zeros for a member
+    # without one in this season.
+    profile = await sim(app).invoke("profile", user=CAROL)
+    assert fields(profile)["Season"].startswith("Messages ")
+    assert profile.embeds[0]["footer"]["text"].startswith("Spring · ends ")
+    season = app.components.cache.guild(SANDBOX_GUILD_ID).active_season
+    assert season is not None
+    ref = SeasonRef(season.season_id, season.name, season.ends_at)
+    standings = Standings(app.components.require_db())
+    carol = await standings.profile(guild_id=SANDBOX_GUILD_ID, user_id=CAROL, viewer_id=CAROL, season=ref)
+    alice = await standings.profile(guild_id=SANDBOX_GUILD_ID, user_id=ALICE, viewer_id=ALICE, season=ref)
+    assert carol is not None and carol.season is not None and carol.season.xp == 50
+    assert alice is not None and alice.season is not None and (alice.season.xp, alice.season.stars) == (0, 0)
 
 
 async def test_buy_coffee_with_too_little_gold_writes_nothing(app: Runtime) -> None:
