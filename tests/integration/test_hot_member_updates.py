@@ -1,6 +1,7 @@
 """A message that pays nothing (cooldown) updates its member row in place — a HOT update, no index entry — and one
 that pays XP does not (the leaderboard index on `xp` must follow it). Migration 0012 dropped the unused index on
-`last_active_at`, which every message moves, and gave `members` room on its pages (fillfactor 85).
+`last_active_at`, which every message moves, and gave `members` room on its pages (fillfactor 85); migration 0015
+gave the same room to `event_counters`, which every lake event increments three times.
 
 Checked with the pipeline's own statement (`sql.MESSAGE_BATCH`) and PostgreSQL's per-transaction counters.
 """
@@ -65,3 +66,35 @@ async def test_a_message_in_its_cooldown_is_a_hot_update_and_a_paid_one_is_not(c
     assert await _updates(conn, 1, Reward(0, 0, "cooldown", {})) == (1, 1)  # messages_sent, last_active_at: HOT
     assert await _updates(conn, 2, Reward(0, 0, "cooldown", {})) == (1, 1)
     assert await _updates(conn, 3, Reward(15, 1, None, {})) == (0, 1)  # xp moved: the xp index needs an entry
+
+
+async def test_an_incremented_counter_is_a_hot_update_on_a_page_filled_by_inserts(conn: asyncpg.Connection) -> None:
+    """Migration 0015: a day's new counter rows leave room on their pages (fillfactor 85), so incrementing them
+    later writes no index entry. At fillfactor 100 the first page is full and every increment is a non-HOT one."""
+    users = list(range(USER + 1, USER + 501))
+    await conn.execute(
+        "INSERT INTO event_counters (guild_id, user_id, event_type, period, count)"
+        " SELECT $1, u, 'message_create', 'day:2026-12-01', 1 FROM unnest($2::bigint[]) AS u",
+        GUILD,
+        users,
+    )
+    first_page = await conn.fetchval(
+        "SELECT count(*) FROM event_counters WHERE guild_id = $1 AND (ctid::text::point)[0] = 0", GUILD
+    )
+    assert first_page > 20
+    counters_hot = (
+        "SELECT pg_stat_get_xact_tuples_hot_updated('event_counters'::regclass),"
+        " pg_stat_get_xact_tuples_updated('event_counters'::regclass)"
+    )
+    async with conn.transaction():
+        hot_before, updated_before = await conn.fetchrow(counters_hot)
+        await conn.execute(
+            "INSERT INTO event_counters AS ec (guild_id, user_id, event_type, period, count)"
+            " SELECT $1, u, 'message_create', 'day:2026-12-01', 1 FROM unnest($2::bigint[]) AS u"
+            " ON CONFLICT (guild_id, user_id, event_type, period)"
+            " DO UPDATE SET count = ec.count + EXCLUDED.count, updated_at = now()",
+            GUILD,
+            users[:10],  # ten rows of the first page
+        )
+        hot, updated = await conn.fetchrow(counters_hot)
+    assert (hot - hot_before, updated - updated_before) == (10, 10)

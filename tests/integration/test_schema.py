@@ -32,7 +32,7 @@ from tests.support import run_alembic
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
-HEAD = "0014_catalog_guild_keys"
+HEAD = "0015_counter_room"
 GUILD = 100000000000000001
 USER_A = 100000000000001000
 USER_B = 100000000000001001
