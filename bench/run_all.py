@@ -26,8 +26,8 @@ table then says so, and its verdicts say nothing about the targets):
   maximum and its growth over the second half of the load;
 - guilds (`memory.py --only guilds`, 10,000 guilds): seconds from the last GUILD_CREATE to ready;
 - retention (`retention.py`, 1,000,000 expired lake rows): the partition drop.
-The whole default set takes about an hour per run on the 2-core box (the 10-minute memory load and the seeding of
-a million members are most of it); run it on a quiet machine.
+The whole default set takes about 18 minutes per run on the 2-core box (the 10-minute memory load is most of it);
+run it on a quiet machine.
 """
 
 from __future__ import annotations
