@@ -28,6 +28,7 @@ from synapse_async.services.guild_sync import (
     ChannelSnapshot,
     GuildSnapshot,
     RoleSnapshot,
+    SyncResult,
     delete_channel,
     delete_role,
     mark_guild_left,
@@ -278,12 +279,15 @@ class DiscordGateway:
     async def _sync(self, snap: GuildSnapshot, what: str) -> None:
         # The database may stay down through every retry; the next GUILD_CREATE (reconnect) syncs again.
         result = await self._write(lambda: sync_guild(self._sessions, snap), what, snap.guild_id, BACKGROUND)
-        if result is None:
-            return
+        if result is not None:
+            self._synced(snap.guild_id, result)
+
+    def _synced(self, guild_id: int, result: SyncResult) -> None:
+        """Count and log one guild's finished full sync (one guild, or one of a batch)."""
         self.guild_syncs += 1
         log.info(
             "guild_synced",
-            guild_id=snap.guild_id,
+            guild_id=guild_id,
             channels_changed=result.channels_changed,
             roles_changed=result.roles_changed,
         )
@@ -303,14 +307,7 @@ class DiscordGateway:
             log.error("guild_sync_failed", guilds=len(snaps), error=type(exc).__name__)
             return
         for snap in snaps:
-            result = results[snap.guild_id]
-            self.guild_syncs += 1
-            log.info(
-                "guild_synced",
-                guild_id=snap.guild_id,
-                channels_changed=result.channels_changed,
-                roles_changed=result.roles_changed,
-            )
+            self._synced(snap.guild_id, results[snap.guild_id])
 
     async def _on_guild_update(self, event: hikari.GuildUpdateEvent) -> None:
         guild = event.guild
